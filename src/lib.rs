@@ -1,0 +1,10 @@
+//! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
+pub mod aws_profile;
+pub mod config;
+pub mod ini_edit;
+pub mod resolve;
+pub mod schedule;
+pub mod secret;
+pub mod sso_cache;
+pub mod timefmt;
+pub mod write;

@@ -1,0 +1,1 @@
+//! Resolving one profile to credentials (SSO role credentials now; role chains later).

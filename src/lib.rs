@@ -6,5 +6,6 @@ pub mod resolve;
 pub mod schedule;
 pub mod secret;
 pub mod sso_cache;
+pub mod state;
 pub mod timefmt;
 pub mod write;

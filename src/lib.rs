@@ -1,7 +1,10 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
 pub mod aws_profile;
 pub mod config;
+pub mod daemon;
+pub mod engine;
 pub mod ini_edit;
+pub mod logging;
 pub mod resolve;
 pub mod schedule;
 pub mod secret;

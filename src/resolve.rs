@@ -1,1 +1,230 @@
-//! Resolving one profile to credentials (SSO role credentials now; role chains later).
+//! Resolving one profile to credentials: SSO role credentials through the SSO portal's
+//! GetRoleCredentials, with the token from the cache. (Role chains come with the engine issue.)
+//!
+//! SDK clients are built from the `SdkConfig` that `aws-config` loads, so the SDK's endpoint
+//! variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SSO`, ...) and `endpoint_url` profile keys
+//! reach them. The SDK's own retries are off: what is retried, and when, is decided by the
+//! caller (`sync` retries a few times, the daemon backs off; see `schedule`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
+
+use crate::aws_profile::SsoProfile;
+use crate::secret::{Credentials, ExposeSecret};
+use crate::sso_cache::{self, CachedToken};
+
+/// Why a profile could not be resolved. Messages never contain a secret.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The SSO session is over (no token, expired token, token refused): the user must log in.
+    #[error("login required: {reason}; run `{login_command}`")]
+    LoginRequired { reason: String, login_command: String },
+    /// The token cache file did not parse; the AWS CLI may be writing it right now.
+    #[error("the SSO token cache {} did not parse ({reason}); trying again shortly", path.display())]
+    TokenUnreadable { path: PathBuf, reason: String },
+    /// The profile cannot work as configured.
+    #[error("{0}")]
+    Config(String),
+    /// AWS asked us to slow down.
+    #[error("throttled by {service} ({code})")]
+    Throttled { service: &'static str, code: String, retry_after: Option<Duration> },
+    /// A network error, a timeout or a 5xx: worth retrying with backoff.
+    #[error("{service} unreachable or failing: {message}")]
+    Transient { service: &'static str, message: String, retry_after: Option<Duration> },
+    /// AWS refused the request (access denied, bad request): retrying will not help.
+    #[error("{service} refused the request ({code}): {message}")]
+    Refused { service: &'static str, code: String, message: String },
+}
+
+impl ResolveError {
+    /// Whether trying again (after a backoff) can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::Throttled { .. }
+                | ResolveError::Transient { .. }
+                | ResolveError::TokenUnreadable { .. }
+        )
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ResolveError::Throttled { retry_after, .. }
+            | ResolveError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// SDK clients, one per region, built once from the loaded `SdkConfig`.
+#[derive(Clone, Default)]
+pub struct Clients {
+    sso: HashMap<String, aws_sdk_sso::Client>,
+}
+
+impl Clients {
+    /// The SSO portal client for `region`, built on first use.
+    pub async fn sso(&mut self, region: &str) -> aws_sdk_sso::Client {
+        if let Some(c) = self.sso.get(region) {
+            return c.clone();
+        }
+        let sdk = sdk_config(region).await;
+        let client = aws_sdk_sso::Client::new(&sdk);
+        self.sso.insert(region.to_owned(), client.clone());
+        client
+    }
+}
+
+/// The shared SDK configuration for `region`: no credentials (SSO and SSO-OIDC calls are
+/// unsigned; STS gets explicit credentials), no SDK retries, bounded timeouts.
+pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .no_credentials()
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Reads the cached token for `sso` and checks that it is usable at `now`.
+pub fn read_token(
+    cache_dir: &std::path::Path,
+    sso: &SsoProfile,
+    now: SystemTime,
+) -> Result<CachedToken, ResolveError> {
+    let path = sso_cache::path(cache_dir, sso.cache_key());
+    let login = |reason: String| ResolveError::LoginRequired {
+        reason,
+        login_command: sso.login_command(),
+    };
+    match sso_cache::read(cache_dir, sso.cache_key()) {
+        Ok(sso_cache::Read::Token(token)) if token.expires_at > now => Ok(token),
+        Ok(sso_cache::Read::Token(token)) => Err(login(format!(
+            "the SSO token for {} expired at {}",
+            session_label(sso),
+            crate::timefmt::rfc3339(token.expires_at)
+        ))),
+        Ok(sso_cache::Read::Missing) => Err(login(format!(
+            "no SSO token for {} in {}",
+            session_label(sso),
+            cache_dir.display()
+        ))),
+        Ok(sso_cache::Read::Unparsable(e)) => {
+            Err(ResolveError::TokenUnreadable { path, reason: e.to_string() })
+        }
+        Err(e) => Err(ResolveError::TokenUnreadable { path, reason: e.to_string() }),
+    }
+}
+
+fn session_label(sso: &SsoProfile) -> String {
+    match &sso.session {
+        Some(s) => format!("sso-session {s:?}"),
+        None => format!("start URL {}", sso.start_url),
+    }
+}
+
+/// Role credentials for `sso` through the SSO portal's GetRoleCredentials.
+pub async fn sso_role_credentials(
+    client: &aws_sdk_sso::Client,
+    sso: &SsoProfile,
+    token: &CachedToken,
+) -> Result<Credentials, ResolveError> {
+    let out = client
+        .get_role_credentials()
+        .role_name(&sso.role_name)
+        .account_id(&sso.account_id)
+        .access_token(token.access_token.expose_secret())
+        .send()
+        .await
+        .map_err(|e| classify_sso_error(e, sso))?;
+    let malformed = |what: &str| ResolveError::Transient {
+        service: "SSO portal",
+        message: format!("GetRoleCredentials answered without {what}"),
+        retry_after: None,
+    };
+    let rc = out.role_credentials().ok_or_else(|| malformed("roleCredentials"))?;
+    let field = |v: Option<&str>, name: &str| {
+        v.filter(|s| !s.is_empty()).map(|s| s.to_owned().into()).ok_or_else(|| malformed(name))
+    };
+    let expiration_ms = rc.expiration();
+    if expiration_ms <= 0 {
+        return Err(malformed("an expiration"));
+    }
+    Ok(Credentials {
+        access_key_id: field(rc.access_key_id(), "accessKeyId")?,
+        secret_access_key: field(rc.secret_access_key(), "secretAccessKey")?,
+        session_token: Some(field(rc.session_token(), "sessionToken")?),
+        expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(expiration_ms as u64)),
+    })
+}
+
+fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) -> ResolveError {
+    const SERVICE: &str = "SSO portal";
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
+            let status = ctx.raw().status().as_u16();
+            let e = ctx.into_err();
+            let code = e.code().unwrap_or("unknown").to_owned();
+            let message = e.message().unwrap_or("").to_owned();
+            match e {
+                GetRoleCredentialsError::UnauthorizedException(_) => ResolveError::LoginRequired {
+                    reason: format!("the SSO portal refused the cached token ({code})"),
+                    login_command: sso.login_command(),
+                },
+                GetRoleCredentialsError::TooManyRequestsException(_) => {
+                    ResolveError::Throttled { service: SERVICE, code, retry_after }
+                }
+                _ if status == 429 => ResolveError::Throttled { service: SERVICE, code, retry_after },
+                _ if status >= 500 => ResolveError::Transient {
+                    service: SERVICE,
+                    message: format!("HTTP {status} {code}"),
+                    retry_after,
+                },
+                GetRoleCredentialsError::ResourceNotFoundException(_) => ResolveError::Refused {
+                    service: SERVICE,
+                    code,
+                    message: format!(
+                        "no role {:?} in account {} for this SSO user ({message})",
+                        sso.role_name, sso.account_id
+                    ),
+                },
+                _ => ResolveError::Refused { service: SERVICE, code, message },
+            }
+        }
+        other => transient(SERVICE, &other),
+    }
+}
+
+/// A dispatch failure, timeout or unparsable answer, in words (no request data in them).
+pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveError {
+    let message = match err {
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => "timed out".to_owned(),
+        SdkError::DispatchFailure(d) if d.is_io() => "connection failed or was reset".to_owned(),
+        SdkError::DispatchFailure(_) => "could not send the request".to_owned(),
+        SdkError::ResponseError(_) => "the answer was cut short or did not parse".to_owned(),
+        SdkError::ConstructionFailure(_) => "could not build the request".to_owned(),
+        _ => "unexpected error".to_owned(),
+    };
+    ResolveError::Transient { service, message, retry_after: None }
+}
+
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}

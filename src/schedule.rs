@@ -1,1 +1,184 @@
-//! When each profile refreshes: deadlines from expiries, and the `Clock` that tests move.
+//! When each profile refreshes: deadlines from expiries, backoff after failures, and the
+//! `Clock` that tests move instead of sleeping. Pure: every function takes `now`.
+//!
+//! Deadlines are wall-clock (`SystemTime`), never `Instant`: `Instant` stops while a laptop
+//! sleeps, and credentials expire by the wall clock. The daemon sleeps at most
+//! [`MAX_SLEEP`] at a time and looks at the clock again, so after a resume anything due is
+//! refreshed within that.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The longest the daemon sleeps without looking at the wall clock again.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The cap of the exponential backoff after failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
+/// The first backoff step.
+pub const BASE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Wall-clock time, injectable.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+
+    pub fn set(&self, to: SystemTime) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How much must be left on disk at every moment for credentials of `lifetime`:
+/// `min_remaining`, or half the lifetime for credentials shorter than twice that.
+pub fn must_remain(lifetime: Option<Duration>, min_remaining: Duration) -> Duration {
+    match lifetime {
+        Some(l) if l < min_remaining * 2 => l / 2,
+        _ => min_remaining,
+    }
+}
+
+/// The margin taken before the [`must_remain`] line, so that a refresh that takes a while
+/// (a slow network, a retry) still lands before it: a tenth of the lifetime, at most 2 minutes.
+pub fn lead(lifetime: Option<Duration>) -> Duration {
+    let l = lifetime.unwrap_or(Duration::from_secs(3600));
+    (l / 10).min(Duration::from_secs(120))
+}
+
+/// When credentials issued at `issued` (if known) and expiring at `expires` should be
+/// refreshed, given `min_remaining`. `jitter` in `[0, 1)` moves the deadline earlier by up to
+/// a twentieth of the lifetime, so that many profiles issued together do not fall due together.
+pub fn refresh_at(
+    issued: Option<SystemTime>,
+    expires: SystemTime,
+    min_remaining: Duration,
+    jitter: f64,
+) -> SystemTime {
+    let lifetime = issued.and_then(|i| expires.duration_since(i).ok());
+    let keep = must_remain(lifetime, min_remaining) + lead(lifetime);
+    let spread = lifetime.map(|l| (l / 20).mul_f64(jitter.clamp(0.0, 1.0))).unwrap_or_default();
+    expires.checked_sub(keep + spread).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Whether credentials expiring at `expires` still satisfy the on-disk invariant at `now`.
+pub fn is_fresh(now: SystemTime, expires: SystemTime, lifetime: Option<Duration>, min_remaining: Duration) -> bool {
+    expires
+        .duration_since(now)
+        .is_ok_and(|left| left >= must_remain(lifetime, min_remaining))
+}
+
+/// The wait before retry number `failures` (1 for the first retry): exponential from
+/// [`BASE_BACKOFF`], capped at [`MAX_BACKOFF`], with full jitter (`jitter` in `[0, 1)`), and
+/// never shorter than the server's `Retry-After`.
+pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF);
+    // Full jitter, but never a hot loop: at least one second.
+    let wait = capped.mul_f64(jitter.clamp(0.0, 1.0)).max(Duration::from_secs(1));
+    match retry_after {
+        Some(ra) => wait.max(ra.min(MAX_BACKOFF * 2)),
+        None => wait,
+    }
+}
+
+/// How long to sleep before looking again: until `next`, but at most [`MAX_SLEEP`].
+pub fn sleep_for(now: SystemTime, next: Option<SystemTime>) -> Duration {
+    match next {
+        Some(next) => next.duration_since(now).unwrap_or_default().min(MAX_SLEEP),
+        None => MAX_SLEEP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    #[test]
+    fn long_credentials_keep_min_remaining_plus_lead() {
+        let at = refresh_at(Some(t(0)), t(3600), Duration::from_secs(20 * 60), 0.0);
+        // 1 h credentials: 20 min must remain, 2 min lead.
+        assert_eq!(at, t(3600 - 20 * 60 - 120));
+    }
+
+    #[test]
+    fn short_credentials_keep_half_their_lifetime() {
+        // 70 s credentials with min_remaining 60 s: keep 35 s, lead 7 s.
+        let at = refresh_at(Some(t(0)), t(70), MIN, 0.0);
+        assert_eq!(at, t(70 - 35 - 7));
+        assert!(is_fresh(t(34), t(70), Some(Duration::from_secs(70)), MIN));
+        assert!(!is_fresh(t(36), t(70), Some(Duration::from_secs(70)), MIN));
+    }
+
+    #[test]
+    fn jitter_only_moves_deadlines_earlier_and_by_at_most_a_twentieth() {
+        let plain = refresh_at(Some(t(0)), t(3600), MIN, 0.0);
+        let jittered = refresh_at(Some(t(0)), t(3600), MIN, 0.999);
+        assert!(jittered < plain);
+        assert!(plain.duration_since(jittered).unwrap() <= Duration::from_secs(180));
+    }
+
+    #[test]
+    fn unknown_lifetime_uses_min_remaining() {
+        assert_eq!(refresh_at(None, t(3600), MIN, 0.0), t(3600 - 60 - 120));
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_honours_retry_after() {
+        assert_eq!(backoff(1, None, 1.0), BASE_BACKOFF);
+        assert_eq!(backoff(3, None, 1.0), BASE_BACKOFF * 4);
+        assert_eq!(backoff(30, None, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(1, None, 0.0), Duration::from_secs(1), "never a hot loop");
+        assert_eq!(backoff(1, Some(Duration::from_secs(42)), 0.0), Duration::from_secs(42));
+    }
+
+    #[test]
+    fn sleeps_are_bounded_so_a_suspend_is_noticed() {
+        assert_eq!(sleep_for(t(0), Some(t(3600))), MAX_SLEEP);
+        assert_eq!(sleep_for(t(0), Some(t(10))), Duration::from_secs(10));
+        assert_eq!(sleep_for(t(10), Some(t(0))), Duration::ZERO);
+        assert_eq!(sleep_for(t(0), None), MAX_SLEEP);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(t(0));
+        assert_eq!(c.now(), t(0));
+        c.advance(Duration::from_secs(3 * 3600));
+        assert_eq!(c.now(), t(3 * 3600));
+    }
+}

@@ -1,0 +1,45 @@
+//! One file per subcommand; this one holds what they share: config loading, exit codes, and
+//! the one place that turns errors into what a person reads.
+
+pub mod daemon;
+pub mod sync;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use credsync::config::{self, Config, Env};
+
+/// Everything fresh / done.
+pub const EXIT_OK: u8 = 0;
+/// Some profile degraded (status) or failed (sync).
+pub const EXIT_DEGRADED: u8 = 1;
+/// Usage or configuration error, before anything ran.
+pub const EXIT_USAGE: u8 = 2;
+/// The daemon is not reachable.
+#[allow(dead_code)]
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Arguments of commands that are not built yet; accepts anything so the message is ours.
+#[derive(clap::Args)]
+pub struct NotYetArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _rest: Vec<String>,
+}
+
+pub fn not_yet(name: &str) -> ExitCode {
+    eprintln!("credsync {name}: not implemented yet in this version; `credsync sync` and `credsync daemon` work now");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Loads the config, or prints why not (with file:line:column) and returns the exit code.
+pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
+    config::load(explicit, &Env::from_process()).map_err(|e| {
+        eprintln!("credsync: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// A single-threaded tokio runtime: credsync's load is a handful of requests.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}

@@ -79,7 +79,8 @@ pub enum Outcome {
 pub enum WriteError {
     #[error("cannot read {path}: {source}{}", read_hint(.source))]
     Read { path: PathBuf, source: io::Error },
-    /// Atomic mode, or before anything was written in in-place mode: the old file is untouched.
+    /// The target was not changed (in in-place mode, see [`WriteError::PartialWrite`]). After a
+    /// successful rename, a failed directory fsync is reported with the directory's path.
     #[error("cannot write {path}: {source}{}", write_hint(.source))]
     Write { path: PathBuf, source: io::Error },
     #[error(
@@ -680,7 +681,8 @@ where
         file.write_all(&new).map_err(partial)?;
         file.set_len(new.len() as u64).map_err(partial)?;
         file.sync_all().map_err(partial)?;
-        file.unlock().map_err(write_err)?;
+        // The bytes are on disk; should unlocking fail, closing the file releases the lock.
+        let _ = file.unlock();
         return Ok(Outcome::Written);
     }
     Err(WriteError::ChangedDuringWrite {

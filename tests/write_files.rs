@@ -5,7 +5,8 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use credsync::write::{
     MAX_ATTEMPTS, Outcome, WriteError, WriteMode, WriteOptions, remove_stale_temps, update,
@@ -481,28 +482,72 @@ fn in_place_keeps_the_inode_mode_and_shrinks_the_file() {
     );
 }
 
+/// Returns once thread `tid` sleeps (blocked on the lock) or `done` is set. Linux only; on
+/// other systems it returns at once, which only makes the test weaker.
+fn wait_until_sleeping(tid: i64, done: &AtomicBool) {
+    #[cfg(target_os = "linux")]
+    while !done.load(Ordering::SeqCst) {
+        let Ok(stat) = fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+            return; // the thread has exited
+        };
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('S') {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    let _ = (tid, done);
+}
+
 #[test]
 fn in_place_waits_for_the_lock_holder() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("credentials");
     fs::write(&path, b"[a]\n").unwrap();
 
-    // We hold the lock, start the update, then write under our lock: the update can only read
-    // after we unlock, so it must see our write.
+    // We hold the lock, start the update, and write under our lock once it is blocked: the
+    // update may only read (and run its edit) after we unlock, so it must see our write.
     let holder = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
         .unwrap();
     holder.lock().unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let edit_ran = Arc::new(AtomicBool::new(false));
+    let edited_under_our_lock = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
     let writer = {
-        let path = path.clone();
-        std::thread::spawn(move || update(&path, &in_place(), append(b"[managed]\n")))
+        let (path, released) = (path.clone(), released.clone());
+        let (edit_ran, early) = (edit_ran.clone(), edited_under_our_lock.clone());
+        std::thread::spawn(move || {
+            #[cfg(target_os = "linux")]
+            // SAFETY: no preconditions.
+            tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
+            #[cfg(not(target_os = "linux"))]
+            tx.send(0).unwrap();
+            let mut add = append(b"[managed]\n");
+            update(&path, &in_place(), |old| {
+                if !released.load(Ordering::SeqCst) {
+                    early.store(true, Ordering::SeqCst);
+                }
+                edit_ran.store(true, Ordering::SeqCst);
+                add(old)
+            })
+        })
     };
+    wait_until_sleeping(rx.recv().unwrap(), &edit_ran);
     fs::write(&path, b"[other]\n").unwrap();
+    released.store(true, Ordering::SeqCst);
     holder.unlock().unwrap();
     assert_eq!(writer.join().unwrap().unwrap(), Outcome::Written);
 
+    assert!(
+        !edited_under_our_lock.load(Ordering::SeqCst),
+        "edit ran while we held the lock"
+    );
     assert_eq!(fs::read(&path).unwrap(), b"[other]\n[managed]\n");
 }
 
@@ -652,4 +697,49 @@ fn symlink_to_a_bare_name_resolves_beside_the_link() {
     symlink("target-file", &link).unwrap();
     update(&link, &atomic(), set(b"ok")).unwrap();
     assert_eq!(fs::read(dir.path().join("target-file")).unwrap(), b"ok");
+}
+
+#[test]
+fn an_existing_entry_at_the_chosen_temp_name_is_skipped_not_opened() {
+    // The temp name's random part comes from fastrand's thread-local generator: seeding it
+    // lets us plant a file and a symlink at the first two names update will try.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credentials");
+    fs::write(&path, b"[a]\n").unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let own = std::process::id();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let first = dir.path().join(temp_like(
+        "credentials",
+        own,
+        &format!("{:016x}", rng.u64(..)),
+    ));
+    let second = dir.path().join(temp_like(
+        "credentials",
+        own,
+        &format!("{:016x}", rng.u64(..)),
+    ));
+    fs::write(&first, b"planted").unwrap();
+    symlink(&victim, &second).unwrap();
+
+    fastrand::seed(0x5eed);
+    update(&path, &atomic(), set(b"[b]\n")).unwrap();
+
+    assert_eq!(fs::read(&path).unwrap(), b"[b]\n");
+    assert_eq!(fs::read(&first).unwrap(), b"planted");
+    assert!(
+        fs::symlink_metadata(&second)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    let mut expected = vec![
+        first.file_name().unwrap().to_string_lossy().into_owned(),
+        second.file_name().unwrap().to_string_lossy().into_owned(),
+        "victim".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(extra_entries(dir.path(), &["credentials"]), expected);
 }

@@ -1,9 +1,42 @@
 //! Replacing files without ever leaving a partial one: atomic (temp file + rename) and in-place
 //! (same inode, under an advisory lock) writes, file modes, symlinks, stale temp files.
 //!
-//! STUB: the API below is the contract; the body is being written.
+//! Everything goes through [`update`], a read-modify-write:
+//!
+//! - **Symlinks** are followed (a chain, relative or absolute) to the final target, which is the
+//!   file that gets replaced: the link stays a link. A dangling link means "create the file where
+//!   the link points".
+//! - **The directory** of the target is created with mode `0700` (like `~/.aws`) when missing.
+//! - **Only regular files** are read or written: a directory, FIFO or socket at the target is
+//!   [`WriteError::NotAFile`] (a FIFO is never opened, so nothing blocks). Files over
+//!   [`MAX_FILE_SIZE`] are refused: no AWS file is that large, the path must be wrong.
+//! - **Atomic mode** ([`WriteMode::Atomic`]): the new bytes go to
+//!   `.<filename>.credsync-<pid>-<random>.tmp` in the same directory, created with `O_EXCL`
+//!   (a planted file or symlink at that name is never followed; another name is tried) and with
+//!   the final mode: the existing file's permission bits, or [`WriteOptions::new_file_mode`].
+//!   The umask may narrow the mode at creation; it is then set to exactly that mode with
+//!   `fchmod`, never wider. Running as root, the existing file's owner and group are kept. The
+//!   temp file is fsynced; just before the rename the target is read again (identity and
+//!   bytes), and if another program changed it meanwhile, the edit is merged again onto the new
+//!   content (up to [`MAX_ATTEMPTS`] reads). Then rename over the target and fsync the
+//!   directory. On any error the temp file is removed and the old file is untouched.
+//!   Extended attributes and POSIX ACLs of the old file are not copied to the new one.
+//! - **In-place mode** ([`WriteMode::InPlace`], for a single-file bind mount, where a rename
+//!   cannot replace the mount point): the file is opened read-write, locked with an exclusive
+//!   advisory lock (`flock`), read, edited, written from offset 0, truncated to the new length,
+//!   fsynced and unlocked; the inode stays the same. The cost: a reader that does not take the
+//!   lock (every AWS SDK) can see a partly written file, and a crash or a full disk in the middle
+//!   of the write leaves one behind.
+//!
+//! [`remove_stale_temps`] removes temp files left by a crashed credsync: it is called at start.
+//! A temp file of a live credsync in another pid namespace (another container sharing the
+//! directory) can look stale; removing it only makes that process's rename fail and retry.
 
-use std::io;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// How a file is replaced.
@@ -24,6 +57,16 @@ pub struct WriteOptions {
     pub new_file_mode: u32,
 }
 
+impl Default for WriteOptions {
+    /// Atomic writes, new files `0600`.
+    fn default() -> Self {
+        WriteOptions {
+            mode: WriteMode::Atomic,
+            new_file_mode: 0o600,
+        }
+    }
+}
+
 /// What [`update`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,14 +77,83 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}{}", read_hint(.source))]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
+    /// The target was not changed (in in-place mode, see [`WriteError::PartialWrite`]). After a
+    /// successful rename, a failed directory fsync is reported with the directory's path.
+    #[error("cannot write {path}: {source}{}", write_hint(.source))]
     Write { path: PathBuf, source: io::Error },
-    #[error("{path} is not a regular file")]
+    #[error(
+        "{path} is not a regular file (a directory, pipe or socket?); point credsync at a file"
+    )]
     NotAFile { path: PathBuf },
     #[error("{path}: {message}")]
     Edit { path: PathBuf, message: String },
+    #[error(
+        "{path} is {len} bytes, more than the {} MiB an AWS file can be; check the path",
+        MAX_FILE_SIZE >> 20
+    )]
+    TooLarge { path: PathBuf, len: u64 },
+    #[error(
+        "{path} changed {attempts} times while credsync was writing it; another program keeps \
+         rewriting it, try again when it is done"
+    )]
+    ChangedDuringWrite { path: PathBuf, attempts: u32 },
+    /// In-place mode failed in the middle of rewriting the file.
+    #[error(
+        "cannot rewrite {path} in place: {source}{}\nthe file may now be partly written; \
+         run credsync again to rewrite it",
+        write_hint(.source)
+    )]
+    PartialWrite { path: PathBuf, source: io::Error },
+}
+
+/// Files larger than this are refused (16 MiB).
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// How many times the target is read before giving up on a file that keeps changing.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Symlinks followed before giving up (like the kernel's `ELOOP`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Temp file names tried before giving up when they all exist.
+const MAX_TEMP_NAMES: usize = 16;
+
+fn read_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "\ncheck the owner and mode of the file and its directory (`ls -l`); credsync must be \
+             able to read it"
+        }
+        io::ErrorKind::NotADirectory => "\na component of the path is a file, not a directory",
+        _ => "",
+    }
+}
+
+fn write_hint(e: &io::Error) -> &'static str {
+    let errno = e.raw_os_error();
+    if errno == Some(libc::ENOSPC) {
+        return "\nthe disk is full; free some space (the old file is untouched)";
+    }
+    if errno == Some(libc::EDQUOT) {
+        return "\nthe disk quota is exceeded; free some space (the old file is untouched)";
+    }
+    if errno == Some(libc::EBUSY) || errno == Some(libc::EXDEV) {
+        return "\nthe file is a mount point (a single-file bind mount?), which cannot be replaced \
+                by a rename; set `mode = \"in-place\"` in [write]";
+    }
+    if errno == Some(libc::EROFS) {
+        return "\nthe file system is read-only";
+    }
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "\ncheck the owner and mode of the file and of its directory (`ls -ld`); credsync \
+             creates a temp file beside it, so it needs write access to the directory"
+        }
+        io::ErrorKind::NotADirectory => "\na component of the path is a file, not a directory",
+        _ => "",
+    }
 }
 
 /// Read-modify-write of `path`. `edit` gets the current bytes (`None` when the file does not
@@ -52,13 +164,598 @@ pub fn update<F>(path: &Path, opts: &WriteOptions, edit: F) -> Result<Outcome, W
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
-    let _ = (path, opts, edit);
-    Ok(Outcome::Unchanged)
+    let target = resolve_symlinks(path)?;
+    let (dir, name) = split_target(&target)?;
+    ensure_dir(&dir)?;
+    match opts.mode {
+        WriteMode::Atomic => update_atomic(&target, &dir, &name, opts, edit),
+        WriteMode::InPlace => update_in_place(&target, opts, edit),
+    }
 }
 
 /// Removes temp files left beside `path` by a credsync process that no longer runs.
 /// Returns how many were removed.
+///
+/// Only entries named `.<filename>.credsync-<pid>-<random>.tmp` are candidates, and only when
+/// `<pid>` is not a running process or is our own pid (we have not started writing yet).
+/// Regular files are removed; a symlink with such a name is removed itself, never followed.
+/// Anything else (directories, other names) is left alone. A missing directory removes nothing.
 pub fn remove_stale_temps(path: &Path) -> io::Result<usize> {
-    let _ = path;
-    Ok(0)
+    let target = resolve_symlinks(path).map_err(into_io)?;
+    let (dir, name) = split_target(&target).map_err(into_io)?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let own_pid = std::process::id();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let Some(pid) = parse_temp_name(&name, &entry.file_name()) else {
+            continue;
+        };
+        if pid != u64::from(own_pid) && !pid_is_dead(pid) {
+            continue;
+        }
+        // `DirEntry::file_type` does not follow symlinks.
+        let file_type = entry.file_type()?;
+        if !(file_type.is_file() || file_type.is_symlink()) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+fn into_io(e: WriteError) -> io::Error {
+    match e {
+        WriteError::Read { source, .. } | WriteError::Write { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The temp file name for `file_name`: `.<file_name>.credsync-<pid>-<random>.tmp`.
+fn temp_name(file_name: &OsStr, pid: u32, random: u64) -> OsString {
+    let mut name = OsString::from(".");
+    name.push(file_name);
+    name.push(format!(".credsync-{pid}-{random:016x}.tmp"));
+    name
+}
+
+/// The pid in `candidate` if it is a temp file name of `file_name`, else `None`.
+fn parse_temp_name(file_name: &OsStr, candidate: &OsStr) -> Option<u64> {
+    let rest = candidate.as_bytes().strip_prefix(b".")?;
+    let rest = rest.strip_prefix(file_name.as_bytes())?;
+    let rest = rest.strip_prefix(b".credsync-")?;
+    let rest = rest.strip_suffix(b".tmp")?;
+    let dash = rest.iter().position(|&b| b == b'-')?;
+    let (pid, random) = (&rest[..dash], &rest[dash + 1..]);
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if random.is_empty() || !random.iter().all(hex) {
+        return None;
+    }
+    let pid: u64 = std::str::from_utf8(pid).ok()?.parse().ok()?;
+    (pid != 0).then_some(pid)
+}
+
+/// `true` when no process has this pid. A pid too large to exist is dead; a process we may not
+/// signal (`EPERM`) is alive.
+fn pid_is_dead(pid: u64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Follows `path` through any chain of symlinks to the file that should be read and replaced.
+/// A path that does not exist (or a dangling link's target) is returned as is.
+fn resolve_symlinks(path: &Path) -> Result<PathBuf, WriteError> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&current).map_err(|source| WriteError::Read {
+                    path: current.clone(),
+                    source,
+                })?;
+                current = if link.is_absolute() {
+                    link
+                } else {
+                    // Joined, not normalised: `..` after a symlinked directory must mean what
+                    // the kernel says it means.
+                    current.parent().unwrap_or_else(|| Path::new("")).join(link)
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                // Created later (or reported by `ensure_dir` when a parent is a file).
+                return Ok(current);
+            }
+            Err(source) => {
+                return Err(WriteError::Read {
+                    path: current,
+                    source,
+                });
+            }
+        }
+    }
+    Err(WriteError::Read {
+        path: path.to_path_buf(),
+        source: io::Error::from_raw_os_error(libc::ELOOP),
+    })
+}
+
+/// The directory (`.` for a bare name) and the file name of `target`.
+fn split_target(target: &Path) -> Result<(PathBuf, OsString), WriteError> {
+    let Some(name) = target.file_name() else {
+        return Err(WriteError::NotAFile {
+            path: target.to_path_buf(),
+        });
+    };
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name.to_os_string()))
+}
+
+/// Creates `dir` (and its parents) with mode 0700 when it does not exist.
+fn ensure_dir(dir: &Path) -> Result<(), WriteError> {
+    let err = |source| WriteError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(err(io::Error::from_raw_os_error(libc::ENOTDIR))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// What identifies one version of a file: if any of it differs, someone wrote the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(m: &fs::Metadata) -> Self {
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The target as it was read.
+struct Snapshot {
+    bytes: Vec<u8>,
+    identity: Identity,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Checks that `path` is a regular file of sane size, without opening anything else.
+fn check_regular(path: &Path, m: &fs::Metadata) -> Result<(), WriteError> {
+    if !m.file_type().is_file() {
+        return Err(WriteError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if m.len() > MAX_FILE_SIZE {
+        return Err(WriteError::TooLarge {
+            path: path.to_path_buf(),
+            len: m.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads at most [`MAX_FILE_SIZE`] bytes of an open file.
+fn read_limited(path: &Path, file: &mut File) -> Result<Vec<u8>, WriteError> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| WriteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(WriteError::TooLarge {
+            path: path.to_path_buf(),
+            len: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Reads the (already symlink-resolved) target; `None` when it does not exist.
+fn read_snapshot(path: &Path) -> Result<Option<Snapshot>, WriteError> {
+    let read_err = |source| WriteError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(m) => check_regular(path, &m)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_err(e)),
+    }
+    // O_NOFOLLOW and O_NONBLOCK: should the file be swapped for a symlink or a FIFO after the
+    // check above, the open fails or returns at once instead of following or blocking.
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(WriteError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let m = file.metadata().map_err(read_err)?;
+    check_regular(path, &m)?;
+    let bytes = read_limited(path, &mut file)?;
+    Ok(Some(Snapshot {
+        bytes,
+        identity: Identity::of(&m),
+        mode: m.mode() & 0o777,
+        uid: m.uid(),
+        gid: m.gid(),
+    }))
+}
+
+/// `true` when both reads saw the same version of the file. Bytes are compared too: two writes
+/// within one timestamp tick that keep the length would not show in the metadata.
+fn same_version(a: &Option<Snapshot>, b: &Option<Snapshot>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.identity == b.identity && a.bytes == b.bytes,
+        _ => false,
+    }
+}
+
+/// A temp file that is removed when dropped, unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates a new temp file beside the target with exactly `mode`. `O_EXCL` means an existing
+/// entry at the name (a planted symlink included) is never opened: another name is tried.
+fn create_temp(dir: &Path, name: &OsStr, mode: u32) -> io::Result<(File, TempFile)> {
+    let pid = std::process::id();
+    for _ in 0..MAX_TEMP_NAMES {
+        let path = dir.join(temp_name(name, pid, fastrand::u64(..)));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, TempFile { path, armed: true })),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{MAX_TEMP_NAMES} temp file names were all taken in {}",
+            dir.display()
+        ),
+    ))
+}
+
+/// Gives the temp file the old file's owner and group where we may, then exactly `mode`.
+fn set_owner_and_mode(file: &File, old: Option<&Snapshot>, mode: u32) -> io::Result<()> {
+    if let Some(old) = old {
+        let m = file.metadata()?;
+        if m.uid() != old.uid || m.gid() != old.gid {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            // Root keeps both; anyone else can at most keep a group they belong to.
+            let uid = root.then_some(old.uid);
+            match std::os::unix::fs::fchown(file, uid, Some(old.gid)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // After the chown, which may clear set-id bits; the umask may have narrowed the mode.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+/// Fsyncs a directory so a rename in it survives a crash. Some systems cannot fsync a
+/// directory (`EINVAL`, `ENOTSUP`); that is not an error.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir)?.sync_all() {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL)
+                || e.raw_os_error() == Some(libc::ENOTSUP) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn update_atomic<F>(
+    target: &Path,
+    dir: &Path,
+    name: &OsStr,
+    opts: &WriteOptions,
+    mut edit: F,
+) -> Result<Outcome, WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
+    let write_err = |source| WriteError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    let mut old = read_snapshot(target)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let current = old.as_ref().map(|s| s.bytes.as_slice());
+        let new = match edit(current) {
+            Err(message) => {
+                return Err(WriteError::Edit {
+                    path: target.to_path_buf(),
+                    message,
+                });
+            }
+            Ok(None) => return Ok(Outcome::Unchanged),
+            Ok(Some(new)) if Some(new.as_slice()) == current => return Ok(Outcome::Unchanged),
+            Ok(Some(new)) => new,
+        };
+        let mode = old.as_ref().map_or(opts.new_file_mode, |s| s.mode) & 0o777;
+        let (mut file, mut temp) = create_temp(dir, name, mode).map_err(write_err)?;
+        set_owner_and_mode(&file, old.as_ref(), mode).map_err(write_err)?;
+        file.write_all(&new).map_err(write_err)?;
+        file.sync_all().map_err(write_err)?;
+        drop(file);
+
+        // Did another program write the target since we read it? Then merge again.
+        let now = read_snapshot(target)?;
+        if !same_version(&old, &now) {
+            old = now;
+            continue; // `temp` is removed here.
+        }
+        fs::rename(&temp.path, target).map_err(write_err)?;
+        temp.armed = false;
+        sync_dir(dir).map_err(|source| WriteError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        return Ok(Outcome::Written);
+    }
+    Err(WriteError::ChangedDuringWrite {
+        path: target.to_path_buf(),
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// Opens the target for an in-place rewrite, creating it when missing. Returns the file and
+/// whether we created it; `None` when it vanished or appeared meanwhile (try again).
+fn open_in_place(target: &Path, opts: &WriteOptions) -> Result<Option<(File, bool)>, WriteError> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let exists = match fs::symlink_metadata(target) {
+        Ok(m) => {
+            check_regular(target, &m)?;
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(source) => {
+            return Err(WriteError::Read {
+                path: target.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).custom_flags(flags);
+    if !exists {
+        options.create_new(true).mode(opts.new_file_mode & 0o777);
+    }
+    match options.open(target) {
+        Ok(file) => Ok(Some((file, !exists))),
+        Err(e) if exists && e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if !exists && e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(WriteError::NotAFile {
+            path: target.to_path_buf(),
+        }),
+        Err(source) => Err(WriteError::Write {
+            path: target.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn update_in_place<F>(
+    target: &Path,
+    opts: &WriteOptions,
+    mut edit: F,
+) -> Result<Outcome, WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
+    let write_err = |source| WriteError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((mut file, created)) = open_in_place(target, opts)? else {
+            continue;
+        };
+        let m = file.metadata().map_err(write_err)?;
+        check_regular(target, &m)?;
+        if created {
+            file.set_permissions(fs::Permissions::from_mode(opts.new_file_mode & 0o777))
+                .map_err(write_err)?;
+        }
+        file.lock().map_err(write_err)?;
+        // Under the lock: is our inode still the one at the path? Another in-place writer may
+        // have removed a file it had just created, or someone replaced it with a rename.
+        let at_path = match fs::symlink_metadata(target) {
+            Ok(p) => Some((p.dev(), p.ino())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(WriteError::Read {
+                    path: target.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let m = file.metadata().map_err(write_err)?;
+        if at_path != Some((m.dev(), m.ino())) || m.nlink() == 0 {
+            continue; // Dropping `file` releases the lock.
+        }
+        let bytes = read_limited(target, &mut file)?;
+        // A file we just created and nobody wrote to yet did not exist, as far as edit knows.
+        let fresh = created && bytes.is_empty();
+        let current = (!fresh).then_some(bytes.as_slice());
+        let new = match edit(current) {
+            Ok(Some(new)) if Some(new.as_slice()) != current => new,
+            result => {
+                if fresh {
+                    // Still under the lock; a writer waiting on it sees nlink == 0 and retries.
+                    let _ = fs::remove_file(target);
+                }
+                return match result {
+                    Err(message) => Err(WriteError::Edit {
+                        path: target.to_path_buf(),
+                        message,
+                    }),
+                    Ok(_) => Ok(Outcome::Unchanged),
+                };
+            }
+        };
+        let partial = |source| WriteError::PartialWrite {
+            path: target.to_path_buf(),
+            source,
+        };
+        file.seek(SeekFrom::Start(0)).map_err(write_err)?;
+        file.write_all(&new).map_err(partial)?;
+        file.set_len(new.len() as u64).map_err(partial)?;
+        file.sync_all().map_err(partial)?;
+        // The bytes are on disk; should unlocking fail, closing the file releases the lock.
+        let _ = file.unlock();
+        return Ok(Outcome::Written);
+    }
+    Err(WriteError::ChangedDuringWrite {
+        path: target.to_path_buf(),
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_round_trip() {
+        let name = temp_name(OsStr::new("credentials"), 4242, 0xdead_beef);
+        assert_eq!(name, ".credentials.credsync-4242-00000000deadbeef.tmp");
+        assert_eq!(
+            parse_temp_name(OsStr::new("credentials"), &name),
+            Some(4242)
+        );
+    }
+
+    #[test]
+    fn other_names_are_not_temp_names() {
+        let f = OsStr::new("credentials");
+        for bad in [
+            "credentials",
+            ".credentials.credsync-42-.tmp",
+            ".credentials.credsync--ab.tmp",
+            ".credentials.credsync-0-ab.tmp",
+            ".credentials.credsync-4x2-ab.tmp",
+            ".credentials.credsync-42-xyz.tmp",
+            ".credentials.credsync-42-AB.tmp",
+            ".credentials.credsync-42-ab.tmp.bak",
+            ".config.credsync-42-ab.tmp",
+            ".credentials.bak.credsync-42-ab.tmp",
+            "credentials.credsync-42-ab.tmp",
+        ] {
+            assert_eq!(parse_temp_name(f, OsStr::new(bad)), None, "{bad}");
+        }
+        assert_eq!(
+            parse_temp_name(f, OsStr::new(".credentials.credsync-42-ab.tmp")),
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn huge_pids_are_dead_and_ours_is_alive() {
+        assert!(pid_is_dead(u64::MAX));
+        assert!(!pid_is_dead(u64::from(std::process::id())));
+    }
+
+    #[test]
+    fn hints_name_the_cause() {
+        let full = WriteError::Write {
+            path: PathBuf::from("/h/.aws/credentials"),
+            source: io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let msg = full.to_string();
+        assert!(
+            msg.contains("/h/.aws/credentials") && msg.contains("disk is full"),
+            "{msg}"
+        );
+        assert!(msg.contains("old file is untouched"), "{msg}");
+        let denied = WriteError::Write {
+            path: PathBuf::from("/h/.aws/credentials"),
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert!(denied.to_string().contains("owner and mode"));
+        let busy = WriteError::Write {
+            path: PathBuf::from("/h/.aws/credentials"),
+            source: io::Error::from_raw_os_error(libc::EBUSY),
+        };
+        assert!(busy.to_string().contains("in-place"));
+    }
 }

@@ -143,3 +143,10 @@ pub fn defaults(env: &Env) -> Config {
         },
     }
 }
+
+impl Config {
+    /// One line saying where the configuration came from.
+    pub fn describe_origin(&self) -> String {
+        format!("{:?}", self.origin)
+    }
+}

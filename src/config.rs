@@ -469,13 +469,10 @@ fn at(span: Range<usize>, message: impl Into<String>) -> Located {
 }
 
 fn resolve(raw: RawConfig, text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    let mut config =
-        resolve_located(raw, env).map_err(|l| invalid(text, path, Some(l.span), l.message))?;
-    config.origin = Origin::File(path.to_owned());
-    Ok(config)
+    resolve_located(raw, path, env).map_err(|l| invalid(text, path, Some(l.span), l.message))
 }
 
-fn resolve_located(raw: RawConfig, env: &Env) -> Result<Config, Located> {
+fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Located> {
     let defaults = defaults(env);
 
     let aws_raw = raw.aws.unwrap_or_default();
@@ -569,7 +566,7 @@ fn resolve_located(raw: RawConfig, env: &Env) -> Result<Config, Located> {
         refresh,
         container,
         control,
-        origin: Origin::File(PathBuf::new()),
+        origin: Origin::File(path.to_owned()),
     })
 }
 
@@ -625,7 +622,11 @@ fn path_in_container(value: &Spanned<String>) -> Result<String, Located> {
             ),
         ));
     }
-    Ok(s.trim_end_matches('/').to_owned()).map(|t| if t.is_empty() { "/".to_owned() } else { t })
+    // `cat <path>/<target>.json` is built from it: no trailing slash, except for "/" itself.
+    match s.trim_end_matches('/') {
+        "" => Ok("/".to_owned()),
+        trimmed => Ok(trimmed.to_owned()),
+    }
 }
 
 fn duration(value: &Spanned<String>, key: &str) -> Result<Duration, Located> {

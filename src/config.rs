@@ -285,8 +285,9 @@ pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
     }
 }
 
-/// Like [`parse`], for raw file contents: invalid UTF-8 is reported with its position.
-fn parse_bytes(bytes: &[u8], path: &Path, env: &Env) -> Result<Config, ConfigError> {
+/// Like [`parse`], for raw file contents (what [`load`] reads): invalid UTF-8 is reported
+/// with its line and column.
+pub fn parse_bytes(bytes: &[u8], path: &Path, env: &Env) -> Result<Config, ConfigError> {
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(text, path, env),
         Err(e) => {

@@ -287,14 +287,6 @@ pub fn to_json(token: &CachedToken) -> Vec<u8> {
     out
 }
 
-impl CachedToken {
-    /// Whether credsync can refresh this token itself.
-    pub fn can_refresh(&self, now: SystemTime) -> bool {
-        let _ = now;
-        false
-    }
-}
-
 /// What reading a cache file found.
 #[derive(Debug)]
 pub enum Read {

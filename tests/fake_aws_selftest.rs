@@ -914,3 +914,35 @@ impl Raw {
         }
     }
 }
+
+#[test]
+fn moto_server_answers_sts_assume_role_for_the_sdk() {
+    let Some(moto) = python::MotoServer::start() else {
+        return python::skip("moto_server_answers_sts_assume_role_for_the_sdk");
+    };
+    rt().block_on(async {
+        let cfg = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .no_credentials()
+            .endpoint_url(moto.url())
+            .load()
+            .await;
+        let out = sts_with(&cfg, "AKIASTATICTEST", "static-secret", None)
+            .assume_role()
+            .role_arn("arn:aws:iam::123456789012:role/Moto")
+            .role_session_name("credsync-test")
+            .duration_seconds(900)
+            .send()
+            .await
+            .unwrap();
+        let c = out.credentials().unwrap();
+        assert!(
+            c.access_key_id().starts_with("ASIA"),
+            "{}",
+            c.access_key_id()
+        );
+        assert!(!c.secret_access_key().is_empty());
+        let now = epoch_secs(SystemTime::now());
+        assert!((now + 890..=now + 910).contains(&c.expiration().secs()));
+    });
+}

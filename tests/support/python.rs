@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The python of the test venv, if it can `import boto3`.
 ///
@@ -141,4 +142,60 @@ pub fn botocore_read_credentials_json(
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// moto's standalone server (`moto[server]`, installed by `scripts/test`) on a free local port:
+/// a second, independent implementation of STS for interoperability tests. Killed on drop.
+pub struct MotoServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Starts moto and waits (up to 60 s) until it accepts connections. `None` when python is
+    /// unavailable outside CI (the caller should `skip`); panics if moto does not come up.
+    pub fn start() -> Option<MotoServer> {
+        python()?;
+        // Ask the kernel for a free port, then hand it to moto (it cannot report one itself).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("find a free port for moto")
+            .port();
+        let script = "import sys\nfrom moto.server import main\nmain(sys.argv[1:])";
+        let mut cmd = python_command(script, &[("MOTO_CALL_RESET_API", "true")]);
+        let child = cmd
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn moto server");
+        let mut server = MotoServer { child, port };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let up = super::wait_for(
+            || {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    || server.child.try_wait().ok().flatten().is_some()
+            },
+            Duration::from_secs(60),
+        );
+        let exited = server.child.try_wait().ok().flatten();
+        assert!(
+            up && exited.is_none(),
+            "moto server did not start on port {port} (exit: {exited:?})"
+        );
+        Some(server)
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

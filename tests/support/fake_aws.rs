@@ -1,0 +1,1310 @@
+//! A fake AWS for integration tests: the SSO portal (GetRoleCredentials), SSO-OIDC
+//! (CreateToken) and STS (AssumeRole) on one local port, speaking the wire formats of
+//! design.md section 6, recording every request, and injecting faults on demand.
+//!
+//! Std only: a `TcpListener`, a thread per connection, HTTP/1.1 with keep-alive (the SDK's
+//! hyper client reuses connections), `Content-Length` and chunked request bodies. All three
+//! services share the port, so `AWS_ENDPOINT_URL=<fake.url()>` points every SDK client at it;
+//! requests are dispatched by method and path.
+//!
+//! Credentials are minted per call and never repeat: `accessKeyId` is
+//! `ASIAFAKE<6 hex of the account/role or role ARN><6 digit counter>`, the secret is
+//! `fake-secret-<n>` and the session token `fake-session-<n>`, so a test can search logs and
+//! outputs for the prefixes `fake-secret-` and `fake-session-`. Access tokens issued by
+//! CreateToken are `fake-access-<n>`, rotated refresh tokens `fake-refresh-<n>`.
+//!
+//! Time is the real wall clock plus an offset the test can set (`set_clock_offset`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+/// Largest request body the fake accepts; anything bigger is a bug in the client under test.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The operations the fake serves, for fault injection and counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    GetRoleCredentials,
+    CreateToken,
+    AssumeRole,
+    /// Every request, whatever its route (including unknown ones).
+    Any,
+}
+
+impl Route {
+    /// The name used by `FakeAws::count` and `Recorded::route`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::GetRoleCredentials => "GetRoleCredentials",
+            Route::CreateToken => "CreateToken",
+            Route::AssumeRole => "AssumeRole",
+            Route::Any => "Any",
+        }
+    }
+}
+
+/// What to do instead of (or before) answering normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and error type: JSON with `x-amzn-errortype` for the SSO portal
+    /// and SSO-OIDC, an XML `ErrorResponse` for STS. `retry_after` adds a `Retry-After` header
+    /// (seconds).
+    Status {
+        code: u16,
+        error_type: String,
+        retry_after: Option<u32>,
+    },
+    /// Read the request, then reset the connection (RST, SO_LINGER 0) without answering.
+    ResetConnection,
+    /// Read the request, wait this long (or until the fake is dropped), then close without
+    /// answering.
+    Hang(Duration),
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+    /// A 200 whose body is cut short (`{"roleCredentials":` and the like).
+    MalformedBody,
+    /// A 200 with a body of this many bytes (valid JSON / XML start, padding, no end).
+    HugeBody(usize),
+}
+
+impl Fault {
+    /// `Fault::Status` without `Retry-After`.
+    pub fn status(code: u16, error_type: &str) -> Fault {
+        Fault::Status {
+            code,
+            error_type: error_type.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 `TooManyRequestsException`, with `Retry-After: secs` when given.
+    pub fn throttle(retry_after: Option<u32>) -> Fault {
+        Fault::Status {
+            code: 429,
+            error_type: "TooManyRequestsException".to_owned(),
+            retry_after,
+        }
+    }
+}
+
+/// Credentials the fake handed out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedCreds {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Milliseconds since the Unix epoch (what GetRoleCredentials sends).
+    pub expiration_ms: i64,
+}
+
+impl ServedCreds {
+    pub fn expiration(&self) -> SystemTime {
+        add_signed_ms(UNIX_EPOCH, self.expiration_ms)
+    }
+}
+
+/// One AssumeRole call as the fake understood it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRoleCall {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub duration_seconds: Option<i64>,
+    pub external_id: Option<String>,
+    /// The access key id from `Authorization: AWS4-HMAC-SHA256 Credential=<AKID>/...`: which
+    /// credentials signed this hop of a role chain.
+    pub signed_by: Option<String>,
+    pub served: ServedCreds,
+}
+
+/// One token CreateToken issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: i64,
+    /// The refresh token the client presented.
+    pub refresh_token_used: String,
+    /// The rotated refresh token returned, when rotation is on.
+    pub new_refresh_token: Option<String>,
+    pub client_id: String,
+}
+
+/// A request as received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased, values as sent, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: Instant,
+    /// `GetRoleCredentials`, `CreateToken`, `AssumeRole`, or `Unknown`.
+    pub route: &'static str,
+    /// Which TCP connection carried it (counts up from 0): equal ids mean keep-alive reuse.
+    pub connection: u64,
+    /// The status answered; `None` when the connection was reset or hung up.
+    pub status: Option<u16>,
+}
+
+impl Recorded {
+    /// The first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        lookup(&self.query, name)
+    }
+
+    /// The body parsed as `application/x-www-form-urlencoded`.
+    pub fn form(&self) -> Vec<(String, String)> {
+        parse_urlencoded(&self.body)
+    }
+
+    pub fn form_param(&self, name: &str) -> Option<String> {
+        lookup(&self.form(), name).map(str::to_owned)
+    }
+
+    /// The body parsed as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The access key id in a SigV4 `Authorization` header, if the request was signed.
+    pub fn signing_akid(&self) -> Option<String> {
+        self.header("authorization").and_then(sigv4_akid)
+    }
+}
+
+/// The fake server. Dropping it stops the server and closes every connection.
+pub struct FakeAws {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    shutdown: AtomicBool,
+    /// Notified on shutdown, so hanging and delayed answers wake up.
+    shutdown_cv: Condvar,
+    shutdown_mx: Mutex<()>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    next_connection: AtomicU64,
+    open: Mutex<HashMap<u64, TcpStream>>,
+}
+
+struct State {
+    /// Valid portal access tokens, with an optional expiry (fake clock).
+    tokens: HashMap<String, Option<SystemTime>>,
+    /// Valid refresh tokens and the client id they belong to.
+    refresh_tokens: HashMap<String, String>,
+    rotate_refresh_tokens: bool,
+    token_expires_in: i64,
+    credential_lifetime_secs: i64,
+    assume_role_default_secs: i64,
+    clock_offset_secs: i64,
+    latency: Duration,
+    counter: u64,
+    requests: Vec<Recorded>,
+    counts: HashMap<&'static str, usize>,
+    last_credentials: HashMap<(String, String), ServedCreds>,
+    assume_role_calls: Vec<AssumeRoleCall>,
+    issued_tokens: Vec<IssuedToken>,
+    queued: HashMap<Route, VecDeque<Fault>>,
+    persistent: HashMap<Route, Fault>,
+    revoked: HashSet<String>,
+}
+
+impl Default for FakeAws {
+    fn default() -> Self {
+        FakeAws::new()
+    }
+}
+
+impl FakeAws {
+    /// Starts the fake on 127.0.0.1 and a free port.
+    pub fn new() -> FakeAws {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("fake aws: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fake aws: local_addr");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                tokens: HashMap::new(),
+                refresh_tokens: HashMap::new(),
+                rotate_refresh_tokens: false,
+                token_expires_in: 3600,
+                credential_lifetime_secs: 3600,
+                assume_role_default_secs: 3600,
+                clock_offset_secs: 0,
+                latency: Duration::ZERO,
+                counter: 0,
+                requests: Vec::new(),
+                counts: HashMap::new(),
+                last_credentials: HashMap::new(),
+                assume_role_calls: Vec::new(),
+                issued_tokens: Vec::new(),
+                queued: HashMap::new(),
+                persistent: HashMap::new(),
+                revoked: HashSet::new(),
+            }),
+            shutdown: AtomicBool::new(false),
+            shutdown_cv: Condvar::new(),
+            shutdown_mx: Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            next_connection: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+        });
+        let accept_shared = Arc::clone(&shared);
+        let accept = thread::Builder::new()
+            .name("fake-aws-accept".into())
+            .spawn(move || accept_loop(listener, accept_shared))
+            .expect("fake aws: spawn accept thread");
+        FakeAws {
+            shared,
+            addr,
+            accept: Some(accept),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared.state)
+    }
+
+    // ---- SSO portal -------------------------------------------------------------------------
+
+    /// Accepts `token` as a portal bearer token (no expiry).
+    pub fn add_token(&self, token: &str) {
+        let mut st = self.state();
+        st.revoked.remove(token);
+        st.tokens.insert(token.to_owned(), None);
+    }
+
+    /// Accepts `token` until `expires_at` on the fake's clock; then it gets 401.
+    pub fn add_token_expiring(&self, token: &str, expires_at: SystemTime) {
+        let mut st = self.state();
+        st.revoked.remove(token);
+        st.tokens.insert(token.to_owned(), Some(expires_at));
+    }
+
+    /// Makes `token` unknown: the portal answers 401 `UnauthorizedException`.
+    pub fn revoke_token(&self, token: &str) {
+        let mut st = self.state();
+        st.tokens.remove(token);
+        st.revoked.insert(token.to_owned());
+    }
+
+    pub fn is_token_valid(&self, token: &str) -> bool {
+        let st = self.state();
+        let now = st.now();
+        st.token_valid(token, now)
+    }
+
+    /// Lifetime of the credentials GetRoleCredentials mints (default 1 h).
+    pub fn set_credential_lifetime(&self, lifetime: Duration) {
+        self.set_credential_lifetime_secs(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Like `set_credential_lifetime`, but may be zero or negative (already expired).
+    pub fn set_credential_lifetime_secs(&self, secs: i64) {
+        self.state().credential_lifetime_secs = secs;
+    }
+
+    /// The latest credentials GetRoleCredentials served for this account and role.
+    pub fn last_credentials(&self, account: &str, role: &str) -> Option<ServedCreds> {
+        self.state()
+            .last_credentials
+            .get(&(account.to_owned(), role.to_owned()))
+            .cloned()
+    }
+
+    // ---- SSO-OIDC ---------------------------------------------------------------------------
+
+    /// Accepts `refresh` in CreateToken for `client_id`.
+    pub fn add_refresh_token(&self, refresh: &str, client_id: &str) {
+        self.state()
+            .refresh_tokens
+            .insert(refresh.to_owned(), client_id.to_owned());
+    }
+
+    pub fn revoke_refresh_token(&self, refresh: &str) {
+        self.state().refresh_tokens.remove(refresh);
+    }
+
+    /// With rotation on, CreateToken returns a new `refreshToken` and the presented one stops
+    /// working (as with a real rotating IdP: two refreshers racing lose the session).
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        self.state().rotate_refresh_tokens = rotate;
+    }
+
+    /// `expiresIn` of CreateToken answers, in seconds (default 3600).
+    pub fn set_token_expires_in(&self, secs: i64) {
+        self.state().token_expires_in = secs;
+    }
+
+    /// Every token CreateToken issued, in order.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        self.state().issued_tokens.clone()
+    }
+
+    pub fn is_refresh_token_valid(&self, refresh: &str) -> bool {
+        self.state().refresh_tokens.contains_key(refresh)
+    }
+
+    // ---- STS --------------------------------------------------------------------------------
+
+    /// Lifetime when AssumeRole has no `DurationSeconds` (default 3600).
+    pub fn set_assume_role_default_duration(&self, secs: i64) {
+        self.state().assume_role_default_secs = secs;
+    }
+
+    /// Every AssumeRole call answered with credentials, in order.
+    pub fn assume_role_calls(&self) -> Vec<AssumeRoleCall> {
+        self.state().assume_role_calls.clone()
+    }
+
+    /// The latest credentials AssumeRole served for this role ARN.
+    pub fn last_assumed(&self, role_arn: &str) -> Option<ServedCreds> {
+        self.state()
+            .assume_role_calls
+            .iter()
+            .rev()
+            .find(|c| c.role_arn == role_arn)
+            .map(|c| c.served.clone())
+    }
+
+    // ---- time, faults, observation ----------------------------------------------------------
+
+    /// Shifts the fake's clock (used for every expiry it mints or checks) by `secs`.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.state().clock_offset_secs = secs;
+    }
+
+    /// The fake's "now": the wall clock plus the offset.
+    pub fn now(&self) -> SystemTime {
+        self.state().now()
+    }
+
+    /// Latency added before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// The next `n` requests on `route` get `fault` (queued after earlier ones).
+    pub fn fail_next(&self, route: Route, n: usize, fault: Fault) {
+        let mut st = self.state();
+        let q = st.queued.entry(route).or_default();
+        q.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Every request on `route` gets `fault` until set back to `None`. Queued faults win.
+    pub fn set_fault(&self, route: Route, fault: Option<Fault>) {
+        let mut st = self.state();
+        match fault {
+            Some(f) => st.persistent.insert(route, f),
+            None => st.persistent.remove(&route),
+        };
+    }
+
+    /// Drops every queued and persistent fault.
+    pub fn clear_faults(&self) {
+        let mut st = self.state();
+        st.queued.clear();
+        st.persistent.clear();
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state().requests.clone()
+    }
+
+    /// Requests on one route (`"GetRoleCredentials"`, `"CreateToken"`, `"AssumeRole"`,
+    /// `"Unknown"`).
+    pub fn requests_for(&self, route: &str) -> Vec<Recorded> {
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.route == route)
+            .cloned()
+            .collect()
+    }
+
+    /// How many requests hit a route, answered or not.
+    pub fn count(&self, route: &str) -> usize {
+        self.state().counts.get(route).copied().unwrap_or(0)
+    }
+
+    /// Requests on every route.
+    pub fn total_requests(&self) -> usize {
+        self.state().requests.len()
+    }
+
+    /// Requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Forgets recorded requests, counts and the in-flight maximum (not tokens or faults).
+    pub fn reset_records(&self) {
+        let mut st = self.state();
+        st.requests.clear();
+        st.counts.clear();
+        self.shared.max_in_flight.store(
+            self.shared.in_flight.load(Ordering::SeqCst),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.next_connection.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeAws {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        {
+            let _g = lock(&self.shared.shutdown_mx);
+            self.shared.shutdown_cv.notify_all();
+        }
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        // Unblock connection threads waiting for the next request on a kept-alive socket.
+        for (_, s) in lock(&self.shared.open).drain() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not hide the fake's state from the rest of the test.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    fn now(&self) -> SystemTime {
+        add_signed_ms(
+            SystemTime::now(),
+            self.clock_offset_secs.saturating_mul(1000),
+        )
+    }
+
+    fn token_valid(&self, token: &str, now: SystemTime) -> bool {
+        match self.tokens.get(token) {
+            Some(None) => true,
+            Some(Some(exp)) => *exp > now,
+            None => false,
+        }
+    }
+
+    fn take_fault(&mut self, route: Route) -> Option<Fault> {
+        for r in [route, Route::Any] {
+            if let Some(f) = self.queued.get_mut(&r).and_then(VecDeque::pop_front) {
+                return Some(f);
+            }
+        }
+        [route, Route::Any]
+            .iter()
+            .find_map(|r| self.persistent.get(r).cloned())
+    }
+
+    fn mint(&mut self, scope: &str, expires_at: SystemTime) -> ServedCreds {
+        self.counter += 1;
+        let n = self.counter;
+        ServedCreds {
+            access_key_id: format!("ASIAFAKE{:06X}{:06}", fnv24(scope), n % 1_000_000),
+            secret_access_key: format!("fake-secret-{n}"),
+            session_token: format!("fake-session-{n}"),
+            expiration_ms: epoch_ms(expires_at),
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let id = shared.next_connection.fetch_add(1, Ordering::SeqCst);
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.open).insert(id, clone);
+        }
+        let conn_shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name(format!("fake-aws-conn-{id}"))
+            .spawn(move || {
+                serve_connection(stream, id, &conn_shared);
+                lock(&conn_shared.open).remove(&id);
+            });
+        if spawned.is_err() {
+            lock(&shared.open).remove(&id);
+        }
+    }
+}
+
+/// A parsed HTTP request.
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn wants_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// An answer to write.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::new(status, "application/json", value.to_string())
+    }
+
+    fn xml(status: u16, body: String) -> Response {
+        Response::new(status, "text/xml", body)
+    }
+
+    fn header(mut self, k: &str, v: &str) -> Response {
+        self.headers.push((k.to_owned(), v.to_owned()));
+        self
+    }
+}
+
+/// What the handler decided.
+enum Action {
+    Answer(Response),
+    Reset,
+    Hang(Duration),
+}
+
+fn serve_connection(stream: TcpStream, conn: u64, shared: &Shared) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut writer = write_half;
+    loop {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let req = match read_request(&mut reader, &mut writer) {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = write_response(
+                    &mut writer,
+                    &Response::new(400, "text/plain", "bad request"),
+                    true,
+                );
+                return;
+            }
+        };
+        let now_in = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
+        let close = req.wants_close();
+        let keep_going = handle(shared, conn, req, &mut writer, close);
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !keep_going || close {
+            return;
+        }
+    }
+}
+
+/// Answers one request; returns whether the connection stays open.
+fn handle(shared: &Shared, conn: u64, req: Request, writer: &mut TcpStream, close: bool) -> bool {
+    let at = Instant::now();
+    let (path, query_str) = match req.target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (req.target.clone(), String::new()),
+    };
+    let query = parse_urlencoded(&query_str);
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let form = if req.method == "POST" && path == "/" {
+        parse_urlencoded(&body)
+    } else {
+        Vec::new()
+    };
+    let route = match (req.method.as_str(), path.as_str()) {
+        ("GET", "/federation/credentials") => Some(Route::GetRoleCredentials),
+        ("POST", "/token") => Some(Route::CreateToken),
+        ("POST", "/") if lookup(&form, "Action") == Some("AssumeRole") => Some(Route::AssumeRole),
+        _ => None,
+    };
+    let route_name = route.map_or("Unknown", Route::name);
+
+    let (fault, latency, index) = {
+        let mut st = lock(&shared.state);
+        *st.counts.entry(route_name).or_insert(0) += 1;
+        st.requests.push(Recorded {
+            method: req.method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: req.headers.clone(),
+            body: body.clone(),
+            at,
+            route: route_name,
+            connection: conn,
+            status: None,
+        });
+        let index = st.requests.len() - 1;
+        let fault = st.take_fault(route.unwrap_or(Route::Any));
+        (fault, st.latency, index)
+    };
+
+    if !latency.is_zero() && !wait_unless_shutdown(shared, latency) {
+        return false;
+    }
+
+    let action = match fault {
+        Some(Fault::ResetConnection) => Action::Reset,
+        Some(Fault::Hang(d)) => Action::Hang(d),
+        Some(Fault::Delay(d)) => {
+            if !wait_unless_shutdown(shared, d) {
+                return false;
+            }
+            Action::Answer(answer(shared, route, &req, &query, &form))
+        }
+        Some(Fault::Status {
+            code,
+            error_type,
+            retry_after,
+        }) => {
+            let mut resp = error_response(route, code, &error_type, "injected fault");
+            if let Some(secs) = retry_after {
+                resp = resp.header("Retry-After", &secs.to_string());
+            }
+            Action::Answer(resp)
+        }
+        Some(Fault::MalformedBody) => Action::Answer(malformed(route)),
+        Some(Fault::HugeBody(n)) => Action::Answer(huge(route, n)),
+        None => Action::Answer(answer(shared, route, &req, &query, &form)),
+    };
+
+    match action {
+        Action::Answer(resp) => {
+            lock(&shared.state).requests[index].status = Some(resp.status);
+            write_response(writer, &resp, close).is_ok()
+        }
+        Action::Reset => {
+            reset(writer);
+            false
+        }
+        Action::Hang(d) => {
+            wait_unless_shutdown(shared, d);
+            let _ = writer.shutdown(Shutdown::Both);
+            false
+        }
+    }
+}
+
+/// Waits `d`, returning early (false) when the fake shuts down.
+fn wait_unless_shutdown(shared: &Shared, d: Duration) -> bool {
+    let deadline = Instant::now() + d;
+    let mut g = lock(&shared.shutdown_mx);
+    loop {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        g = shared
+            .shutdown_cv
+            .wait_timeout(g, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+/// Closes with RST instead of FIN, like a load balancer dropping the connection.
+fn reset(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is open for the lifetime of `stream`, and `linger` is a valid
+    // `struct linger` whose size we pass.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// The normal answer for a route.
+fn answer(
+    shared: &Shared,
+    route: Option<Route>,
+    req: &Request,
+    query: &[(String, String)],
+    form: &[(String, String)],
+) -> Response {
+    match route {
+        Some(Route::GetRoleCredentials) => get_role_credentials(shared, req, query),
+        Some(Route::CreateToken) => create_token(shared, req),
+        Some(Route::AssumeRole) => assume_role(shared, req, form),
+        Some(Route::Any) | None => {
+            if req.method == "POST" && req.target.split('?').next() == Some("/") {
+                let action = lookup(form, "Action").unwrap_or("");
+                sts_error(
+                    400,
+                    "InvalidAction",
+                    &format!("Could not find operation {action} for version 2011-06-15"),
+                )
+            } else {
+                Response::json(
+                    404,
+                    &json!({"message": format!("no route for {} {}", req.method, req.target)}),
+                )
+                .header("x-amzn-errortype", "UnknownOperationException")
+            }
+        }
+    }
+}
+
+fn get_role_credentials(shared: &Shared, req: &Request, query: &[(String, String)]) -> Response {
+    let (Some(role), Some(account)) = (lookup(query, "role_name"), lookup(query, "account_id"))
+    else {
+        return json_error(
+            400,
+            "InvalidRequestException",
+            "role_name and account_id are required",
+        );
+    };
+    let token = req.header("x-amz-sso_bearer_token").unwrap_or("");
+    let mut st = lock(&shared.state);
+    let now = st.now();
+    if !st.token_valid(token, now) {
+        return json_error(
+            401,
+            "UnauthorizedException",
+            "Session token not found or invalid",
+        );
+    }
+    let expires = add_signed_ms(now, st.credential_lifetime_secs.saturating_mul(1000));
+    let creds = st.mint(&format!("{account}/{role}"), expires);
+    st.last_credentials
+        .insert((account.to_owned(), role.to_owned()), creds.clone());
+    Response::json(
+        200,
+        &json!({"roleCredentials": {
+            "accessKeyId": creds.access_key_id,
+            "secretAccessKey": creds.secret_access_key,
+            "sessionToken": creds.session_token,
+            "expiration": creds.expiration_ms,
+        }}),
+    )
+}
+
+fn create_token(shared: &Shared, req: &Request) -> Response {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "body is not JSON",
+        );
+    };
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (client_id, grant_type, refresh) =
+        (field("clientId"), field("grantType"), field("refreshToken"));
+    if grant_type != "refresh_token" {
+        return oidc_error(
+            400,
+            "UnsupportedGrantTypeException",
+            "unsupported_grant_type",
+            "only refresh_token is supported by the fake",
+        );
+    }
+    if field("clientSecret").is_empty() || client_id.is_empty() {
+        return oidc_error(
+            401,
+            "InvalidClientException",
+            "invalid_client",
+            "clientId and clientSecret are required",
+        );
+    }
+    let mut st = lock(&shared.state);
+    match st.refresh_tokens.get(&refresh) {
+        Some(owner) if *owner == client_id => {}
+        _ => {
+            return oidc_error(
+                400,
+                "InvalidGrantException",
+                "invalid_grant",
+                "Invalid refresh token provided",
+            );
+        }
+    }
+    st.counter += 1;
+    let n = st.counter;
+    let access_token = format!("fake-access-{n}");
+    let expires_in = st.token_expires_in;
+    let now = st.now();
+    st.tokens.insert(
+        access_token.clone(),
+        Some(add_signed_ms(now, expires_in.saturating_mul(1000))),
+    );
+    let new_refresh = if st.rotate_refresh_tokens {
+        let r = format!("fake-refresh-{n}");
+        st.refresh_tokens.remove(&refresh);
+        st.refresh_tokens.insert(r.clone(), client_id.clone());
+        Some(r)
+    } else {
+        None
+    };
+    st.issued_tokens.push(IssuedToken {
+        access_token: access_token.clone(),
+        expires_in,
+        refresh_token_used: refresh,
+        new_refresh_token: new_refresh.clone(),
+        client_id,
+    });
+    let mut out = json!({
+        "accessToken": access_token,
+        "tokenType": "Bearer",
+        "expiresIn": expires_in,
+    });
+    if let Some(r) = new_refresh {
+        out["refreshToken"] = json!(r);
+    }
+    Response::json(200, &out)
+}
+
+fn assume_role(shared: &Shared, req: &Request, form: &[(String, String)]) -> Response {
+    let Some(signed_by) = req.header("authorization").and_then(sigv4_akid) else {
+        return sts_error(
+            403,
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token",
+        );
+    };
+    let (Some(role_arn), Some(session)) =
+        (lookup(form, "RoleArn"), lookup(form, "RoleSessionName"))
+    else {
+        return sts_error(
+            400,
+            "MissingParameter",
+            "RoleArn and RoleSessionName are required",
+        );
+    };
+    let duration = match lookup(form, "DurationSeconds").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            return sts_error(400, "ValidationError", "DurationSeconds is not a number");
+        }
+    };
+    let mut st = lock(&shared.state);
+    let secs = duration.unwrap_or(st.assume_role_default_secs);
+    let now = st.now();
+    let creds = st.mint(role_arn, add_signed_ms(now, secs.saturating_mul(1000)));
+    st.assume_role_calls.push(AssumeRoleCall {
+        role_arn: role_arn.to_owned(),
+        role_session_name: session.to_owned(),
+        duration_seconds: duration,
+        external_id: lookup(form, "ExternalId").map(str::to_owned),
+        signed_by: Some(signed_by),
+        served: creds.clone(),
+    });
+    let n = st.counter;
+    drop(st);
+    let (account, role_name) = split_role_arn(role_arn);
+    let expiration = humantime::format_rfc3339_seconds(creds.expiration()).to_string();
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n\
+         \x20 <AssumeRoleResult>\n\
+         \x20   <AssumedRoleUser>\n\
+         \x20     <AssumedRoleId>AROAFAKE{n:012}:{session}</AssumedRoleId>\n\
+         \x20     <Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn>\n\
+         \x20   </AssumedRoleUser>\n\
+         \x20   <Credentials>\n\
+         \x20     <AccessKeyId>{akid}</AccessKeyId>\n\
+         \x20     <SecretAccessKey>{secret}</SecretAccessKey>\n\
+         \x20     <SessionToken>{token}</SessionToken>\n\
+         \x20     <Expiration>{expiration}</Expiration>\n\
+         \x20   </Credentials>\n\
+         \x20 </AssumeRoleResult>\n\
+         \x20 <ResponseMetadata>\n\
+         \x20   <RequestId>fake-request-{n}</RequestId>\n\
+         \x20 </ResponseMetadata>\n\
+         </AssumeRoleResponse>\n",
+        session = xml_escape(session),
+        account = xml_escape(account),
+        role_name = xml_escape(role_name),
+        akid = creds.access_key_id,
+        secret = creds.secret_access_key,
+        token = creds.session_token,
+    );
+    Response::xml(200, body)
+}
+
+fn split_role_arn(arn: &str) -> (&str, &str) {
+    // arn:aws:iam::123456789012:role/path/Name
+    let mut parts = arn.splitn(6, ':');
+    let account = parts.nth(4).unwrap_or("000000000000");
+    let role = parts
+        .next()
+        .and_then(|r| r.rsplit('/').next())
+        .unwrap_or("role");
+    (account, role)
+}
+
+fn error_response(route: Option<Route>, code: u16, error_type: &str, message: &str) -> Response {
+    match route {
+        Some(Route::AssumeRole) => sts_error(code, error_type, message),
+        Some(Route::CreateToken) => {
+            let short = error_type
+                .strip_suffix("Exception")
+                .unwrap_or(error_type)
+                .to_ascii_lowercase();
+            oidc_error(code, error_type, &short, message)
+        }
+        _ => json_error(code, error_type, message),
+    }
+}
+
+fn json_error(code: u16, error_type: &str, message: &str) -> Response {
+    Response::json(code, &json!({ "message": message })).header("x-amzn-errortype", error_type)
+}
+
+fn oidc_error(code: u16, error_type: &str, error: &str, description: &str) -> Response {
+    Response::json(
+        code,
+        &json!({ "error": error, "error_description": description }),
+    )
+    .header("x-amzn-errortype", error_type)
+}
+
+fn sts_error(code: u16, error_code: &str, message: &str) -> Response {
+    let kind = if code >= 500 { "Receiver" } else { "Sender" };
+    Response::xml(
+        code,
+        format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n\
+             \x20 <Error>\n\
+             \x20   <Type>{kind}</Type>\n\
+             \x20   <Code>{}</Code>\n\
+             \x20   <Message>{}</Message>\n\
+             \x20 </Error>\n\
+             \x20 <RequestId>fake-error</RequestId>\n\
+             </ErrorResponse>\n",
+            xml_escape(error_code),
+            xml_escape(message)
+        ),
+    )
+}
+
+fn malformed(route: Option<Route>) -> Response {
+    match route {
+        Some(Route::AssumeRole) => Response::xml(
+            200,
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleResult><Credentials><AccessKeyId>ASIA"
+                .to_owned(),
+        ),
+        Some(Route::CreateToken) => Response::new(200, "application/json", "{\"accessToken\":"),
+        _ => Response::new(200, "application/json", "{\"roleCredentials\":"),
+    }
+}
+
+fn huge(route: Option<Route>, n: usize) -> Response {
+    let (content_type, head): (&str, &[u8]) = match route {
+        Some(Route::AssumeRole) => ("text/xml", b"<AssumeRoleResponse><!-- "),
+        _ => ("application/json", b"{\"padding\":\""),
+    };
+    let mut body = Vec::with_capacity(n);
+    body.extend_from_slice(&head[..head.len().min(n)]);
+    body.resize(n, b'x');
+    Response::new(200, content_type, body)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn write_response(w: &mut TcpStream, resp: &Response, close: bool) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    head.push_str("x-amzn-RequestId: fake-request\r\n");
+    head.push_str(if close {
+        "Connection: close\r\n\r\n"
+    } else {
+        "Connection: keep-alive\r\n\r\n"
+    });
+    w.write_all(head.as_bytes())?;
+    w.write_all(&resp.body)?;
+    w.flush()
+}
+
+/// Reads one request; `Ok(None)` on a clean EOF between requests.
+fn read_request(r: &mut BufReader<TcpStream>, w: &mut TcpStream) -> io::Result<Option<Request>> {
+    let mut line = String::new();
+    // Tolerate stray blank lines between keep-alive requests.
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid(format!("bad request line {line:?}")));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!("unsupported version {version}")));
+    }
+    let (method, target) = (method.to_owned(), target.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(invalid("eof in headers".into()));
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let Some((k, v)) = l.split_once(':') else {
+            return Err(invalid(format!("bad header line {l:?}")));
+        };
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let mut req = Request {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    if req
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        req.body = read_chunked(r)?;
+    } else if let Some(len) = req.header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| invalid(format!("bad content-length {len:?}")))?;
+        if len > MAX_BODY {
+            return Err(invalid(format!("body of {len} bytes is too large")));
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body)?;
+        req.body = body;
+    }
+    Ok(Some(req))
+}
+
+fn read_chunked(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(invalid("eof in chunk size".into()));
+        }
+        let size_str = line.trim().split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_str, 16)
+            .map_err(|_| invalid(format!("bad chunk size {size_str:?}")))?;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                line.clear();
+                if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(invalid("chunked body too large".into()));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        r.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(invalid("chunk not followed by CRLF".into()));
+        }
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// `Credential=<AKID>/date/region/service/aws4_request` from a SigV4 `Authorization` header.
+pub fn sigv4_akid(authorization: &str) -> Option<String> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
+    let cred = rest
+        .split([',', ' '])
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("Credential="))?;
+    let akid = cred.split('/').next()?;
+    (!akid.is_empty()).then(|| akid.to_owned())
+}
+
+/// Parses `a=b&c=d` with `+` as space and `%XX` escapes.
+pub fn parse_urlencoded(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// FNV-1a folded to 24 bits: a short stable tag per account/role in access key ids.
+fn fnv24(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h >> 24) ^ (h & 0x00ff_ffff)
+}
+
+fn epoch_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+fn add_signed_ms(t: SystemTime, ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 { t + d } else { t - d }
+}

@@ -1,10 +1,12 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
 pub mod aws_profile;
 pub mod config;
+pub mod control;
 pub mod ini_edit;
 pub mod resolve;
 pub mod schedule;
 pub mod secret;
+pub mod service;
 pub mod sso_cache;
 pub mod state;
 pub mod timefmt;

@@ -66,17 +66,43 @@ impl SsoProfile {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProfileError {
     #[error("{path}:{line}: {message}")]
-    Syntax { path: PathBuf, line: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("cannot read {path}: {message}")]
     Io { path: PathBuf, message: String },
     #[error("profile {profile:?} is not in {path}{}", known_hint(.known))]
-    UnknownProfile { profile: String, path: PathBuf, known: Vec<String> },
+    UnknownProfile {
+        profile: String,
+        path: PathBuf,
+        known: Vec<String>,
+    },
     #[error("{path}:{line}: profile {profile:?} is missing {key}")]
-    MissingKey { profile: String, path: PathBuf, line: usize, key: &'static str },
-    #[error("{path}:{line}: profile {profile:?} names sso_session {session:?}, but there is no [sso-session {session}] section")]
-    UnknownSsoSession { profile: String, session: String, path: PathBuf, line: usize },
+    MissingKey {
+        profile: String,
+        path: PathBuf,
+        line: usize,
+        key: &'static str,
+    },
+    #[error(
+        "{path}:{line}: profile {profile:?} names sso_session {session:?}, but there is no [sso-session {session}] section"
+    )]
+    UnknownSsoSession {
+        profile: String,
+        session: String,
+        path: PathBuf,
+        line: usize,
+    },
     #[error("{path}:{line}: profile {profile:?} is {kind}; credsync manages {supported} profiles")]
-    Unsupported { profile: String, path: PathBuf, line: usize, kind: String, supported: &'static str },
+    Unsupported {
+        profile: String,
+        path: PathBuf,
+        line: usize,
+        kind: String,
+        supported: &'static str,
+    },
 }
 
 fn known_hint(known: &[String]) -> String {
@@ -90,17 +116,24 @@ fn known_hint(known: &[String]) -> String {
 /// Parses the text of an AWS config file. `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<AwsConfig, ProfileError> {
     let _ = text;
-    Ok(AwsConfig { path: path.to_owned(), ..Default::default() })
+    Ok(AwsConfig {
+        path: path.to_owned(),
+        ..Default::default()
+    })
 }
 
 /// Reads and parses `path`. A missing file is an empty config.
 pub fn load(path: &Path) -> Result<AwsConfig, ProfileError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(AwsConfig { path: path.to_owned(), ..Default::default() })
-        }
-        Err(e) => Err(ProfileError::Io { path: path.to_owned(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsConfig {
+            path: path.to_owned(),
+            ..Default::default()
+        }),
+        Err(e) => Err(ProfileError::Io {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
     }
 }
 

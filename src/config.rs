@@ -28,7 +28,10 @@ impl Env {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -89,16 +92,27 @@ pub struct ControlConfig {
 pub enum Origin {
     File(PathBuf),
     /// No config file: one profile, `$AWS_PROFILE` or `default`.
-    Default { config_path: PathBuf, profile_from: &'static str },
+    Default {
+        config_path: PathBuf,
+        profile_from: &'static str,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Invalid TOML, an unknown key, or a bad value: `path:line:column: message`.
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 /// The default config file: `<config dir>/credsync/config.toml`.
@@ -128,18 +142,30 @@ pub fn defaults(env: &Env) -> Config {
             credentials_file: env.home.join(".aws/credentials"),
             sso_cache_dir: env.home.join(".aws/sso/cache"),
         },
-        profiles: vec![ProfileEntry { source: profile.clone(), target: profile }],
-        write: WriteConfig { mode: WriteMode::Atomic, file_mode: 0o600 },
+        profiles: vec![ProfileEntry {
+            source: profile.clone(),
+            target: profile,
+        }],
+        write: WriteConfig {
+            mode: WriteMode::Atomic,
+            file_mode: 0o600,
+        },
         refresh: RefreshConfig {
             min_remaining: Duration::from_secs(20 * 60),
             token_refresh_before: Duration::from_secs(30 * 60),
             max_concurrency: 4,
         },
         container: None,
-        control: ControlConfig { socket: env.home.join(".cache/credsync/credsync.sock") },
+        control: ControlConfig {
+            socket: env.home.join(".cache/credsync/credsync.sock"),
+        },
         origin: Origin::Default {
             config_path: default_path(env),
-            profile_from: if env.get("AWS_PROFILE").is_some() { "AWS_PROFILE" } else { "default" },
+            profile_from: if env.get("AWS_PROFILE").is_some() {
+                "AWS_PROFILE"
+            } else {
+                "default"
+            },
         },
     }
 }

@@ -106,13 +106,11 @@ impl Drop for Listener {
         let ours = std::fs::symlink_metadata(&self.path)
             .map(|m| Some((m.dev(), m.ino())) == self.identity)
             .unwrap_or(false);
-        if ours {
-            if let Err(e) = std::fs::remove_file(&self.path) {
-                tracing::warn!(
-                    "cannot remove the control socket {}: {e}",
-                    self.path.display()
-                );
-            }
+        if ours && let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(
+                "cannot remove the control socket {}: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -131,13 +129,13 @@ pub fn bind(path: &Path) -> Result<Listener, BindError> {
             match client::request(path, &Request::Status, Duration::from_secs(2)) {
                 Err(ClientError::NotRunning { .. }) => {
                     tracing::info!("replacing the stale control socket {}", path.display());
-                    if let Err(source) = std::fs::remove_file(path) {
-                        if source.kind() != io::ErrorKind::NotFound {
-                            return Err(BindError::Bind {
-                                path: path.to_owned(),
-                                source,
-                            });
-                        }
+                    if let Err(source) = std::fs::remove_file(path)
+                        && source.kind() != io::ErrorKind::NotFound
+                    {
+                        return Err(BindError::Bind {
+                            path: path.to_owned(),
+                            source,
+                        });
                     }
                 }
                 Ok(Response::Status(status)) => {
@@ -318,16 +316,14 @@ async fn connection(stream: UnixStream, handle: ControlHandle, options: ServeOpt
             Ok(Ok(0)) => return,
             Ok(Ok(_)) => {}
         }
-        if !line.ends_with(b"\n") {
-            if line.len() > MAX_REQUEST_LINE {
-                let reply = Response::Error(format!(
-                    "request line longer than {MAX_REQUEST_LINE} bytes; closing the connection"
-                ));
-                let _ = send(&mut write, &reply, &options).await;
-                return;
-            }
-            // End of stream after a last line without its newline: answer it, then stop.
+        if !line.ends_with(b"\n") && line.len() > MAX_REQUEST_LINE {
+            let reply = Response::Error(format!(
+                "request line longer than {MAX_REQUEST_LINE} bytes; closing the connection"
+            ));
+            let _ = send(&mut write, &reply, &options).await;
+            return;
         }
+        // A last line cut short by the end of the stream is answered like any other.
         let reply = match parse_request(&line) {
             Ok(request) => answer(request, &handle, &options).await,
             Err(message) => Response::Error(message),

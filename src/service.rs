@@ -156,7 +156,7 @@ pub fn render_systemd_unit(
     let mut exec = systemd_word(&exe.to_string_lossy());
     if let Some(config) = config {
         exec.push_str(" --config ");
-        exec.push_str(&systemd_word(&config.to_string_lossy()));
+        exec.push_str(&systemd_arg(&config.to_string_lossy()));
     }
     exec.push_str(" daemon");
     let mut extra = String::new();
@@ -205,20 +205,28 @@ pub fn render(spec: &ServiceSpec, target: &Target) -> String {
     }
 }
 
-/// One word of a systemd command line or path list: `%` and `$` doubled (no specifier or
-/// variable expansion), and double-quoted with C escapes when it has spaces, quotes or
+/// One path in a unit file (the executable, a `ReadWritePaths` entry): `%` doubled (no
+/// specifier expansion), double-quoted with C escapes when it has spaces, quotes or
 /// backslashes.
 pub fn systemd_word(s: &str) -> String {
-    let expanded = s.replace('%', "%%").replace('$', "$$");
-    let plain = !expanded.is_empty()
-        && expanded
-            .chars()
+    quote_systemd(&s.replace('%', "%%"))
+}
+
+/// One argument after the executable on an `Exec*=` line: like [`systemd_word`], and `$`
+/// doubled too (systemd expands `$VAR` in arguments, not in the executable's path).
+pub fn systemd_arg(s: &str) -> String {
+    quote_systemd(&s.replace('%', "%%").replace('$', "$$"))
+}
+
+fn quote_systemd(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=%$".contains(c));
     if plain {
-        return expanded;
+        return s.to_owned();
     }
     let mut out = String::from("\"");
-    for c in expanded.chars() {
+    for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -230,6 +238,18 @@ pub fn systemd_word(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Whether systemd can run a binary at `exe`: it refuses executable paths with quotes,
+/// backslashes or control characters ("Executable name contains special characters").
+pub fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
+    let text = exe.to_string_lossy();
+    if text.chars().any(|c| c.is_control() || "\"'\\".contains(c)) {
+        return Err(ServiceError::UnsafeExePath {
+            path: exe.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Text safe inside an XML element or attribute.
@@ -334,6 +354,11 @@ pub enum ServiceError {
          run `credsync daemon` from your session instead"
     )]
     UnsupportedPlatform,
+    #[error(
+        "systemd cannot run a binary whose path has quotes, backslashes or control characters: \
+         {path}; move credsync to a plain path (e.g. ~/.local/bin/credsync) and install again"
+    )]
+    UnsafeExePath { path: PathBuf },
     #[error("cannot find the path of the running credsync binary: {source}")]
     CurrentExe { source: io::Error },
     #[error("cannot write {path}: {source}")]
@@ -357,6 +382,9 @@ pub fn install(
     start: bool,
     manager: Manager,
 ) -> Result<Report, ServiceError> {
+    if target.platform == Platform::Linux {
+        check_systemd_exe(&spec.exe)?;
+    }
     let path = target.service_file();
     let text = render(spec, target);
     let file = write_if_changed(&path, &text)?;
@@ -679,10 +707,24 @@ mod tests {
             "\"/opt/my tools/credsync\""
         );
         assert_eq!(systemd_word("/a/100%/b"), "/a/100%%/b");
-        assert_eq!(systemd_word("/a/$HOME"), "/a/$$HOME");
-        assert_eq!(systemd_word(r#"/a "q" \b"#), r#""/a \"q\" \\b""#);
+        assert_eq!(systemd_word("/a/$HOME"), "/a/$HOME");
+        assert_eq!(systemd_arg("/a/$HOME"), "/a/$$HOME");
+        assert_eq!(systemd_arg(r#"/a "q" \b"#), r#""/a \"q\" \\b""#);
         assert_eq!(systemd_word("/a;b"), "\"/a;b\"");
         assert_eq!(systemd_word(""), "\"\"");
+    }
+
+    #[test]
+    fn executables_systemd_refuses_are_caught() {
+        assert!(check_systemd_exe(Path::new("/opt/my tools & 100%/credsync")).is_ok());
+        for bad in [
+            "/opt/\"x\"/credsync",
+            "/opt/it's/credsync",
+            "/opt/a\\b/credsync",
+            "/a\nb",
+        ] {
+            assert!(check_systemd_exe(Path::new(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub struct Edit {
 /// credsync did not write.
 pub fn apply(old: &str, sections: &[ManagedSection<'_>], remove: &[&str]) -> Edit {
     let _ = (sections, remove);
-    Edit { text: old.to_owned(), conflicts: Vec::new() }
+    Edit {
+        text: old.to_owned(),
+        conflicts: Vec::new(),
+    }
 }
 
 /// Names of the sections in `text` that carry credsync's marker.

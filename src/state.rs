@@ -150,7 +150,9 @@ pub mod rfc3339 {
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
             let text: Option<String> = Option::deserialize(d)?;
             text.map(|text| {
                 crate::timefmt::parse(&text).ok_or_else(|| {

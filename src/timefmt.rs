@@ -32,7 +32,9 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
     // A numeric offset follows the time part (after the 'T'), so look only there for the sign.
     let t_pos = s.find(['T', 't', ' '])?;
     let sign_pos = s[t_pos..].rfind(['+', '-']).map(|p| p + t_pos);
-    let Some(pos) = sign_pos else { return Some((s, 0)) };
+    let Some(pos) = sign_pos else {
+        return Some((s, 0));
+    };
     let (base, off) = s.split_at(pos);
     let sign = if off.starts_with('-') { -1 } else { 1 };
     let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
@@ -70,11 +72,22 @@ mod tests {
             "2026-11-29 15:00:00Z",
         ] {
             let got = parse(s).unwrap_or_else(|| panic!("{s} did not parse"));
-            let got = got.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+            let got = got
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             assert_eq!(got, 1_795_964_400, "{s}");
         }
-        assert_eq!(parse("2026-11-29T15:00:00.5Z").map(|t| t > want), Some(true));
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-29T15:00:00+5"] {
+        assert_eq!(
+            parse("2026-11-29T15:00:00.5Z").map(|t| t > want),
+            Some(true)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T15:00:00+5",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

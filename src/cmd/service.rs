@@ -1,0 +1,51 @@
+//! `credsync service install|uninstall|print`: the systemd user unit or LaunchAgent.
+
+use std::process::ExitCode;
+
+use credsync::config::Env;
+use credsync::service::{self, Manager, ServiceSpec, Target};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Write the service file with this binary and config, then enable and start it.
+    Install {
+        /// Write the file only; do not enable or start the service.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and disable the service, then remove its file.
+    Uninstall,
+    /// Print the file that install would write.
+    Print,
+}
+
+pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
+    let env = Env::from_process();
+    let result = Target::current(&env).and_then(|target| match args.action {
+        Action::Install { no_start } => {
+            let spec = ServiceSpec::from_config(cfg, &env)?;
+            service::install(&spec, &target, !no_start, Manager::Run).map(|r| r.to_string())
+        }
+        Action::Uninstall => service::uninstall(&target, Manager::Run).map(|r| r.to_string()),
+        Action::Print => {
+            let spec = ServiceSpec::from_config(cfg, &env)?;
+            Ok(service::render(&spec, &target))
+        }
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("credsync service: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

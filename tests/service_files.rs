@@ -1,0 +1,371 @@
+//! The service files credsync installs, checked by the tools that read them: systemd's own
+//! `systemd-analyze verify --user` for the unit, Python's plistlib for the LaunchAgent; and
+//! install / uninstall into a temporary HOME.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use credsync::service::{
+    self, FileOutcome, Manager, Platform, ServiceSpec, Target, render_launchd_plist,
+    render_systemd_unit,
+};
+
+/// Whether `tool` is installed; under CI a missing tool fails the test instead of skipping it.
+fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test} needs {tool} and CI is set: install it (apt-get install systemd)");
+        }
+        eprintln!("\n*** SKIPPED {test}: {tool} is not installed ***\n");
+    }
+    found
+}
+
+/// An executable stub at `path` (systemd-analyze checks that ExecStart exists).
+fn stub_exe(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Splits a systemd command line back into words: double quotes with C escapes, `%%` and
+/// `$$` undone. Enough of systemd's syntax to read back what credsync writes.
+fn systemd_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut word = String::new();
+        if first == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => word.push(chars.next().unwrap()),
+                    c => word.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                word.push(c);
+            }
+        }
+        words.push(word.replace("%%", "%").replace("$$", "$"));
+    }
+    words
+}
+
+fn verify(unit_dir: &Path, unit: &str, runtime: &Path) -> std::process::Output {
+    let file = unit_dir.join("credsync.service");
+    std::fs::create_dir_all(unit_dir).unwrap();
+    std::fs::write(&file, unit).unwrap();
+    Command::new("systemd-analyze")
+        .args(["verify", "--user"])
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("run systemd-analyze")
+}
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    if !have("systemd-analyze", "the_unit_passes_systemd_analyze_verify") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A path that needs every kind of escaping systemd knows.
+    // (systemd refuses quotes and backslashes in the executable's path; arguments may have them.)
+    let exe = tmp.path().join("my tools & 100% $HOME/credsync");
+    stub_exe(&exe);
+    let config = tmp.path().join("conf \"dir\" \\ $USER/credsync 50%.toml");
+    let extra = vec![PathBuf::from("/srv/shared aws"), tmp.path().join("cache")];
+
+    let unit = render_systemd_unit(&exe, Some(&config), &extra);
+    let out = verify(&tmp.path().join("units"), &unit, &runtime);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{stderr}\n{unit}"
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze warned:\n{stderr}\n{unit}"
+    );
+
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let want = [
+        exe.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "daemon",
+    ];
+    assert_eq!(systemd_words(exec), want);
+    let rw = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ReadWritePaths="))
+        .expect("ReadWritePaths");
+    let want_rw = [
+        "-%h/.aws",
+        "-%t",
+        "-/srv/shared aws",
+        &format!("-{}", extra[1].display()),
+    ];
+    assert_eq!(systemd_words(rw), want_rw);
+
+    // The check has teeth: a unit whose binary does not exist fails verification.
+    let missing = render_systemd_unit(&tmp.path().join("nowhere/credsync"), None, &[]);
+    let out = verify(&tmp.path().join("units2"), &missing, &runtime);
+    assert!(
+        !out.status.success(),
+        "verify accepted a missing ExecStart binary"
+    );
+}
+
+#[test]
+fn the_unit_says_what_the_service_needs() {
+    let unit = render_systemd_unit(Path::new("/usr/bin/credsync"), None, &[]);
+    let lines: Vec<&str> = unit.lines().collect();
+    for want in [
+        "Type=notify",
+        "ExecStart=/usr/bin/credsync daemon",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "Environment=CREDSYNC_LOG=info",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "ReadWritePaths=-%h/.aws -%t",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "WantedBy=default.target",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from\n{unit}");
+    }
+}
+
+const PLIST_TO_JSON: &str = r#"
+import json, plistlib, sys
+print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))
+"#;
+
+#[test]
+fn the_plist_parses_with_the_keys_launchd_needs() {
+    if !have(
+        "/usr/bin/python3",
+        "the_plist_parses_with_the_keys_launchd_needs",
+    ) {
+        return;
+    }
+    let home = Path::new("/Users/Jo & Al <dev>");
+    let exe = Path::new("/Applications/Tools & Co/credsync's bin/credsync");
+    let config = home.join("Library/Application Support/credsync/config \"1\".toml");
+    let plist = render_launchd_plist(exe, Some(&config), home);
+
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", PLIST_TO_JSON])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plist.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "plistlib: {}\n{plist}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(v["Label"], "com.credsync.agent");
+    assert_eq!(
+        v["ProgramArguments"],
+        serde_json::json!([
+            exe.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "daemon"
+        ])
+    );
+    assert_eq!(v["RunAtLoad"], true);
+    assert_eq!(v["KeepAlive"]["SuccessfulExit"], false);
+    let log = "/Users/Jo & Al <dev>/Library/Logs/credsync/credsync.log";
+    assert_eq!(v["StandardOutPath"], log);
+    assert_eq!(v["StandardErrorPath"], log);
+    assert_eq!(v["EnvironmentVariables"]["CREDSYNC_LOG"], "info");
+}
+
+fn spec(exe: &str) -> ServiceSpec {
+    ServiceSpec {
+        exe: PathBuf::from(exe),
+        config: Some(PathBuf::from("/home/u/.config/credsync/config.toml")),
+        extra_rw_paths: vec![],
+    }
+}
+
+fn target(platform: Platform, home: &Path) -> Target {
+    Target {
+        platform,
+        home: home.to_owned(),
+        xdg_config_home: None,
+        uid: 501,
+    }
+}
+
+#[test]
+fn install_and_uninstall_a_systemd_unit_in_a_temp_home() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let unit = home.path().join(".config/systemd/user/credsync.service");
+    assert_eq!(t.service_file(), unit);
+
+    let r = service::install(&spec("/usr/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    assert_eq!(
+        (r.file, r.path.as_path()),
+        (FileOutcome::Created, unit.as_path())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&unit).unwrap(),
+        service::render(&spec("/usr/bin/credsync"), &t)
+    );
+    assert_eq!(
+        r.steps,
+        [
+            "skipped: systemctl --user daemon-reload",
+            "skipped: systemctl --user enable --now credsync.service"
+        ]
+    );
+    assert_eq!(
+        std::fs::metadata(&unit).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+
+    let again = service::install(&spec("/usr/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    assert_eq!(again.file, FileOutcome::Unchanged);
+    assert!(again.to_string().contains("unchanged"), "{again}");
+
+    // A moved binary rewrites the unit and restarts the service.
+    let moved = service::install(&spec("/opt/credsync"), &t, true, Manager::Skip).unwrap();
+    assert_eq!(moved.file, FileOutcome::Updated);
+    assert!(
+        moved
+            .steps
+            .iter()
+            .any(|s| s.ends_with("restart credsync.service")),
+        "{moved}"
+    );
+    assert!(
+        std::fs::read_to_string(&unit)
+            .unwrap()
+            .contains("ExecStart=/opt/credsync --config")
+    );
+
+    let no_start = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    assert!(
+        no_start.steps.is_empty(),
+        "--no-start runs nothing: {no_start}"
+    );
+    assert!(no_start.to_string().contains("not started"), "{no_start}");
+
+    let gone = service::uninstall(&t, Manager::Skip).unwrap();
+    assert_eq!(gone.file, FileOutcome::Removed);
+    assert_eq!(
+        gone.steps[0],
+        "skipped: systemctl --user disable --now credsync.service"
+    );
+    assert!(!unit.exists());
+    assert_eq!(
+        service::uninstall(&t, Manager::Skip).unwrap().file,
+        FileOutcome::Absent
+    );
+    // Nothing else was left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(unit.parent().unwrap()).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_binary_path_systemd_cannot_run_is_refused_before_writing() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let err = service::install(&spec("/opt/\"odd\"/credsync"), &t, true, Manager::Skip)
+        .expect_err("a quote in the executable path");
+    assert!(
+        err.to_string().contains("move credsync to a plain path"),
+        "{err}"
+    );
+    assert!(!t.service_file().exists());
+}
+
+#[test]
+fn xdg_config_home_is_respected() {
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().join("xdg");
+    let t = Target {
+        xdg_config_home: Some(xdg.clone()),
+        ..target(Platform::Linux, home.path())
+    };
+    let r = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    assert_eq!(r.path, xdg.join("systemd/user/credsync.service"));
+    assert!(r.path.exists());
+}
+
+#[test]
+fn install_and_uninstall_a_launch_agent_in_a_temp_home() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let plist = home
+        .path()
+        .join("Library/LaunchAgents/com.credsync.agent.plist");
+
+    let r = service::install(&spec("/usr/local/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    assert_eq!(
+        (r.file, r.path.as_path()),
+        (FileOutcome::Created, plist.as_path())
+    );
+    assert!(
+        home.path().join("Library/Logs/credsync").is_dir(),
+        "launchd does not create it"
+    );
+    let p = plist.to_str().unwrap();
+    assert_eq!(
+        r.steps,
+        [
+            "skipped: launchctl bootout gui/501/com.credsync.agent".to_owned(),
+            format!("skipped: launchctl bootstrap gui/501 {p}")
+        ]
+    );
+    let again =
+        service::install(&spec("/usr/local/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    assert_eq!(again.file, FileOutcome::Unchanged);
+
+    let gone = service::uninstall(&t, Manager::Skip).unwrap();
+    assert_eq!(gone.file, FileOutcome::Removed);
+    assert_eq!(
+        gone.steps,
+        ["skipped: launchctl bootout gui/501/com.credsync.agent"]
+    );
+    assert!(!plist.exists());
+}

@@ -1,16 +1,39 @@
-//! The daemon loop: refresh what falls due, write once per round, sleep in bounded chunks
-//! (so a suspend is noticed within [`schedule::MAX_SLEEP`]), stop when asked.
+//! The daemon loop: refresh what falls due, write once per round, publish the status, answer
+//! the control socket's commands, sleep in bounded chunks (so a suspend is noticed within
+//! [`schedule::MAX_SLEEP`]), stop when asked.
 
 use std::future::Future;
 
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::control::Command;
 use crate::engine::Engine;
 use crate::schedule;
+use crate::state::Status;
 use crate::write;
 
-/// Runs until `shutdown` completes. A round in flight when it does is abandoned before its
-/// write (no file is half-written: writes are synchronous and atomic).
-pub async fn run(engine: &mut Engine, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// The daemon's side of the control socket.
+pub struct Control {
+    pub status: watch::Sender<Status>,
+    pub commands: mpsc::Receiver<Command>,
+}
+
+impl Control {
+    /// A new pair: the daemon's side, and the handle the socket server answers from.
+    pub fn new(initial: Status) -> (Control, crate::control::ControlHandle) {
+        let (status_tx, status_rx) = watch::channel(initial);
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        (
+            Control { status: status_tx, commands: cmd_rx },
+            crate::control::ControlHandle { status: status_rx, commands: cmd_tx },
+        )
+    }
+}
+
+/// Prepares the engine for its first round: removes stale temp files, adopts credentials on
+/// disk that are still fresh (no network call for them). Cheap; call before signalling ready.
+pub fn prepare(engine: &mut Engine) {
     match write::remove_stale_temps(&engine.cfg.aws.credentials_file) {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} stale temp file(s) left by an earlier crash"),
@@ -20,36 +43,115 @@ pub async fn run(engine: &mut Engine, shutdown: impl Future<Output = ()>) {
     if adopted > 0 {
         tracing::info!("{adopted} profile(s) still fresh on disk; no refresh needed yet");
     }
+}
+
+/// Runs until `shutdown` completes. A round in flight when it does is abandoned before its
+/// write (no file is ever half-written: writes are synchronous and atomic). `reload` reads the
+/// configuration again (for `reload` requests and SIGHUP).
+pub async fn run(
+    engine: &mut Engine,
+    mut control: Control,
+    reload: &dyn Fn() -> Result<Config, String>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
     loop {
         let due = engine.due();
         if !due.is_empty() {
-            let outcomes = tokio::select! {
-                o = engine.refresh(&due, 1) => o,
+            tokio::select! {
+                _ = run_round(engine, &due) => {}
                 _ = &mut shutdown => break,
-            };
-            for (i, outcome) in &outcomes {
-                let p = &engine.profiles[*i];
-                match outcome {
-                    Ok(c) => tracing::info!(
-                        profile = %p.entry.source,
-                        target = %p.entry.target,
-                        "refreshed; expires {}",
-                        c.expiration.map(crate::timefmt::rfc3339).unwrap_or_default()
-                    ),
-                    Err(e) => tracing::warn!(profile = %p.entry.source, "refresh failed: {e}"),
-                }
-            }
-            if outcomes.iter().any(|(_, o)| o.is_ok()) {
-                if let Err(e) = engine.write() {
-                    tracing::error!("{e}");
-                }
             }
         }
+        control.status.send_replace(engine.status());
         let wait = schedule::sleep_for(engine.now(), engine.next_deadline());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            Some(cmd) = control.commands.recv() => {
+                handle(engine, cmd, reload, &mut shutdown).await;
+            }
             _ = &mut shutdown => break,
         }
     }
     tracing::info!("stopping");
+}
+
+/// One round: refresh `due`, log each outcome, write if anything new came. Returns a line per
+/// profile, for `refresh` replies.
+async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
+    let outcomes = engine.refresh(due, 1).await;
+    if outcomes.iter().any(|(_, o)| o.is_ok()) {
+        if let Err(e) = engine.write() {
+            tracing::error!("{e}");
+            for (i, _) in &outcomes {
+                engine.profiles[*i].status.last_error = Some(e.to_string());
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for (i, _) in &outcomes {
+        let p = &engine.profiles[*i];
+        let s = &p.status;
+        match (&s.last_error, s.expires_at) {
+            (None, Some(exp)) => {
+                let exp = crate::timefmt::rfc3339(exp);
+                tracing::info!(profile = %s.source, target = %s.target, "refreshed; expires {exp}");
+                lines.push(format!("{} -> [{}]: {}, expires {exp}", s.source, s.target, s.state.as_str()));
+            }
+            (err, _) => {
+                let err = err.as_deref().unwrap_or("no credentials");
+                tracing::warn!(profile = %s.source, "refresh failed: {err}");
+                lines.push(format!("{} -> [{}]: {}: {err}", s.source, s.target, s.state.as_str()));
+            }
+        }
+    }
+    lines
+}
+
+async fn handle(
+    engine: &mut Engine,
+    cmd: Command,
+    reload: &dyn Fn() -> Result<Config, String>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) {
+    match cmd {
+        Command::Refresh { profile, reply } => {
+            let due = engine.make_due(profile.as_deref());
+            if due.is_empty() {
+                let names: Vec<String> =
+                    engine.profiles.iter().map(|p| p.entry.source.clone()).collect();
+                let _ = reply.send(Err(format!(
+                    "no managed profile is named {:?}; managed: {}",
+                    profile.unwrap_or_default(),
+                    names.join(", ")
+                )));
+                return;
+            }
+            let lines = tokio::select! {
+                l = run_round(engine, &due) => l,
+                _ = shutdown.as_mut() => vec!["stopping; refresh abandoned".to_owned()],
+            };
+            let failed = due.iter().any(|&i| !engine.profiles[i].status.state.is_healthy());
+            let text = lines.join("\n");
+            let _ = reply.send(if failed { Err(text) } else { Ok(text) });
+        }
+        Command::Reload { reply } => {
+            let result = reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string()));
+            match &result {
+                Ok(()) => tracing::info!("reloaded; {}", engine.cfg.describe_origin()),
+                Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),
+            }
+            let _ = reply.send(
+                result
+                    .map(|()| {
+                        format!(
+                            "reloaded: {}; managing {} profile(s)",
+                            engine.cfg.describe_origin(),
+                            engine.profiles.len()
+                        )
+                    })
+                    .map_err(|e| format!("reload refused, the old configuration stays: {e}")),
+            );
+        }
+    }
 }

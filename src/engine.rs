@@ -77,39 +77,48 @@ impl Engine {
     pub fn new(cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
         let now = clock.now();
         let aws = aws_profile::load(&cfg.aws.config_file)?;
-        let profiles = cfg
-            .profiles
-            .iter()
-            .map(|entry| {
-                let source = aws.sso_profile(&entry.source).map_err(|e| {
-                    ResolveError::Config(match e {
-                        ProfileError::UnknownProfile { .. } => format!(
-                            "{e}; fix `source` in credsync's config or add the profile to the AWS config"
-                        ),
-                        _ => e.to_string(),
-                    })
-                });
-                let mut status = ProfileStatus::new(&entry.source, &entry.target);
-                match &source {
-                    Ok(_) => status.kind = Kind::Sso,
-                    Err(e) => {
-                        status.state = State::Error;
-                        status.last_error = Some(e.to_string());
-                    }
-                }
-                Managed {
-                    entry: entry.clone(),
-                    status,
-                    source,
-                    credentials: None,
-                    issued: None,
-                    blocked_on: None,
-                    last_failure: None,
-                    jitter: fastrand::f64(),
-                }
-            })
-            .collect();
+        let profiles = plan(&cfg, &aws);
         Ok(Engine { cfg, aws, profiles, clients: Clients::default(), clock, started_at: now })
+    }
+
+    /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
+    /// stay (same source and target) keep their credentials, state and schedule. On error
+    /// nothing changes.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), EngineError> {
+        let aws = aws_profile::load(&cfg.aws.config_file)?;
+        let mut profiles = plan(&cfg, &aws);
+        for new in profiles.iter_mut() {
+            let Some(old) = self.profiles.iter_mut().find(|o| o.entry == new.entry) else {
+                continue;
+            };
+            if new.source.is_ok() && old.source == new.source {
+                new.status = old.status.clone();
+                new.credentials = old.credentials.take();
+                new.issued = old.issued;
+                new.blocked_on = old.blocked_on.take();
+                new.last_failure = old.last_failure.take();
+                new.jitter = old.jitter;
+            }
+        }
+        self.cfg = cfg;
+        self.aws = aws;
+        self.profiles = profiles;
+        Ok(())
+    }
+
+    /// Makes the profiles named `name` (source or target; all when `None`) due now.
+    /// Returns their indices; empty when no profile has that name.
+    pub fn make_due(&mut self, name: Option<&str>) -> Vec<usize> {
+        let now = self.clock.now();
+        let mut hit = Vec::new();
+        for (i, p) in self.profiles.iter_mut().enumerate() {
+            if name.is_none_or(|n| p.entry.source == n || p.entry.target == n) {
+                p.status.next_refresh = Some(now);
+                p.blocked_on = None;
+                hit.push(i);
+            }
+        }
+        hit
     }
 
     /// Adopts managed sections already in the credentials file that are still fresh, so a
@@ -382,4 +391,40 @@ impl Engine {
             sso_sessions: sessions.into_values().collect(),
         }
     }
+}
+
+/// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot).
+fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
+    cfg
+        .profiles
+        .iter()
+        .map(|entry| {
+            let source = aws.sso_profile(&entry.source).map_err(|e| {
+                ResolveError::Config(match e {
+                    ProfileError::UnknownProfile { .. } => format!(
+                        "{e}; fix `source` in credsync's config or add the profile to the AWS config"
+                    ),
+                    _ => e.to_string(),
+                })
+            });
+            let mut status = ProfileStatus::new(&entry.source, &entry.target);
+            match &source {
+                Ok(_) => status.kind = Kind::Sso,
+                Err(e) => {
+                    status.state = State::Error;
+                    status.last_error = Some(e.to_string());
+                }
+            }
+            Managed {
+                entry: entry.clone(),
+                status,
+                source,
+                credentials: None,
+                issued: None,
+                blocked_on: None,
+                last_failure: None,
+                jitter: fastrand::f64(),
+            }
+        })
+        .collect()
 }

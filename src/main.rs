@@ -27,14 +27,14 @@ enum Command {
     Daemon,
     /// Refresh every managed profile now, write the credentials file, and exit
     Sync,
-    /// Show how each profile stands, as the running daemon sees it (not yet implemented)
-    Status(cmd::NotYetArgs),
-    /// Ask the running daemon to refresh now (not yet implemented)
-    Refresh(cmd::NotYetArgs),
-    /// Ask the running daemon to re-read its config and the AWS config (not yet implemented)
-    Reload(cmd::NotYetArgs),
-    /// Install, remove or show the user service (not yet implemented)
-    Service(cmd::NotYetArgs),
+    /// Show how each profile stands, as the running daemon sees it
+    Status(cmd::status::Args),
+    /// Ask the running daemon to refresh now
+    Refresh(cmd::refresh::Args),
+    /// Ask the running daemon to re-read its config and the AWS config
+    Reload(cmd::reload::Args),
+    /// Install, remove or show the user service (systemd on Linux, launchd on macOS)
+    Service(cmd::service::Args),
     /// Check the setup (not yet implemented)
     Doctor(cmd::NotYetArgs),
     /// Write a starting config listing the profiles found (not yet implemented)
@@ -43,15 +43,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let name = match &cli.command {
-        Command::Daemon => return cmd::daemon::run(cli.config.as_deref()),
-        Command::Sync => return cmd::sync::run(cli.config.as_deref()),
-        Command::Status(_) => "status",
-        Command::Refresh(_) => "refresh",
-        Command::Reload(_) => "reload",
-        Command::Service(_) => "service",
-        Command::Doctor(_) => "doctor",
-        Command::Init(_) => "init",
+    let config = cli.config.as_deref();
+    let with_config = |run: &dyn Fn(&credsync::config::Config) -> ExitCode| match cmd::load_config(config) {
+        Ok(cfg) => run(&cfg),
+        Err(code) => code,
     };
-    cmd::not_yet(name)
+    match &cli.command {
+        Command::Daemon => cmd::daemon::run(config),
+        Command::Sync => cmd::sync::run(config),
+        Command::Status(args) => with_config(&|cfg| cmd::status::run(args, cfg)),
+        Command::Refresh(args) => with_config(&|cfg| cmd::refresh::run(args, cfg)),
+        Command::Reload(args) => with_config(&|cfg| cmd::reload::run(args, cfg)),
+        Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
+        Command::Doctor(_) => cmd::not_yet("doctor"),
+        Command::Init(_) => cmd::not_yet("init"),
+    }
 }

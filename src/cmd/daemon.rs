@@ -1,12 +1,16 @@
-//! `credsync daemon`: the foreground daemon the service runs. Stops with exit 0 on SIGTERM or
-//! SIGINT; a write in flight always finishes first (writes are synchronous and atomic).
+//! `credsync daemon`: the foreground daemon the service runs. Binds the control socket (one
+//! daemon per user), tells systemd it is ready, and stops with exit 0 on SIGTERM or SIGINT; a
+//! write in flight always finishes first (writes are synchronous and atomic). SIGHUP reloads.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use credsync::control::{self, BindError, Command};
+use credsync::daemon::Control;
 use credsync::engine::Engine;
 use credsync::schedule::SystemClock;
+use credsync::service;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
@@ -26,6 +30,20 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         profiles.join(", "),
         cfg.aws.credentials_file.display()
     );
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
+    let listener = match control::bind(&cfg.control.socket) {
+        Ok(l) => l,
+        Err(e @ BindError::AlreadyRunning { .. }) => {
+            eprintln!("credsync: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("credsync: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+    };
     let mut engine = match Engine::new(cfg, Arc::new(SystemClock)) {
         Ok(e) => e,
         Err(e) => {
@@ -40,21 +58,51 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
+    let explicit = config.map(Path::to_owned);
+    let reload = move || super::load_config_quiet(explicit.as_deref());
     rt.block_on(async {
-        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => {
+        let signals = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        );
+        let (mut term, mut int, mut hup) = match signals {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 eprintln!("credsync: cannot install signal handlers: {e}");
                 return ExitCode::from(EXIT_DEGRADED);
             }
         };
+        credsync::daemon::prepare(&mut engine);
+        let (control, handle) = Control::new(engine.status());
+        let commands = handle.commands.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut server_stop = stop_rx.clone();
+        let server = tokio::spawn(control::serve(listener, handle, async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        }));
+        // SIGHUP is a reload request like `credsync reload`.
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                if commands.send(Command::Reload { reply }).await.is_err() {
+                    break;
+                }
+                let _ = answer.await;
+            }
+        });
+        service::notify_ready();
         let shutdown = async {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),
                 _ = int.recv() => tracing::info!("SIGINT received"),
             }
         };
-        credsync::daemon::run(&mut engine, shutdown).await;
+        credsync::daemon::run(&mut engine, control, &reload, shutdown).await;
+        service::notify_stopping();
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        drop(stop_rx);
         ExitCode::from(EXIT_OK)
     })
 }

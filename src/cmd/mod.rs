@@ -2,6 +2,10 @@
 //! the one place that turns errors into what a person reads.
 
 pub mod daemon;
+pub mod refresh;
+pub mod reload;
+pub mod service;
+pub mod status;
 pub mod sync;
 
 use std::path::Path;
@@ -16,7 +20,6 @@ pub const EXIT_DEGRADED: u8 = 1;
 /// Usage or configuration error, before anything ran.
 pub const EXIT_USAGE: u8 = 2;
 /// The daemon is not reachable.
-#[allow(dead_code)]
 pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// Arguments of commands that are not built yet; accepts anything so the message is ours.
@@ -27,7 +30,7 @@ pub struct NotYetArgs {
 }
 
 pub fn not_yet(name: &str) -> ExitCode {
-    eprintln!("credsync {name}: not implemented yet in this version; `credsync sync` and `credsync daemon` work now");
+    eprintln!("credsync {name}: not implemented yet in this version; see `credsync --help` for what works");
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -37,6 +40,11 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
         eprintln!("credsync: {e}");
         ExitCode::from(EXIT_USAGE)
     })
+}
+
+/// Loads the config for a reload: the error as text, nothing printed.
+pub fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
+    config::load(explicit, &Env::from_process()).map_err(|e| e.to_string())
 }
 
 /// A single-threaded tokio runtime: credsync's load is a handful of requests.

@@ -55,5 +55,5 @@ pub fn unreachable_daemon(command: &str, e: &ClientError) -> ExitCode {
              `credsync service install` installs it) or run `credsync daemon`"
         );
     }
-    ExitCode::from(3)
+    ExitCode::from(super::EXIT_UNREACHABLE)
 }

@@ -51,9 +51,15 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Daemon => cmd::daemon::run(config),
         Command::Sync => cmd::sync::run(config),
-        Command::Status(args) => with_config(&|cfg| cmd::status::run(args, cfg)),
-        Command::Refresh(args) => with_config(&|cfg| cmd::refresh::run(args, cfg)),
-        Command::Reload(args) => with_config(&|cfg| cmd::reload::run(args, cfg)),
+        Command::Status(args) => cmd::status::run(args, &cmd::load_config_for_client(config)),
+        Command::Refresh(args) => cmd::refresh::run(args, &cmd::load_config_for_client(config)),
+        Command::Reload(args) => match cmd::load_config(config) {
+            Ok(cfg) => cmd::reload::run(args, &cfg),
+            Err(code) => {
+                eprintln!("credsync reload: not sent; the running daemon keeps the configuration it has");
+                code
+            }
+        },
         Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
         Command::Doctor(_) => cmd::not_yet("doctor"),
         Command::Init(_) => cmd::not_yet("init"),

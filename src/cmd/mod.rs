@@ -42,6 +42,16 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
     })
 }
 
+/// Loads the config for a command that only needs the socket path: when the file does not
+/// load, says so and falls back to the defaults (the daemon still runs with the config it had).
+pub fn load_config_for_client(explicit: Option<&Path>) -> Config {
+    let env = Env::from_process();
+    config::load(explicit, &env).unwrap_or_else(|e| {
+        eprintln!("credsync: warning: {e}\ncredsync: using the default socket path");
+        config::defaults(&env)
+    })
+}
+
 /// Loads the config for a reload: the error as text, nothing printed.
 pub fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
     config::load(explicit, &Env::from_process()).map_err(|e| e.to_string())

@@ -68,10 +68,11 @@ pub fn must_remain(lifetime: Option<Duration>, min_remaining: Duration) -> Durat
 }
 
 /// The margin taken before the [`must_remain`] line, so that a refresh that takes a while
-/// (a slow network, a retry) still lands before it: a tenth of the lifetime, at most 2 minutes.
+/// (a slow network, a retry or two) still lands before it: a twentieth of the lifetime, at
+/// most a minute.
 pub fn lead(lifetime: Option<Duration>) -> Duration {
     let l = lifetime.unwrap_or(Duration::from_secs(3600));
-    (l / 10).min(Duration::from_secs(120))
+    (l / 20).min(Duration::from_secs(60))
 }
 
 /// When credentials issued at `issued` (if known) and expiring at `expires` should be
@@ -85,7 +86,7 @@ pub fn refresh_at(
 ) -> SystemTime {
     let lifetime = issued.and_then(|i| expires.duration_since(i).ok());
     let keep = must_remain(lifetime, min_remaining) + lead(lifetime);
-    let spread = lifetime.map(|l| (l / 20).mul_f64(jitter.clamp(0.0, 1.0))).unwrap_or_default();
+    let spread = lifetime.map(|l| (l / 40).mul_f64(jitter.clamp(0.0, 1.0))).unwrap_or_default();
     expires.checked_sub(keep + spread).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
@@ -131,30 +132,30 @@ mod tests {
     #[test]
     fn long_credentials_keep_min_remaining_plus_lead() {
         let at = refresh_at(Some(t(0)), t(3600), Duration::from_secs(20 * 60), 0.0);
-        // 1 h credentials: 20 min must remain, 2 min lead.
-        assert_eq!(at, t(3600 - 20 * 60 - 120));
+        // 1 h credentials: 20 min must remain, 1 min lead.
+        assert_eq!(at, t(3600 - 20 * 60 - 60));
     }
 
     #[test]
     fn short_credentials_keep_half_their_lifetime() {
-        // 70 s credentials with min_remaining 60 s: keep 35 s, lead 7 s.
-        let at = refresh_at(Some(t(0)), t(70), MIN, 0.0);
-        assert_eq!(at, t(70 - 35 - 7));
-        assert!(is_fresh(t(34), t(70), Some(Duration::from_secs(70)), MIN));
-        assert!(!is_fresh(t(36), t(70), Some(Duration::from_secs(70)), MIN));
+        // 80 s credentials with min_remaining 60 s: keep 40 s, lead 4 s.
+        let at = refresh_at(Some(t(0)), t(80), MIN, 0.0);
+        assert_eq!(at, t(80 - 40 - 4));
+        assert!(is_fresh(t(40), t(80), Some(Duration::from_secs(80)), MIN));
+        assert!(!is_fresh(t(41), t(80), Some(Duration::from_secs(80)), MIN));
     }
 
     #[test]
-    fn jitter_only_moves_deadlines_earlier_and_by_at_most_a_twentieth() {
+    fn jitter_only_moves_deadlines_earlier_and_by_at_most_a_fortieth() {
         let plain = refresh_at(Some(t(0)), t(3600), MIN, 0.0);
         let jittered = refresh_at(Some(t(0)), t(3600), MIN, 0.999);
         assert!(jittered < plain);
-        assert!(plain.duration_since(jittered).unwrap() <= Duration::from_secs(180));
+        assert!(plain.duration_since(jittered).unwrap() <= Duration::from_secs(90));
     }
 
     #[test]
     fn unknown_lifetime_uses_min_remaining() {
-        assert_eq!(refresh_at(None, t(3600), MIN, 0.0), t(3600 - 60 - 120));
+        assert_eq!(refresh_at(None, t(3600), MIN, 0.0), t(3600 - 60 - 60));
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! The refresh schedule over a simulated day: the engine runs against the fake SSO portal with a
+//! `ManualClock` moved the way the daemon's loop moves (to the next deadline, at most
+//! `MAX_SLEEP` at a time), and the credentials on disk must keep at least `min_remaining` (or
+//! half their lifetime) at every moment, with close to the fewest refreshes that allows.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use credsync::config::{self, Env};
+use credsync::engine::Engine;
+use credsync::ini_edit;
+use credsync::schedule::{self, Clock, ManualClock};
+use support::fake_aws::FakeAws;
+use support::{TestEnv, botocore_token_json};
+
+const MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs one simulated day for credentials of `lifetime`; returns the number of refresh calls.
+fn simulate_day(lifetime: Duration) -> usize {
+    let fake = FakeAws::new();
+    fake.set_credential_lifetime(lifetime);
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile dev]\nsso_session = corp\nsso_account_id = 111111111111\nsso_role_name = Dev\n",
+    );
+    let start = SystemTime::now();
+    fake.add_token("tok");
+    env.write_token_cache("corp", &botocore_token_json("tok", start + 2 * DAY, None));
+    let vars = [("AWS_ENDPOINT_URL", fake.url()), ("NO_PROXY", "127.0.0.1,localhost".into())];
+    // SAFETY: this test binary has one test, and sets the variables before any thread reads them.
+    for (k, v) in &vars {
+        unsafe { std::env::set_var(k, v) };
+    }
+    let cfg_env = Env { home: env.home().to_owned(), vars: vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
+    let cfg = config::parse("[[profiles]]\nsource = \"dev\"\n", &env.config_toml_path(), &cfg_env).expect("config");
+    let clock = ManualClock::new(start);
+    let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let must_remain = schedule::must_remain(Some(lifetime), MIN_REMAINING);
+
+    let mut first = true;
+    while clock.now() < start + DAY {
+        let now = clock.now();
+        // The fake mints expirations from its own clock: keep it on simulated time.
+        fake.set_clock_offset(now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+            - SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64);
+        let due = engine.due();
+        if !due.is_empty() {
+            if !first {
+                // Just before a refresh is the least the disk holds between two refreshes.
+                let (_, expires) = ini_edit::read_managed(&env.read_credentials(), "dev").expect("managed section");
+                let left = expires.duration_since(now).unwrap_or_default();
+                assert!(left + Duration::from_secs(2) >= must_remain,
+                    "{lifetime:?} credentials: only {left:?} left at {:?} into the day", now.duration_since(start).unwrap());
+            }
+            first = false;
+            let outcomes = rt.block_on(engine.refresh(&due, 1));
+            assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+            engine.write().expect("write");
+        }
+        clock.advance(schedule::sleep_for(clock.now(), engine.next_deadline()).max(Duration::from_secs(1)));
+    }
+    fake.count("GetRoleCredentials")
+}
+
+#[test]
+fn the_invariant_holds_over_a_day_with_close_to_the_fewest_refreshes() {
+    for (lifetime, fewest) in [
+        // Each set of credentials can serve (lifetime - must_remain) before it must be replaced;
+        // the fewest calls for a day is one at the start plus a day divided by that.
+        (Duration::from_secs(15 * 60), 1 + 192), // 15 min: 7.5 min each
+        (Duration::from_secs(3600), 1 + 36),     // 1 h: 40 min each
+        (Duration::from_secs(12 * 3600), 1 + 3), // 12 h: 11 h 40 min each
+    ] {
+        let calls = simulate_day(lifetime);
+        assert!(calls >= fewest, "{lifetime:?}: {calls} calls is fewer than the invariant allows");
+        // Lead (a twentieth of the lifetime, at most a minute) and jitter (up to a fortieth)
+        // cost a little: 15 min -> about 222, 1 h -> about 40, 12 h -> 4.
+        let most = fewest + fewest * 20 / 100;
+        assert!(calls <= most, "{lifetime:?}: {calls} calls, more than {most}");
+        eprintln!("{lifetime:?}: {calls} refresh calls in 24 simulated hours (fewest possible {fewest})");
+    }
+}

@@ -11,4 +11,5 @@ pub mod secret;
 pub mod sso_cache;
 pub mod state;
 pub mod timefmt;
+pub mod watch;
 pub mod write;

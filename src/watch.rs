@@ -342,7 +342,10 @@ impl Plan {
 
     /// Adds what an event on `path` means to `batch`; unrelated paths add nothing.
     fn classify(&self, path: &Path, batch: &mut Batch) {
-        if self.dirs().contains(path) {
+        let watched = |dir: &Path| {
+            self.targets.iter().any(|t| t.dir == dir) || self.triggers.iter().any(|t| t.dir == dir)
+        };
+        if watched(path) {
             // A watched directory itself was removed or moved.
             batch.replan = true;
             return;

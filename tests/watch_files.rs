@@ -1,0 +1,411 @@
+//! The watcher against real directories: what reaches the daemon, what does not.
+//!
+//! Each test gets its own temp HOME and a current-thread runtime, as the daemon has. Waiting for
+//! a change uses a generous deadline; "nothing happens" uses a short one (well above the
+//! debounce), since a test cannot wait forever for an event that must not come.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use credsync::watch::{self, Change, WatchSpec, Watcher};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Deadline for an event that must come.
+const EXPECT: Duration = Duration::from_secs(5);
+/// Deadline for "no event": debounce plus a wide margin.
+const QUIET: Duration = Duration::from_millis(500);
+
+fn run<F: Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
+}
+
+struct Home {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+}
+
+impl Home {
+    /// An empty HOME: no `~/.aws` at all.
+    fn empty() -> Home {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().to_owned();
+        Home { _tmp: tmp, home }
+    }
+
+    /// A HOME with `~/.aws/config`, `~/.aws/credentials` and `~/.aws/sso/cache/`.
+    fn with_aws() -> Home {
+        let h = Home::empty();
+        fs::create_dir_all(h.cache()).unwrap();
+        fs::write(h.config(), "[default]\nregion = eu-west-1\n").unwrap();
+        fs::write(h.credentials(), "[mine]\naws_access_key_id = AKIAEXAMPLE\n").unwrap();
+        h
+    }
+
+    fn aws(&self) -> PathBuf {
+        self.home.join(".aws")
+    }
+    fn config(&self) -> PathBuf {
+        self.aws().join("config")
+    }
+    fn credentials(&self) -> PathBuf {
+        self.aws().join("credentials")
+    }
+    fn cache(&self) -> PathBuf {
+        self.aws().join("sso/cache")
+    }
+    fn credsync_config(&self) -> PathBuf {
+        self.home.join(".config/credsync/config.toml")
+    }
+
+    fn spec(&self) -> WatchSpec {
+        WatchSpec {
+            aws_config: self.config(),
+            credsync_config: Some(self.credsync_config()),
+            sso_cache_dir: self.cache(),
+            credentials_file: self.credentials(),
+        }
+    }
+
+    fn start(&self) -> (Watcher, Receiver<BTreeSet<Change>>) {
+        watch::start(self.spec(), DEBOUNCE).unwrap()
+    }
+}
+
+/// Replaces `path` as an editor does: write a sibling, rename it over.
+fn editor_save(path: &Path, text: &str) {
+    let tmp = path.with_file_name(format!(
+        ".{}.swp",
+        path.file_name().unwrap().to_str().unwrap()
+    ));
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes `path` as credsync does: `.NAME.credsync-<pid>-<random>.tmp`, then rename.
+fn credsync_write(path: &Path, text: &str) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let tmp = path.with_file_name(format!(
+        ".{name}.credsync-{}-00c0ffee.tmp",
+        std::process::id()
+    ));
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+fn token_json(token: &str) -> String {
+    format!(r#"{{"accessToken": "{token}", "expiresAt": "2030-01-01T00:00:00Z"}}"#)
+}
+
+async fn next(rx: &mut Receiver<BTreeSet<Change>>) -> BTreeSet<Change> {
+    timeout(EXPECT, rx.recv())
+        .await
+        .expect("no change reported within 5 s")
+        .expect("the watcher stopped")
+}
+
+async fn assert_quiet(rx: &mut Receiver<BTreeSet<Change>>) {
+    if let Ok(got) = timeout(QUIET, rx.recv()).await {
+        panic!("expected no change, got {got:?}");
+    }
+}
+
+#[test]
+fn editor_save_of_aws_config_reports_aws_config() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        editor_save(&h.config(), "[default]\nregion = us-east-1\n");
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+        assert_quiet(&mut rx).await;
+    });
+}
+
+#[test]
+fn in_place_edit_of_aws_config_reports_aws_config() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(h.config())
+            .unwrap();
+        f.write_all(b"[profile x]\nregion = eu-central-1\n")
+            .unwrap();
+        drop(f);
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+    });
+}
+
+#[test]
+fn new_token_cache_file_reports_token_cache() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        fs::write(h.cache().join("0123456789abcdef.json"), token_json("t1")).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::TokenCache]));
+    });
+}
+
+#[test]
+fn user_edit_of_credentials_reports_credentials_file() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        editor_save(&h.credentials(), "[mine]\naws_access_key_id = AKIAOTHER\n");
+        assert_eq!(
+            next(&mut rx).await,
+            BTreeSet::from([Change::CredentialsFile])
+        );
+    });
+}
+
+#[test]
+fn credsync_config_change_is_reported_and_its_missing_directory_waited_for() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        let config = h.credsync_config();
+        fs::create_dir_all(config.parent().unwrap()).unwrap();
+        fs::write(&config, "min_remaining = \"30m\"\n").unwrap();
+        assert_eq!(
+            next(&mut rx).await,
+            BTreeSet::from([Change::CredsyncConfig])
+        );
+        editor_save(&config, "min_remaining = \"20m\"\n");
+        assert_eq!(
+            next(&mut rx).await,
+            BTreeSet::from([Change::CredsyncConfig])
+        );
+    });
+}
+
+#[test]
+fn own_write_followed_by_note_reports_nothing_but_a_later_user_edit_does() {
+    run(async {
+        let h = Home::with_aws();
+        let (w, mut rx) = h.start();
+
+        // No await between the write and the note, as in the daemon.
+        credsync_write(
+            &h.credentials(),
+            "[mine]\n\n[dev]\naws_access_key_id = AKIA1\n",
+        );
+        w.note_own_write(&h.credentials());
+        assert_quiet(&mut rx).await;
+
+        let token = h.cache().join("fedcba9876543210.json");
+        credsync_write(&token, &token_json("t2"));
+        w.note_own_write(&token);
+        assert_quiet(&mut rx).await;
+
+        // The same files edited by someone else afterwards are reported.
+        editor_save(
+            &h.credentials(),
+            "[mine]\n\n[dev]\naws_access_key_id = AKIA1\n[x]\n",
+        );
+        assert_eq!(
+            next(&mut rx).await,
+            BTreeSet::from([Change::CredentialsFile])
+        );
+        fs::write(&token, token_json("from aws sso login")).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::TokenCache]));
+    });
+}
+
+#[test]
+fn own_write_through_a_symlink_is_recognised() {
+    run(async {
+        let h = Home::with_aws();
+        let real = h.home.join("dotfiles");
+        fs::create_dir_all(&real).unwrap();
+        fs::rename(h.credentials(), real.join("aws-credentials")).unwrap();
+        std::os::unix::fs::symlink(real.join("aws-credentials"), h.credentials()).unwrap();
+        let (w, mut rx) = h.start();
+
+        // credsync follows the link and replaces the target.
+        credsync_write(&real.join("aws-credentials"), "[dev]\n");
+        w.note_own_write(&h.credentials());
+        assert_quiet(&mut rx).await;
+
+        editor_save(&real.join("aws-credentials"), "[dev]\n[user]\n");
+        assert_eq!(
+            next(&mut rx).await,
+            BTreeSet::from([Change::CredentialsFile])
+        );
+    });
+}
+
+#[test]
+fn edit_of_a_symlinked_config_target_is_reported() {
+    run(async {
+        let h = Home::with_aws();
+        let dotfiles = h.home.join("dotfiles");
+        fs::create_dir_all(&dotfiles).unwrap();
+        fs::remove_file(h.config()).unwrap();
+        fs::write(dotfiles.join("aws-config"), "[default]\n").unwrap();
+        std::os::unix::fs::symlink("../dotfiles/aws-config", h.config()).unwrap();
+        let (_w, mut rx) = h.start();
+
+        editor_save(
+            &dotfiles.join("aws-config"),
+            "[default]\nregion = eu-west-2\n",
+        );
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+
+        // Re-pointing the link is a change too, and the new target is watched afterwards.
+        let other = h.home.join("elsewhere");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("config"), "[default]\n").unwrap();
+        let link_tmp = h.aws().join("config.new");
+        std::os::unix::fs::symlink(other.join("config"), &link_tmp).unwrap();
+        fs::rename(&link_tmp, h.config()).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+        editor_save(&other.join("config"), "[default]\nregion = ap-south-1\n");
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+    });
+}
+
+#[test]
+fn burst_of_50_writes_gives_one_or_very_few_batches() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        for i in 0..50 {
+            fs::write(h.config(), format!("[default]\nregion = r{i}\n")).unwrap();
+            // Let the watcher task run between writes, as a busy daemon would.
+            tokio::task::yield_now().await;
+        }
+        let mut batches = vec![next(&mut rx).await];
+        while let Ok(Some(batch)) = timeout(QUIET, rx.recv()).await {
+            batches.push(batch);
+        }
+        assert!(batches.len() <= 2, "{} batches: {batches:?}", batches.len());
+        assert!(
+            batches
+                .iter()
+                .all(|b| *b == BTreeSet::from([Change::AwsConfig])),
+            "{batches:?}"
+        );
+    });
+}
+
+#[test]
+fn cache_directory_created_later_is_picked_up() {
+    run(async {
+        let h = Home::empty();
+        fs::create_dir_all(h.aws()).unwrap();
+        let (_w, mut rx) = h.start();
+
+        // Created together with its first token, as `aws sso login` does: the token may be
+        // there before the directory is watched.
+        fs::create_dir_all(h.cache()).unwrap();
+        fs::write(h.cache().join("aaaa.json"), token_json("t1")).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::TokenCache]));
+
+        // From now on the real directory is watched.
+        fs::write(h.cache().join("bbbb.json"), token_json("t2")).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::TokenCache]));
+    });
+}
+
+#[test]
+fn missing_aws_directory_is_waited_for() {
+    run(async {
+        let h = Home::empty();
+        let (_w, mut rx) = h.start();
+
+        fs::create_dir_all(h.aws()).unwrap();
+        assert_quiet(&mut rx).await;
+        fs::write(h.config(), "[default]\n").unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+        fs::create_dir_all(h.cache()).unwrap();
+        fs::write(h.cache().join("cccc.json"), token_json("t")).unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::TokenCache]));
+    });
+}
+
+#[test]
+fn aws_directory_deleted_and_recreated_is_watched_again() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        fs::remove_dir_all(h.aws()).unwrap();
+        // The files went away with their directory (in one batch, or two on a slow machine).
+        let gone = BTreeSet::from([Change::AwsConfig, Change::CredentialsFile]);
+        let mut seen = next(&mut rx).await;
+        while seen != gone {
+            assert!(seen.is_subset(&gone), "{seen:?}");
+            seen.extend(next(&mut rx).await);
+        }
+        fs::create_dir_all(h.aws()).unwrap();
+        assert_quiet(&mut rx).await;
+        fs::write(h.config(), "[default]\n").unwrap();
+        assert_eq!(next(&mut rx).await, BTreeSet::from([Change::AwsConfig]));
+    });
+}
+
+#[test]
+fn credsync_temp_file_reports_nothing() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        let tmp = h.aws().join(".credentials.credsync-1-abc.tmp");
+        fs::write(&tmp, "[x]\n").unwrap();
+        fs::write(&tmp, "[x]\n[y]\n").unwrap();
+        fs::remove_file(&tmp).unwrap();
+        let token_tmp = h.cache().join(".aaaa.json.credsync-1-abc.tmp");
+        fs::write(&token_tmp, "{}").unwrap();
+        fs::remove_file(&token_tmp).unwrap();
+        assert_quiet(&mut rx).await;
+    });
+}
+
+#[test]
+fn unrelated_files_report_nothing() {
+    run(async {
+        let h = Home::with_aws();
+        let (_w, mut rx) = h.start();
+        fs::create_dir_all(h.aws().join("cli")).unwrap();
+        fs::write(h.aws().join("cli/alias"), "[toplevel]\n").unwrap();
+        fs::write(h.aws().join("notes.txt"), "hi").unwrap();
+        fs::write(h.aws().join("config.bak"), "[default]\n").unwrap();
+        fs::write(h.aws().join("credentials~"), "[x]\n").unwrap();
+        fs::write(h.cache().join("README"), "x").unwrap();
+        fs::write(h.home.join(".bashrc"), "x").unwrap();
+        // Reading the watched files is not a change either.
+        fs::read(h.config()).unwrap();
+        fs::read(h.credentials()).unwrap();
+        assert_quiet(&mut rx).await;
+    });
+}
+
+#[test]
+fn dropping_the_watcher_closes_the_channel() {
+    run(async {
+        let h = Home::with_aws();
+        let (w, mut rx) = h.start();
+        drop(w);
+        let closed = timeout(EXPECT, async { while rx.recv().await.is_some() {} }).await;
+        assert!(
+            closed.is_ok(),
+            "the receiver stays open after the watcher is dropped"
+        );
+    });
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    let h = Home::with_aws();
+    let err = watch::start(h.spec(), DEBOUNCE).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}

@@ -25,8 +25,14 @@ impl Control {
         let (status_tx, status_rx) = watch::channel(initial);
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         (
-            Control { status: status_tx, commands: cmd_rx },
-            crate::control::ControlHandle { status: status_rx, commands: cmd_tx },
+            Control {
+                status: status_tx,
+                commands: cmd_rx,
+            },
+            crate::control::ControlHandle {
+                status: status_rx,
+                commands: cmd_tx,
+            },
         )
     }
 }
@@ -96,12 +102,22 @@ async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
             (None, Some(exp)) => {
                 let exp = crate::timefmt::rfc3339(exp);
                 tracing::info!(profile = %s.source, target = %s.target, "refreshed; expires {exp}");
-                lines.push(format!("{} -> [{}]: {}, expires {exp}", s.source, s.target, s.state.as_str()));
+                lines.push(format!(
+                    "{} -> [{}]: {}, expires {exp}",
+                    s.source,
+                    s.target,
+                    s.state.as_str()
+                ));
             }
             (err, _) => {
                 let err = err.as_deref().unwrap_or("no credentials");
                 tracing::warn!(profile = %s.source, "refresh failed: {err}");
-                lines.push(format!("{} -> [{}]: {}: {err}", s.source, s.target, s.state.as_str()));
+                lines.push(format!(
+                    "{} -> [{}]: {}: {err}",
+                    s.source,
+                    s.target,
+                    s.state.as_str()
+                ));
             }
         }
     }
@@ -118,8 +134,11 @@ async fn handle(
         Command::Refresh { profile, reply } => {
             let due = engine.make_due(profile.as_deref());
             if due.is_empty() {
-                let names: Vec<String> =
-                    engine.profiles.iter().map(|p| p.entry.source.clone()).collect();
+                let names: Vec<String> = engine
+                    .profiles
+                    .iter()
+                    .map(|p| p.entry.source.clone())
+                    .collect();
                 let _ = reply.send(Err(format!(
                     "no managed profile is named {:?}; managed: {}",
                     profile.unwrap_or_default(),
@@ -131,12 +150,15 @@ async fn handle(
                 l = run_round(engine, &due) => l,
                 _ = shutdown.as_mut() => vec!["stopping; refresh abandoned".to_owned()],
             };
-            let failed = due.iter().any(|&i| !engine.profiles[i].status.state.is_healthy());
+            let failed = due
+                .iter()
+                .any(|&i| !engine.profiles[i].status.state.is_healthy());
             let text = lines.join("\n");
             let _ = reply.send(if failed { Err(text) } else { Ok(text) });
         }
         Command::Reload { reply } => {
-            let result = reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string()));
+            let result =
+                reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string()));
             match &result {
                 Ok(()) => tracing::info!("reloaded; {}", engine.cfg.describe_origin()),
                 Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),

@@ -18,7 +18,7 @@ use crate::resolve::{self, Clients, ResolveError};
 use crate::schedule::{self, Clock};
 use crate::secret::Credentials;
 use crate::sso_cache::CachedToken;
-use crate::state::{DaemonInfo, Kind, ProfileStatus, SessionStatus, State, Status, STATUS_VERSION};
+use crate::state::{DaemonInfo, Kind, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
 use crate::write::{self, WriteError, WriteOptions};
 
 /// Errors that stop the engine before any profile is tried.
@@ -55,7 +55,11 @@ impl FileStamp {
     pub fn of(path: &Path) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
         FileStamp(std::fs::metadata(path).ok().map(|m| {
-            (m.ino(), m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+            (
+                m.ino(),
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            )
         }))
     }
 }
@@ -78,7 +82,14 @@ impl Engine {
         let now = clock.now();
         let aws = aws_profile::load(&cfg.aws.config_file)?;
         let profiles = plan(&cfg, &aws);
-        Ok(Engine { cfg, aws, profiles, clients: Clients::default(), clock, started_at: now })
+        Ok(Engine {
+            cfg,
+            aws,
+            profiles,
+            clients: Clients::default(),
+            clock,
+            started_at: now,
+        })
     }
 
     /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
@@ -163,7 +174,10 @@ impl Engine {
 
     /// The earliest next refresh among all profiles.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        self.profiles.iter().filter_map(|p| p.status.next_refresh).min()
+        self.profiles
+            .iter()
+            .filter_map(|p| p.status.next_refresh)
+            .min()
     }
 
     /// Resolves the profiles at `which` concurrently and records the outcomes in their status.
@@ -240,7 +254,10 @@ impl Engine {
             let limit = limit.clone();
             jobs.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (i, resolve::sso_role_credentials(&client, &sso, &token).await)
+                (
+                    i,
+                    resolve::sso_role_credentials(&client, &sso, &token).await,
+                )
             });
         }
         while let Some(joined) = jobs.join_next().await {
@@ -293,14 +310,20 @@ impl Engine {
                 s.next_refresh = Some(match e {
                     ResolveError::LoginRequired { .. } => {
                         if let Ok(sso) = &p.source {
-                            p.blocked_on =
-                                Some(FileStamp::of(&crate::sso_cache::path(&cache_dir, sso.cache_key())));
+                            p.blocked_on = Some(FileStamp::of(&crate::sso_cache::path(
+                                &cache_dir,
+                                sso.cache_key(),
+                            )));
                         }
                         now + Duration::from_secs(30)
                     }
                     ResolveError::TokenUnreadable { .. } => now + Duration::from_secs(1),
                     _ if e.is_retryable() => {
-                        now + schedule::backoff(s.consecutive_failures, e.retry_after(), fastrand::f64())
+                        now + schedule::backoff(
+                            s.consecutive_failures,
+                            e.retry_after(),
+                            fastrand::f64(),
+                        )
                     }
                     // Refused or misconfigured: do not loop; look again in a while.
                     _ => now + schedule::MAX_BACKOFF,
@@ -313,13 +336,19 @@ impl Engine {
     /// the profiles whose target section belongs to someone else as `conflict`.
     pub fn write(&mut self) -> Result<write::Outcome, WriteError> {
         let path = self.cfg.aws.credentials_file.clone();
-        let opts = WriteOptions { mode: self.cfg.write.mode, new_file_mode: self.cfg.write.file_mode };
+        let opts = WriteOptions {
+            mode: self.cfg.write.mode,
+            new_file_mode: self.cfg.write.file_mode,
+        };
         let mut conflicts = Vec::new();
         let sections: Vec<ManagedSection<'_>> = self
             .profiles
             .iter()
             .filter_map(|p| {
-                p.credentials.as_ref().map(|c| ManagedSection { name: &p.entry.target, credentials: c })
+                p.credentials.as_ref().map(|c| ManagedSection {
+                    name: &p.entry.target,
+                    credentials: c,
+                })
             })
             .collect();
         if sections.is_empty() {
@@ -341,7 +370,11 @@ impl Engine {
         });
         drop(sections);
         for c in &conflicts {
-            for p in self.profiles.iter_mut().filter(|p| p.entry.target == c.section) {
+            for p in self
+                .profiles
+                .iter_mut()
+                .filter(|p| p.entry.target == c.section)
+            {
                 p.status.state = State::Conflict;
                 p.status.next_refresh = None;
                 p.credentials = None;
@@ -364,19 +397,26 @@ impl Engine {
         let mut sessions: BTreeMap<String, SessionStatus> = BTreeMap::new();
         for p in &self.profiles {
             let Ok(sso) = &p.source else { continue };
-            sessions.entry(sso.cache_key().to_owned()).or_insert_with(|| {
-                let token = resolve::read_token(&self.cfg.aws.sso_cache_dir, sso, now).ok();
-                let token_any = match crate::sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key()) {
-                    Ok(crate::sso_cache::Read::Token(t)) => Some(t),
-                    _ => None,
-                };
-                SessionStatus {
-                    name: sso.cache_key().to_owned(),
-                    token_expires_at: token_any.as_ref().map(|t| t.expires_at),
-                    refreshable: token.as_ref().is_some_and(|t| sso.session.is_some() && t.can_refresh(now)),
-                    login_command: sso.login_command(),
-                }
-            });
+            sessions
+                .entry(sso.cache_key().to_owned())
+                .or_insert_with(|| {
+                    let token = resolve::read_token(&self.cfg.aws.sso_cache_dir, sso, now).ok();
+                    let token_any = match crate::sso_cache::read(
+                        &self.cfg.aws.sso_cache_dir,
+                        sso.cache_key(),
+                    ) {
+                        Ok(crate::sso_cache::Read::Token(t)) => Some(t),
+                        _ => None,
+                    };
+                    SessionStatus {
+                        name: sso.cache_key().to_owned(),
+                        token_expires_at: token_any.as_ref().map(|t| t.expires_at),
+                        refreshable: token
+                            .as_ref()
+                            .is_some_and(|t| sso.session.is_some() && t.can_refresh(now)),
+                        login_command: sso.login_command(),
+                    }
+                });
         }
         Status {
             version: STATUS_VERSION,

@@ -31,12 +31,12 @@ pub fn filter(spec: Option<&str>, default: &str) -> EnvFilter {
     let base = spec
         .and_then(|s| EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    CAPPED.iter().fold(base, |f, target| {
-        match format!("{target}=warn").parse() {
+    CAPPED
+        .iter()
+        .fold(base, |f, target| match format!("{target}=warn").parse() {
             Ok(directive) => f.add_directive(directive),
             Err(_) => f,
-        }
-    })
+        })
 }
 
 /// Installs the global subscriber. `default` is the level when `CREDSYNC_LOG` is unset.

@@ -44,10 +44,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
-    let with_config = |run: &dyn Fn(&credsync::config::Config) -> ExitCode| match cmd::load_config(config) {
-        Ok(cfg) => run(&cfg),
-        Err(code) => code,
-    };
+    let with_config =
+        |run: &dyn Fn(&credsync::config::Config) -> ExitCode| match cmd::load_config(config) {
+            Ok(cfg) => run(&cfg),
+            Err(code) => code,
+        };
     match &cli.command {
         Command::Daemon => cmd::daemon::run(config),
         Command::Sync => cmd::sync::run(config),
@@ -56,7 +57,9 @@ fn main() -> ExitCode {
         Command::Reload(args) => match cmd::load_config(config) {
             Ok(cfg) => cmd::reload::run(args, &cfg),
             Err(code) => {
-                eprintln!("credsync reload: not sent; the running daemon keeps the configuration it has");
+                eprintln!(
+                    "credsync reload: not sent; the running daemon keeps the configuration it has"
+                );
                 code
             }
         },

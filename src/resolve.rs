@@ -25,7 +25,10 @@ use crate::sso_cache::{self, CachedToken};
 pub enum ResolveError {
     /// The SSO session is over (no token, expired token, token refused): the user must log in.
     #[error("login required: {reason}; run `{login_command}`")]
-    LoginRequired { reason: String, login_command: String },
+    LoginRequired {
+        reason: String,
+        login_command: String,
+    },
     /// The token cache file did not parse; the AWS CLI may be writing it right now.
     #[error("the SSO token cache {} did not parse ({reason}); trying again shortly", path.display())]
     TokenUnreadable { path: PathBuf, reason: String },
@@ -34,13 +37,25 @@ pub enum ResolveError {
     Config(String),
     /// AWS asked us to slow down.
     #[error("throttled by {service} ({code})")]
-    Throttled { service: &'static str, code: String, retry_after: Option<Duration> },
+    Throttled {
+        service: &'static str,
+        code: String,
+        retry_after: Option<Duration>,
+    },
     /// A network error, a timeout or a 5xx: worth retrying with backoff.
     #[error("{service} unreachable or failing: {message}")]
-    Transient { service: &'static str, message: String, retry_after: Option<Duration> },
+    Transient {
+        service: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// AWS refused the request (access denied, bad request): retrying will not help.
     #[error("{service} refused the request ({code}): {message}")]
-    Refused { service: &'static str, code: String, message: String },
+    Refused {
+        service: &'static str,
+        code: String,
+        message: String,
+    },
 }
 
 impl ResolveError {
@@ -124,10 +139,14 @@ pub fn read_token(
             session_label(sso),
             cache_dir.display()
         ))),
-        Ok(sso_cache::Read::Unparsable(e)) => {
-            Err(ResolveError::TokenUnreadable { path, reason: e.to_string() })
-        }
-        Err(e) => Err(ResolveError::TokenUnreadable { path, reason: e.to_string() }),
+        Ok(sso_cache::Read::Unparsable(e)) => Err(ResolveError::TokenUnreadable {
+            path,
+            reason: e.to_string(),
+        }),
+        Err(e) => Err(ResolveError::TokenUnreadable {
+            path,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -157,9 +176,13 @@ pub async fn sso_role_credentials(
         message: format!("GetRoleCredentials answered without {what}"),
         retry_after: None,
     };
-    let rc = out.role_credentials().ok_or_else(|| malformed("roleCredentials"))?;
+    let rc = out
+        .role_credentials()
+        .ok_or_else(|| malformed("roleCredentials"))?;
     let field = |v: Option<&str>, name: &str| {
-        v.filter(|s| !s.is_empty()).map(|s| s.to_owned().into()).ok_or_else(|| malformed(name))
+        v.filter(|s| !s.is_empty())
+            .map(|s| s.to_owned().into())
+            .ok_or_else(|| malformed(name))
     };
     let expiration_ms = rc.expiration();
     if expiration_ms <= 0 {
@@ -187,10 +210,16 @@ fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) 
                     reason: format!("the SSO portal refused the cached token ({code})"),
                     login_command: sso.login_command(),
                 },
-                GetRoleCredentialsError::TooManyRequestsException(_) => {
-                    ResolveError::Throttled { service: SERVICE, code, retry_after }
-                }
-                _ if status == 429 => ResolveError::Throttled { service: SERVICE, code, retry_after },
+                GetRoleCredentialsError::TooManyRequestsException(_) => ResolveError::Throttled {
+                    service: SERVICE,
+                    code,
+                    retry_after,
+                },
+                _ if status == 429 => ResolveError::Throttled {
+                    service: SERVICE,
+                    code,
+                    retry_after,
+                },
                 _ if status >= 500 => ResolveError::Transient {
                     service: SERVICE,
                     message: format!("HTTP {status} {code}"),
@@ -204,7 +233,11 @@ fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) 
                         sso.role_name, sso.account_id
                     ),
                 },
-                _ => ResolveError::Refused { service: SERVICE, code, message },
+                _ => ResolveError::Refused {
+                    service: SERVICE,
+                    code,
+                    message,
+                },
             }
         }
         other => transient(SERVICE, &other),
@@ -222,7 +255,11 @@ pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveEr
         SdkError::ConstructionFailure(_) => "could not build the request".to_owned(),
         _ => "unexpected error".to_owned(),
     };
-    ResolveError::Transient { service, message, retry_after: None }
+    ResolveError::Transient {
+        service,
+        message,
+        retry_after: None,
+    }
 }
 
 fn retry_after(value: Option<&str>) -> Option<Duration> {

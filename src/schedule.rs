@@ -86,12 +86,21 @@ pub fn refresh_at(
 ) -> SystemTime {
     let lifetime = issued.and_then(|i| expires.duration_since(i).ok());
     let keep = must_remain(lifetime, min_remaining) + lead(lifetime);
-    let spread = lifetime.map(|l| (l / 40).mul_f64(jitter.clamp(0.0, 1.0))).unwrap_or_default();
-    expires.checked_sub(keep + spread).unwrap_or(SystemTime::UNIX_EPOCH)
+    let spread = lifetime
+        .map(|l| (l / 40).mul_f64(jitter.clamp(0.0, 1.0)))
+        .unwrap_or_default();
+    expires
+        .checked_sub(keep + spread)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Whether credentials expiring at `expires` still satisfy the on-disk invariant at `now`.
-pub fn is_fresh(now: SystemTime, expires: SystemTime, lifetime: Option<Duration>, min_remaining: Duration) -> bool {
+pub fn is_fresh(
+    now: SystemTime,
+    expires: SystemTime,
+    lifetime: Option<Duration>,
+    min_remaining: Duration,
+) -> bool {
     expires
         .duration_since(now)
         .is_ok_and(|left| left >= must_remain(lifetime, min_remaining))
@@ -104,7 +113,9 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Dur
     let exp = BASE_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     let capped = exp.min(MAX_BACKOFF);
     // Full jitter, but never a hot loop: at least one second.
-    let wait = capped.mul_f64(jitter.clamp(0.0, 1.0)).max(Duration::from_secs(1));
+    let wait = capped
+        .mul_f64(jitter.clamp(0.0, 1.0))
+        .max(Duration::from_secs(1));
     match retry_after {
         Some(ra) => wait.max(ra.min(MAX_BACKOFF * 2)),
         None => wait,
@@ -163,8 +174,15 @@ mod tests {
         assert_eq!(backoff(1, None, 1.0), BASE_BACKOFF);
         assert_eq!(backoff(3, None, 1.0), BASE_BACKOFF * 4);
         assert_eq!(backoff(30, None, 1.0), MAX_BACKOFF);
-        assert_eq!(backoff(1, None, 0.0), Duration::from_secs(1), "never a hot loop");
-        assert_eq!(backoff(1, Some(Duration::from_secs(42)), 0.0), Duration::from_secs(42));
+        assert_eq!(
+            backoff(1, None, 0.0),
+            Duration::from_secs(1),
+            "never a hot loop"
+        );
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(42)), 0.0),
+            Duration::from_secs(42)
+        );
     }
 
     #[test]

@@ -22,12 +22,19 @@ fn setup(fake: &FakeAws) -> TestEnv {
         "[[profiles]]\nsource = \"dev\"\ntarget = \"default\"\n\n[[profiles]]\nsource = \"ops\"\n",
     );
     fake.add_token("tok-corp");
-    env.write_token_cache("corp", &botocore_token_json("tok-corp", SystemTime::now() + 8 * HOUR, None));
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json("tok-corp", SystemTime::now() + 8 * HOUR, None),
+    );
     env
 }
 
 fn out(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn json_status(env: &TestEnv) -> (Option<i32>, serde_json::Value) {
@@ -45,7 +52,10 @@ fn status_json_and_table_agree_and_never_show_a_secret() {
         "both profiles fresh",
         || {
             let (code, v) = json_status(&env);
-            code == Some(0) && v["profiles"].as_array().is_some_and(|p| p.iter().all(|p| p["state"] == "fresh"))
+            code == Some(0)
+                && v["profiles"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().all(|p| p["state"] == "fresh"))
         },
         Duration::from_secs(20),
     );
@@ -59,7 +69,10 @@ fn status_json_and_table_agree_and_never_show_a_secret() {
     for p in v["profiles"].as_array().unwrap() {
         for field in ["source", "target", "kind", "state"] {
             let value = p[field].as_str().unwrap();
-            assert!(table.contains(value), "table lacks {field} {value}:\n{table}");
+            assert!(
+                table.contains(value),
+                "table lacks {field} {value}:\n{table}"
+            );
         }
     }
     assert_eq!(v["sso_sessions"][0]["name"], "corp");
@@ -68,8 +81,15 @@ fn status_json_and_table_agree_and_never_show_a_secret() {
     let json = v.to_string();
     for account in ["111111111111", "222222222222"] {
         let served = fake.last_credentials(account, "Dev").expect("served");
-        for secret in [&served.access_key_id, &served.secret_access_key, &served.session_token] {
-            assert!(!json.contains(secret.as_str()), "status --json shows a secret");
+        for secret in [
+            &served.access_key_id,
+            &served.secret_access_key,
+            &served.session_token,
+        ] {
+            assert!(
+                !json.contains(secret.as_str()),
+                "status --json shows a secret"
+            );
             assert!(!table.contains(secret.as_str()), "status shows a secret");
         }
     }
@@ -85,18 +105,34 @@ fn refresh_and_reload_answer_and_a_bad_config_is_refused() {
     let fake = FakeAws::new();
     let env = setup(&fake);
     let mut daemon = env.daemon(Vec::<String>::new());
-    daemon.expect_within("first round", || fake.count("GetRoleCredentials") >= 2, Duration::from_secs(20));
-    daemon.expect_within("status answers", || env.run(["status"]).status.code() == Some(0), Duration::from_secs(10));
+    daemon.expect_within(
+        "first round",
+        || fake.count("GetRoleCredentials") >= 2,
+        Duration::from_secs(20),
+    );
+    daemon.expect_within(
+        "status answers",
+        || env.run(["status"]).status.code() == Some(0),
+        Duration::from_secs(10),
+    );
 
     let before = fake.count("GetRoleCredentials");
     let o = env.run(["refresh", "ops"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("ops -> [ops]: fresh"), "{}", out(&o));
-    assert_eq!(fake.count("GetRoleCredentials"), before + 1, "only ops was refreshed");
+    assert_eq!(
+        fake.count("GetRoleCredentials"),
+        before + 1,
+        "only ops was refreshed"
+    );
 
     let o = env.run(["refresh", "nope"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(out(&o).contains("no managed profile is named \"nope\""), "{}", out(&o));
+    assert!(
+        out(&o).contains("no managed profile is named \"nope\""),
+        "{}",
+        out(&o)
+    );
 
     // A bad config is refused and the old one stays in force: `reload` names the error (and
     // does not send), SIGHUP makes the daemon try and refuse.
@@ -104,9 +140,20 @@ fn refresh_and_reload_answer_and_a_bad_config_is_refused() {
     let o = env.run(["reload"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("config.toml:2:17"), "{}", out(&o));
-    assert!(out(&o).contains("keeps the configuration it has"), "{}", out(&o));
+    assert!(
+        out(&o).contains("keeps the configuration it has"),
+        "{}",
+        out(&o)
+    );
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_for_log("reload refused, the old configuration stays", Duration::from_secs(10)), "{}", daemon.logs());
+    assert!(
+        daemon.wait_for_log(
+            "reload refused, the old configuration stays",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.logs()
+    );
     let (code, v) = json_status(&env);
     assert_eq!(code, Some(0));
     assert_eq!(v["profiles"].as_array().unwrap().len(), 2);
@@ -123,7 +170,11 @@ fn refresh_and_reload_answer_and_a_bad_config_is_refused() {
     daemon.signal(libc::SIGHUP);
     daemon.expect_within(
         "SIGHUP reload",
-        || json_status(&env).1["profiles"].as_array().is_some_and(|p| p.len() == 2),
+        || {
+            json_status(&env).1["profiles"]
+                .as_array()
+                .is_some_and(|p| p.len() == 2)
+        },
         Duration::from_secs(10),
     );
     assert_eq!(daemon.sigterm().code(), Some(0));
@@ -135,13 +186,25 @@ fn one_daemon_per_user_and_status_without_a_daemon_exits_3() {
     let env = setup(&fake);
     let o = env.run(["status"]);
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    assert!(out(&o).contains("credsync daemon"), "says how to start it: {}", out(&o));
+    assert!(
+        out(&o).contains("credsync daemon"),
+        "says how to start it: {}",
+        out(&o)
+    );
 
     let daemon = env.daemon(Vec::<String>::new());
-    daemon.expect_within("socket up", || env.run(["status"]).status.code() != Some(3), Duration::from_secs(10));
+    daemon.expect_within(
+        "socket up",
+        || env.run(["status"]).status.code() != Some(3),
+        Duration::from_secs(10),
+    );
     let o = env.run(["daemon"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    assert!(out(&o).contains(&daemon.pid().to_string()), "names the running pid: {}", out(&o));
+    assert!(
+        out(&o).contains(&daemon.pid().to_string()),
+        "names the running pid: {}",
+        out(&o)
+    );
 }
 
 #[test]
@@ -150,11 +213,14 @@ fn the_daemon_tells_systemd_it_is_ready() {
     let mut env = setup(&fake);
     let sock_path = env.root().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     env.env("NOTIFY_SOCKET", &sock_path);
     let mut daemon = env.daemon(Vec::<String>::new());
     let mut buf = [0u8; 512];
-    let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no notification ({e}):\n{}", daemon.logs()));
+    let n = sock
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no notification ({e}):\n{}", daemon.logs()));
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
     // Ready means the socket listens.

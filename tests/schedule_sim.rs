@@ -30,39 +30,67 @@ fn simulate_day(lifetime: Duration) -> usize {
     let start = SystemTime::now();
     fake.add_token("tok");
     env.write_token_cache("corp", &botocore_token_json("tok", start + 2 * DAY, None));
-    let vars = [("AWS_ENDPOINT_URL", fake.url()), ("NO_PROXY", "127.0.0.1,localhost".into())];
+    let vars = [
+        ("AWS_ENDPOINT_URL", fake.url()),
+        ("NO_PROXY", "127.0.0.1,localhost".into()),
+    ];
     // SAFETY: this test binary has one test, and sets the variables before any thread reads them.
     for (k, v) in &vars {
         unsafe { std::env::set_var(k, v) };
     }
-    let cfg_env = Env { home: env.home().to_owned(), vars: vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
-    let cfg = config::parse("[[profiles]]\nsource = \"dev\"\n", &env.config_toml_path(), &cfg_env).expect("config");
+    let cfg_env = Env {
+        home: env.home().to_owned(),
+        vars: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    };
+    let cfg = config::parse(
+        "[[profiles]]\nsource = \"dev\"\n",
+        &env.config_toml_path(),
+        &cfg_env,
+    )
+    .expect("config");
     let clock = ManualClock::new(start);
     let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let must_remain = schedule::must_remain(Some(lifetime), MIN_REMAINING);
 
     let mut first = true;
     while clock.now() < start + DAY {
         let now = clock.now();
         // The fake mints expirations from its own clock: keep it on simulated time.
-        fake.set_clock_offset(now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-            - SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64);
+        fake.set_clock_offset(
+            now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+                - SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+        );
         let due = engine.due();
         if !due.is_empty() {
             if !first {
                 // Just before a refresh is the least the disk holds between two refreshes.
-                let (_, expires) = ini_edit::read_managed(&env.read_credentials(), "dev").expect("managed section");
+                let (_, expires) = ini_edit::read_managed(&env.read_credentials(), "dev")
+                    .expect("managed section");
                 let left = expires.duration_since(now).unwrap_or_default();
-                assert!(left + Duration::from_secs(2) >= must_remain,
-                    "{lifetime:?} credentials: only {left:?} left at {:?} into the day", now.duration_since(start).unwrap());
+                assert!(
+                    left + Duration::from_secs(2) >= must_remain,
+                    "{lifetime:?} credentials: only {left:?} left at {:?} into the day",
+                    now.duration_since(start).unwrap()
+                );
             }
             first = false;
             let outcomes = rt.block_on(engine.refresh(&due, 1));
             assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
             engine.write().expect("write");
         }
-        clock.advance(schedule::sleep_for(clock.now(), engine.next_deadline()).max(Duration::from_secs(1)));
+        clock.advance(
+            schedule::sleep_for(clock.now(), engine.next_deadline()).max(Duration::from_secs(1)),
+        );
     }
     fake.count("GetRoleCredentials")
 }
@@ -77,11 +105,19 @@ fn the_invariant_holds_over_a_day_with_close_to_the_fewest_refreshes() {
         (Duration::from_secs(12 * 3600), 1 + 3), // 12 h: 11 h 40 min each
     ] {
         let calls = simulate_day(lifetime);
-        assert!(calls >= fewest, "{lifetime:?}: {calls} calls is fewer than the invariant allows");
+        assert!(
+            calls >= fewest,
+            "{lifetime:?}: {calls} calls is fewer than the invariant allows"
+        );
         // Lead (a twentieth of the lifetime, at most a minute) and jitter (up to a fortieth)
         // cost a little: 15 min -> about 222, 1 h -> about 40, 12 h -> 4.
         let most = fewest + fewest * 20 / 100;
-        assert!(calls <= most, "{lifetime:?}: {calls} calls, more than {most}");
-        eprintln!("{lifetime:?}: {calls} refresh calls in 24 simulated hours (fewest possible {fewest})");
+        assert!(
+            calls <= most,
+            "{lifetime:?}: {calls} calls, more than {most}"
+        );
+        eprintln!(
+            "{lifetime:?}: {calls} refresh calls in 24 simulated hours (fewest possible {fewest})"
+        );
     }
 }

@@ -38,7 +38,10 @@ fn config_toml(profiles: &[(&str, &str)]) -> String {
 /// A logged-in sso-session `corp`: a valid token in the cache and known to the fake.
 fn logged_in(env: &TestEnv, fake: &FakeAws, token: &str) {
     fake.add_token(token);
-    env.write_token_cache("corp", &botocore_token_json(token, SystemTime::now() + 8 * HOUR, None));
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json(token, SystemTime::now() + 8 * HOUR, None),
+    );
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -53,14 +56,30 @@ fn stderr(o: &std::process::Output) -> String {
 /// `account`, and returns the file's text.
 fn assert_written(env: &TestEnv, fake: &FakeAws, target: &str, account: &str) -> String {
     let text = env.read_credentials();
-    let served = fake.last_credentials(account, "Dev").expect("the fake served credentials");
+    let served = fake
+        .last_credentials(account, "Dev")
+        .expect("the fake served credentials");
     let (creds, expires) = ini_edit::read_managed(&text, target)
         .unwrap_or_else(|| panic!("no managed section [{target}] in:\n{text}"));
     assert_eq!(creds.access_key_id.expose_secret(), served.access_key_id);
-    assert_eq!(creds.secret_access_key.expose_secret(), served.secret_access_key);
-    assert_eq!(creds.session_token.as_ref().map(|t| t.expose_secret().to_owned()), Some(served.session_token.clone()));
-    let diff = expires.duration_since(served.expiration()).unwrap_or_else(|e| e.duration());
-    assert!(diff < Duration::from_secs(1), "marker expiry is the served expiry");
+    assert_eq!(
+        creds.secret_access_key.expose_secret(),
+        served.secret_access_key
+    );
+    assert_eq!(
+        creds
+            .session_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        Some(served.session_token.clone())
+    );
+    let diff = expires
+        .duration_since(served.expiration())
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        diff < Duration::from_secs(1),
+        "marker expiry is the served expiry"
+    );
     text
 }
 
@@ -70,17 +89,35 @@ fn sync_writes_the_right_keys_for_1_2_and_50_profiles() {
         let fake = FakeAws::new();
         let env = TestEnv::with_fake(&fake);
         env.write_aws_config(&sso_config(n));
-        let names: Vec<(String, String)> = (0..n).map(|i| (format!("p{i}"), format!("t{i}"))).collect();
-        let pairs: Vec<(&str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let names: Vec<(String, String)> =
+            (0..n).map(|i| (format!("p{i}"), format!("t{i}"))).collect();
+        let pairs: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         env.write_config_toml(&config_toml(&pairs));
         logged_in(&env, &fake, "tok-corp");
 
         let out = env.run(["sync"]);
-        assert!(out.status.success(), "n={n}: {}\n{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "n={n}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
         assert_eq!(fake.count("GetRoleCredentials"), n, "one call per profile");
         for i in 0..n {
-            assert_written(&env, &fake, &format!("t{i}"), &format!("{:012}", 100_000 + i));
-            assert!(stdout(&out).contains(&format!("p{i} -> [t{i}]: fresh, expires ")), "{}", stdout(&out));
+            assert_written(
+                &env,
+                &fake,
+                &format!("t{i}"),
+                &format!("{:012}", 100_000 + i),
+            );
+            assert!(
+                stdout(&out).contains(&format!("p{i} -> [t{i}]: fresh, expires ")),
+                "{}",
+                stdout(&out)
+            );
         }
         // Every request carried the session's token and the right role and account.
         let mut accounts: Vec<String> = fake
@@ -89,7 +126,9 @@ fn sync_writes_the_right_keys_for_1_2_and_50_profiles() {
             .map(|r| {
                 assert_eq!(r.header("x-amz-sso_bearer_token"), Some("tok-corp"));
                 assert_eq!(r.query_param("role_name"), Some("Dev"));
-                r.query_param("account_id").expect("account_id in the query").to_owned()
+                r.query_param("account_id")
+                    .expect("account_id in the query")
+                    .to_owned()
             })
             .collect();
         accounts.sort();
@@ -112,17 +151,35 @@ fn botocore_reads_what_sync_wrote_next_to_the_users_own_sections() {
     let out = env.run(["sync"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let text = assert_written(&env, &fake, "dev", "000000100000");
-    assert!(text.starts_with(user), "the user's bytes come first, unchanged:\n{text:?}");
-    assert!(text.contains("\r\n[dev]\r\n"), "CRLF file stays CRLF:\n{text:?}");
+    assert!(
+        text.starts_with(user),
+        "the user's bytes come first, unchanged:\n{text:?}"
+    );
+    assert!(
+        text.contains("\r\n[dev]\r\n"),
+        "CRLF file stays CRLF:\n{text:?}"
+    );
 
     let Some(_) = support::python::python() else {
         return support::python::skip("botocore_reads_what_sync_wrote");
     };
-    let served = fake.last_credentials("000000100000", "Dev").expect("served");
+    let served = fake
+        .last_credentials("000000100000", "Dev")
+        .expect("served");
     let (akid, secret, token) = support::python::botocore_read_credentials(env.home(), "dev", &[]);
-    assert_eq!((akid, secret, token), (served.access_key_id, served.secret_access_key, served.session_token));
+    assert_eq!(
+        (akid, secret, token),
+        (
+            served.access_key_id,
+            served.secret_access_key,
+            served.session_token
+        )
+    );
     let (akid, secret, _) = support::python::botocore_read_credentials(env.home(), "personal", &[]);
-    assert_eq!((akid.as_str(), secret.as_str()), ("AKIAUSEROWNKEY00000", "user-own-secret"));
+    assert_eq!(
+        (akid.as_str(), secret.as_str()),
+        ("AKIAUSEROWNKEY00000", "user-own-secret")
+    );
 }
 
 #[test]
@@ -138,7 +195,10 @@ fn two_profiles_of_one_session_share_its_token_and_legacy_profiles_work_too() {
     logged_in(&env, &fake, "tok-corp");
     fake.add_token("tok-legacy");
     // A legacy profile's cache file is named after the start URL.
-    env.write_token_cache(legacy_url, &botocore_token_json("tok-legacy", SystemTime::now() + HOUR, None));
+    env.write_token_cache(
+        legacy_url,
+        &botocore_token_json("tok-legacy", SystemTime::now() + HOUR, None),
+    );
 
     let out = env.run(["sync"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
@@ -146,7 +206,11 @@ fn two_profiles_of_one_session_share_its_token_and_legacy_profiles_work_too() {
         fake.requests_for("GetRoleCredentials")
             .iter()
             .filter(|r| r.query_param("account_id") == Some(account))
-            .map(|r| r.header("x-amz-sso_bearer_token").unwrap_or_default().to_owned())
+            .map(|r| {
+                r.header("x-amz-sso_bearer_token")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     };
     assert_eq!(bearer("000000100000"), ["tok-corp"]);
@@ -163,24 +227,47 @@ fn an_expired_token_is_login_required_exit_1_and_the_file_is_untouched() {
     env.write_config_toml(&config_toml(&[("p0", "p0")]));
     let before = "[keep]\naws_access_key_id = AKIAKEEP\n";
     env.write_credentials(before);
-    env.write_token_cache("corp", &botocore_token_json("tok-old", SystemTime::now() - HOUR, None));
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json("tok-old", SystemTime::now() - HOUR, None),
+    );
     let mtime = fs::metadata(env.credentials_path()).unwrap().mtime_nsec();
 
     let out = env.run(["sync"]);
-    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let said = stdout(&out);
     assert!(said.contains("p0 -> [p0]: login_required"), "{said}");
-    assert!(said.contains("aws sso login --sso-session corp"), "names the command: {said}");
+    assert!(
+        said.contains("aws sso login --sso-session corp"),
+        "names the command: {said}"
+    );
     assert_eq!(env.read_credentials(), before);
-    assert_eq!(fs::metadata(env.credentials_path()).unwrap().mtime_nsec(), mtime);
-    assert_eq!(fake.count("GetRoleCredentials"), 0, "no network call with an expired token");
+    assert_eq!(
+        fs::metadata(env.credentials_path()).unwrap().mtime_nsec(),
+        mtime
+    );
+    assert_eq!(
+        fake.count("GetRoleCredentials"),
+        0,
+        "no network call with an expired token"
+    );
 
     // No token at all, legacy profile: the command names the profile.
     env.write_aws_config("[profile old]\nsso_start_url = https://x.example/start\nsso_region = us-east-1\nsso_account_id = 1\nsso_role_name = R\n");
     env.write_config_toml(&config_toml(&[("old", "old")]));
     let out = env.run(["sync"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("aws sso login --profile old"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("aws sso login --profile old"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -190,7 +277,10 @@ fn a_token_the_portal_refuses_is_login_required() {
     env.write_aws_config(&sso_config(1));
     env.write_config_toml(&config_toml(&[("p0", "p0")]));
     // Valid by its date, but the portal does not know it (revoked).
-    env.write_token_cache("corp", &botocore_token_json("tok-revoked", SystemTime::now() + HOUR, None));
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json("tok-revoked", SystemTime::now() + HOUR, None),
+    );
     let out = env.run(["sync"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("login_required"), "{}", stdout(&out));
@@ -229,22 +319,39 @@ fn file_safety_conflict_symlink_modes_and_temp_files() {
     env.write_credentials(user);
     let out = env.run(["sync"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).contains("p0 -> [mine]: conflict"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("another `target`"), "says the way out: {}", stdout(&out));
+    assert!(
+        stdout(&out).contains("p0 -> [mine]: conflict"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("another `target`"),
+        "says the way out: {}",
+        stdout(&out)
+    );
     let text = env.read_credentials();
     assert!(text.starts_with(user), "{text}");
-    assert!(ini_edit::read_managed(&text, "p1").is_some(), "the other profile is still written");
+    assert!(
+        ini_edit::read_managed(&text, "p1").is_some(),
+        "the other profile is still written"
+    );
 
     // A new file is 0600.
     fs::remove_file(env.credentials_path()).unwrap();
     env.write_config_toml(&config_toml(&[("p0", "p0")]));
     assert!(env.run(["sync"]).status.success());
-    assert_eq!(fs::metadata(env.credentials_path()).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(env.credentials_path()).unwrap().mode() & 0o777,
+        0o600
+    );
 
     // An existing 0640 file stays 0640.
     fs::set_permissions(env.credentials_path(), fs::Permissions::from_mode(0o640)).unwrap();
     assert!(env.run(["sync"]).status.success());
-    assert_eq!(fs::metadata(env.credentials_path()).unwrap().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::metadata(env.credentials_path()).unwrap().mode() & 0o777,
+        0o640
+    );
 
     // A symlinked credentials file is updated at its target and stays a symlink.
     let real = env.root().join("dotfiles/credentials");
@@ -253,8 +360,17 @@ fn file_safety_conflict_symlink_modes_and_temp_files() {
     std::os::unix::fs::symlink(&real, env.credentials_path()).unwrap();
     let before = fs::read_to_string(&real).unwrap();
     assert!(env.run(["sync"]).status.success());
-    assert!(fs::symlink_metadata(env.credentials_path()).unwrap().file_type().is_symlink());
-    assert_ne!(fs::read_to_string(&real).unwrap(), before, "the target was rewritten");
+    assert!(
+        fs::symlink_metadata(env.credentials_path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_ne!(
+        fs::read_to_string(&real).unwrap(),
+        before,
+        "the target was rewritten"
+    );
     assert_written(&env, &fake, "p0", "000000100000");
 
     // No temp file is left behind; one left by a crash is removed at the next start.
@@ -266,7 +382,10 @@ fn file_safety_conflict_symlink_modes_and_temp_files() {
             .collect()
     };
     assert_eq!(leftovers(real.parent().unwrap()), Vec::<String>::new());
-    let stale = real.parent().unwrap().join(".credentials.credsync-999999999-deadbeef.tmp");
+    let stale = real
+        .parent()
+        .unwrap()
+        .join(".credentials.credsync-999999999-deadbeef.tmp");
     fs::write(&stale, "half a file").unwrap();
     assert!(env.run(["sync"]).status.success());
     assert!(!stale.exists(), "the stale temp file was removed");
@@ -290,16 +409,39 @@ fn bad_input_gives_a_clear_error_and_changes_nothing() {
         for n in needles {
             assert!(said.contains(n), "expected {n:?} in: {said}");
         }
-        assert_eq!(env.read_credentials(), before, "nothing written for: {said}");
+        assert_eq!(
+            env.read_credentials(),
+            before,
+            "nothing written for: {said}"
+        );
     };
     let cfg_path = env.config_toml_path().display().to_string();
-    check(Some("[[profiles]]\nsource = \"p0\"\ntarget = \n"), 2, &[&format!("{cfg_path}:3:")]);
-    check(Some("[refresh]\nmin_remainig = \"20m\"\n"), 2, &[&format!("{cfg_path}:2:1"), "min_remaining"]);
+    check(
+        Some("[[profiles]]\nsource = \"p0\"\ntarget = \n"),
+        2,
+        &[&format!("{cfg_path}:3:")],
+    );
+    check(
+        Some("[refresh]\nmin_remainig = \"20m\"\n"),
+        2,
+        &[&format!("{cfg_path}:2:1"), "min_remaining"],
+    );
     check(Some(&config_toml(&[("nope", "nope")])), 1, &["nope", "p0"]);
-    env.write_aws_config(&format!("{}[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = p0\n", sso_config(1)));
-    check(Some(&config_toml(&[("role", "role")])), 1, &["role_arn", "SSO"]);
+    env.write_aws_config(&format!(
+        "{}[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = p0\n",
+        sso_config(1)
+    ));
+    check(
+        Some(&config_toml(&[("role", "role")])),
+        1,
+        &["role_arn", "SSO"],
+    );
     env.write_aws_config("[profile p0]\nsso_session = corp\n[profile p0]\nx = y\n");
-    check(Some(&config_toml(&[("p0", "p0")])), 2, &[&format!("{}:3", env.aws_config_path().display())]);
+    check(
+        Some(&config_toml(&[("p0", "p0")])),
+        2,
+        &[&format!("{}:3", env.aws_config_path().display())],
+    );
     assert_eq!(fake.count("GetRoleCredentials"), 0);
 
     // An unreadable credentials file: not UTF-8 text.
@@ -309,7 +451,10 @@ fn bad_input_gives_a_clear_error_and_changes_nothing() {
     let out = env.run(["sync"]);
     assert_eq!(out.status.code(), Some(1));
     let said = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(said.contains(&env.credentials_path().display().to_string()), "{said}");
+    assert!(
+        said.contains(&env.credentials_path().display().to_string()),
+        "{said}"
+    );
     assert!(said.contains("UTF-8"), "{said}");
     assert_eq!(fs::read(env.credentials_path()).unwrap(), garbage);
 }
@@ -320,7 +465,10 @@ fn the_daemon_rewrites_short_lived_credentials_before_they_expire_and_stops_on_s
     fake.set_credential_lifetime(Duration::from_secs(12));
     let env = TestEnv::with_fake(&fake);
     env.write_aws_config(&sso_config(1));
-    env.write_config_toml(&format!("[refresh]\nmin_remaining = \"10s\"\n{}", config_toml(&[("p0", "p0")])));
+    env.write_config_toml(&format!(
+        "[refresh]\nmin_remaining = \"10s\"\n{}",
+        config_toml(&[("p0", "p0")])
+    ));
     logged_in(&env, &fake, "tok-corp");
 
     let mut daemon = env.daemon(Vec::<String>::new());
@@ -334,7 +482,10 @@ fn the_daemon_rewrites_short_lived_credentials_before_they_expire_and_stops_on_s
                 let akid = c.access_key_id.expose_secret().to_owned();
                 if seen.last().map(|(a, _)| a != &akid).unwrap_or(true) {
                     if let Some((_, prev_exp)) = seen.last() {
-                        assert!(SystemTime::now() < *prev_exp, "new keys arrived after the old ones expired");
+                        assert!(
+                            SystemTime::now() < *prev_exp,
+                            "new keys arrived after the old ones expired"
+                        );
                     }
                     seen.push((akid, exp));
                 }
@@ -353,6 +504,9 @@ fn the_daemon_rewrites_short_lived_credentials_before_they_expire_and_stops_on_s
     assert!(temps.is_empty(), "{temps:?}");
     let logs = daemon.logs();
     for secret_prefix in ["fake-secret-", "fake-session-", "tok-corp"] {
-        assert!(!logs.contains(secret_prefix), "a secret reached the log: {logs}");
+        assert!(
+            !logs.contains(secret_prefix),
+            "a secret reached the log: {logs}"
+        );
     }
 }

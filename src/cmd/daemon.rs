@@ -21,8 +21,11 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let profiles: Vec<String> =
-        cfg.profiles.iter().map(|p| format!("{} -> [{}]", p.source, p.target)).collect();
+    let profiles: Vec<String> = cfg
+        .profiles
+        .iter()
+        .map(|p| format!("{} -> [{}]", p.source, p.target))
+        .collect();
     tracing::info!(
         "credsync {} starting; {}; managing {}; writing {}",
         env!("CARGO_PKG_VERSION"),

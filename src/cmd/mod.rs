@@ -30,7 +30,9 @@ pub struct NotYetArgs {
 }
 
 pub fn not_yet(name: &str) -> ExitCode {
-    eprintln!("credsync {name}: not implemented yet in this version; see `credsync --help` for what works");
+    eprintln!(
+        "credsync {name}: not implemented yet in this version; see `credsync --help` for what works"
+    );
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -59,5 +61,7 @@ pub fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
 
 /// A single-threaded tokio runtime: credsync's load is a handful of requests.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }

@@ -55,8 +55,12 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             (None, State::Fresh) => {
                 let expires = s.expires_at.unwrap_or(now);
                 let left = expires.duration_since(now).unwrap_or_default();
-                let left = humantime::format_duration(std::time::Duration::from_secs(left.as_secs()));
-                println!("{head}: fresh, expires {} (in {left})", timefmt::rfc3339(expires));
+                let left =
+                    humantime::format_duration(std::time::Duration::from_secs(left.as_secs()));
+                println!(
+                    "{head}: fresh, expires {} (in {left})",
+                    timefmt::rfc3339(expires)
+                );
             }
             (Some(w), State::Fresh) => println!("{head}: not written: {w}"),
             (_, state) => {

@@ -45,6 +45,12 @@
 //! `\r\n`, LF otherwise. Written values have any line break characters dropped, so a value can
 //! never inject a line. The output is plain `key = value`, unindented, without inline comments,
 //! which both botocore and the Rust SDK read.
+//!
+//! One reader difference credsync cannot fix without moving user lines: the Rust SDK reads an
+//! *indented* comment (`  # note`) as a continuation of the value above it, botocore as a
+//! comment. A user's indented comment right under credsync's keys is kept, and the SDK then
+//! sees a spoiled session token (or, once the keys are removed, a file it refuses); unindented
+//! comments are fine for both.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -217,6 +223,10 @@ pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)>
 
 /// Whether `name` can be written as `[name]` and read back as the same name by botocore and the
 /// Rust SDK: non-empty, no surrounding whitespace, no brackets, no line break.
+///
+/// Note: the Rust SDK (aws-config 1.x) also silently ignores a profile whose name is not made of
+/// ASCII letters, digits and `_-/.%@:+` (`[ünï]` is fine for botocore, invisible to the SDK).
+/// Such names are still written; configuration validation is the place to warn about them.
 pub fn is_writable_name(name: &str) -> bool {
     !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\r', '\n'])
 }
@@ -962,6 +972,30 @@ mod tests {
             .is_none()
         );
         assert!(read_managed(&text.replace("TOKEN1\n", "TOKEN1\n  more\n"), "dev").is_none());
+    }
+
+    #[test]
+    fn line_ending_follows_the_users_lines_not_credsyncs() {
+        // A block written into an empty file (LF), then the user adds CRLF lines below it.
+        let old = format!("{BLOCK1_DEV}\r\n[a]\r\nx = 1\r\n");
+        let removed = apply(&old, &[], &["dev"]).text;
+        assert_eq!(removed, "\r\n[a]\r\nx = 1\r\n");
+        let rewritten = write(&old, "dev", &two()).text;
+        assert!(
+            !rewritten.replace("\r\n", "").contains('\n'),
+            "{rewritten:?}"
+        );
+        assert_eq!(write(&rewritten, "dev", &two()).text, rewritten);
+        // A header left to the user gets the file's line ending too.
+        let kept = apply(&format!("{BLOCK1_DEV}region = x\r\n"), &[], &["dev"]).text;
+        assert_eq!(kept, "[dev]\r\nregion = x\r\n");
+    }
+
+    #[test]
+    fn separator_after_a_final_lone_cr_does_not_merge_with_it() {
+        let new = write("[a]\nregion=\r", "dev", &one()).text;
+        assert_eq!(new, format!("[a]\nregion=\r\r\n{BLOCK1_DEV}"));
+        assert_eq!(write(&new, "dev", &one()).text, new);
     }
 
     #[test]

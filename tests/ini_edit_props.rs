@@ -64,8 +64,13 @@ fn pad() -> impl Strategy<Value = &'static str> {
 }
 
 fn comment() -> impl Strategy<Value = String> {
+    indentable_comment(&["", " ", "\t"])
+}
+
+/// A comment, indented by one of `leads`.
+fn indentable_comment(leads: &[&'static str]) -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["", " ", "\t"]),
+        prop::sample::select(leads.to_vec()),
         prop::sample::select(vec!["#", ";"]),
         "[a-zA-Z0-9 =:\\[\\]é漢✓#;-]{0,20}",
     )
@@ -116,10 +121,11 @@ fn section_line() -> impl Strategy<Value = String> {
 
 /// A line before a chunk's first header. It may end up inside the managed section above it, so
 /// it is what a user would add there: comments, blanks and keys that are not credsync's, never
-/// indented (an indented line would continue credsync's last value).
+/// indented (an indented line would continue credsync's last value; the Rust SDK even reads an
+/// indented comment that way, see the module docs of `ini_edit`).
 fn preamble_line() -> impl Strategy<Value = String> {
     prop_oneof![
-        2 => comment(),
+        2 => indentable_comment(&[""]),
         2 => blank(),
         2 => (
             prop::sample::select(vec!["region", "output", "cli_pager", "Region"]),
@@ -358,6 +364,23 @@ fn expected_eol(text: &str) -> &'static str {
     }
 }
 
+/// The file as the Rust SDK reads a credentials file, or `None` if it refuses it.
+#[allow(deprecated)] // the aliases are the only path to these types without naming aws-runtime
+fn sdk_parse(text: &str) -> Option<aws_config::profile::ProfileSet> {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    let files = ProfileFiles::builder()
+        .with_contents(ProfileFileKind::Credentials, text)
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread().build().ok()?;
+    rt.block_on(aws_config::profile::load(
+        &Default::default(),
+        &Default::default(),
+        &files,
+        None,
+    ))
+    .ok()
+}
+
 fn same_creds(got: &Credentials, want: &Creds) -> bool {
     got.access_key_id.expose_secret() == want.id
         && got.secret_access_key.expose_secret() == want.secret
@@ -476,6 +499,28 @@ proptest! {
                 }
                 _ => prop_assert!(got.is_none(), "{}", name),
             }
+        }
+
+        // (c') The Rust SDK reads what was written, whenever it read the old file's managed
+        // sections right (it takes an indented comment under a key as part of the value, so a
+        // user's indented comment there spoils the old file already). It ignores profiles whose
+        // name is not an ASCII identifier (`ünï_ro`).
+        let sdk_name = |n: &str| n.chars().all(|c| c.is_ascii_alphanumeric() || "_-/.%@:+".contains(c));
+        let sdk_reads = |text: &str, names: &[&str], pick: &dyn Fn(usize) -> Creds| -> bool {
+            let Some(profiles) = sdk_parse(text) else { return false };
+            names.iter().filter(|n| sdk_name(n)).all(|name| {
+                let m = MANAGED.iter().position(|n| n == name).expect("managed name");
+                let c = pick(m);
+                profiles.get_profile(name).is_some_and(|p| {
+                    p.get("aws_access_key_id") == Some(c.id.as_str())
+                        && p.get("aws_secret_access_key") == Some(c.secret.as_str())
+                        && p.get("aws_session_token") == Some(c.token.as_str())
+                })
+            })
+        };
+        if sdk_reads(&old, &old_order, &|m| case.old_creds[m].clone()) {
+            let pick = |m: usize| if case.actions[m] == 1 { case.new_creds[m].clone() } else { case.old_creds[m].clone() };
+            prop_assert!(sdk_reads(&new, &want_order, &pick), "the SDK misreads {:?}", new);
         }
 
         // (d) botocore can read it: unique section names, and in each managed section each

@@ -1,14 +1,72 @@
 //! The byte-preserving editor of the AWS credentials file: a pure function from the old text and
 //! the sections credsync manages to the new text.
 //!
-//! STUB: the API below is the contract; the body is being written.
+//! # What credsync owns
+//!
+//! A section is *managed* when the line directly above its `[name]` header is credsync's marker
+//! (`# managed by credsync; expires <RFC 3339>`, at the very start of the line). Inside a managed
+//! section credsync owns exactly: the marker line, the header, and the `aws_access_key_id`,
+//! `aws_secret_access_key` and `aws_session_token` lines (matched the way botocore reads them:
+//! any case, `=` or `:`, plus any indented continuation lines of those values). Every other byte
+//! of the file — comments, blank lines, a user's `region = ...` inside a managed section, other
+//! sections, CRLF or lone CR line endings, a missing final newline — is copied unchanged.
+//!
+//! # How the file is read
+//!
+//! Lines end at `\n`, `\r\n` or a lone `\r` (Python's universal newlines, which botocore's
+//! `RawConfigParser` uses). A header is a line that does not start with whitespace and whose
+//! trimmed text is `[`, a name, `]` (up to the last `]`, like `RawConfigParser`); the name is
+//! trimmed, so `[ dev ]` is `dev` (the Rust SDK trims, botocore does not; treating them as the
+//! same name is the safe side for conflicts). An *indented* line that looks like `[dev]` does not
+//! start a section here, but it still counts as "someone else's `dev`" for conflicts, because
+//! botocore reads it as a header in some positions.
+//!
+//! # What [`apply`] does, per name
+//!
+//! - Managed section exists: rewrite the marker and the key lines in place (the key block goes
+//!   where the first key line was, or after the section's last non-blank line if the user
+//!   deleted all of them). Later managed duplicates of the same name are deleted: marker, header
+//!   and all their key lines; their comments and blank lines stay (botocore refuses a file with
+//!   a duplicate section, and credsync only ever writes one).
+//! - A section with that name exists without the marker (alone or next to a managed one): a
+//!   [`Conflict`]; nothing of that name is touched.
+//! - No such section: a new block is appended at the end, after a newline if the file lacks a
+//!   final one and after one blank line if the file does not already end with a blank line
+//!   (that blank line then belongs to the file and is never removed).
+//! - A name that cannot be written as a header (empty, surrounding whitespace, `[`, `]`, or a
+//!   line break) is reported as a [`Conflict`] with `line == 0`.
+//! - Listed in `remove`: every managed copy loses its marker and key lines; its header goes too
+//!   unless user lines (comments, other keys) remain in the section, in which case the header
+//!   stays and the section becomes the user's (a later write of that name is a conflict). Blank
+//!   lines are always kept. Sections without the marker are never removed. A name both written
+//!   and removed is written.
+//!
+//! New lines use the file's line ending: CRLF if the first line ending in the old text is
+//! `\r\n`, LF otherwise. Written values have any line break characters dropped, so a value can
+//! never inject a line. The output is plain `key = value`, unindented, without inline comments,
+//! which both botocore and the Rust SDK read.
+//!
+//! One reader difference credsync cannot fix without moving user lines: the Rust SDK reads an
+//! *indented* comment (`  # note`) as a continuation of the value above it, botocore as a
+//! comment. A user's indented comment right under credsync's keys is kept, and the SDK then
+//! sees a spoiled session token (or, once the keys are removed, a file it refuses); unindented
+//! comments are fine for both.
 
+use std::collections::HashSet;
+use std::ops::Range;
 use std::time::SystemTime;
 
-use crate::secret::Credentials;
+use crate::secret::{Credentials, ExposeSecret, SecretString};
+use crate::timefmt;
 
 /// Every managed section has this comment line directly above its header.
 pub const MARKER_PREFIX: &str = "# managed by credsync";
+
+const ACCESS_KEY_ID: &str = "aws_access_key_id";
+const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+const SESSION_TOKEN: &str = "aws_session_token";
+/// The keys credsync writes in a managed section, lower-case (botocore lower-cases keys).
+const OWN_KEYS: [&str; 3] = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN];
 
 /// One section credsync wants in the file.
 #[derive(Debug, Clone)]
@@ -22,7 +80,8 @@ pub struct ManagedSection<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub section: String,
-    /// 1-based line of the section's header in the old text.
+    /// 1-based line of the section's header in the old text; `0` when the name itself cannot be
+    /// written as a section header (see [`is_writable_name`]).
     pub line: usize,
 }
 
@@ -35,23 +94,921 @@ pub struct Edit {
 }
 
 /// Upserts `sections` and removes the managed sections named in `remove`, keeping every byte
-/// credsync did not write.
+/// credsync did not write. See the module documentation for the exact rules.
 pub fn apply(old: &str, sections: &[ManagedSection<'_>], remove: &[&str]) -> Edit {
-    let _ = (sections, remove);
-    Edit {
-        text: old.to_owned(),
-        conflicts: Vec::new(),
+    let doc = Doc::parse(old);
+    let eol = doc.line_ending();
+    let mut plan = Plan::new(doc.lines.len());
+    let mut conflicts = Vec::new();
+    let mut appends = Vec::new();
+    let mut written: HashSet<&str> = HashSet::new();
+
+    for section in sections {
+        let name = section.name;
+        if !written.insert(name) {
+            continue; // the first entry for a name wins
+        }
+        if !is_writable_name(name) {
+            conflicts.push(Conflict {
+                section: name.to_owned(),
+                line: 0,
+            });
+            continue;
+        }
+        if let Some(line) = doc.foreign_header(name) {
+            conflicts.push(Conflict {
+                section: name.to_owned(),
+                line: line + 1,
+            });
+            continue;
+        }
+        let marker = marker_line(section.credentials.expiration, eol);
+        let keys = key_block(section.credentials, eol);
+        let mut copies = doc.managed(name);
+        match copies.next() {
+            None => appends.push(format!("{marker}[{name}]{eol}{keys}")),
+            Some(first) => {
+                plan.rewrite(&doc, first, marker, keys, eol);
+                for duplicate in copies {
+                    plan.drop_duplicate(&doc, duplicate);
+                }
+            }
+        }
     }
+
+    for name in remove {
+        if written.contains(name) {
+            continue;
+        }
+        for copy in doc.managed(name) {
+            plan.remove(&doc, copy, eol);
+        }
+    }
+
+    let mut text = plan.emit(&doc, eol);
+    for block in appends {
+        if !text.is_empty() {
+            if !ends_with_line_break(&text) {
+                text.push_str(eol);
+            }
+            if !ends_with_blank_line(&text) {
+                // After a lone CR, a LF would merge with it into one line ending.
+                text.push_str(if text.ends_with('\r') { "\r\n" } else { eol });
+            }
+        }
+        text.push_str(&block);
+    }
+    Edit { text, conflicts }
 }
 
-/// Names of the sections in `text` that carry credsync's marker.
+/// Names of the sections in `text` that carry credsync's marker, in file order, each once.
 pub fn managed_names(text: &str) -> Vec<String> {
-    let _ = text;
-    Vec::new()
+    let doc = Doc::parse(text);
+    let mut seen = HashSet::new();
+    doc.sections
+        .iter()
+        .filter(|s| s.marker.is_some() && seen.insert(s.name))
+        .map(|s| s.name.to_owned())
+        .collect()
 }
 
 /// The credentials and expiry written in the managed section `name`, if it is there and whole.
+///
+/// `None` unless the first managed `name` section has a marker with a parsable expiry and
+/// exactly one non-empty, single-line value for each of the three keys, and no unmarked section
+/// of that name exists (credsync would not write there, so what is on disk is not credsync's).
 pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)> {
-    let _ = (text, name);
-    None
+    let doc = Doc::parse(text);
+    if doc.foreign_header(name).is_some() {
+        return None;
+    }
+    let section = doc.managed(name).next()?;
+    let marker = doc.lines[section.marker?].content;
+    let expires = marker[MARKER_PREFIX.len()..]
+        .trim_start()
+        .strip_prefix(';')?
+        .trim()
+        .strip_prefix("expires")?;
+    let expires = timefmt::parse(expires)?;
+
+    let mut values: [Option<&str>; 3] = [None; 3];
+    let roles = doc.roles(section);
+    for (i, role) in section.body.clone().zip(roles) {
+        match role {
+            Role::User => {}
+            Role::OwnContinuation => return None,
+            Role::OwnKey => {
+                let (key, value) = split_option(doc.lines[i].content)?;
+                let slot = OWN_KEYS.iter().position(|k| *k == key)?;
+                if values[slot].replace(value).is_some() {
+                    return None; // a duplicate key: botocore would refuse the file
+                }
+            }
+        }
+    }
+    let [Some(id), Some(secret), Some(token)] = values else {
+        return None;
+    };
+    if id.is_empty() || secret.is_empty() || token.is_empty() {
+        return None;
+    }
+    let credentials = Credentials {
+        access_key_id: SecretString::from(id.to_owned()),
+        secret_access_key: SecretString::from(secret.to_owned()),
+        session_token: Some(SecretString::from(token.to_owned())),
+        expiration: Some(expires),
+    };
+    Some((credentials, expires))
+}
+
+/// Whether `name` can be written as `[name]` and read back as the same name by botocore and the
+/// Rust SDK: non-empty, no surrounding whitespace, no brackets, no line break.
+///
+/// Note: the Rust SDK (aws-config 1.x) also silently ignores a profile whose name is not made of
+/// ASCII letters, digits and `_-/.%@:+` (`[ünï]` is fine for botocore, invisible to the SDK).
+/// Such names are still written; configuration validation is the place to warn about them.
+pub fn is_writable_name(name: &str) -> bool {
+    !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\r', '\n'])
+}
+
+/// One line of the file: `content` without its line ending, `full` with it.
+#[derive(Debug, Clone, Copy)]
+struct Line<'a> {
+    content: &'a str,
+    full: &'a str,
+}
+
+/// A section: its header line, the marker line above it if managed, and its body lines (up to
+/// the next header, or up to the next header's marker).
+#[derive(Debug, Clone)]
+struct Section<'a> {
+    name: &'a str,
+    header: usize,
+    marker: Option<usize>,
+    body: Range<usize>,
+}
+
+/// What a line in a managed section's body is, as botocore would read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    User,
+    /// A `aws_access_key_id`/`aws_secret_access_key`/`aws_session_token` option line.
+    OwnKey,
+    /// An indented line continuing the value of an [`Role::OwnKey`] line.
+    OwnContinuation,
+}
+
+/// The file split into lines and sections.
+struct Doc<'a> {
+    lines: Vec<Line<'a>>,
+    sections: Vec<Section<'a>>,
+    /// Indented lines that look like a header: not a section start, but a name someone uses.
+    indented_headers: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Doc<'a> {
+    fn parse(text: &'a str) -> Self {
+        let lines = split_lines(text);
+        let mut starts = Vec::new();
+        let mut indented_headers = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(name) = header_name(line.content) {
+                if is_indented(line.content) {
+                    indented_headers.push((i, name));
+                } else {
+                    starts.push((i, name));
+                }
+            }
+        }
+        let marker_of = |header: usize| {
+            let above = header.checked_sub(1)?;
+            is_marker(lines.get(above)?.content).then_some(above)
+        };
+        let sections = starts
+            .iter()
+            .enumerate()
+            .map(|(k, &(header, name))| {
+                let end = match starts.get(k + 1) {
+                    Some(&(next, _)) => marker_of(next).unwrap_or(next),
+                    None => lines.len(),
+                };
+                Section {
+                    name,
+                    header,
+                    marker: marker_of(header),
+                    body: header + 1..end,
+                }
+            })
+            .collect();
+        Doc {
+            lines,
+            sections,
+            indented_headers,
+        }
+    }
+
+    /// The managed sections called `name`, in file order.
+    fn managed<'d>(&'d self, name: &'d str) -> impl Iterator<Item = &'d Section<'a>> + 'd {
+        self.sections
+            .iter()
+            .filter(move |s| s.marker.is_some() && s.name == name)
+    }
+
+    /// The 0-based line of the first header called `name` that credsync does not own.
+    fn foreign_header(&self, name: &str) -> Option<usize> {
+        let unmarked = self
+            .sections
+            .iter()
+            .filter(|s| s.marker.is_none() && s.name == name)
+            .map(|s| s.header);
+        let indented = self
+            .indented_headers
+            .iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(i, _)| *i);
+        unmarked.chain(indented).min()
+    }
+
+    /// The line ending new lines get: `\r\n` if the first line ending of the user's lines is
+    /// one, else `\n`. credsync's own lines only count in a file that has no user lines, so
+    /// removing a managed block cannot change the choice for the next edit.
+    fn line_ending(&self) -> &'static str {
+        let mut owned = vec![false; self.lines.len()];
+        for section in self.sections.iter().filter(|s| s.marker.is_some()) {
+            owned[section.header] = true;
+            if let Some(m) = section.marker {
+                owned[m] = true;
+            }
+            for (i, role) in section.body.clone().zip(self.roles(section)) {
+                owned[i] = role != Role::User;
+            }
+        }
+        fn ending<'l>(line: &Line<'l>) -> &'l str {
+            &line.full[line.content.len()..]
+        }
+        let first_user = self
+            .lines
+            .iter()
+            .zip(&owned)
+            .find(|(l, own)| !**own && !ending(l).is_empty());
+        let first = first_user
+            .map(|(l, _)| l)
+            .or_else(|| self.lines.iter().find(|l| !ending(l).is_empty()));
+        match first {
+            Some(line) if ending(line) == "\r\n" => "\r\n",
+            _ => "\n",
+        }
+    }
+
+    /// The role of each body line of `section`, following `RawConfigParser`: comments and blank
+    /// lines never change which option an indented line continues; an indented line right after
+    /// the header (no option yet) is itself an option line.
+    fn roles(&self, section: &Section<'_>) -> Vec<Role> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Current {
+            None,
+            Own,
+            User,
+        }
+        let mut current = Current::None;
+        self.lines[section.body.clone()]
+            .iter()
+            .map(|line| {
+                let c = line.content;
+                if c.trim().is_empty() || is_comment(c) {
+                    return Role::User;
+                }
+                if is_indented(c) && current != Current::None {
+                    return if current == Current::Own {
+                        Role::OwnContinuation
+                    } else {
+                        Role::User
+                    };
+                }
+                match split_option(c) {
+                    Some((key, _)) if OWN_KEYS.contains(&key.as_str()) => {
+                        current = Current::Own;
+                        Role::OwnKey
+                    }
+                    Some(_) => {
+                        current = Current::User;
+                        Role::User
+                    }
+                    // Not an option: botocore records an error and keeps the current option.
+                    None => Role::User,
+                }
+            })
+            .collect()
+    }
+}
+
+/// What happens to each old line, and what is inserted after it.
+#[derive(Debug, Clone)]
+enum Action {
+    Keep,
+    Drop,
+    Replace(String),
+}
+
+struct Plan {
+    actions: Vec<Action>,
+    after: Vec<String>,
+}
+
+impl Plan {
+    fn new(lines: usize) -> Self {
+        Plan {
+            actions: vec![Action::Keep; lines],
+            after: vec![String::new(); lines],
+        }
+    }
+
+    /// New marker and key lines in `section`, everything else kept. The header keeps its text
+    /// (`[ dev ]` stays spaced) but gets the file's line ending, like the rest of the block.
+    fn rewrite(
+        &mut self,
+        doc: &Doc<'_>,
+        section: &Section<'_>,
+        marker: String,
+        keys: String,
+        eol: &str,
+    ) {
+        if let Some(m) = section.marker {
+            self.actions[m] = Action::Replace(marker);
+        }
+        self.actions[section.header] =
+            Action::Replace(format!("{}{eol}", doc.lines[section.header].content));
+        let mut first_key = None;
+        for (i, role) in section.body.clone().zip(doc.roles(section)) {
+            if role != Role::User {
+                self.actions[i] = Action::Drop;
+            }
+            if role == Role::OwnKey && first_key.is_none() {
+                first_key = Some(i);
+            }
+        }
+        match first_key {
+            Some(i) => self.actions[i] = Action::Replace(keys),
+            None => {
+                // After the last non-blank line, so no user line becomes a continuation of ours.
+                let at = section
+                    .body
+                    .clone()
+                    .rev()
+                    .find(|&i| !doc.lines[i].content.trim().is_empty())
+                    .unwrap_or(section.header);
+                self.after[at].push_str(&keys);
+            }
+        }
+    }
+
+    /// Marker and key lines go; the header too unless user lines other than blank ones remain,
+    /// in which case it stays (with the file's line ending) and the section is the user's.
+    fn remove(&mut self, doc: &Doc<'_>, section: &Section<'_>, eol: &str) {
+        if let Some(m) = section.marker {
+            self.actions[m] = Action::Drop;
+        }
+        let mut user_lines = false;
+        for (i, role) in section.body.clone().zip(doc.roles(section)) {
+            if role == Role::User {
+                user_lines |= !doc.lines[i].content.trim().is_empty();
+            } else {
+                self.actions[i] = Action::Drop;
+            }
+        }
+        self.actions[section.header] = if user_lines {
+            Action::Replace(format!("{}{eol}", doc.lines[section.header].content))
+        } else {
+            Action::Drop
+        };
+    }
+
+    /// A later managed copy of a section: everything but its comments and blank lines goes.
+    fn drop_duplicate(&mut self, doc: &Doc<'_>, section: &Section<'_>) {
+        if let Some(m) = section.marker {
+            self.actions[m] = Action::Drop;
+        }
+        self.actions[section.header] = Action::Drop;
+        for i in section.body.clone() {
+            let c = doc.lines[i].content;
+            if !(c.trim().is_empty() || is_comment(c)) {
+                self.actions[i] = Action::Drop;
+            }
+        }
+    }
+
+    fn emit(&self, doc: &Doc<'_>, eol: &str) -> String {
+        let extra: usize = self.after.iter().map(String::len).sum();
+        let mut out =
+            String::with_capacity(doc.lines.iter().map(|l| l.full.len()).sum::<usize>() + extra);
+        for (i, line) in doc.lines.iter().enumerate() {
+            match &self.actions[i] {
+                Action::Keep => out.push_str(line.full),
+                Action::Drop => {}
+                Action::Replace(text) => out.push_str(text),
+            }
+            if !self.after[i].is_empty() {
+                if !out.is_empty() && !ends_with_line_break(&out) {
+                    out.push_str(eol);
+                }
+                out.push_str(&self.after[i]);
+            }
+        }
+        out
+    }
+}
+
+/// Splits at `\n`, `\r\n` and lone `\r`, keeping each line's ending in `full`.
+fn split_lines(text: &str) -> Vec<Line<'_>> {
+    let bytes = text.as_bytes();
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'\n' => i + 1,
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+            b'\r' => i + 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // `\r` and `\n` are ASCII, so these are char boundaries.
+        lines.push(Line {
+            content: &text[start..i],
+            full: &text[start..end],
+        });
+        start = end;
+        i = end;
+    }
+    if start < bytes.len() {
+        lines.push(Line {
+            content: &text[start..],
+            full: &text[start..],
+        });
+    }
+    lines
+}
+
+fn ends_with_line_break(text: &str) -> bool {
+    text.ends_with(['\n', '\r'])
+}
+
+/// Whether the last (terminated) line of `text` is empty or whitespace only.
+fn ends_with_blank_line(text: &str) -> bool {
+    let Some(body) = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .or_else(|| text.strip_suffix('\r'))
+    else {
+        return false;
+    };
+    let last = body.rfind(['\n', '\r']).map_or(body, |i| &body[i + 1..]);
+    last.trim().is_empty()
+}
+
+fn is_indented(line: &str) -> bool {
+    line.starts_with(char::is_whitespace)
+}
+
+/// A whole-line comment as `RawConfigParser` sees it (leading whitespace allowed).
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with(['#', ';'])
+}
+
+/// The trimmed name of a `[name]` line (indented or not), up to the last `]`.
+fn header_name(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let rest = t.strip_prefix('[')?;
+    let close = rest.rfind(']')?;
+    // RawConfigParser needs at least one character between the brackets.
+    (close > 0).then(|| rest[..close].trim())
+}
+
+/// Credsync's marker: the prefix at the very start of the line, then the end or `;`.
+fn is_marker(line: &str) -> bool {
+    line.strip_prefix(MARKER_PREFIX)
+        .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with(';'))
+}
+
+/// `key = value` or `key: value` (first `=` or `:`), key trimmed and lower-cased, value trimmed.
+fn split_option(line: &str) -> Option<(String, &str)> {
+    let at = line.find(['=', ':'])?;
+    let key = line[..at].trim().to_lowercase();
+    Some((key, line[at + 1..].trim()))
+}
+
+fn marker_line(expiration: Option<SystemTime>, eol: &str) -> String {
+    match expiration {
+        Some(t) => format!("{MARKER_PREFIX}; expires {}{eol}", timefmt::rfc3339(t)),
+        None => format!("{MARKER_PREFIX}{eol}"),
+    }
+}
+
+/// The key lines for `credentials`, each ending in `eol`.
+fn key_block(credentials: &Credentials, eol: &str) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: &SecretString| {
+        out.push_str(key);
+        out.push_str(" = ");
+        out.extend(
+            value
+                .expose_secret()
+                .chars()
+                .filter(|c| !matches!(c, '\r' | '\n')),
+        );
+        out.push_str(eol);
+    };
+    line(ACCESS_KEY_ID, &credentials.access_key_id);
+    line(SECRET_ACCESS_KEY, &credentials.secret_access_key);
+    if let Some(token) = &credentials.session_token {
+        line(SESSION_TOKEN, token);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// 2026-11-29T15:00:00Z
+    const T1: u64 = 1_795_964_400;
+
+    fn creds(id: &str, secret: &str, token: Option<&str>, exp: Option<u64>) -> Credentials {
+        Credentials {
+            access_key_id: id.into(),
+            secret_access_key: secret.into(),
+            session_token: token.map(Into::into),
+            expiration: exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+        }
+    }
+
+    fn one() -> Credentials {
+        creds("AKID1", "SECRET1", Some("TOKEN1"), Some(T1))
+    }
+
+    fn two() -> Credentials {
+        creds("AKID2", "SECRET2", Some("TOKEN2"), Some(T1 + 3600))
+    }
+
+    fn write(old: &str, name: &str, c: &Credentials) -> Edit {
+        apply(
+            old,
+            &[ManagedSection {
+                name,
+                credentials: c,
+            }],
+            &[],
+        )
+    }
+
+    const BLOCK1_DEV: &str = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\n\
+        aws_access_key_id = AKID1\naws_secret_access_key = SECRET1\naws_session_token = TOKEN1\n";
+
+    #[test]
+    fn new_file_gets_one_block() {
+        let e = write("", "dev", &one());
+        assert_eq!(e.text, BLOCK1_DEV);
+        assert!(e.conflicts.is_empty());
+    }
+
+    #[test]
+    fn appends_after_a_blank_line_and_adds_a_missing_final_newline() {
+        let with_nl = write("[user]\nregion = eu-west-1\n", "dev", &one()).text;
+        assert_eq!(
+            with_nl,
+            format!("[user]\nregion = eu-west-1\n\n{BLOCK1_DEV}")
+        );
+        let without_nl = write("[user]\nregion = eu-west-1", "dev", &one()).text;
+        assert_eq!(without_nl, with_nl);
+        // Already ends in a blank line: no second one.
+        let blank = write("[user]\nx = 1\n\n", "dev", &one()).text;
+        assert_eq!(blank, format!("[user]\nx = 1\n\n{BLOCK1_DEV}"));
+    }
+
+    #[test]
+    fn static_keys_have_a_bare_marker_and_no_token() {
+        let c = creds("AKIDS", "S", None, None);
+        let e = write("", "base", &c);
+        assert_eq!(
+            e.text,
+            "# managed by credsync\n[base]\naws_access_key_id = AKIDS\naws_secret_access_key = S\n"
+        );
+        assert_eq!(managed_names(&e.text), ["base"]);
+        // Rewriting with temporary credentials adds the token line and the expiry.
+        let again = write(&e.text, "base", &one()).text;
+        assert_eq!(again, BLOCK1_DEV.replace("[dev]", "[base]"));
+    }
+
+    #[test]
+    fn crlf_file_stays_crlf() {
+        let old = "[user]\r\nregion = x\r\n";
+        let new = write(old, "dev", &one()).text;
+        assert_eq!(
+            new,
+            format!("{old}\r\n{}", BLOCK1_DEV.replace('\n', "\r\n"))
+        );
+        // Without the final CRLF, the missing one is a CRLF too.
+        assert_eq!(write("[user]\r\nregion = x", "dev", &one()).text, new);
+        // And a rewrite keeps it CRLF.
+        let rewritten = write(&new, "dev", &two()).text;
+        assert!(
+            !rewritten.replace("\r\n", "").contains('\n'),
+            "{rewritten:?}"
+        );
+        assert_eq!(
+            read_managed(&rewritten, "dev").map(|(_, t)| t),
+            two().expiration
+        );
+    }
+
+    #[test]
+    fn rewrite_in_place_keeps_position_and_surroundings() {
+        let old = format!(
+            "# top comment\n[a]\nx = 1\n\n{BLOCK1_DEV}; after\n\n[b]\ny = 2 ; not a comment\n"
+        );
+        let new = write(&old, "dev", &two()).text;
+        let want = "# top comment\n[a]\nx = 1\n\n\
+            # managed by credsync; expires 2026-11-29T16:00:00Z\n[dev]\n\
+            aws_access_key_id = AKID2\naws_secret_access_key = SECRET2\naws_session_token = TOKEN2\n\
+            ; after\n\n[b]\ny = 2 ; not a comment\n";
+        assert_eq!(new, want);
+    }
+
+    #[test]
+    fn user_lines_inside_a_managed_section_are_kept() {
+        let old = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\nregion = eu-west-1\n\
+            AWS_ACCESS_KEY_ID=old\n# my note\naws_secret_access_key : old\n  continued-old\n\
+            output = json\naws_session_token = old\n";
+        let new = write(old, "dev", &one()).text;
+        let want = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\nregion = eu-west-1\n\
+            aws_access_key_id = AKID1\naws_secret_access_key = SECRET1\naws_session_token = TOKEN1\n\
+            # my note\noutput = json\n";
+        assert_eq!(new, want);
+        assert_eq!(write(&new, "dev", &one()).text, new);
+    }
+
+    #[test]
+    fn keys_deleted_by_the_user_are_added_after_the_last_user_line() {
+        let old = "# managed by credsync\n[dev]\nregion = x\n  more\n\n[b]\n";
+        let new = write(old, "dev", &one()).text;
+        let want = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\nregion = x\n  more\n\
+            aws_access_key_id = AKID1\naws_secret_access_key = SECRET1\naws_session_token = TOKEN1\n\n[b]\n";
+        assert_eq!(new, want);
+        // A header on the last line, without a newline.
+        let bare = write("# managed by credsync\n[dev]", "dev", &one()).text;
+        assert_eq!(bare, BLOCK1_DEV);
+    }
+
+    #[test]
+    fn unmarked_section_is_a_conflict_and_untouched() {
+        let old = "[a]\nx = 1\n[dev]\naws_access_key_id = mine\n";
+        let e = apply(
+            old,
+            &[
+                ManagedSection {
+                    name: "dev",
+                    credentials: &one(),
+                },
+                ManagedSection {
+                    name: "ci",
+                    credentials: &one(),
+                },
+            ],
+            &["dev"],
+        );
+        assert_eq!(
+            e.conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 3
+            }]
+        );
+        assert!(e.text.starts_with(old), "{:?}", e.text);
+        assert_eq!(managed_names(&e.text), ["ci"]);
+        // Spacing inside the brackets does not make it a different name.
+        let spaced = write("[ dev ]\nk = v", "dev", &one());
+        assert_eq!(spaced.text, "[ dev ]\nk = v");
+        assert_eq!(
+            spaced.conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 1
+            }]
+        );
+        // `[profile dev]` is another name in the credentials file.
+        assert!(write("[profile dev]\n", "dev", &one()).conflicts.is_empty());
+    }
+
+    #[test]
+    fn marked_and_unmarked_copies_are_a_conflict() {
+        let old = format!("{BLOCK1_DEV}\n# user\n[dev]\nregion = x\n");
+        let e = write(&old, "dev", &two());
+        assert_eq!(e.text, old);
+        assert_eq!(
+            e.conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 8
+            }]
+        );
+        assert!(read_managed(&old, "dev").is_none());
+        // An indented header-like line counts too.
+        let e = write("[a]\n  [dev]\n", "dev", &one());
+        assert_eq!(
+            e.conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn unwritable_names_are_conflicts_at_line_zero() {
+        for name in ["", " dev", "a]b", "a\nb", "[x"] {
+            let e = write("[a]\n", name, &one());
+            assert_eq!(e.text, "[a]\n");
+            assert_eq!(
+                e.conflicts,
+                [Conflict {
+                    section: name.into(),
+                    line: 0
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn values_cannot_inject_lines() {
+        let c = creds("AK\nID", "S\r\n[evil]", Some("T"), Some(T1));
+        let e = write("", "dev", &c);
+        assert!(!e.text.contains("\n[evil]"), "{:?}", e.text);
+        assert_eq!(managed_names(&e.text), ["dev"]);
+    }
+
+    #[test]
+    fn removal_drops_the_whole_block() {
+        let old = format!("[a]\nx = 1\n\n{BLOCK1_DEV}\n[b]\ny = 2\n");
+        let e = apply(&old, &[], &["dev", "absent"]);
+        assert_eq!(e.text, "[a]\nx = 1\n\n\n[b]\ny = 2\n");
+        assert!(e.conflicts.is_empty());
+        // Appending to the leftover blank line adds no second separator, removal restores it.
+        let added = write("[a]\n\n", "dev", &one()).text;
+        assert_eq!(added, format!("[a]\n\n{BLOCK1_DEV}"));
+        assert_eq!(apply(&added, &[], &["dev"]).text, "[a]\n\n");
+    }
+
+    #[test]
+    fn removal_with_user_lines_left_keeps_the_header() {
+        let old = format!("{BLOCK1_DEV}region = x\n# note\n");
+        let new = apply(&old, &[], &["dev"]).text;
+        assert_eq!(new, "[dev]\nregion = x\n# note\n");
+        assert!(managed_names(&new).is_empty());
+        // The section is now the user's.
+        assert_eq!(
+            write(&new, "dev", &one()).conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn removal_never_touches_unmarked_sections() {
+        let old = "[dev]\naws_access_key_id = mine\n";
+        assert_eq!(apply(old, &[], &["dev"]).text, old);
+    }
+
+    #[test]
+    fn duplicate_managed_sections_collapse_into_the_first() {
+        let old = format!("{BLOCK1_DEV}\n[a]\nx = 1\n\n{BLOCK1_DEV}# kept\nregion = dup\n\n[b]\n");
+        let new = write(&old, "dev", &two()).text;
+        let want = format!(
+            "{}\n[a]\nx = 1\n\n# kept\n\n[b]\n",
+            write("", "dev", &two()).text
+        );
+        assert_eq!(new, want);
+        assert_eq!(managed_names(&old), ["dev"]);
+        // Removal removes every copy.
+        assert_eq!(
+            apply(&old, &[], &["dev"]).text,
+            "\n[a]\nx = 1\n\n[dev]\n# kept\nregion = dup\n\n[b]\n"
+        );
+    }
+
+    #[test]
+    fn spaced_header_is_the_same_managed_name() {
+        let old = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[ dev\t]\naws_access_key_id = a\n";
+        let new = write(old, "dev", &one()).text;
+        assert_eq!(new, BLOCK1_DEV.replace("[dev]", "[ dev\t]"));
+        assert_eq!(managed_names(&new), ["dev"]);
+    }
+
+    #[test]
+    fn marker_must_start_the_line_and_sit_directly_above() {
+        for old in [
+            " # managed by credsync\n[dev]\n",
+            "# managed by credsync\n\n[dev]\n",
+            "# managed by credsyncX\n[dev]\n",
+        ] {
+            assert!(managed_names(old).is_empty(), "{old:?}");
+            assert_eq!(write(old, "dev", &one()).text, old);
+        }
+        assert_eq!(
+            managed_names("# managed by credsync ; whatever\n[dev]\n"),
+            ["dev"]
+        );
+    }
+
+    #[test]
+    fn applying_twice_is_idempotent() {
+        let old = "\u{feff}# ünïcode ✓\r\n[user]\r\nk=v\r\n";
+        let sections = [
+            ManagedSection {
+                name: "dev",
+                credentials: &one(),
+            },
+            ManagedSection {
+                name: "ci",
+                credentials: &two(),
+            },
+        ];
+        let once = apply(old, &sections, &[]).text;
+        let twice = apply(&once, &sections, &[]).text;
+        assert_eq!(once, twice);
+        assert_eq!(managed_names(&once), ["dev", "ci"]);
+    }
+
+    #[test]
+    fn read_managed_round_trip() {
+        let text = write("[user]\n", "dev", &one()).text;
+        let (c, t) = read_managed(&text, "dev").expect("dev is managed");
+        assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(T1));
+        assert_eq!(c.expiration, Some(t));
+        assert_eq!(c.access_key_id.expose_secret(), "AKID1");
+        assert_eq!(c.secret_access_key.expose_secret(), "SECRET1");
+        assert_eq!(
+            c.session_token.as_ref().map(|s| s.expose_secret()),
+            Some("TOKEN1")
+        );
+        assert!(read_managed(&text, "user").is_none());
+        assert!(read_managed(&text, "other").is_none());
+        // Incomplete: no token, no expiry, or a key deleted.
+        assert!(
+            read_managed(&write("", "s", &creds("A", "B", None, Some(T1))).text, "s").is_none()
+        );
+        assert!(
+            read_managed(&write("", "s", &creds("A", "B", Some("C"), None)).text, "s").is_none()
+        );
+        assert!(
+            read_managed(
+                &text.replace("aws_secret_access_key = SECRET1\n", ""),
+                "dev"
+            )
+            .is_none()
+        );
+        assert!(read_managed(&text.replace("TOKEN1\n", "TOKEN1\n  more\n"), "dev").is_none());
+    }
+
+    #[test]
+    fn line_ending_follows_the_users_lines_not_credsyncs() {
+        // A block written into an empty file (LF), then the user adds CRLF lines below it.
+        let old = format!("{BLOCK1_DEV}\r\n[a]\r\nx = 1\r\n");
+        let removed = apply(&old, &[], &["dev"]).text;
+        assert_eq!(removed, "\r\n[a]\r\nx = 1\r\n");
+        let rewritten = write(&old, "dev", &two()).text;
+        assert!(
+            !rewritten.replace("\r\n", "").contains('\n'),
+            "{rewritten:?}"
+        );
+        assert_eq!(write(&rewritten, "dev", &two()).text, rewritten);
+        // A header left to the user gets the file's line ending too.
+        let kept = apply(&format!("{BLOCK1_DEV}region = x\r\n"), &[], &["dev"]).text;
+        assert_eq!(kept, "[dev]\r\nregion = x\r\n");
+    }
+
+    #[test]
+    fn separator_after_a_final_lone_cr_does_not_merge_with_it() {
+        let new = write("[a]\nregion=\r", "dev", &one()).text;
+        assert_eq!(new, format!("[a]\nregion=\r\r\n{BLOCK1_DEV}"));
+        assert_eq!(write(&new, "dev", &one()).text, new);
+    }
+
+    #[test]
+    fn lone_cr_is_a_line_break_like_python_reads_it() {
+        let old = "[a]\rx = 1\r[dev]\ry = 2";
+        let e = write(old, "dev", &one());
+        assert_eq!(
+            e.conflicts,
+            [Conflict {
+                section: "dev".into(),
+                line: 3
+            }]
+        );
+        assert_eq!(e.text, old);
+    }
 }

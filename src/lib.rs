@@ -13,4 +13,5 @@ pub mod service;
 pub mod sso_cache;
 pub mod state;
 pub mod timefmt;
+pub mod token;
 pub mod write;

@@ -82,7 +82,7 @@ pub fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<Strin
 }
 
 /// `token` with a `CreateToken` answer merged in: `access` replaces `accessToken`, `expiresAt`
-/// becomes `now + expires_in`, `new_refresh` replaces `refreshToken` when given (the old one
+/// becomes `now + expires_in` (in whole seconds, as the cache file holds it), `new_refresh` replaces `refreshToken` when given (the old one
 /// is kept otherwise); every other field is kept as it was.
 pub fn apply_answer(
     token: &CachedToken,
@@ -93,11 +93,20 @@ pub fn apply_answer(
 ) -> CachedToken {
     let mut out = token.clone();
     out.access_token = access;
-    out.expires_at = now + expires_in;
+    out.expires_at = whole_seconds(now + expires_in);
     if let Some(r) = new_refresh {
         out.refresh_token = Some(r);
     }
     out
+}
+
+/// `t` rounded down to a whole second: the cache file has no fractions, so the token in
+/// memory and the one on disk compare equal.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(_) => t,
+    }
 }
 
 /// The parts of a `CreateToken` answer credsync uses: the access token, its lifetime and a
@@ -216,10 +225,11 @@ pub fn store(
     }
 }
 
-/// [`refresh`], then [`store`]. When the refresh is refused as `LoginRequired` by SSO-OIDC
+/// [`refresh`], then [`store`]. When SSO-OIDC refuses a refreshable token as `LoginRequired`
 /// (say, the AWS CLI refreshed first and the refresh token rotated), the cache file is read
 /// again: a token there that expires later than `token` and is still valid at `now` is
-/// returned instead. On any error the cache file is untouched.
+/// returned instead. A token that cannot be refreshed at all fails at once, without a call.
+/// On any error the cache file is untouched.
 pub async fn refresh_and_store(
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
@@ -230,7 +240,8 @@ pub async fn refresh_and_store(
 ) -> Result<CachedToken, ResolveError> {
     match refresh(client, token, login_command, now).await {
         Ok(new) => store(cache_dir, cache_key, &new),
-        Err(e @ ResolveError::LoginRequired { .. }) => {
+        // Refused by SSO-OIDC (not refusable before asking): maybe someone else won a race.
+        Err(e @ ResolveError::LoginRequired { .. }) if token.can_refresh(now) => {
             match sso_cache::read(cache_dir, cache_key) {
                 Ok(sso_cache::Read::Token(on_disk))
                     if on_disk.expires_at > token.expires_at && !on_disk.is_expired(now) =>
@@ -384,6 +395,15 @@ mod tests {
     }
 
     #[test]
+    fn new_expiry_is_in_whole_seconds_like_the_file() {
+        let now = at(EXPIRES) + Duration::from_millis(999);
+        let new = apply_answer(&token(), "a".into(), Duration::from_secs(60), None, now);
+        assert_eq!(new.expires_at, at(EXPIRES + 60));
+        let back = sso_cache::parse(&sso_cache::to_json(&new)).unwrap();
+        assert_eq!(back.expires_at, new.expires_at);
+    }
+
+    #[test]
     fn answer_with_a_rotated_refresh_token_stores_it() {
         let now = at(EXPIRES - 10 * MIN);
         let new = apply_answer(
@@ -452,7 +472,8 @@ mod tests {
     fn says_why_a_token_cannot_be_refreshed_without_values() {
         let now = at(EXPIRES);
         assert_eq!(why_not_refreshable(&token(), now), None);
-        let cases: [(fn(&mut CachedToken), &str); 5] = [
+        type Strip = fn(&mut CachedToken);
+        let cases: [(Strip, &str); 5] = [
             (|t| t.refresh_token = None, "no refresh token"),
             (|t| t.client_id = None, "missing clientId"),
             (

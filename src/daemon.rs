@@ -74,7 +74,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             Some(cmd) = control.commands.recv() => {
-                handle(engine, cmd, reload, &mut shutdown).await;
+                handle(engine, cmd, &control.status, reload, &mut shutdown).await;
             }
             _ = &mut shutdown => break,
         }
@@ -124,9 +124,12 @@ async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
     lines
 }
 
+/// Answers one command. The status is published before the reply, so a client that asks for
+/// it right after sees what the command did.
 async fn handle(
     engine: &mut Engine,
     cmd: Command,
+    status: &watch::Sender<Status>,
     reload: &dyn Fn() -> Result<Config, String>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) {
@@ -153,6 +156,7 @@ async fn handle(
             let failed = due
                 .iter()
                 .any(|&i| !engine.profiles[i].status.state.is_healthy());
+            status.send_replace(engine.status());
             let text = lines.join("\n");
             let _ = reply.send(if failed { Err(text) } else { Ok(text) });
         }
@@ -163,6 +167,7 @@ async fn handle(
                 Ok(()) => tracing::info!("reloaded; {}", engine.cfg.describe_origin()),
                 Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),
             }
+            status.send_replace(engine.status());
             let _ = reply.send(
                 result
                     .map(|()| {

@@ -13,5 +13,6 @@ pub mod service;
 pub mod sso_cache;
 pub mod state;
 pub mod timefmt;
+pub mod token;
 pub mod watch;
 pub mod write;

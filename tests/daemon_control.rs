@@ -37,8 +37,12 @@ fn out(o: &std::process::Output) -> String {
     )
 }
 
+/// `status --json`: its exit code and document (`Null` while the daemon is not up yet).
 fn json_status(env: &TestEnv) -> (Option<i32>, serde_json::Value) {
     let o = env.run(["status", "--json"]);
+    if o.status.code() == Some(3) {
+        return (Some(3), serde_json::Value::Null);
+    }
     let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", out(&o)));
     (o.status.code(), v)
 }

@@ -464,3 +464,95 @@ fn sso_chain_against_moto() {
         "arn:aws:sts::333333333333:assumed-role/B/credsync-b"
     );
 }
+
+/// The AssumeRole calls botocore makes for `profile` (with `HOME` holding `config` and
+/// `credentials`, STS at the fake), as `(role ARN, signer, external id, duration)`.
+fn botocore_hops(
+    config: &str,
+    credentials: &str,
+    profile: &str,
+) -> Vec<(String, Option<String>, Option<String>, Option<i64>)> {
+    let fake = FakeAws::new();
+    let home = TestEnv::new();
+    home.write_aws_config(config);
+    home.write_credentials(credentials);
+    let out = python::python_command(
+        "import sys, boto3\nboto3.Session(profile_name=sys.argv[1]).get_credentials().get_frozen_credentials()",
+        &[
+            ("HOME", home.home().to_str().unwrap()),
+            ("AWS_ENDPOINT_URL", &fake.url()),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ],
+    )
+    .arg(profile)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "botocore failed for {profile}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fake.assume_role_calls()
+        .into_iter()
+        .map(|c| (c.role_arn, c.signed_by, c.external_id, c.duration_seconds))
+        .collect()
+}
+
+#[test]
+fn plans_make_the_same_hops_as_botocore() {
+    if python::python().is_none() {
+        python::skip("plans_make_the_same_hops_as_botocore");
+        return;
+    }
+    let cases = [
+        // static -> A -> B
+        (
+            STATIC_CHAIN_CONFIG.to_owned(),
+            static_credentials_file(),
+            "b",
+        ),
+        // A source with static keys is used for its keys, not its own role.
+        (
+            "[profile src]\nrole_arn = arn:aws:iam::1:role/Ignored\nsource_profile = nowhere\n\
+             [profile r]\nrole_arn = arn:aws:iam::1:role/R\nsource_profile = src\n"
+                .replace("\n             ", "\n"),
+            "[src]\naws_access_key_id = AKIASRC0000000000001\naws_secret_access_key = s\n".into(),
+            "r",
+        ),
+        // Keys and role in one profile that sources itself.
+        (
+            "[profile s]\nrole_arn = arn:aws:iam::1:role/S\nsource_profile = s\n".into(),
+            "[s]\naws_access_key_id = AKIASELF000000000001\naws_secret_access_key = s\n".into(),
+            "s",
+        ),
+    ];
+    for (config, credentials, profile) in cases {
+        let botocore = botocore_hops(&config, &credentials, profile);
+        let (aws, creds) = parse(&config, &credentials);
+        let plan = chain::plan(&aws, &creds, profile).unwrap();
+        let Base::Static {
+            credentials: base, ..
+        } = &plan.base
+        else {
+            panic!("{profile}: {:?}", plan.base)
+        };
+        assert_eq!(
+            botocore.len(),
+            plan.hops.len(),
+            "{profile}: {botocore:?} vs {plan:?}"
+        );
+        for (i, (hop, call)) in plan.hops.iter().zip(&botocore).enumerate() {
+            assert_eq!(hop.role_arn, call.0, "{profile} hop {i}");
+            assert_eq!(hop.external_id, call.2, "{profile} hop {i}");
+            assert_eq!(
+                hop.duration_seconds.map(i64::from),
+                call.3,
+                "{profile} hop {i}"
+            );
+            if i == 0 {
+                // The first hop is signed with the base's key, the others by the previous hop.
+                assert_eq!(call.1.as_deref(), Some(s(&base.access_key_id)), "{profile}");
+            }
+        }
+    }
+}

@@ -466,12 +466,12 @@ fn sso_chain_against_moto() {
 }
 
 /// The AssumeRole calls botocore makes for `profile` (with `HOME` holding `config` and
-/// `credentials`, STS at the fake), as `(role ARN, signer, external id, duration)`.
+/// `credentials`, STS at the fake).
 fn botocore_hops(
     config: &str,
     credentials: &str,
     profile: &str,
-) -> Vec<(String, Option<String>, Option<String>, Option<i64>)> {
+) -> Vec<support::fake_aws::AssumeRoleCall> {
     let fake = FakeAws::new();
     let home = TestEnv::new();
     home.write_aws_config(config);
@@ -493,9 +493,6 @@ fn botocore_hops(
         String::from_utf8_lossy(&out.stderr)
     );
     fake.assume_role_calls()
-        .into_iter()
-        .map(|c| (c.role_arn, c.signed_by, c.external_id, c.duration_seconds))
-        .collect()
 }
 
 #[test]
@@ -542,16 +539,20 @@ fn plans_make_the_same_hops_as_botocore() {
             "{profile}: {botocore:?} vs {plan:?}"
         );
         for (i, (hop, call)) in plan.hops.iter().zip(&botocore).enumerate() {
-            assert_eq!(hop.role_arn, call.0, "{profile} hop {i}");
-            assert_eq!(hop.external_id, call.2, "{profile} hop {i}");
+            assert_eq!(hop.role_arn, call.role_arn, "{profile} hop {i}");
+            assert_eq!(hop.external_id, call.external_id, "{profile} hop {i}");
             assert_eq!(
                 hop.duration_seconds.map(i64::from),
-                call.3,
+                call.duration_seconds,
                 "{profile} hop {i}"
             );
             if i == 0 {
                 // The first hop is signed with the base's key, the others by the previous hop.
-                assert_eq!(call.1.as_deref(), Some(s(&base.access_key_id)), "{profile}");
+                assert_eq!(
+                    call.signed_by.as_deref(),
+                    Some(s(&base.access_key_id)),
+                    "{profile}"
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
 pub mod aws_profile;
+pub mod chain;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -1,16 +1,21 @@
-//! The daemon loop: refresh what falls due, write once per round, publish the status, answer
-//! the control socket's commands, sleep in bounded chunks (so a suspend is noticed within
-//! [`schedule::MAX_SLEEP`]), stop when asked.
+//! The daemon loop: refresh the tokens and profiles that fall due, write once per round, publish
+//! the status, answer the control socket's commands, react to changed files (the watcher),
+//! sleep in bounded chunks (so a suspend is noticed within [`schedule::MAX_SLEEP`]), stop when
+//! asked.
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Config, Origin};
 use crate::control::Command;
 use crate::engine::Engine;
 use crate::schedule;
 use crate::state::Status;
+use crate::watch::{Change, WatchSpec};
 use crate::write;
 
 /// The daemon's side of the control socket.
@@ -45,6 +50,7 @@ pub fn prepare(engine: &mut Engine) {
         Ok(n) => tracing::info!("removed {n} stale temp file(s) left by an earlier crash"),
         Err(e) => tracing::warn!("could not look for stale temp files: {e}"),
     }
+    engine.plan_sessions();
     let adopted = engine.adopt_existing();
     if adopted > 0 {
         tracing::info!("{adopted} profile(s) still fresh on disk; no refresh needed yet");
@@ -61,7 +67,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut watching = Watching::start(engine);
     loop {
+        let sessions = engine.due_sessions();
+        if !sessions.is_empty() {
+            tokio::select! {
+                _ = engine.refresh_sessions(&sessions) => {}
+                _ = &mut shutdown => break,
+            }
+        }
         let due = engine.due();
         if !due.is_empty() {
             tokio::select! {
@@ -69,29 +83,151 @@ pub async fn run(
                 _ = &mut shutdown => break,
             }
         }
+        if !engine.removed_targets.is_empty() {
+            write_logged(engine);
+        }
         control.status.send_replace(engine.status());
         let wait = schedule::sleep_for(engine.now(), engine.next_deadline());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             Some(cmd) = control.commands.recv() => {
                 handle(engine, cmd, &control.status, reload, &mut shutdown).await;
+                watching.follow(engine);
             }
+            changes = watching.next() => match changes {
+                Some(changes) => {
+                    on_changes(engine, &changes, reload);
+                    watching.follow(engine);
+                }
+                None => watching.stop(),
+            },
             _ = &mut shutdown => break,
         }
     }
     tracing::info!("stopping");
 }
 
+/// The watcher as the daemon keeps it: started from the engine's config, restarted when a
+/// reload changes which files matter. Without it (it failed to start) the daemon still works,
+/// only slower to notice a login.
+struct Watching {
+    spec: Option<WatchSpec>,
+    watcher: Option<(Arc<crate::watch::Watcher>, mpsc::Receiver<BTreeSet<Change>>)>,
+}
+
+/// How long the watcher collects events before telling the daemon.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+impl Watching {
+    fn start(engine: &mut Engine) -> Watching {
+        let mut w = Watching {
+            spec: None,
+            watcher: None,
+        };
+        w.follow(engine);
+        w
+    }
+
+    /// (Re)starts the watcher when the files to watch are not the ones watched.
+    fn follow(&mut self, engine: &mut Engine) {
+        let spec = spec_of(&engine.cfg);
+        if self.spec.as_ref() == Some(&spec) {
+            return;
+        }
+        self.watcher = None;
+        match crate::watch::start(spec.clone(), DEBOUNCE) {
+            Ok((watcher, rx)) => {
+                let watcher = Arc::new(watcher);
+                let noted = watcher.clone();
+                engine.set_on_write(Arc::new(move |path| noted.note_own_write(path)));
+                self.watcher = Some((watcher, rx));
+            }
+            Err(e) => tracing::warn!(
+                "{e}; credsync will not notice changed files until its next scheduled check"
+            ),
+        }
+        self.spec = Some(spec);
+    }
+
+    async fn next(&mut self) -> Option<BTreeSet<Change>> {
+        match &mut self.watcher {
+            Some((_, rx)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn stop(&mut self) {
+        tracing::warn!(
+            "the file watcher stopped; changed files are noticed at the next scheduled check"
+        );
+        self.watcher = None;
+    }
+}
+
+/// What to watch for `cfg`.
+fn spec_of(cfg: &Config) -> WatchSpec {
+    WatchSpec {
+        aws_config: cfg.aws.config_file.clone(),
+        credsync_config: Some(match &cfg.origin {
+            Origin::File(p) => p.clone(),
+            Origin::Default { config_path, .. } => config_path.clone(),
+        }),
+        sso_cache_dir: cfg.aws.sso_cache_dir.clone(),
+        credentials_file: cfg.aws.credentials_file.clone(),
+    }
+}
+
+/// Acts on changed files: a changed config is a reload, a changed token cache wakes the
+/// profiles waiting for a login, a changed credentials file is written again if a managed
+/// section went missing or was altered.
+fn on_changes(
+    engine: &mut Engine,
+    changes: &BTreeSet<Change>,
+    reload: &dyn Fn() -> Result<Config, String>,
+) {
+    tracing::debug!("files changed: {changes:?}");
+    if changes.contains(&Change::AwsConfig) || changes.contains(&Change::CredsyncConfig) {
+        match reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string())) {
+            Ok(()) => tracing::info!("configuration changed; reloaded"),
+            Err(e) => {
+                tracing::warn!("configuration changed but does not load, the old one stays: {e}")
+            }
+        }
+    }
+    if changes.contains(&Change::TokenCache) {
+        let woken = engine.token_cache_changed();
+        if !woken.is_empty() {
+            tracing::info!(
+                "the SSO token cache changed; trying {} profile(s) again",
+                woken.len()
+            );
+        }
+    }
+    if changes.contains(&Change::CredentialsFile) && engine.credentials_file_drifted() {
+        tracing::info!(
+            "a managed section in the credentials file was removed or changed; writing it again"
+        );
+        write_logged(engine);
+    }
+}
+
+/// Writes the credentials file, logging a failure (the profiles keep their state).
+fn write_logged(engine: &mut Engine) {
+    if let Err(e) = engine.write() {
+        tracing::error!("{e}");
+    }
+}
+
 /// One round: refresh `due`, log each outcome, write if anything new came. Returns a line per
 /// profile, for `refresh` replies.
 async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
     let outcomes = engine.refresh(due, 1).await;
-    if outcomes.iter().any(|(_, o)| o.is_ok()) {
-        if let Err(e) = engine.write() {
-            tracing::error!("{e}");
-            for (i, _) in &outcomes {
-                engine.profiles[*i].status.last_error = Some(e.to_string());
-            }
+    if (outcomes.iter().any(|(_, o)| o.is_ok()) || !engine.removed_targets.is_empty())
+        && let Err(e) = engine.write()
+    {
+        tracing::error!("{e}");
+        for (i, _) in &outcomes {
+            engine.profiles[*i].status.last_error = Some(e.to_string());
         }
     }
     let mut lines = Vec::new();

@@ -1,7 +1,7 @@
 //! The refresh engine: the managed profiles, one refresh round (resolve the due profiles
-//! concurrently, at most `max_concurrency` in flight, one token read per sso-session), and the
-//! single write of the credentials file that follows it. `sync` runs one round; the daemon runs
-//! rounds as profiles fall due.
+//! concurrently, at most `max_concurrency` in flight, one token read — and at most one token
+//! refresh — per sso-session), and the single write of the credentials file that follows it.
+//! `sync` runs one round; the daemon runs rounds as profiles and tokens fall due.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,14 +12,19 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
+use crate::chain::{self, Base, Plan};
 use crate::config::{Config, ProfileEntry};
 use crate::ini_edit::{self, ManagedSection};
 use crate::resolve::{self, Clients, ResolveError};
 use crate::schedule::{self, Clock};
 use crate::secret::Credentials;
-use crate::sso_cache::CachedToken;
-use crate::state::{DaemonInfo, Kind, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
+use crate::sso_cache::{self, CachedToken};
+use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
+use crate::token;
 use crate::write::{self, WriteError, WriteOptions};
+
+/// Called with each file credsync has just written (the watcher ignores those changes).
+pub type OnWrite = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// Errors that stop the engine before any profile is tried.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +38,8 @@ pub enum EngineError {
 pub struct Managed {
     pub entry: ProfileEntry,
     pub status: ProfileStatus,
-    /// How the profile resolves, or why it cannot.
-    pub source: Result<SsoProfile, ResolveError>,
+    /// How the profile resolves (its SSO or static base and role hops), or why it cannot.
+    pub source: Result<Plan, ResolveError>,
     /// The credentials last obtained (or found on disk at start), if still known.
     pub credentials: Option<Credentials>,
     /// When those credentials were obtained, when known (their lifetime drives the schedule).
@@ -71,8 +76,13 @@ pub struct Engine {
     pub cfg: Config,
     pub aws: AwsConfig,
     pub profiles: Vec<Managed>,
+    /// Targets of profiles that left the config: their managed sections go at the next write.
+    pub removed_targets: Vec<String>,
+    /// Per sso-session (cache key): when its token is next due for a refresh.
+    sessions: BTreeMap<String, SystemTime>,
     clients: Clients,
     clock: Arc<dyn Clock>,
+    on_write: Option<OnWrite>,
     started_at: SystemTime,
 }
 
@@ -86,10 +96,23 @@ impl Engine {
             cfg,
             aws,
             profiles,
+            removed_targets: Vec::new(),
+            sessions: BTreeMap::new(),
             clients: Clients::default(),
             clock,
+            on_write: None,
             started_at: now,
         })
+    }
+
+    /// Registers a callback told of every file the engine writes.
+    pub fn set_on_write(&mut self, f: OnWrite) {
+        self.on_write = Some(f);
+    }
+
+    /// Bounds every AWS call (connect, read, whole operation) by `timeout`.
+    pub fn set_http_timeout(&mut self, timeout: Duration) {
+        self.clients = Clients::with_timeout(timeout);
     }
 
     /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
@@ -102,7 +125,7 @@ impl Engine {
             let Some(old) = self.profiles.iter_mut().find(|o| o.entry == new.entry) else {
                 continue;
             };
-            if new.source.is_ok() && old.source == new.source {
+            if same_plan(&old.source, &new.source) {
                 new.status = old.status.clone();
                 new.credentials = old.credentials.take();
                 new.issued = old.issued;
@@ -111,9 +134,15 @@ impl Engine {
                 new.jitter = old.jitter;
             }
         }
+        for old in &self.profiles {
+            if !profiles.iter().any(|p| p.entry.target == old.entry.target) {
+                self.removed_targets.push(old.entry.target.clone());
+            }
+        }
         self.cfg = cfg;
         self.aws = aws;
         self.profiles = profiles;
+        self.plan_sessions();
         Ok(())
     }
 
@@ -172,12 +201,10 @@ impl Engine {
             .collect()
     }
 
-    /// The earliest next refresh among all profiles.
+    /// The earliest next refresh among all profiles and sso-session tokens.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        self.profiles
-            .iter()
-            .filter_map(|p| p.status.next_refresh)
-            .min()
+        let profiles = self.profiles.iter().filter_map(|p| p.status.next_refresh);
+        profiles.chain(self.sessions.values().copied()).min()
     }
 
     /// Resolves the profiles at `which` concurrently and records the outcomes in their status.
@@ -215,49 +242,82 @@ impl Engine {
     async fn refresh_once(&mut self, which: &[usize]) -> Vec<(usize, Outcome)> {
         let now = self.clock.now();
         let cache_dir = self.cfg.aws.sso_cache_dir.clone();
-        // One token read per sso-session (or legacy start URL), shared by its profiles.
+        // One token per sso-session (or legacy start URL) for the round, shared by its profiles:
+        // read once, and refreshed at most once.
         let mut tokens: BTreeMap<String, Result<CachedToken, ResolveError>> = BTreeMap::new();
         let mut results = Vec::new();
         let mut jobs = JoinSet::new();
         let limit = Arc::new(Semaphore::new(self.cfg.refresh.max_concurrency.max(1)));
         for &i in which {
             let p = &self.profiles[i];
-            let sso = match &p.source {
-                Ok(sso) => sso.clone(),
+            let plan = match &p.source {
+                Ok(plan) => plan.clone(),
                 Err(e) => {
                     results.push((i, Err(e.clone())));
                     continue;
                 }
             };
-            let stamp_path = crate::sso_cache::path(&cache_dir, sso.cache_key());
-            if let Some(stamp) = &p.blocked_on {
-                if *stamp == FileStamp::of(&stamp_path) {
+            if let (Some(stamp), Some(sso)) = (&p.blocked_on, plan.sso()) {
+                let path = sso_cache::path(&cache_dir, sso.cache_key());
+                if *stamp == FileStamp::of(&path)
+                    && let Some(e) = &p.last_failure
+                {
                     // Still logged out: no network call until the token cache changes.
-                    if let Some(e) = &p.last_failure {
-                        results.push((i, Err(e.clone())));
-                        continue;
-                    }
-                }
-            }
-            let token = tokens
-                .entry(sso.cache_key().to_owned())
-                .or_insert_with(|| resolve::read_token(&cache_dir, &sso, now))
-                .clone();
-            let token = match token {
-                Ok(t) => t,
-                Err(e) => {
-                    results.push((i, Err(e)));
+                    results.push((i, Err(e.clone())));
                     continue;
                 }
+            }
+            // The base credentials: SSO role credentials (with the session's token), or local.
+            let base = match &plan.base {
+                Base::Sso(sso) => {
+                    let key = sso.cache_key().to_owned();
+                    if !tokens.contains_key(&key) {
+                        let t = self.session_token(sso, now).await;
+                        tokens.insert(key.clone(), t);
+                    }
+                    match &tokens[&key] {
+                        Ok(t) => BaseJob::Sso(
+                            self.clients.sso(&sso.sso_region).await,
+                            Box::new((sso.clone(), t.clone())),
+                        ),
+                        Err(e) => {
+                            results.push((i, Err(e.clone())));
+                            continue;
+                        }
+                    }
+                }
+                other => match other.local_credentials() {
+                    Some(Ok(c)) => BaseJob::Local(c),
+                    Some(Err(e)) => {
+                        results.push((i, Err(e)));
+                        continue;
+                    }
+                    None => continue,
+                },
             };
-            let client = self.clients.sso(&sso.sso_region).await;
+            let sts = if plan.hops.is_empty() {
+                None
+            } else {
+                Some(self.clients.sts(plan.sts_region()).await)
+            };
             let limit = limit.clone();
+            let clock = self.clock.clone();
             jobs.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (
-                    i,
-                    resolve::sso_role_credentials(&client, &sso, &token).await,
-                )
+                let creds = match base {
+                    BaseJob::Sso(client, job) => {
+                        let (sso, token) = *job;
+                        resolve::sso_role_credentials(&client, &sso, &token).await
+                    }
+                    BaseJob::Local(c) => Ok(c),
+                };
+                let creds = match (creds, sts) {
+                    (Ok(c), Some(sdk)) => {
+                        chain::assume_chain(&sdk, &plan.hops, c, clock.now()).await
+                    }
+                    (other, _) => other,
+                };
+                (i, creds)
             });
         }
         while let Some(joined) = jobs.join_next().await {
@@ -267,6 +327,164 @@ impl Engine {
             }
         }
         results
+    }
+
+    /// The token of `sso`'s session, refreshed first through SSO-OIDC when less than
+    /// `token_refresh_before` is left and it can be. Schedules the session's next token check.
+    async fn session_token(
+        &mut self,
+        sso: &SsoProfile,
+        now: SystemTime,
+    ) -> Result<CachedToken, ResolveError> {
+        let dir = self.cfg.aws.sso_cache_dir.clone();
+        let before = self.cfg.refresh.token_refresh_before;
+        let login = sso.login_command();
+        let key = sso.cache_key().to_owned();
+        let token = match sso_cache::read(&dir, &key) {
+            Ok(sso_cache::Read::Token(t)) => t,
+            _ => return resolve::read_token(&dir, sso, now),
+        };
+        let refreshable = sso.session.is_some() && token.can_refresh(now);
+        if refreshable && token::needs_refresh(&token, now, before) {
+            let client = self.clients.oidc(&sso.sso_region).await;
+            match token::refresh_and_store(&client, &dir, &key, &token, &login, now).await {
+                Ok(new) => {
+                    tracing::info!(
+                        "refreshed the SSO token of {}; it expires {}",
+                        key,
+                        crate::timefmt::rfc3339(new.expires_at)
+                    );
+                    self.notify_write(&sso_cache::path(&dir, &key));
+                    self.sessions
+                        .insert(key, token::refresh_due_at(&new, before));
+                    return Ok(new);
+                }
+                Err(e) if !token.is_expired(now) => {
+                    tracing::warn!(
+                        "could not refresh the SSO token of {key} ({e}); using the current one until it expires"
+                    );
+                    let retry = if e.is_retryable() {
+                        now + schedule::backoff(1, e.retry_after(), fastrand::f64())
+                    } else {
+                        token.expires_at
+                    };
+                    self.sessions.insert(key, retry);
+                    return Ok(token);
+                }
+                Err(e) => {
+                    self.sessions.remove(&key);
+                    return Err(e);
+                }
+            }
+        }
+        if refreshable {
+            self.sessions
+                .insert(key, token::refresh_due_at(&token, before));
+        } else if !token.is_expired(now) && token::needs_refresh(&token, now, before) {
+            tracing::warn!(
+                "the SSO session {key} ends at {} and credsync cannot refresh it{}; run `{login}` before then",
+                crate::timefmt::rfc3339(token.expires_at),
+                token::why_not_refreshable(&token, now)
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            );
+        }
+        resolve::read_token(&dir, sso, now)
+    }
+
+    /// Schedules every sso-session's next token refresh from the cache files as they are (no
+    /// network call): the token of a refreshable session is refreshed `token_refresh_before`
+    /// its expiry even when no profile needs new credentials then.
+    pub fn plan_sessions(&mut self) {
+        let now = self.clock.now();
+        let before = self.cfg.refresh.token_refresh_before;
+        self.sessions.clear();
+        for p in &self.profiles {
+            let Some(sso) = p.source.as_ref().ok().and_then(Plan::sso) else {
+                continue;
+            };
+            if sso.session.is_none() {
+                continue;
+            }
+            if let Ok(sso_cache::Read::Token(t)) =
+                sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key())
+                && t.can_refresh(now)
+            {
+                self.sessions.insert(
+                    sso.cache_key().to_owned(),
+                    token::refresh_due_at(&t, before),
+                );
+            }
+        }
+    }
+
+    /// Sso-sessions whose token is due for a refresh now.
+    pub fn due_sessions(&self) -> Vec<String> {
+        let now = self.clock.now();
+        self.sessions
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Refreshes the tokens of the sso-sessions `keys` (no role credentials are fetched).
+    pub async fn refresh_sessions(&mut self, keys: &[String]) {
+        let now = self.clock.now();
+        for key in keys {
+            let sso = self
+                .profiles
+                .iter()
+                .filter_map(|p| p.source.as_ref().ok()?.sso())
+                .find(|s| s.cache_key() == key)
+                .cloned();
+            match sso {
+                Some(sso) => {
+                    if let Err(e) = self.session_token(&sso, now).await {
+                        tracing::warn!("SSO session {key}: {e}");
+                    }
+                }
+                None => {
+                    self.sessions.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The token cache changed (the user ran `aws sso login`, or the AWS CLI refreshed): profiles
+    /// waiting for a login, and sessions, are looked at again now.
+    pub fn token_cache_changed(&mut self) -> Vec<usize> {
+        let now = self.clock.now();
+        self.plan_sessions();
+        let mut due = Vec::new();
+        for (i, p) in self.profiles.iter_mut().enumerate() {
+            if p.blocked_on.is_some() || p.status.state == State::LoginRequired {
+                p.blocked_on = None;
+                p.status.next_refresh = Some(now);
+                due.push(i);
+            }
+        }
+        due
+    }
+
+    /// Whether the credentials file lacks (or differs in) a section credsync should have there:
+    /// the user deleted or edited a managed section, so it must be written again.
+    pub fn credentials_file_drifted(&self) -> bool {
+        let text = std::fs::read_to_string(&self.cfg.aws.credentials_file).unwrap_or_default();
+        self.profiles.iter().any(|p| match &p.credentials {
+            Some(c) => !ini_edit::read_managed(&text, &p.entry.target)
+                .is_some_and(|(disk, _)| same_keys(&disk, c)),
+            None => false,
+        }) || self
+            .removed_targets
+            .iter()
+            .any(|t| ini_edit::managed_names(&text).contains(t))
+    }
+
+    fn notify_write(&self, path: &Path) {
+        if let Some(f) = &self.on_write {
+            f(path);
+        }
     }
 
     fn record(&mut self, i: usize, outcome: &Outcome, now: SystemTime) {
@@ -309,11 +527,9 @@ impl Engine {
                 }
                 s.next_refresh = Some(match e {
                     ResolveError::LoginRequired { .. } => {
-                        if let Ok(sso) = &p.source {
-                            p.blocked_on = Some(FileStamp::of(&crate::sso_cache::path(
-                                &cache_dir,
-                                sso.cache_key(),
-                            )));
+                        if let Some(sso) = p.source.as_ref().ok().and_then(Plan::sso) {
+                            p.blocked_on =
+                                Some(FileStamp::of(&sso_cache::path(&cache_dir, sso.cache_key())));
                         }
                         now + Duration::from_secs(30)
                     }
@@ -351,7 +567,8 @@ impl Engine {
                 })
             })
             .collect();
-        if sections.is_empty() {
+        let removed: Vec<&str> = self.removed_targets.iter().map(String::as_str).collect();
+        if sections.is_empty() && removed.is_empty() {
             return Ok(write::Outcome::Unchanged);
         }
         let result = write::update(&path, &opts, |old| {
@@ -364,11 +581,17 @@ impl Engine {
                     )
                 })?,
             };
-            let edit = ini_edit::apply(old, &sections, &[]);
+            let edit = ini_edit::apply(old, &sections, &removed);
             conflicts = edit.conflicts;
             Ok(Some(edit.text.into_bytes()))
         });
         drop(sections);
+        if result.is_ok() {
+            self.removed_targets.clear();
+            if matches!(result, Ok(write::Outcome::Written)) {
+                self.notify_write(&path);
+            }
+        }
         for c in &conflicts {
             for p in self
                 .profiles
@@ -396,7 +619,9 @@ impl Engine {
         let now = self.clock.now();
         let mut sessions: BTreeMap<String, SessionStatus> = BTreeMap::new();
         for p in &self.profiles {
-            let Ok(sso) = &p.source else { continue };
+            let Some(sso) = p.source.as_ref().ok().and_then(Plan::sso) else {
+                continue;
+            };
             sessions
                 .entry(sso.cache_key().to_owned())
                 .or_insert_with(|| {
@@ -435,13 +660,25 @@ impl Engine {
 
 /// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot).
 fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
+    // Static keys of source profiles, from the credentials file without credsync's own sections
+    // (a managed section must never become the source of another profile).
+    let path = &cfg.aws.credentials_file;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut credentials = aws_profile::parse_credentials(&text, path).unwrap_or_else(|e| {
+        tracing::warn!("{e}; static keys in it are not used as role sources");
+        BTreeMap::new()
+    });
+    for name in ini_edit::managed_names(&text) {
+        credentials.remove(&name);
+    }
+    let credentials = &credentials;
     cfg
         .profiles
         .iter()
         .map(|entry| {
-            let source = aws.sso_profile(&entry.source).map_err(|e| {
+            let source = chain::plan(aws, credentials, &entry.source).map_err(|e| {
                 ResolveError::Config(match e {
-                    ProfileError::UnknownProfile { .. } => format!(
+                    chain::ChainError::Profile(ProfileError::UnknownProfile { .. }) => format!(
                         "{e}; fix `source` in credsync's config or add the profile to the AWS config"
                     ),
                     _ => e.to_string(),
@@ -449,7 +686,7 @@ fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
             });
             let mut status = ProfileStatus::new(&entry.source, &entry.target);
             match &source {
-                Ok(_) => status.kind = Kind::Sso,
+                Ok(plan) => status.kind = plan.kind(),
                 Err(e) => {
                     status.state = State::Error;
                     status.last_error = Some(e.to_string());
@@ -467,4 +704,44 @@ fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
             }
         })
         .collect()
+}
+
+/// How one profile's base credentials are obtained inside a spawned refresh task.
+enum BaseJob {
+    Sso(aws_sdk_sso::Client, Box<(SsoProfile, CachedToken)>),
+    Local(Credentials),
+}
+
+/// Whether two plans resolve the same way (so a reload keeps the profile's credentials).
+fn same_plan(a: &Result<Plan, ResolveError>, b: &Result<Plan, ResolveError>) -> bool {
+    let (Ok(a), Ok(b)) = (a, b) else { return false };
+    let base = match (&a.base, &b.base) {
+        (Base::Sso(x), Base::Sso(y)) => x == y,
+        (
+            Base::Static {
+                profile: x,
+                credentials: cx,
+            },
+            Base::Static {
+                profile: y,
+                credentials: cy,
+            },
+        ) => x == y && same_keys(cx, cy),
+        (Base::Environment, Base::Environment) => true,
+        _ => false,
+    };
+    base && a.hops == b.hops
+}
+
+/// Whether two sets of credentials hold the same keys.
+fn same_keys(a: &Credentials, b: &Credentials) -> bool {
+    use crate::secret::ExposeSecret;
+    a.access_key_id.expose_secret() == b.access_key_id.expose_secret()
+        && a.secret_access_key.expose_secret() == b.secret_access_key.expose_secret()
+        && a.session_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            == b.session_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
 }

@@ -79,37 +79,69 @@ impl ResolveError {
     }
 }
 
-/// SDK clients, one per region, built once from the loaded `SdkConfig`.
-#[derive(Clone, Default)]
+/// The longest any one AWS call may take, unless the engine is told otherwise.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SDK configurations per region, loaded once, and the clients built from them.
+#[derive(Clone)]
 pub struct Clients {
-    sso: HashMap<String, aws_sdk_sso::Client>,
+    timeout: Duration,
+    sdk: HashMap<String, aws_config::SdkConfig>,
+}
+
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients::with_timeout(HTTP_TIMEOUT)
+    }
 }
 
 impl Clients {
-    /// The SSO portal client for `region`, built on first use.
-    pub async fn sso(&mut self, region: &str) -> aws_sdk_sso::Client {
-        if let Some(c) = self.sso.get(region) {
+    /// Clients whose calls are bounded by `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Clients {
+        Clients {
+            timeout,
+            sdk: HashMap::new(),
+        }
+    }
+
+    /// The loaded `SdkConfig` for `region` (for STS, which takes its credentials per call).
+    pub async fn sts(&mut self, region: &str) -> aws_config::SdkConfig {
+        if let Some(c) = self.sdk.get(region) {
             return c.clone();
         }
-        let sdk = sdk_config(region).await;
-        let client = aws_sdk_sso::Client::new(&sdk);
-        self.sso.insert(region.to_owned(), client.clone());
-        client
+        let sdk = sdk_config_with_timeout(region, self.timeout).await;
+        self.sdk.insert(region.to_owned(), sdk.clone());
+        sdk
+    }
+
+    /// The SSO portal client for `region`.
+    pub async fn sso(&mut self, region: &str) -> aws_sdk_sso::Client {
+        aws_sdk_sso::Client::new(&self.sts(region).await)
+    }
+
+    /// The SSO-OIDC client for `region`.
+    pub async fn oidc(&mut self, region: &str) -> aws_sdk_ssooidc::Client {
+        aws_sdk_ssooidc::Client::new(&self.sts(region).await)
     }
 }
 
 /// The shared SDK configuration for `region`: no credentials (SSO and SSO-OIDC calls are
 /// unsigned; STS gets explicit credentials), no SDK retries, bounded timeouts.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    sdk_config_with_timeout(region, HTTP_TIMEOUT).await
+}
+
+/// [`sdk_config`] with every call bounded by `timeout`.
+pub async fn sdk_config_with_timeout(region: &str, timeout: Duration) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .no_credentials()
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(30))
+                .connect_timeout(timeout.min(Duration::from_secs(5)))
+                .read_timeout(timeout.mul_f64(2.0 / 3.0))
+                .operation_timeout(timeout)
                 .build(),
         )
         .load()

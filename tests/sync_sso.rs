@@ -428,13 +428,13 @@ fn bad_input_gives_a_clear_error_and_changes_nothing() {
     );
     check(Some(&config_toml(&[("nope", "nope")])), 1, &["nope", "p0"]);
     env.write_aws_config(&format!(
-        "{}[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = p0\n",
+        "{}[profile proc]\ncredential_process = /bin/echo\n",
         sso_config(1)
     ));
     check(
-        Some(&config_toml(&[("role", "role")])),
+        Some(&config_toml(&[("proc", "proc")])),
         1,
-        &["role_arn", "SSO"],
+        &["credential_process", "SSO"],
     );
     env.write_aws_config("[profile p0]\nsso_session = corp\n[profile p0]\nx = y\n");
     check(

@@ -41,10 +41,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     let all: Vec<usize> = (0..engine.profiles.len()).collect();
     let outcomes = rt.block_on(engine.refresh(&all, ATTEMPTS));
     let mut write_error = None;
-    if outcomes.iter().any(|(_, o)| o.is_ok()) {
-        if let Err(e) = engine.write() {
-            write_error = Some(e.to_string());
-        }
+    if outcomes.iter().any(|(_, o)| o.is_ok())
+        && let Err(e) = engine.write()
+    {
+        write_error = Some(e.to_string());
     }
     let now = engine.now();
     let mut ok = write_error.is_none();

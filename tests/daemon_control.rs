@@ -220,6 +220,8 @@ fn the_daemon_tells_systemd_it_is_ready() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     env.env("NOTIFY_SOCKET", &sock_path);
+    // As under systemd: journald adds timestamps, so credsync must not.
+    env.env("JOURNAL_STREAM", "8:12345");
     let mut daemon = env.daemon(Vec::<String>::new());
     let mut buf = [0u8; 512];
     let n = sock
@@ -230,4 +232,8 @@ fn the_daemon_tells_systemd_it_is_ready() {
     // Ready means the socket listens.
     assert_ne!(env.run(["status"]).status.code(), Some(3));
     assert_eq!(daemon.sigterm().code(), Some(0));
+    let logs = daemon.stderr();
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(first.trim_start().starts_with("INFO"), "no timestamp under journald: {first:?}");
+    assert!(!logs.contains('\u{1b}'), "no ANSI colours when stderr is not a terminal: {logs:?}");
 }

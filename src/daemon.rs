@@ -203,6 +203,9 @@ fn on_changes(
             );
         }
     }
+    if changes.contains(&Change::CredentialsFile) {
+        engine.credentials_file_changed();
+    }
     if changes.contains(&Change::CredentialsFile) && engine.credentials_file_drifted() {
         tracing::info!(
             "a managed section in the credentials file was removed or changed; writing it again"

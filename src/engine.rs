@@ -467,6 +467,20 @@ impl Engine {
         due
     }
 
+    /// The credentials file changed: profiles in `conflict` are looked at again now (the user may
+    /// have removed the section that was in the way). Returns them.
+    pub fn credentials_file_changed(&mut self) -> Vec<usize> {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        for (i, p) in self.profiles.iter_mut().enumerate() {
+            if p.status.state == State::Conflict {
+                p.status.next_refresh = Some(now);
+                due.push(i);
+            }
+        }
+        due
+    }
+
     /// Whether the credentials file lacks (or differs in) a section credsync should have there:
     /// the user deleted or edited a managed section, so it must be written again.
     pub fn credentials_file_drifted(&self) -> bool {
@@ -551,6 +565,7 @@ impl Engine {
     /// Writes every profile's known credentials to the credentials file in one edit, and marks
     /// the profiles whose target section belongs to someone else as `conflict`.
     pub fn write(&mut self) -> Result<write::Outcome, WriteError> {
+        let now = self.clock.now();
         let path = self.cfg.aws.credentials_file.clone();
         let opts = WriteOptions {
             mode: self.cfg.write.mode,
@@ -599,7 +614,9 @@ impl Engine {
                 .filter(|p| p.entry.target == c.section)
             {
                 p.status.state = State::Conflict;
-                p.status.next_refresh = None;
+                // Looked at again when the credentials file changes, else in a while; never
+                // right away (that would be a loop of fetches and refusals).
+                p.status.next_refresh = Some(now + schedule::MAX_BACKOFF);
                 p.credentials = None;
                 p.status.last_error = Some(format!(
                     "section [{}] at {}:{} was not written by credsync, so credsync leaves it alone; \

@@ -237,3 +237,39 @@ fn the_daemon_tells_systemd_it_is_ready() {
     assert!(first.trim_start().starts_with("INFO"), "no timestamp under journald: {first:?}");
     assert!(!logs.contains('\u{1b}'), "no ANSI colours when stderr is not a terminal: {logs:?}");
 }
+
+#[test]
+fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_section() {
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    let user = "[default]\naws_access_key_id = AKIAUSER\naws_secret_access_key = user-secret\n";
+    env.write_credentials(user);
+    let daemon = env.daemon(Vec::<String>::new());
+    daemon.expect_within(
+        "dev in conflict",
+        || json_status(&env).1["profiles"][0]["state"] == "conflict",
+        Duration::from_secs(20),
+    );
+    let (code, v) = json_status(&env);
+    assert_eq!(code, Some(1), "conflict is not fresh");
+    let err = v["profiles"][0]["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(err.contains("[default]") && err.contains("another `target`"), "{err}");
+    // No loop of fetches: a couple of seconds later, still one call for dev.
+    let calls_for_dev = || {
+        fake.requests_for("GetRoleCredentials")
+            .iter()
+            .filter(|r| r.query_param("account_id") == Some("111111111111"))
+            .count()
+    };
+    assert!(!support::wait_for(|| calls_for_dev() > 1, Duration::from_secs(2)));
+    assert!(env.read_credentials().starts_with(user), "the user's section is untouched");
+
+    // The user gives the name up: credsync takes it within a few seconds.
+    env.write_credentials("# moved my keys elsewhere\n");
+    daemon.expect_within(
+        "dev written after the conflict cleared",
+        || credsync::ini_edit::read_managed(&env.read_credentials(), "default").is_some(),
+        Duration::from_secs(10),
+    );
+    assert!(env.read_credentials().starts_with("# moved my keys elsewhere\n"));
+}

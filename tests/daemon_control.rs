@@ -254,6 +254,10 @@ fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_sect
     assert_eq!(code, Some(1), "conflict is not fresh");
     let err = v["profiles"][0]["last_error"].as_str().unwrap_or_default().to_owned();
     assert!(err.contains("[default]") && err.contains("another `target`"), "{err}");
+    // Looked at again in minutes (or when the file changes), not at the next wake-up.
+    let next = v["profiles"][0]["next_refresh"].as_str().map(support::parse_botocore_time);
+    let next = next.expect("a conflict has a next look");
+    assert!(next > SystemTime::now() + Duration::from_secs(240), "next look too soon: {next:?}");
     // No loop of fetches: a couple of seconds later, still one call for dev.
     let calls_for_dev = || {
         fake.requests_for("GetRoleCredentials")

@@ -533,7 +533,7 @@ fn user_edit(text: &str, i: usize) -> String {
             }
         })
         .collect();
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         lines.push(String::new());
         lines.push(format!("[user-{i}]"));
         lines.push(format!("aws_access_key_id = AKIAUSER{i:08}"));

@@ -210,14 +210,15 @@ fn the_daemon_refreshes_a_token_that_falls_due_while_no_profile_does() {
         "[refresh]\ntoken_refresh_before = \"30s\"\n\n{}",
         profiles_toml(&["p0", "p1"])
     ));
-    // 34 s left: not due at start, due about 4 s later. Credentials last 1 h.
+    // 40 s left: not due at start (even on a slow machine), due about 10 s later. Credentials
+    // last 1 h, so no profile falls due meanwhile.
     fake.add_token(OLD_ACCESS);
     fake.add_refresh_token(REFRESH, CLIENT_ID);
     env.write_token_cache(
         "corp",
         &botocore_token_json(
             OLD_ACCESS,
-            SystemTime::now() + Duration::from_secs(34),
+            SystemTime::now() + Duration::from_secs(40),
             Some((REFRESH, CLIENT_ID, CLIENT_SECRET)),
         ),
     );

@@ -817,4 +817,37 @@ mod tests {
         assert!(!config.contains("[profile a]"), "{config}");
         assert!(config.contains("[profile b]\nregion = r\n"), "{config}");
     }
+
+    /// The uid's entry and the owning group's bits, as the kernel reports them.
+    fn acl_of(path: &Path) -> (Option<u16>, u16) {
+        let acl = read_acl(path).unwrap().expect("an ACL");
+        let user = acl
+            .iter()
+            .find(|e| e.tag == TAG_USER && e.id == 50000)
+            .map(|e| e.perm);
+        let group = acl.iter().find(|e| e.tag == TAG_GROUP_OBJ).unwrap().perm;
+        (user, group)
+    }
+
+    #[test]
+    fn uid_gets_read_on_files_and_search_on_the_dir_across_rewrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("view");
+        let cfg = container(&dir, Some(50000));
+        for round in 0..3 {
+            let c = creds(&format!("ASIA-{round}"), Some(1_800_000_000 + round));
+            write_view(&cfg, &[("dev", None, &c)], &[], 0o600).unwrap();
+            for name in ["dev.json", "config"] {
+                let path = dir.join(name);
+                assert_eq!(acl_of(&path), (Some(PERM_READ), 0), "{name} round {round}");
+                // Group bits show the mask (r), but the owning group itself has nothing.
+                assert_eq!(fs::metadata(&path).unwrap().mode() & 0o007, 0);
+            }
+            assert_eq!(acl_of(&dir), (Some(PERM_EXECUTE), 0));
+        }
+        // prepare_rewrite puts an ACL'd file back to its true mode.
+        let json = dir.join("dev.json");
+        prepare_rewrite(&json).unwrap();
+        assert_eq!(fs::metadata(&json).unwrap().mode() & 0o777, 0o600);
+    }
 }

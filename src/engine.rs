@@ -21,6 +21,7 @@ use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
 use crate::token;
+use crate::view;
 use crate::write::{self, WriteError, WriteOptions};
 
 /// Called with each file credsync has just written (the watcher ignores those changes).
@@ -586,6 +587,13 @@ impl Engine {
         if sections.is_empty() && removed.is_empty() {
             return Ok(write::Outcome::Unchanged);
         }
+        if let Some(c) = self.cfg.container.as_ref().filter(|c| c.uid.is_some())
+            && opts.mode == write::WriteMode::Atomic
+        {
+            // An ACL shows its mask as group bits, which the new file would copy.
+            view::prepare_rewrite(&path)
+                .map_err(|e| view::acl_error(&path, c.uid, e).into_write_error())?;
+        }
         let result = write::update(&path, &opts, |old| {
             let old = match old {
                 None => "",
@@ -601,11 +609,8 @@ impl Engine {
             Ok(Some(edit.text.into_bytes()))
         });
         drop(sections);
-        if result.is_ok() {
-            self.removed_targets.clear();
-            if matches!(result, Ok(write::Outcome::Written)) {
-                self.notify_write(&path);
-            }
+        if matches!(result, Ok(write::Outcome::Written)) {
+            self.notify_write(&path);
         }
         for c in &conflicts {
             for p in self
@@ -628,7 +633,44 @@ impl Engine {
                 ));
             }
         }
+        let result = result.and_then(|outcome| self.write_view(&path).map(|()| outcome));
+        if result.is_ok() {
+            self.removed_targets.clear();
+        }
         result
+    }
+
+    /// After the credentials file: the container view (`[container]`), with every profile that
+    /// has credentials, and with `[container] uid` read access to the credentials file too.
+    fn write_view(&self, credentials_file: &Path) -> Result<(), WriteError> {
+        let Some(container) = &self.cfg.container else {
+            return Ok(());
+        };
+        let sections: Vec<view::ViewSection<'_>> = self
+            .profiles
+            .iter()
+            .filter_map(|p| {
+                let region = self
+                    .aws
+                    .get(&p.entry.source)
+                    .and_then(|s| s.keys.get("region"))
+                    .map(String::as_str);
+                Some((p.entry.target.as_str(), region, p.credentials.as_ref()?))
+            })
+            .collect();
+        let removed: Vec<&str> = self.removed_targets.iter().map(String::as_str).collect();
+        let written = view::write_view(container, &sections, &removed, self.cfg.write.file_mode)
+            .and_then(|written| {
+                if let Some(uid) = container.uid {
+                    view::grant_file_and_dir(credentials_file, uid)?;
+                }
+                Ok(written)
+            })
+            .map_err(view::ViewError::into_write_error)?;
+        for path in &written {
+            self.notify_write(path);
+        }
+        Ok(())
     }
 
     /// The status as `status` shows it.

@@ -15,5 +15,6 @@ pub mod sso_cache;
 pub mod state;
 pub mod timefmt;
 pub mod token;
+pub mod view;
 pub mod watch;
 pub mod write;

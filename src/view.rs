@@ -1,0 +1,853 @@
+//! The container view (`[container]`): per target a `credential_process` JSON file and one AWS
+//! `config` whose profiles `cat` them, so that SDKs in a container re-read credentials before
+//! they expire; and the POSIX ACL that lets the container's uid read them.
+//!
+//! - **Files.** In `[container] dir` (created `0700` when missing, plus search for the classes
+//!   that `file_mode` lets read): `<target>.json` in the `credential_process` format and
+//!   `config`. Both go through [`crate::write::update`], always atomically (`cat` must never
+//!   read half a file; the view is mounted as a directory, which sees renames); new files get
+//!   `file_mode`. The directory is credsync's: `config` is rewritten whole
+//!   (a header says so), and only `<target>.json` of targets credsync manages is created or
+//!   deleted. A target stays in `config` (with its last region) until it is passed in `removed`,
+//!   even in a round where it has no credentials: its JSON file then keeps the last keys.
+//! - **ACL** (`[container] uid`): after each write, the file gets a named-user entry `r--` for
+//!   the uid and the directory `--x` (search, no listing), by setting the
+//!   `system.posix_acl_access` extended attribute directly (Linux only; its binary format is
+//!   small and fixed, see [`encode_acl`]). This is set *right after* the rename, not on the temp
+//!   file: [`crate::write`] neither copies ACLs nor lets us touch the temp file. Because a new
+//!   inode inherits the old one's `st_mode` and an ACL shows its mask as the group bits, the
+//!   old file is first put back to its true mode by [`prepare_rewrite`] (the mask drops to the
+//!   owning group's bits). The cost: from that `chmod` to the new ACL (one write: a temp file,
+//!   an fsync, a rename and a directory fsync) the container's uid gets `EACCES`. credsync
+//!   rewrites `min_remaining` (20 min) before expiry, and botocore re-reads 15 and 10 minutes
+//!   before, so the two do not meet in practice. Never does a secret become group- or
+//!   world-readable on the way.
+//! - **No ACL support** (`EOPNOTSUPP`, or not Linux): one warning per process with the
+//!   mode-based alternative; the write itself succeeds.
+
+use std::ffi::CString;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::ContainerConfig;
+use crate::secret::{Credentials, ExposeSecret};
+use crate::timefmt;
+use crate::write::{self, WriteError, WriteMode, WriteOptions};
+
+/// One target in the view: its name, its region (from the source profile), its credentials.
+pub type ViewSection<'a> = (&'a str, Option<&'a str>, &'a Credentials);
+
+/// The view's config file name inside `[container] dir`.
+pub const CONFIG_NAME: &str = "config";
+
+/// First line of the view's `config`: the file is credsync's alone.
+pub const CONFIG_HEADER: &str =
+    "# Written by credsync (the container view): rewritten whole on every refresh; do not edit.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(
+        "target {target:?} cannot name a file in the container view ({why}); give that \
+         [[profiles]] entry a target made of letters, digits and . _ - @ + = ,"
+    )]
+    UnsafeTarget { target: String, why: &'static str },
+    #[error("cannot create the container view directory {path}: {source}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("cannot remove {path} from the container view: {source}")]
+    Remove { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot grant uid {uid} access to {path} with a POSIX ACL: {source}\ncheck that you own \
+         the file; or remove `uid` from [container]"
+    )]
+    Acl {
+        path: PathBuf,
+        uid: u32,
+        source: io::Error,
+    },
+}
+
+impl ViewError {
+    /// The same failure as a [`WriteError`] (what [`crate::engine::Engine::write`] returns).
+    pub fn into_write_error(self) -> WriteError {
+        match self {
+            ViewError::Write(e) => e,
+            ViewError::Dir { path, source } => WriteError::Write { path, source },
+            ViewError::Remove { ref path, .. } | ViewError::Acl { ref path, .. } => {
+                WriteError::Edit {
+                    path: path.clone(),
+                    message: self.to_string(),
+                }
+            }
+            ViewError::UnsafeTarget { .. } => WriteError::Edit {
+                path: PathBuf::from("[container] dir"),
+                message: self.to_string(),
+            },
+        }
+    }
+}
+
+/// What [`grant`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclOutcome {
+    /// The ACL was written.
+    Set,
+    /// The uid already had that access.
+    Unchanged,
+    /// The file system (or OS) has no POSIX ACLs; a warning was logged (once per process).
+    Unsupported,
+}
+
+/// Writes the view: `<target>.json` per section, `config` listing every target (the ones kept
+/// from the previous `config` that are not in `removed`, then new ones), deletes the JSON files
+/// of `removed` targets, and with `cfg.uid` grants that uid read access. Returns the files it
+/// wrote or deleted (for the watcher's own-write filter).
+pub fn write_view(
+    cfg: &ContainerConfig,
+    sections: &[ViewSection<'_>],
+    removed: &[&str],
+    file_mode: u32,
+) -> Result<Vec<PathBuf>, ViewError> {
+    for (target, _, _) in sections {
+        check_target(target)?;
+    }
+    ensure_dir(&cfg.dir, file_mode)?;
+    // Always atomic: `cat` must never see a half-written file. The view is meant to be mounted
+    // as a directory, so renames reach the container.
+    let opts = WriteOptions {
+        mode: WriteMode::Atomic,
+        new_file_mode: file_mode & 0o777,
+    };
+    let mut changed = Vec::new();
+    let mut readable = Vec::new();
+
+    for (target, _, creds) in sections {
+        let path = cfg.dir.join(json_name(target));
+        if cfg.uid.is_some() {
+            prepare_rewrite(&path).map_err(|source| acl_error(&path, cfg.uid, source))?;
+        }
+        let json = render_json(creds);
+        if write::update(&path, &opts, |_| Ok(Some(json.clone())))? == write::Outcome::Written {
+            changed.push(path.clone());
+        }
+        readable.push(path);
+    }
+
+    let config_path = cfg.dir.join(CONFIG_NAME);
+    if cfg.uid.is_some() {
+        prepare_rewrite(&config_path).map_err(|source| acl_error(&config_path, cfg.uid, source))?;
+    }
+    let fresh: Vec<(&str, Option<&str>)> = sections.iter().map(|(t, r, _)| (*t, *r)).collect();
+    let outcome = write::update(&config_path, &opts, |old| {
+        let old = old.map(String::from_utf8_lossy).unwrap_or_default();
+        let entries = merge_entries(&parse_config(&old), &fresh, removed);
+        let refs: Vec<(&str, Option<&str>)> = entries
+            .iter()
+            .map(|(t, r)| (t.as_str(), r.as_deref()))
+            .collect();
+        Ok(Some(
+            render_config(&refs, &cfg.path_in_container).into_bytes(),
+        ))
+    })?;
+    if outcome == write::Outcome::Written {
+        changed.push(config_path.clone());
+    }
+    readable.push(config_path);
+
+    for target in removed {
+        if check_target(target).is_err() {
+            continue; // never a file of ours
+        }
+        let path = cfg.dir.join(json_name(target));
+        match fs::remove_file(&path) {
+            Ok(()) => changed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ViewError::Remove { path, source }),
+        }
+    }
+
+    if let Some(uid) = cfg.uid {
+        grant(&cfg.dir, uid, Access::Search)?;
+        for path in &readable {
+            grant(path, uid, Access::Read)?;
+        }
+    }
+    Ok(changed)
+}
+
+/// `<target>.json`.
+pub fn json_name(target: &str) -> String {
+    format!("{target}.json")
+}
+
+/// A target names a file and goes, unquoted, into a `credential_process` command line.
+fn check_target(target: &str) -> Result<(), ViewError> {
+    let bad = |why| {
+        Err(ViewError::UnsafeTarget {
+            target: target.to_owned(),
+            why,
+        })
+    };
+    if target.is_empty() {
+        return bad("it is empty");
+    }
+    if target.starts_with('.') {
+        return bad("it starts with a dot");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-@+=,".contains(c);
+    if !target.chars().all(ok) {
+        return bad("it has a character that is not safe in a file name or a shell word");
+    }
+    Ok(())
+}
+
+/// The `credential_process` output for `creds`:
+/// `{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":"…"}`, with
+/// `SessionToken` and `Expiration` left out when there are none (static keys), and a newline.
+pub fn render_json(creds: &Credentials) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"Version\":1,\"AccessKeyId\":");
+    push_json_str(&mut out, creds.access_key_id.expose_secret());
+    out.extend_from_slice(b",\"SecretAccessKey\":");
+    push_json_str(&mut out, creds.secret_access_key.expose_secret());
+    if let Some(token) = &creds.session_token {
+        out.extend_from_slice(b",\"SessionToken\":");
+        push_json_str(&mut out, token.expose_secret());
+    }
+    if let Some(exp) = creds.expiration {
+        out.extend_from_slice(b",\"Expiration\":");
+        push_json_str(&mut out, &timefmt::rfc3339(exp));
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The view's `config`: the header, then per target `[profile <target>]` (`[default]` for
+/// `default`), `region = …` when known, and `credential_process = cat <dir>/<target>.json`.
+pub fn render_config(entries: &[(&str, Option<&str>)], path_in_container: &str) -> String {
+    let dir = path_in_container.trim_end_matches('/');
+    let mut out = String::new();
+    out.push_str(CONFIG_HEADER);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "# Containers use it with AWS_CONFIG_FILE={dir}/{CONFIG_NAME}."
+    );
+    for (target, region) in entries {
+        out.push('\n');
+        if *target == "default" {
+            out.push_str("[default]\n");
+        } else {
+            let _ = writeln!(out, "[profile {target}]");
+        }
+        if let Some(region) = region.map(str::trim).filter(|r| !r.is_empty()) {
+            let _ = writeln!(out, "region = {region}");
+        }
+        let _ = writeln!(out, "credential_process = cat {dir}/{}", json_name(target));
+    }
+    out
+}
+
+/// The targets (and regions) of a `config` credsync wrote, in order. Anything else is ignored.
+pub fn parse_config(text: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            let target = if name == "default" {
+                Some("default")
+            } else {
+                name.strip_prefix("profile ").map(str::trim)
+            };
+            if let Some(t) = target.filter(|t| check_target(t).is_ok()) {
+                out.push((t.to_owned(), None));
+            }
+        } else if let Some((key, value)) = line.split_once('=')
+            && key.trim() == "region"
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = Some(value.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// The previous entries minus `removed`, with the regions of `fresh` ones updated, then the
+/// `fresh` ones not seen before, in their order.
+fn merge_entries(
+    previous: &[(String, Option<String>)],
+    fresh: &[(&str, Option<&str>)],
+    removed: &[&str],
+) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for (target, region) in previous {
+        if removed.contains(&target.as_str()) || out.iter().any(|(t, _)| t == target) {
+            continue;
+        }
+        let region = match fresh.iter().find(|(t, _)| t == target) {
+            Some((_, r)) => r.map(str::to_owned),
+            None => region.clone(),
+        };
+        out.push((target.clone(), region));
+    }
+    for (target, region) in fresh {
+        if !out.iter().any(|(t, _)| t == target) {
+            out.push(((*target).to_owned(), region.map(str::to_owned)));
+        }
+    }
+    out
+}
+
+/// Creates the view directory when missing: `0700`, plus search (`x`) for the group and others
+/// when `file_mode` lets them read (so the mode-based alternative to ACLs works: `0644` files in
+/// a `0711` directory). An existing directory is left as it is.
+fn ensure_dir(dir: &Path, file_mode: u32) -> Result<(), ViewError> {
+    let mode = dir_mode(file_mode);
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(ViewError::Dir {
+            path: dir.to_path_buf(),
+            source: io::Error::from_raw_os_error(libc::ENOTDIR),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let err = |source| ViewError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            };
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
+            // The umask may have narrowed it; widen only to what `file_mode` asked for.
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(err)
+        }
+        Err(source) => Err(ViewError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `0700` plus `x` for each class `file_mode` gives `r`.
+pub fn dir_mode(file_mode: u32) -> u32 {
+    0o700 | ((file_mode & 0o044) >> 2)
+}
+
+/// A failed ACL step on `path` for `uid`.
+pub fn acl_error(path: &Path, uid: Option<u32>, source: io::Error) -> ViewError {
+    ViewError::Acl {
+        path: path.to_path_buf(),
+        uid: uid.unwrap_or_default(),
+        source,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POSIX ACLs as the kernel stores them in `system.posix_acl_access`.
+
+/// What the granted uid may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `r--`: read a file.
+    Read,
+    /// `--x`: open names in a directory, without listing it.
+    Search,
+}
+
+impl Access {
+    fn perm(self) -> u16 {
+        match self {
+            Access::Read => PERM_READ,
+            Access::Search => PERM_EXECUTE,
+        }
+    }
+}
+
+pub const ACL_XATTR: &str = "system.posix_acl_access";
+const ACL_VERSION: u32 = 2;
+pub const TAG_USER_OBJ: u16 = 0x01;
+pub const TAG_USER: u16 = 0x02;
+pub const TAG_GROUP_OBJ: u16 = 0x04;
+pub const TAG_GROUP: u16 = 0x08;
+pub const TAG_MASK: u16 = 0x10;
+pub const TAG_OTHER: u16 = 0x20;
+const PERM_READ: u16 = 4;
+const PERM_EXECUTE: u16 = 1;
+const UNDEFINED_ID: u32 = u32::MAX;
+
+/// One ACL entry: tag, permission bits (`rwx` = 4/2/1), and the uid or gid of named entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclEntry {
+    pub tag: u16,
+    pub perm: u16,
+    pub id: u32,
+}
+
+/// The minimal ACL that `mode` stands for (owner, group, other).
+pub fn acl_from_mode(mode: u32) -> Vec<AclEntry> {
+    let e = |tag, shift: u32| AclEntry {
+        tag,
+        perm: ((mode >> shift) & 7) as u16,
+        id: UNDEFINED_ID,
+    };
+    vec![e(TAG_USER_OBJ, 6), e(TAG_GROUP_OBJ, 3), e(TAG_OTHER, 0)]
+}
+
+/// The xattr value: a little-endian `u32` version 2, then per entry `u16` tag, `u16` perm,
+/// `u32` id (`linux/posix_acl_xattr.h`). Entries are sorted as the kernel requires (by tag,
+/// then id).
+pub fn encode_acl(entries: &[AclEntry]) -> Vec<u8> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|e| (e.tag, e.id));
+    let mut out = Vec::with_capacity(4 + 8 * sorted.len());
+    out.extend_from_slice(&ACL_VERSION.to_le_bytes());
+    for e in sorted {
+        out.extend_from_slice(&e.tag.to_le_bytes());
+        out.extend_from_slice(&e.perm.to_le_bytes());
+        out.extend_from_slice(&e.id.to_le_bytes());
+    }
+    out
+}
+
+/// Parses an xattr value; `None` for a wrong version or length.
+pub fn decode_acl(bytes: &[u8]) -> Option<Vec<AclEntry>> {
+    let (head, rest) = bytes.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*head) != ACL_VERSION || rest.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(8)
+            .map(|c| AclEntry {
+                tag: u16::from_le_bytes([c[0], c[1]]),
+                perm: u16::from_le_bytes([c[2], c[3]]),
+                id: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect(),
+    )
+}
+
+/// `acl` with `uid` given at least `perm`, and the mask recomputed as `setfacl` does (the union
+/// of the owning group and every named entry). `None` when nothing changes.
+pub fn with_user(acl: &[AclEntry], uid: u32, perm: u16) -> Option<Vec<AclEntry>> {
+    let mut out = acl.to_vec();
+    match out.iter_mut().find(|e| e.tag == TAG_USER && e.id == uid) {
+        Some(e) => e.perm |= perm,
+        None => out.push(AclEntry {
+            tag: TAG_USER,
+            perm,
+            id: uid,
+        }),
+    }
+    let mask = out
+        .iter()
+        .filter(|e| matches!(e.tag, TAG_USER | TAG_GROUP | TAG_GROUP_OBJ))
+        .fold(0, |m, e| m | e.perm);
+    out.retain(|e| e.tag != TAG_MASK);
+    out.push(AclEntry {
+        tag: TAG_MASK,
+        perm: mask,
+        id: UNDEFINED_ID,
+    });
+    let norm = |v: &[AclEntry]| {
+        let mut v = v.to_vec();
+        v.sort_by_key(|e| (e.tag, e.id));
+        v
+    };
+    (norm(&out) != norm(acl)).then_some(out)
+}
+
+/// The permission bits an ACL stands for when its named entries are dropped: owner, *owning
+/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode).
+pub fn true_mode(acl: &[AclEntry]) -> Option<u32> {
+    acl.iter().find(|e| e.tag == TAG_MASK)?;
+    let perm = |tag| {
+        acl.iter()
+            .find(|e| e.tag == tag)
+            .map_or(0, |e| u32::from(e.perm & 7))
+    };
+    Some(perm(TAG_USER_OBJ) << 6 | perm(TAG_GROUP_OBJ) << 3 | perm(TAG_OTHER))
+}
+
+static WARNED_NO_ACL: AtomicBool = AtomicBool::new(false);
+
+fn warn_no_acl(path: &Path, uid: u32) {
+    if WARNED_NO_ACL.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        "the file system of {} has no POSIX ACLs, so uid {uid} ([container] uid) cannot be \
+         granted read access to the container view; the container user will get \"permission \
+         denied\". Either keep ~/.aws on a file system with ACLs (ext4, xfs, btrfs), or remove \
+         `uid` and set [write] file_mode = \"0644\" (the view directory is then created 0711): \
+         that lets every user of this machine read these credentials",
+        path.display()
+    );
+}
+
+/// Grants `uid` `access` on `path` (a file: read; a directory: search) by adding a named-user
+/// entry to its access ACL. On a file system without ACLs, warns once and returns
+/// [`AclOutcome::Unsupported`].
+pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewError> {
+    match grant_io(path, uid, access.perm()) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) if is_unsupported(&e) => {
+            warn_no_acl(path, uid);
+            Ok(AclOutcome::Unsupported)
+        }
+        Err(source) => Err(acl_error(path, Some(uid), source)),
+    }
+}
+
+/// Grants `uid` read access to `file` (symlinks followed) and search on its directory: what the
+/// container needs to read the credentials file in a mounted `~/.aws`.
+pub fn grant_file_and_dir(file: &Path, uid: u32) -> Result<(), ViewError> {
+    let file = fs::canonicalize(file).map_err(|source| acl_error(file, Some(uid), source))?;
+    grant(&file, uid, Access::Read)?;
+    if let Some(dir) = file.parent() {
+        grant(dir, uid, Access::Search)?;
+    }
+    Ok(())
+}
+
+/// Before an atomic rewrite of `path`: if it carries an ACL with named entries, chmod it to its
+/// true mode (see [`true_mode`]), so that the new file, which takes the old file's mode, does
+/// not turn the ACL mask into group read access. A missing file or no ACL: nothing to do.
+pub fn prepare_rewrite(path: &Path) -> io::Result<()> {
+    let acl = match read_acl(path) {
+        Ok(Some(acl)) => acl,
+        Ok(None) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || is_unsupported(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let Some(mode) = true_mode(&acl) else {
+        return Ok(());
+    };
+    let current = fs::metadata(path)?.permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode((current & 0o7000) | mode))
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(c) if c == libc::EOPNOTSUPP || c == libc::ENOTSUP)
+}
+
+fn grant_io(path: &Path, uid: u32, perm: u16) -> io::Result<AclOutcome> {
+    let acl = match read_acl(path)? {
+        Some(acl) => acl,
+        None => acl_from_mode(fs::metadata(path)?.permissions().mode()),
+    };
+    match with_user(&acl, uid, perm) {
+        None => Ok(AclOutcome::Unchanged),
+        Some(new) => {
+            write_acl(path, &encode_acl(&new))?;
+            Ok(AclOutcome::Set)
+        }
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// The file's access ACL; `None` when it has none beyond its mode.
+#[cfg(target_os = "linux")]
+pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
+    let p = c_path(path)?;
+    let name = c"system.posix_acl_access";
+    let mut buf = vec![0u8; 4 + 8 * 64];
+    loop {
+        // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return decode_acl(&buf)
+                .map(Some)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable POSIX ACL"));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) => return Ok(None),
+            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn write_acl(path: &Path, value: &[u8]) -> io::Result<()> {
+    let p = c_path(path)?;
+    let name = c"system.posix_acl_access";
+    // SAFETY: both strings are NUL-terminated; `value` is valid for `value.len()` bytes.
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Other systems (macOS: Docker Desktop shares files through a VM, uid mapping differs) have no
+/// `system.posix_acl_access`: treated as "no ACL support".
+#[cfg(not(target_os = "linux"))]
+pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
+    let _ = c_path(path)?;
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_acl(_path: &Path, _value: &[u8]) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, SystemTime};
+
+    fn creds(akid: &str, exp: Option<u64>) -> Credentials {
+        Credentials {
+            access_key_id: akid.into(),
+            secret_access_key: "se\"cret".into(),
+            session_token: exp.map(|_| "tok".into()),
+            expiration: exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+        }
+    }
+
+    fn container(dir: &Path, uid: Option<u32>) -> ContainerConfig {
+        ContainerConfig {
+            dir: dir.to_path_buf(),
+            path_in_container: "/home/astro/.aws/credsync".into(),
+            uid,
+        }
+    }
+
+    #[test]
+    fn json_is_the_credential_process_format() {
+        let c = creds("ASIA1", Some(1_800_000_000));
+        assert_eq!(
+            render_json(&c),
+            b"{\"Version\":1,\"AccessKeyId\":\"ASIA1\",\"SecretAccessKey\":\"se\\\"cret\",\
+              \"SessionToken\":\"tok\",\"Expiration\":\"2027-01-15T08:00:00Z\"}\n"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&render_json(&c)).unwrap();
+        assert_eq!(v["SecretAccessKey"], "se\"cret");
+    }
+
+    #[test]
+    fn static_keys_have_no_token_or_expiration() {
+        assert_eq!(
+            render_json(&creds("AKIA1", None)),
+            b"{\"Version\":1,\"AccessKeyId\":\"AKIA1\",\"SecretAccessKey\":\"se\\\"cret\"}\n"
+        );
+    }
+
+    #[test]
+    fn config_has_profiles_regions_and_cat_commands() {
+        let text = render_config(
+            &[("default", Some("eu-west-1")), ("data-ro", None)],
+            "/home/astro/.aws/credsync/",
+        );
+        assert_eq!(
+            text,
+            format!(
+                "{CONFIG_HEADER}\n\
+                 # Containers use it with AWS_CONFIG_FILE=/home/astro/.aws/credsync/config.\n\
+                 \n\
+                 [default]\n\
+                 region = eu-west-1\n\
+                 credential_process = cat /home/astro/.aws/credsync/default.json\n\
+                 \n\
+                 [profile data-ro]\n\
+                 credential_process = cat /home/astro/.aws/credsync/data-ro.json\n"
+            )
+        );
+        assert_eq!(
+            parse_config(&text),
+            vec![
+                ("default".to_owned(), Some("eu-west-1".to_owned())),
+                ("data-ro".to_owned(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_keeps_known_targets_and_drops_removed_ones() {
+        let prev = vec![
+            ("a".to_owned(), Some("r1".to_owned())),
+            ("b".to_owned(), None),
+            ("c".to_owned(), Some("r3".to_owned())),
+        ];
+        let merged = merge_entries(&prev, &[("d", None), ("a", Some("r9"))], &["b"]);
+        assert_eq!(
+            merged,
+            vec![
+                ("a".to_owned(), Some("r9".to_owned())),
+                ("c".to_owned(), Some("r3".to_owned())),
+                ("d".to_owned(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn unsafe_targets_are_refused() {
+        for bad in ["", ".hidden", "a/b", "../x", "my profile", "a;b", "x$y"] {
+            assert!(
+                matches!(check_target(bad), Err(ViewError::UnsafeTarget { .. })),
+                "{bad:?}"
+            );
+        }
+        for good in ["default", "dev-admin", "acct_1.role@x", "a+b=c,d"] {
+            check_target(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn acl_round_trips_in_kernel_order() {
+        let acl = with_user(&acl_from_mode(0o600), 50000, PERM_READ).unwrap();
+        let bytes = encode_acl(&acl);
+        assert_eq!(
+            bytes,
+            [
+                2, 0, 0, 0, // version
+                1, 0, 6, 0, 255, 255, 255, 255, // user:: rw-
+                2, 0, 4, 0, 0x50, 0xc3, 0, 0, // user:50000: r--
+                4, 0, 0, 0, 255, 255, 255, 255, // group:: ---
+                0x10, 0, 4, 0, 255, 255, 255, 255, // mask:: r--
+                0x20, 0, 0, 0, 255, 255, 255, 255, // other:: ---
+            ]
+        );
+        let mut back = decode_acl(&bytes).unwrap();
+        back.sort_by_key(|e| (e.tag, e.id));
+        let mut want = acl.clone();
+        want.sort_by_key(|e| (e.tag, e.id));
+        assert_eq!(back, want);
+        assert_eq!(true_mode(&acl), Some(0o600));
+        assert_eq!(with_user(&acl, 50000, PERM_READ), None);
+        assert_eq!(decode_acl(&[1, 0, 0, 0]), None);
+        assert_eq!(decode_acl(&[2, 0, 0, 0, 1]), None);
+    }
+
+    #[test]
+    fn dir_mode_follows_file_mode() {
+        assert_eq!(dir_mode(0o600), 0o700);
+        assert_eq!(dir_mode(0o644), 0o711);
+        assert_eq!(dir_mode(0o640), 0o710);
+    }
+
+    #[test]
+    fn without_uid_nothing_has_group_or_other_bits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("view");
+        let cfg = container(&dir, None);
+        let a = creds("ASIA-A", Some(1_800_000_000));
+        let b = creds("ASIA-B", Some(1_800_000_000));
+        let written = write_view(
+            &cfg,
+            &[("default", Some("us-east-1"), &a), ("b", None, &b)],
+            &[],
+            0o600,
+        )
+        .unwrap();
+        assert_eq!(written.len(), 3);
+        let mut seen = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let m = entry.unwrap().metadata().unwrap();
+            assert_eq!(m.mode() & 0o077, 0, "{:o}", m.mode());
+            assert!(read_acl(&dir).unwrap_or(None).is_none());
+            seen += 1;
+        }
+        assert_eq!(seen, 3);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        // Same content again: nothing written.
+        let again = write_view(
+            &cfg,
+            &[("default", Some("us-east-1"), &a), ("b", None, &b)],
+            &[],
+            0o600,
+        )
+        .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn removed_targets_lose_their_file_and_config_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("view");
+        let cfg = container(&dir, None);
+        let a = creds("ASIA-A", Some(1_800_000_000));
+        let b = creds("ASIA-B", Some(1_800_000_000));
+        write_view(&cfg, &[("a", None, &a), ("b", Some("r"), &b)], &[], 0o600).unwrap();
+        fs::write(dir.join("user-file.json"), "{}").unwrap();
+        // A round where `b` has no credentials keeps it; removing `a` drops it.
+        let changed = write_view(&cfg, &[], &["a"], 0o600).unwrap();
+        assert!(!dir.join("a.json").exists());
+        assert!(dir.join("b.json").exists());
+        assert!(dir.join("user-file.json").exists());
+        assert!(changed.contains(&dir.join("a.json")));
+        let config = fs::read_to_string(dir.join("config")).unwrap();
+        assert!(!config.contains("[profile a]"), "{config}");
+        assert!(config.contains("[profile b]\nregion = r\n"), "{config}");
+    }
+
+    /// The uid's entry and the owning group's bits, as the kernel reports them.
+    fn acl_of(path: &Path) -> (Option<u16>, u16) {
+        let acl = read_acl(path).unwrap().expect("an ACL");
+        let user = acl
+            .iter()
+            .find(|e| e.tag == TAG_USER && e.id == 50000)
+            .map(|e| e.perm);
+        let group = acl.iter().find(|e| e.tag == TAG_GROUP_OBJ).unwrap().perm;
+        (user, group)
+    }
+
+    #[test]
+    fn uid_gets_read_on_files_and_search_on_the_dir_across_rewrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("view");
+        let cfg = container(&dir, Some(50000));
+        for round in 0..3 {
+            let c = creds(&format!("ASIA-{round}"), Some(1_800_000_000 + round));
+            write_view(&cfg, &[("dev", None, &c)], &[], 0o600).unwrap();
+            for name in ["dev.json", "config"] {
+                let path = dir.join(name);
+                assert_eq!(acl_of(&path), (Some(PERM_READ), 0), "{name} round {round}");
+                // Group bits show the mask (r), but the owning group itself has nothing.
+                assert_eq!(fs::metadata(&path).unwrap().mode() & 0o007, 0);
+            }
+            assert_eq!(acl_of(&dir), (Some(PERM_EXECUTE), 0));
+        }
+        // prepare_rewrite puts an ACL'd file back to its true mode.
+        let json = dir.join("dev.json");
+        prepare_rewrite(&json).unwrap();
+        assert_eq!(fs::metadata(&json).unwrap().mode() & 0o777, 0o600);
+    }
+}

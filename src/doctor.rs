@@ -194,8 +194,12 @@ pub fn check_profiles(
             Err(e) => {
                 let fix = match &e {
                     ChainError::Profile(ProfileError::UnknownProfile { .. }) => format!(
-                        "fix `source` in credsync's config, or add [profile {}] to {}",
-                        entry.source,
+                        "fix `source` in credsync's config, or add [{}] to {}",
+                        if entry.source == "default" {
+                            "default".to_owned()
+                        } else {
+                            format!("profile {}", entry.source)
+                        },
                         aws.path.display()
                     ),
                     _ => format!("edit the profile in {}", aws.path.display()),

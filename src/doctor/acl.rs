@@ -28,7 +28,7 @@ pub struct Entry {
 /// Parses the `system.posix_acl_access` value: a little-endian `u32` version (2), then 8-byte
 /// entries (`u16` tag, `u16` permissions, `u32` id).
 pub fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
-    if bytes.len() < 4 || (bytes.len() - 4) % 8 != 0 {
+    if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(8) {
         return None;
     }
     let version = u32::from_le_bytes(bytes[0..4].try_into().ok()?);

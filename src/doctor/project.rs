@@ -15,6 +15,7 @@ use super::{Check, Level};
 use crate::aws_profile;
 use crate::config::Config;
 use crate::ini_edit;
+use crate::sso_cache;
 use crate::write::WriteMode;
 
 /// The compose file `astro dev start` layers over its own.
@@ -118,7 +119,7 @@ pub fn check(cfg: &Config, config_path: &Path, p: &Project<'_>, fs: &dyn HostFs)
     let mut per_service: Vec<(Check, Vec<String>)> = Vec::new();
     for (service, mounts) in &relevant {
         let env = ctx.environment(service);
-        let row = ctx.container(service, mounts, &env);
+        let row = ctx.container(mounts, &env);
         for (m, h) in mounts {
             merge(
                 &mut per_service,
@@ -371,11 +372,9 @@ impl<'a> Ctx<'a> {
     /// Which row of the design's table the container is on, and what stands in its way.
     fn container(
         &self,
-        service: &Service,
         mounts: &[(&Mount, PathBuf)],
         env: &BTreeMap<String, (String, &'static str)>,
     ) -> Row {
-        let _ = service;
         let mut out = Vec::new();
         let mut sso = false;
         let view = self.cfg.container.as_ref();
@@ -459,9 +458,22 @@ impl<'a> Ctx<'a> {
                         format!("{name} is not set, and its default {path} is outside every mount")
                     }
                 };
+                // Already the path credsync's setup uses: the mount is what is missing.
+                let fix = if suggest_env.lines().any(|l| l == format!("{name}={path}")) {
+                    format!(
+                        "add to the service's volumes:\n{}",
+                        if view.is_some() {
+                            self.view_mount_line()
+                        } else {
+                            self.aws_mount_line()
+                        }
+                    )
+                } else {
+                    format!("set in .env:\n{suggest_env}")
+                };
                 out.push(Check::fail(
                     format!("{what}: the container cannot see the file"),
-                    format!("set in .env:\n{suggest_env}"),
+                    fix,
                 ));
             }
         }
@@ -567,6 +579,18 @@ impl<'a> Ctx<'a> {
             });
             if sso_keys {
                 sso = true;
+                // botocore in the container reads the token from the mounted cache.
+                let token = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.sso_profile(&profile).ok())
+                    .map(|sp| sso_cache::file_name(sp.cache_key()));
+                if let Some(name) = token
+                    && let Some((h, _, root)) =
+                        self.map(mounts, &format!("{CONTAINER_HOME}/.aws/sso/cache/{name}"))
+                {
+                    needs.push((h, root.to_owned(), false));
+                }
                 let alt = self
                     .cfg
                     .profiles

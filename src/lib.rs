@@ -4,6 +4,7 @@ pub mod chain;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod engine;
 pub mod ini_edit;
 pub mod logging;

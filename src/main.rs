@@ -35,10 +35,10 @@ enum Command {
     Reload(cmd::reload::Args),
     /// Install, remove or show the user service (systemd on Linux, launchd on macOS)
     Service(cmd::service::Args),
-    /// Check the setup (not yet implemented)
-    Doctor(cmd::NotYetArgs),
-    /// Write a starting config listing the profiles found (not yet implemented)
-    Init(cmd::NotYetArgs),
+    /// Check the setup and print each problem with its fix (with --project, an Astro project)
+    Doctor(cmd::doctor::Args),
+    /// Write a starting config listing the SSO and role profiles of the AWS config
+    Init,
 }
 
 fn main() -> ExitCode {
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
-        Command::Doctor(_) => cmd::not_yet("doctor"),
-        Command::Init(_) => cmd::not_yet("init"),
+        Command::Doctor(args) => cmd::doctor::run(args, config),
+        Command::Init => cmd::init::run(config),
     }
 }

@@ -2,6 +2,8 @@
 //! the one place that turns errors into what a person reads.
 
 pub mod daemon;
+pub mod doctor;
+pub mod init;
 pub mod refresh;
 pub mod reload;
 pub mod service;
@@ -21,20 +23,6 @@ pub const EXIT_DEGRADED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// The daemon is not reachable.
 pub const EXIT_UNREACHABLE: u8 = 3;
-
-/// Arguments of commands that are not built yet; accepts anything so the message is ours.
-#[derive(clap::Args)]
-pub struct NotYetArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    _rest: Vec<String>,
-}
-
-pub fn not_yet(name: &str) -> ExitCode {
-    eprintln!(
-        "credsync {name}: not implemented yet in this version; see `credsync --help` for what works"
-    );
-    ExitCode::from(EXIT_USAGE)
-}
 
 /// Loads the config, or prints why not (with file:line:column) and returns the exit code.
 pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {

@@ -1,0 +1,139 @@
+//! `credsync doctor [--project DIR]`: gathers what the checks in `credsync::doctor` need (files,
+//! the service file, the daemon's status), prints each check with its fix, and exits 1 when one
+//! fails.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use credsync::aws_profile;
+use credsync::config::{self, Config, Env, Origin};
+use credsync::control::{self, Request, Response};
+use credsync::doctor::project::{self, COMPOSE_FILE, Project, RealFs};
+use credsync::doctor::{self, Check, FileFacts, Level};
+use credsync::service::{Platform, Target};
+use credsync::sso_cache;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Check an Astro project instead: its docker-compose.override.yml and .env (mounts of
+    /// ~/.aws, AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE / AWS_PROFILE, the container
+    /// user's access)
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+}
+
+/// How long to wait for the daemon's status: it answers from memory.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
+    let env = Env::from_process();
+    let loaded = config::load(explicit, &env);
+    let mut checks = doctor::check_config(&loaded);
+    let cfg = loaded.unwrap_or_else(|_| config::defaults(&env));
+    match &args.project {
+        Some(dir) => checks.extend(project_checks(&cfg, dir, &env)),
+        None => checks.extend(setup_checks(&cfg, &env)),
+    }
+    print!("{}", doctor::render(&checks));
+    let count = |l: Level| checks.iter().filter(|c| c.level == l).count();
+    let (fails, warns) = (count(Level::Fail), count(Level::Warn));
+    println!(
+        "\n{} check{}: {fails} failed, {warns} warned",
+        checks.len(),
+        if checks.len() == 1 { "" } else { "s" }
+    );
+    if fails > 0 {
+        ExitCode::from(super::EXIT_DEGRADED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    let aws = aws_profile::load(&cfg.aws.config_file);
+    out.push(doctor::check_aws_config(&aws, &cfg.aws.config_file));
+    if let Ok(aws) = &aws {
+        let credentials = std::fs::read_to_string(&cfg.aws.credentials_file).unwrap_or_default();
+        let cache_dir = &cfg.aws.sso_cache_dir;
+        out.extend(doctor::check_profiles(
+            cfg,
+            aws,
+            &credentials,
+            &|sso| sso_cache::read(cache_dir, sso.cache_key()).map_err(|e| e.to_string()),
+            now,
+        ));
+    }
+    let path = &cfg.aws.credentials_file;
+    let uid = cfg.container.as_ref().and_then(|c| c.uid);
+    out.push(doctor::check_credentials_file(
+        path,
+        &FileFacts::of(path),
+        uid,
+    ));
+    out.push(service_check(env));
+    let reply = match control::request(&cfg.control.socket, &Request::Status, DAEMON_TIMEOUT) {
+        Ok(Response::Status(s)) => Ok(*s),
+        Ok(Response::Error(e)) => Err(format!("it refused: {e}")),
+        Ok(Response::Message(m)) => Err(format!("unexpected reply: {m}")),
+        Err(e) => Err(e.to_string()),
+    };
+    out.extend(doctor::check_daemon(&cfg.control.socket, &reply));
+    out
+}
+
+fn service_check(env: &Env) -> Check {
+    let target = match Target::current(env) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::warn(
+                format!("service: {e}"),
+                "run `credsync daemon` from your session's startup instead",
+            );
+        }
+    };
+    let file = target.service_file();
+    let text = std::fs::read_to_string(&file).ok();
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .unwrap_or_default();
+    let platform = Platform::current().unwrap_or(target.platform);
+    doctor::check_service(platform, &file, text.as_deref(), &exe)
+}
+
+fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
+    if !dir.is_dir() {
+        return vec![Check::fail(
+            format!("--project {}: not a directory", dir.display()),
+            "give the Astro project's directory (the one with docker-compose.override.yml)",
+        )];
+    }
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let compose = read(COMPOSE_FILE);
+    let dotenv = read(".env");
+    let config_path = match &cfg.origin {
+        Origin::File(p) => p.clone(),
+        Origin::Default { config_path, .. } => config_path.clone(),
+    };
+    let p = Project {
+        dir,
+        compose: compose.as_deref(),
+        dotenv: dotenv.as_deref(),
+        home: &env.home,
+        check_uid: cfg!(target_os = "linux"),
+    };
+    let mut out = project::check(cfg, &config_path, &p, &RealFs);
+    if !p.check_uid {
+        out.push(Check::ok(
+            "container uid access not checked: Docker Desktop shares files through its VM, \
+             where host ownership does not apply",
+        ));
+    }
+    out
+}

@@ -1,0 +1,820 @@
+//! `credsync doctor`: each check of the setup as a pure function from what was read (text,
+//! file facts, a daemon reply, `now`) to [`Check`]s, so tests feed them byte literals. The
+//! binary's `cmd/doctor.rs` gathers the inputs and prints the result.
+//!
+//! Plain doctor checks credsync's config, the AWS config, each managed profile (its plan and,
+//! for SSO, its token), the credentials file's permissions, the user service and the daemon.
+//! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them.
+
+pub mod acl;
+pub mod compose;
+pub mod project;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
+use crate::chain::{self, Base, ChainError};
+use crate::config::{Config, ConfigError};
+use crate::control::table::humane;
+use crate::ini_edit;
+use crate::service::Platform;
+use crate::sso_cache::{self, CachedToken};
+use crate::state::{State, Status};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        })
+    }
+}
+
+/// One line of the report: what was found and, unless it is fine, how to fix it (possibly
+/// several lines to paste).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub level: Level,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn ok(what: impl Into<String>) -> Check {
+        Check {
+            level: Level::Ok,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            level: Level::Warn,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            level: Level::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The worst level among `checks` (`Ok` when empty).
+pub fn worst(checks: &[Check]) -> Level {
+    checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
+}
+
+/// The report: `ok   what`, and under a warn or fail its fix, indented.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!("{:<4}  {}\n", c.level.to_string(), c.what));
+        if let Some(fix) = &c.fix {
+            for (i, line) in fix.lines().enumerate() {
+                let lead = if i == 0 { "fix: " } else { "     " };
+                out.push_str(&format!("      {lead}{line}\n"));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// credsync's config and the AWS config.
+
+/// Whether credsync's config loaded, and its warnings.
+pub fn check_config(loaded: &Result<Config, ConfigError>) -> Vec<Check> {
+    match loaded {
+        Ok(cfg) => {
+            let mut out = vec![Check::ok(format!(
+                "credsync config: {} ({} managed profile{})",
+                cfg.describe_origin(),
+                cfg.profiles.len(),
+                if cfg.profiles.len() == 1 { "" } else { "s" }
+            ))];
+            for w in cfg.warnings() {
+                let (what, fix) = match w.rsplit_once("; ") {
+                    Some((what, fix)) => (what.to_owned(), fix.to_owned()),
+                    None => (w.clone(), "see config.example.toml".to_owned()),
+                };
+                out.push(Check::warn(format!("credsync config: {what}"), fix));
+            }
+            out
+        }
+        Err(e) => vec![Check::fail(
+            format!("credsync config does not load: {e}"),
+            "fix the file at the place named (config.example.toml documents every key); \
+             the checks below use the defaults",
+        )],
+    }
+}
+
+/// Whether the AWS config file parses as botocore would read it.
+pub fn check_aws_config(parsed: &Result<AwsConfig, ProfileError>, path: &Path) -> Check {
+    match parsed {
+        Ok(aws) if aws.profiles.is_empty() => Check::warn(
+            format!("AWS config {}: no profiles", path.display()),
+            "set up a profile with `aws configure sso` (or write one by hand)",
+        ),
+        Ok(aws) => Check::ok(format!(
+            "AWS config {}: {} profile{}, {} sso-session{}",
+            path.display(),
+            aws.profiles.len(),
+            if aws.profiles.len() == 1 { "" } else { "s" },
+            aws.sso_sessions.len(),
+            if aws.sso_sessions.len() == 1 { "" } else { "s" },
+        )),
+        Err(e) => Check::fail(
+            format!("AWS config does not parse: {e}"),
+            "fix the line named: botocore refuses the whole file too, so every AWS tool fails",
+        ),
+    }
+}
+
+/// The credentials file's sections that can be sources of other profiles: all of them except
+/// the ones credsync manages (the map [`chain::plan`] takes). An unparsable file gives none.
+pub fn source_credentials(
+    text: &str,
+    path: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, ProfileError> {
+    let mut credentials = aws_profile::parse_credentials(text, path)?;
+    for name in ini_edit::managed_names(text) {
+        credentials.remove(&name);
+    }
+    Ok(credentials)
+}
+
+/// What reading one sso-session's token cache found (`Err`: the file could not be read).
+pub type TokenRead = Result<sso_cache::Read, String>;
+
+/// Each managed profile's plan and, once per sso-session, its token.
+pub fn check_profiles(
+    cfg: &Config,
+    aws: &AwsConfig,
+    credentials_text: &str,
+    token: &dyn Fn(&SsoProfile) -> TokenRead,
+    now: SystemTime,
+) -> Vec<Check> {
+    let path = &cfg.aws.credentials_file;
+    let mut out = Vec::new();
+    let credentials = match source_credentials(credentials_text, path) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(Check::fail(
+                format!("credentials file does not parse: {e}"),
+                "fix the line named: botocore refuses the whole file, and credsync cannot \
+                 write into it",
+            ));
+            BTreeMap::new()
+        }
+    };
+    let mut seen_sessions = BTreeSet::new();
+    for entry in &cfg.profiles {
+        let name = format!("profile {} -> [{}]", entry.source, entry.target);
+        let plan = match chain::plan(aws, &credentials, &entry.source) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let fix = match &e {
+                    ChainError::Profile(ProfileError::UnknownProfile { .. }) => format!(
+                        "fix `source` in credsync's config, or add [{}] to {}",
+                        if entry.source == "default" {
+                            "default".to_owned()
+                        } else {
+                            format!("profile {}", entry.source)
+                        },
+                        aws.path.display()
+                    ),
+                    _ => format!("edit the profile in {}", aws.path.display()),
+                };
+                out.push(Check::fail(format!("{name}: {e}"), fix));
+                continue;
+            }
+        };
+        let base = match &plan.base {
+            Base::Sso(sso) => match &sso.session {
+                Some(s) => format!("SSO (sso-session {s})"),
+                None => format!("SSO (legacy, {})", sso.start_url),
+            },
+            Base::Static { profile, .. } => format!("static keys of {profile}"),
+            Base::Environment => "the environment's keys".to_owned(),
+        };
+        let how = match plan.hops.len() {
+            0 => base,
+            1 => format!("assume-role {} from {base}", plan.hops[0].role_arn),
+            n => format!("a chain of {n} roles from {base}"),
+        };
+        out.push(Check::ok(format!("{name}: resolves through {how}")));
+        if let Some(sso) = plan.sso()
+            && seen_sessions.insert(sso.cache_key().to_owned())
+        {
+            out.push(check_token(sso, &token(sso), now));
+        }
+    }
+    out
+}
+
+/// One sso-session's token: present, expired, refreshable.
+pub fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -> Check {
+    let who = match &sso.session {
+        Some(s) => format!("SSO token of sso-session {s}"),
+        None => format!("SSO token of {}", sso.start_url),
+    };
+    let login = format!("run `{}`", sso.login_command());
+    match read {
+        Err(e) => Check::fail(format!("{who}: cannot read the token cache: {e}"), login),
+        Ok(sso_cache::Read::Missing) => Check::fail(format!("{who}: not logged in"), login),
+        Ok(sso_cache::Read::Unparsable(e)) => Check::warn(
+            format!("{who}: the cache file does not parse ({e})"),
+            format!(
+                "run doctor again in a moment (the AWS CLI may be writing it); if it stays, {login}"
+            ),
+        ),
+        Ok(sso_cache::Read::Token(t)) => token_state(&who, t, &login, now),
+    }
+}
+
+fn token_state(who: &str, t: &CachedToken, login: &str, now: SystemTime) -> Check {
+    let refreshable = t.can_refresh(now);
+    if t.is_expired(now) {
+        if refreshable {
+            Check::warn(
+                format!(
+                    "{who}: expired, refreshable (credsync refreshes it with its refresh token)"
+                ),
+                "start the daemon (`credsync service install`) or run `credsync sync`",
+            )
+        } else {
+            Check::fail(format!("{who}: expired and cannot be refreshed"), login)
+        }
+    } else {
+        let left = t.expires_at.duration_since(now).unwrap_or_default();
+        if refreshable {
+            Check::ok(format!("{who}: valid for {}, refreshable", humane(left)))
+        } else {
+            let c = Check::ok(format!(
+                "{who}: valid for {}; not refreshable, so log in again before then",
+                humane(left)
+            ));
+            if left < Duration::from_secs(3600) {
+                Check::warn(c.what, login)
+            } else {
+                c
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The credentials file.
+
+/// What the credentials file is on disk (the edge fills this with [`FileFacts::of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFacts {
+    Missing {
+        /// Whether its directory exists and credsync can create files in it.
+        dir_writable: bool,
+    },
+    NotAFile,
+    File {
+        mode: u32,
+        writable: bool,
+        utf8: bool,
+    },
+    Unreadable(String),
+}
+
+impl FileFacts {
+    /// Reads what the checks need about `path` (following symlinks, as credsync writes).
+    pub fn of(path: &Path) -> FileFacts {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileFacts::Missing {
+                dir_writable: path.parent().is_some_and(|d| d.is_dir() && access_w(d)),
+            },
+            Err(e) => FileFacts::Unreadable(e.to_string()),
+            Ok(m) if !m.is_file() => FileFacts::NotAFile,
+            Ok(m) => match std::fs::read(path) {
+                Ok(bytes) => FileFacts::File {
+                    mode: m.permissions().mode() & 0o7777,
+                    writable: access_w(path),
+                    utf8: std::str::from_utf8(&bytes).is_ok(),
+                },
+                Err(e) => FileFacts::Unreadable(e.to_string()),
+            },
+        }
+    }
+}
+
+/// `access(path, W_OK)`: whether this process may write `path`.
+fn access_w(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// The credentials file's type, encoding and permissions.
+pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Option<u32>) -> Check {
+    let p = path.display();
+    match facts {
+        FileFacts::Missing { dir_writable: true } => Check::ok(format!(
+            "credentials file {p}: does not exist yet; credsync creates it at the first refresh"
+        )),
+        FileFacts::Missing {
+            dir_writable: false,
+        } => Check::fail(
+            format!(
+                "credentials file {p}: does not exist and its directory is missing or not writable"
+            ),
+            format!(
+                "mkdir -p -m 0700 {}",
+                path.parent().unwrap_or(Path::new("/")).display()
+            ),
+        ),
+        FileFacts::NotAFile => Check::fail(
+            format!("credentials file {p}: not a regular file"),
+            "move it away; credsync writes a regular file there",
+        ),
+        FileFacts::Unreadable(e) => Check::fail(
+            format!("credentials file {p}: cannot read it: {e}"),
+            format!("chown $USER {p}; chmod 0600 {p}"),
+        ),
+        FileFacts::File { utf8: false, .. } => Check::fail(
+            format!("credentials file {p}: not UTF-8 text"),
+            "save it as UTF-8; botocore and credsync both read it as text",
+        ),
+        FileFacts::File {
+            writable: false, ..
+        } => Check::fail(
+            format!("credentials file {p}: not writable by you"),
+            format!("chown $USER {p}; chmod u+w {p}"),
+        ),
+        FileFacts::File { mode, .. } if mode & 0o077 != 0 && container_uid.is_none() => {
+            Check::warn(
+                format!("credentials file {p}: mode {mode:04o} lets other users read credentials"),
+                format!(
+                    "chmod 0600 {p} (containers that need it: set [container] uid and use the view)"
+                ),
+            )
+        }
+        FileFacts::File { mode, .. } => {
+            Check::ok(format!("credentials file {p}: mode {mode:04o}, writable"))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service and the daemon.
+
+/// The executable an installed service file runs: systemd's `ExecStart=` first word, or the
+/// plist's first `ProgramArguments` string.
+pub fn service_exe(platform: Platform, text: &str) -> Option<PathBuf> {
+    match platform {
+        Platform::Linux => {
+            let line = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("ExecStart="))?
+                .trim();
+            let line = line.trim_start_matches(['@', '-', ':', '+', '!']);
+            let word = if let Some(rest) = line.strip_prefix('"') {
+                let mut out = String::new();
+                let mut chars = rest.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => out.extend(chars.next()),
+                        c => out.push(c),
+                    }
+                }
+                out
+            } else {
+                line.split_whitespace().next()?.to_owned()
+            };
+            Some(PathBuf::from(word.replace("%%", "%")))
+        }
+        Platform::MacOs => {
+            let after = text.split("<key>ProgramArguments</key>").nth(1)?;
+            let start = after.find("<string>")? + "<string>".len();
+            let end = after[start..].find("</string>")? + start;
+            let s = &after[start..end];
+            Some(PathBuf::from(
+                s.replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&"),
+            ))
+        }
+    }
+}
+
+/// Whether the service is installed and runs this binary. `text` is the service file's
+/// content (`None`: not installed).
+pub fn check_service(
+    platform: Platform,
+    file: &Path,
+    text: Option<&str>,
+    current_exe: &Path,
+) -> Check {
+    let Some(text) = text else {
+        return Check::warn(
+            format!("service: not installed ({} does not exist)", file.display()),
+            "credsync service install",
+        );
+    };
+    match service_exe(platform, text) {
+        None => Check::fail(
+            format!("service: {} names no program", file.display()),
+            "credsync service install",
+        ),
+        Some(exe) if exe == current_exe => Check::ok(format!(
+            "service: installed ({}), runs {}",
+            file.display(),
+            exe.display()
+        )),
+        Some(exe) => Check::fail(
+            format!(
+                "service: {} runs {}, not this credsync ({})",
+                file.display(),
+                exe.display(),
+                current_exe.display()
+            ),
+            "credsync service install",
+        ),
+    }
+}
+
+/// Whether the daemon answered on `socket`, its pid and how many profiles are fresh.
+pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check> {
+    let status = match reply {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Check::fail(
+                format!("daemon: not reachable on {}: {e}", socket.display()),
+                "credsync service install (or run `credsync daemon` in a terminal)",
+            )];
+        }
+    };
+    let fresh = status
+        .profiles
+        .iter()
+        .filter(|p| p.state == State::Fresh)
+        .count();
+    let mut out = vec![Check::ok(format!(
+        "daemon: running (pid {}, version {}), {fresh} of {} profile{} fresh",
+        status.daemon.pid,
+        status.daemon.version,
+        status.profiles.len(),
+        if status.profiles.len() == 1 { "" } else { "s" }
+    ))];
+    for p in status.profiles.iter().filter(|p| p.state != State::Fresh) {
+        let what = format!(
+            "daemon: {} -> [{}] is {}{}",
+            p.source,
+            p.target,
+            p.state.as_str(),
+            p.last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        let fix = match p.state {
+            State::LoginRequired => status
+                .sso_sessions
+                .iter()
+                .map(|s| format!("`{}`", s.login_command))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            State::Conflict => format!(
+                "remove or rename section [{}] of the credentials file (credsync did not create it), \
+                 or give the profile another target",
+                p.target
+            ),
+            State::Pending => "wait for the first refresh, then run doctor again".to_owned(),
+            _ => "see `credsync status` for the last error".to_owned(),
+        };
+        let fix = if fix.is_empty() {
+            "log in again".to_owned()
+        } else {
+            format!("run {fix}")
+        };
+        let level_fail = matches!(
+            p.state,
+            State::LoginRequired | State::Expired | State::Error
+        );
+        out.push(if level_fail {
+            Check::fail(what, fix)
+        } else {
+            Check::warn(what, fix)
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Env};
+    use crate::state::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn env() -> Env {
+        Env {
+            home: PathBuf::from("/home/u"),
+            vars: BTreeMap::new(),
+        }
+    }
+
+    fn cfg(text: &str) -> Config {
+        config::parse(text, Path::new("/c.toml"), &env()).unwrap()
+    }
+
+    const AWS: &str = "[sso-session corp]\nsso_start_url = https://x.awsapps.com/start\nsso_region = us-east-1\n\n[profile dev]\nsso_session = corp\nsso_account_id = 111111111111\nsso_role_name = Dev\n\n[profile admin]\nrole_arn = arn:aws:iam::222222222222:role/Admin\nsource_profile = dev\n\n[profile keys]\nregion = eu-west-1\n";
+
+    fn token(expires: SystemTime, refresh: bool) -> TokenRead {
+        let reg = if refresh {
+            ",\"refreshToken\":\"r\",\"clientId\":\"c\",\"clientSecret\":\"s\",\"registrationExpiresAt\":\"2099-01-01T00:00:00Z\""
+        } else {
+            ""
+        };
+        let json = format!(
+            "{{\"accessToken\":\"a\",\"expiresAt\":\"{}\"{reg}}}",
+            crate::timefmt::rfc3339(expires)
+        );
+        Ok(sso_cache::Read::Token(
+            sso_cache::parse(json.as_bytes()).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn profiles_and_tokens() {
+        let c = cfg(
+            "[[profiles]]\nsource = \"dev\"\n[[profiles]]\nsource = \"admin\"\n[[profiles]]\nsource = \"nope\"\n[[profiles]]\nsource = \"keys\"\n",
+        );
+        let aws = aws_profile::parse(AWS, Path::new("/h/.aws/config")).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let checks = check_profiles(
+            &c,
+            &aws,
+            "",
+            &|sso| {
+                asked.set(asked.get() + 1);
+                assert_eq!(sso.cache_key(), "corp");
+                token(t0() + 2 * HOUR, true)
+            },
+            t0(),
+        );
+        assert_eq!(asked.get(), 1, "one token read per sso-session");
+        let text = render(&checks);
+        assert!(
+            text.contains("ok    profile dev -> [dev]: resolves through SSO (sso-session corp)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SSO token of sso-session corp: valid for 2h"),
+            "{text}"
+        );
+        assert!(text.contains("profile admin -> [admin]: resolves through assume-role arn:aws:iam::222222222222:role/Admin"), "{text}");
+        assert!(text.contains("fail  profile nope -> [nope]"), "{text}");
+        assert!(
+            text.contains("add [profile nope] to /h/.aws/config"),
+            "{text}"
+        );
+        assert!(text.contains("fail  profile keys -> [keys]"), "{text}");
+        assert_eq!(worst(&checks), Level::Fail);
+
+        // A managed section is not a static source: "keys" stays unresolvable with it.
+        let creds = "# managed by credsync; expires 2030-01-01T00:00:00Z\n[keys]\naws_access_key_id = A\naws_secret_access_key = B\n";
+        let only_keys = cfg("[[profiles]]\nsource = \"keys\"\n");
+        assert_eq!(
+            worst(&check_profiles(
+                &only_keys,
+                &aws,
+                creds,
+                &|_| unreachable!(),
+                t0()
+            )),
+            Level::Fail
+        );
+        let creds = "[keys]\naws_access_key_id = A\naws_secret_access_key = B\n";
+        assert_eq!(
+            worst(&check_profiles(
+                &only_keys,
+                &aws,
+                creds,
+                &|_| unreachable!(),
+                t0()
+            )),
+            Level::Ok
+        );
+    }
+
+    #[test]
+    fn token_states() {
+        let sso = aws_profile::parse(AWS, Path::new("/c"))
+            .unwrap()
+            .sso_profile("dev")
+            .unwrap();
+        let c = check_token(&sso, &token(t0() - HOUR, false), t0());
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("run `aws sso login --sso-session corp`")
+        );
+        let c = check_token(&sso, &token(t0() - HOUR, true), t0());
+        assert_eq!(c.level, Level::Warn);
+        assert!(c.what.contains("expired, refreshable"));
+        let c = check_token(&sso, &Ok(sso_cache::Read::Missing), t0());
+        assert_eq!(
+            (c.level, c.what.contains("not logged in")),
+            (Level::Fail, true)
+        );
+        let c = check_token(
+            &sso,
+            &token(t0() + 10 * 60 * Duration::from_secs(1), false),
+            t0(),
+        );
+        assert_eq!(c.level, Level::Warn, "about to expire and not refreshable");
+        let c = check_token(&sso, &token(t0() + 8 * HOUR, false), t0());
+        assert_eq!(c.level, Level::Ok);
+        let bad = sso_cache::parse(b"{\"accessToken\":").unwrap_err();
+        let c = check_token(&sso, &Ok(sso_cache::Read::Unparsable(bad)), t0());
+        assert_eq!(c.level, Level::Warn);
+    }
+
+    #[test]
+    fn config_warnings_and_errors() {
+        let c = check_config(&Ok(cfg("[refresh]\ntoken_refresh_before = \"10m\"\n")));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].level, Level::Warn);
+        assert_eq!(c[1].fix.as_deref(), Some("use \"30m\""));
+        let err = config::parse("[aws\n", Path::new("/c.toml"), &env());
+        let c = check_config(&err);
+        assert_eq!(c[0].level, Level::Fail);
+        assert!(c[0].what.contains("/c.toml:1:"), "{}", c[0].what);
+        let aws = aws_profile::parse("[default]\n[default]\n", Path::new("/a"));
+        assert_eq!(check_aws_config(&aws, Path::new("/a")).level, Level::Fail);
+    }
+
+    #[test]
+    fn credentials_file_permissions() {
+        let p = Path::new("/h/.aws/credentials");
+        let f = |mode, writable, utf8| FileFacts::File {
+            mode,
+            writable,
+            utf8,
+        };
+        assert_eq!(
+            check_credentials_file(p, &f(0o600, true, true), None).level,
+            Level::Ok
+        );
+        let c = check_credentials_file(p, &f(0o644, true, true), None);
+        assert_eq!(c.level, Level::Warn);
+        assert!(c.fix.unwrap().starts_with("chmod 0600 /h/.aws/credentials"));
+        assert_eq!(
+            check_credentials_file(p, &f(0o640, true, true), Some(50000)).level,
+            Level::Ok
+        );
+        assert_eq!(
+            check_credentials_file(p, &f(0o600, false, true), None).level,
+            Level::Fail
+        );
+        assert_eq!(
+            check_credentials_file(p, &f(0o600, true, false), None).level,
+            Level::Fail
+        );
+        assert_eq!(
+            check_credentials_file(p, &FileFacts::NotAFile, None).level,
+            Level::Fail
+        );
+        assert_eq!(
+            check_credentials_file(p, &FileFacts::Missing { dir_writable: true }, None).level,
+            Level::Ok
+        );
+        assert_eq!(
+            check_credentials_file(
+                p,
+                &FileFacts::Missing {
+                    dir_writable: false
+                },
+                None
+            )
+            .level,
+            Level::Fail
+        );
+    }
+
+    #[test]
+    fn service_file_exe() {
+        let unit = "[Service]\nType=notify\nExecStart=\"/opt/my apps/cred%%sync\" --config /c.toml daemon\n";
+        assert_eq!(
+            service_exe(Platform::Linux, unit),
+            Some(PathBuf::from("/opt/my apps/cred%sync"))
+        );
+        let unit = "ExecStart=/usr/bin/credsync daemon\n";
+        let file = Path::new("/h/.config/systemd/user/credsync.service");
+        assert_eq!(
+            check_service(
+                Platform::Linux,
+                file,
+                Some(unit),
+                Path::new("/usr/bin/credsync")
+            )
+            .level,
+            Level::Ok
+        );
+        let c = check_service(
+            Platform::Linux,
+            file,
+            Some(unit),
+            Path::new("/home/u/.cargo/bin/credsync"),
+        );
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(c.fix.as_deref(), Some("credsync service install"));
+        let c = check_service(Platform::Linux, file, None, Path::new("/x"));
+        assert_eq!(
+            (c.level, c.fix.as_deref()),
+            (Level::Warn, Some("credsync service install"))
+        );
+        let plist = "<key>ProgramArguments</key>\n<array>\n\t\t<string>/Apps/a&amp;b/credsync</string>\n\t\t<string>daemon</string>";
+        assert_eq!(
+            service_exe(Platform::MacOs, plist),
+            Some(PathBuf::from("/Apps/a&b/credsync"))
+        );
+    }
+
+    #[test]
+    fn daemon_reply() {
+        let mut p1 = ProfileStatus::new("dev", "dev");
+        p1.state = State::Fresh;
+        p1.kind = Kind::Sso;
+        let mut p2 = ProfileStatus::new("ops", "ops");
+        p2.state = State::LoginRequired;
+        let status = Status {
+            version: 1,
+            daemon: DaemonInfo {
+                pid: 4242,
+                version: "0.1.0".into(),
+                started_at: t0(),
+                config: "c".into(),
+                credentials_file: "f".into(),
+            },
+            profiles: vec![p1, p2],
+            sso_sessions: vec![SessionStatus {
+                name: "corp".into(),
+                token_expires_at: None,
+                refreshable: false,
+                login_command: "aws sso login --sso-session corp".into(),
+            }],
+        };
+        let c = check_daemon(Path::new("/s"), &Ok(status));
+        assert!(c[0].what.contains("pid 4242") && c[0].what.contains("1 of 2 profiles fresh"));
+        assert_eq!(c[1].level, Level::Fail);
+        assert_eq!(
+            c[1].fix.as_deref(),
+            Some("run `aws sso login --sso-session corp`")
+        );
+        let c = check_daemon(Path::new("/s"), &Err("no answer".into()));
+        assert_eq!(c[0].level, Level::Fail);
+        assert!(
+            c[0].fix
+                .as_deref()
+                .unwrap()
+                .contains("credsync service install")
+        );
+    }
+
+    #[test]
+    fn render_indents_fixes() {
+        let text = render(&[Check::ok("a"), Check::fail("b", "one\n  - two")]);
+        assert_eq!(
+            text,
+            "ok    a\nfail  b\n      fix: one\n             - two\n"
+        );
+    }
+}

@@ -1,0 +1,1064 @@
+//! `credsync doctor --project DIR`: does an Astro project's containers see what credsync
+//! writes? Reads `DIR/docker-compose.override.yml` and `DIR/.env`, and checks the mounts of
+//! `~/.aws` (or of files credsync writes), the container's `AWS_CONFIG_FILE`,
+//! `AWS_SHARED_CREDENTIALS_FILE` and `AWS_PROFILE`, which row of design.md's table the
+//! container is on, and whether the container's uid can read what it needs.
+//!
+//! The host is reached through [`HostFs`] so the checks run on a fake in unit tests.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use super::acl::{self, Perms};
+use super::compose::{self, Mount, Service};
+use super::{Check, Level};
+use crate::aws_profile;
+use crate::config::Config;
+use crate::ini_edit;
+use crate::sso_cache;
+use crate::write::WriteMode;
+
+/// The compose file `astro dev start` layers over its own.
+pub const COMPOSE_FILE: &str = "docker-compose.override.yml";
+/// The home directory of Astro's `astro` user in the containers.
+pub const CONTAINER_HOME: &str = "/home/astro";
+/// Astro's `astro` user (native Linux Docker keeps host uids).
+pub const ASTRO_UID: u32 = 50000;
+
+/// What a host path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Missing,
+    File,
+    Dir,
+}
+
+/// The host files as the checks see them.
+pub trait HostFs {
+    fn kind(&self, path: &Path) -> Kind;
+    fn read(&self, path: &Path) -> Option<String>;
+    fn perms(&self, path: &Path) -> Option<Perms>;
+}
+
+/// The real filesystem.
+pub struct RealFs;
+
+impl HostFs for RealFs {
+    fn kind(&self, path: &Path) -> Kind {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Kind::Dir,
+            Ok(_) => Kind::File,
+            Err(_) => Kind::Missing,
+        }
+    }
+
+    fn read(&self, path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    fn perms(&self, path: &Path) -> Option<Perms> {
+        acl::read(path)
+    }
+}
+
+/// The project as read: the compose override and `.env` texts (`None`: no such file).
+#[derive(Debug, Clone)]
+pub struct Project<'a> {
+    pub dir: &'a Path,
+    pub compose: Option<&'a str>,
+    pub dotenv: Option<&'a str>,
+    pub home: &'a Path,
+    /// Whether to check the container uid's access (native Linux Docker; Docker Desktop
+    /// shares files through a VM where host ownership does not apply).
+    pub check_uid: bool,
+}
+
+/// Every check of the project. `config_path` is credsync's config file, for fixes.
+pub fn check(cfg: &Config, config_path: &Path, p: &Project<'_>, fs: &dyn HostFs) -> Vec<Check> {
+    let ctx = Ctx::new(cfg, config_path, p, fs);
+    let Some(text) = p.compose else {
+        return vec![Check::fail(
+            format!("{} has no {COMPOSE_FILE}", p.dir.display()),
+            format!(
+                "create {} with:\n{}",
+                p.dir.join(COMPOSE_FILE).display(),
+                ctx.compose_snippet()
+            ),
+        )];
+    };
+    let services = match compose::services(text) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Check::fail(
+                format!("cannot read {}: {e}", p.dir.join(COMPOSE_FILE).display()),
+                "fix the YAML (doctor reads block YAML: maps, lists, anchors, flow lists)",
+            )];
+        }
+    };
+    let mut out: Vec<Check> = Vec::new();
+    let relevant: Vec<(&Service, Vec<(&Mount, PathBuf)>)> = services
+        .iter()
+        .map(|s| {
+            let mounts = s
+                .mounts
+                .iter()
+                .filter_map(|m| ctx.host_path(&m.source).map(|h| (m, h)))
+                .filter(|(_, h)| ctx.related(h))
+                .collect::<Vec<_>>();
+            (s, mounts)
+        })
+        .filter(|(_, m)| !m.is_empty())
+        .collect();
+    if relevant.is_empty() {
+        out.push(Check::fail(
+            format!("no service in {COMPOSE_FILE} mounts ~/.aws or a file credsync writes"),
+            format!("add to {COMPOSE_FILE}:\n{}", ctx.compose_snippet()),
+        ));
+        return out;
+    }
+    let mut per_service: Vec<(Check, Vec<String>)> = Vec::new();
+    for (service, mounts) in &relevant {
+        let env = ctx.environment(service);
+        let row = ctx.container(mounts, &env);
+        for (m, h) in mounts {
+            merge(
+                &mut per_service,
+                ctx.mount_check(m, h, row.sso),
+                &service.name,
+            );
+        }
+        for c in row.checks {
+            merge(&mut per_service, c, &service.name);
+        }
+    }
+    let all: Vec<&str> = relevant.iter().map(|(s, _)| s.name.as_str()).collect();
+    for (mut c, names) in per_service {
+        if names.len() != all.len() {
+            c.what = format!("{} [{}]", c.what, names.join(", "));
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn merge(list: &mut Vec<(Check, Vec<String>)>, c: Check, service: &str) {
+    match list.iter_mut().find(|(o, _)| *o == c) {
+        Some((_, names)) => names.push(service.to_owned()),
+        None => list.push((c, vec![service.to_owned()])),
+    }
+}
+
+/// What [`Ctx::container`] found about one service.
+struct Row {
+    checks: Vec<Check>,
+    /// The container resolves its profile through SSO (and so writes the token cache).
+    sso: bool,
+}
+
+struct Ctx<'a> {
+    cfg: &'a Config,
+    config_path: &'a Path,
+    p: &'a Project<'a>,
+    fs: &'a dyn HostFs,
+    dotenv: BTreeMap<String, String>,
+    uid: u32,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        cfg: &'a Config,
+        config_path: &'a Path,
+        p: &'a Project<'a>,
+        fs: &'a dyn HostFs,
+    ) -> Ctx<'a> {
+        Ctx {
+            cfg,
+            config_path,
+            p,
+            fs,
+            dotenv: p.dotenv.map(compose::parse_dotenv).unwrap_or_default(),
+            uid: cfg
+                .container
+                .as_ref()
+                .and_then(|c| c.uid)
+                .unwrap_or(ASTRO_UID),
+        }
+    }
+
+    fn aws_dir(&self) -> PathBuf {
+        self.p.home.join(".aws")
+    }
+
+    /// `~/x` when under the home directory, else the path.
+    fn tilde(&self, path: &Path) -> String {
+        match path.strip_prefix(self.p.home) {
+            Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
+            Ok(rest) => format!("~/{}", rest.display()),
+            Err(_) => path.display().to_string(),
+        }
+    }
+
+    /// The line to paste that mounts `~/.aws` (read-only).
+    fn aws_mount_line(&self) -> String {
+        format!("- ~/.aws:{CONTAINER_HOME}/.aws:ro")
+    }
+
+    fn compose_snippet(&self) -> String {
+        let mut s = String::from("services:\n");
+        for svc in ["scheduler", "webserver", "triggerer"] {
+            s += &format!("  {svc}:\n    volumes:\n      {}\n", self.aws_mount_line());
+        }
+        if let Some(v) = &self.cfg.container {
+            s += &format!(
+                "and to .env:\nAWS_CONFIG_FILE={0}/config\nAWS_SHARED_CREDENTIALS_FILE={0}/credentials",
+                v.path_in_container
+            );
+        }
+        s.trim_end().to_owned()
+    }
+
+    /// A mount source on the host: `$HOME`, `${HOME}`, `${VAR:-default}` (from `.env`) and `~`
+    /// expanded, relative paths against the project; `None` for what is not a path.
+    fn host_path(&self, source: &str) -> Option<PathBuf> {
+        let s = interpolate(source, self.p.home, &self.dotenv);
+        let path = if s == "~" {
+            self.p.home.to_owned()
+        } else if let Some(rest) = s.strip_prefix("~/") {
+            self.p.home.join(rest)
+        } else if s.starts_with('/') {
+            PathBuf::from(&s)
+        } else if s.starts_with('.') {
+            self.p.dir.join(&s)
+        } else {
+            return None;
+        };
+        Some(normalize(&path))
+    }
+
+    /// Paths the containers may need: `~/.aws`, the files credsync reads or writes, the view.
+    fn roots(&self) -> Vec<PathBuf> {
+        let mut r = vec![
+            self.aws_dir(),
+            self.cfg.aws.credentials_file.clone(),
+            self.cfg.aws.config_file.clone(),
+            self.cfg.aws.sso_cache_dir.clone(),
+        ];
+        if let Some(v) = &self.cfg.container {
+            r.push(v.dir.clone());
+        }
+        r
+    }
+
+    fn related(&self, host: &Path) -> bool {
+        self.roots()
+            .iter()
+            .any(|r| r.starts_with(host) || host.starts_with(r))
+    }
+
+    fn in_view(&self, host: &Path) -> bool {
+        self.cfg
+            .container
+            .as_ref()
+            .is_some_and(|v| host.starts_with(&v.dir))
+    }
+
+    /// Whether credsync replaces `host` with a rename (so a single-file mount goes stale).
+    fn replaced_by_rename(&self, host: &Path) -> Option<&'static str> {
+        if host == self.cfg.aws.credentials_file {
+            return (self.cfg.write.mode == WriteMode::Atomic).then_some("the credentials file");
+        }
+        if self.in_view(host) {
+            return Some("a file of the container view");
+        }
+        if host.parent() == Some(self.cfg.aws.sso_cache_dir.as_path()) {
+            return Some("an SSO token cache file");
+        }
+        None
+    }
+
+    fn mount_check(&self, m: &Mount, host: &Path, sso: bool) -> Check {
+        let written = format!(
+            "{}:{}{}",
+            m.source,
+            m.target,
+            if m.read_only { ":ro" } else { "" }
+        );
+        let mode = if m.read_only {
+            "read-only"
+        } else {
+            "read-write (read-only is the safer choice once credsync is the only refresher)"
+        };
+        let what = |kind: &str| format!("mount {written}: {kind}, {mode}");
+        match self.fs.kind(host) {
+            Kind::Missing => Check::warn(
+                what(&format!("{} does not exist on the host", host.display())),
+                "create it, or fix the path: Docker creates a missing source as an empty \
+                 directory owned by root",
+            ),
+            Kind::File => {
+                if let Some(which) = self.replaced_by_rename(host) {
+                    let parent = host.parent().unwrap_or(Path::new("/"));
+                    let target_parent = Path::new(&m.target)
+                        .parent()
+                        .map_or("/".to_owned(), |p| p.display().to_string());
+                    let mut fix = format!(
+                        "a single-file bind mount pins the inode; mount the directory instead:\n\
+                         - {}:{target_parent}:ro",
+                        self.tilde(parent)
+                    );
+                    if which == "the credentials file" {
+                        fix += "\nor set [write] mode = \"in-place\" in credsync's config";
+                    }
+                    Check::fail(
+                        what(&format!(
+                            "single file, {which}, which credsync replaces by rename: the \
+                             container keeps reading the old file"
+                        )),
+                        fix,
+                    )
+                } else if !m.read_only && !sso {
+                    Check::warn(what("single file"), ro_fix(m))
+                } else {
+                    Check::ok(what("single file"))
+                }
+            }
+            Kind::Dir if !m.read_only && !sso => Check::warn(what("directory"), ro_fix(m)),
+            Kind::Dir => Check::ok(what("directory")),
+        }
+    }
+
+    /// The service's environment: `.env`, overridden by its compose `environment:`. Each value
+    /// with where it came from.
+    fn environment(&self, service: &Service) -> BTreeMap<String, (String, &'static str)> {
+        let mut env: BTreeMap<String, (String, &'static str)> = self
+            .dotenv
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.clone(), ".env")))
+            .collect();
+        for (k, v) in &service.environment {
+            let v = interpolate(v, self.p.home, &self.dotenv);
+            env.insert(k.clone(), (v, "the compose environment"));
+        }
+        env
+    }
+
+    /// Where a container path is on the host, through the longest mount that holds it.
+    fn map<'m>(
+        &self,
+        mounts: &'m [(&'m Mount, PathBuf)],
+        container_path: &str,
+    ) -> Option<(PathBuf, &'m Mount, &'m Path)> {
+        let cp = normalize(Path::new(container_path));
+        mounts
+            .iter()
+            .filter_map(|(m, h)| {
+                let rest = cp.strip_prefix(&m.target).ok()?;
+                Some((m.target.len(), h.join(rest), *m, h.as_path()))
+            })
+            .max_by_key(|(len, ..)| *len)
+            .map(|(_, host, m, root)| {
+                (
+                    if host.as_os_str().is_empty() {
+                        root.to_owned()
+                    } else {
+                        host
+                    },
+                    m,
+                    root,
+                )
+            })
+    }
+
+    /// Which row of the design's table the container is on, and what stands in its way.
+    fn container(
+        &self,
+        mounts: &[(&Mount, PathBuf)],
+        env: &BTreeMap<String, (String, &'static str)>,
+    ) -> Row {
+        let mut out = Vec::new();
+        let mut sso = false;
+        let view = self.cfg.container.as_ref();
+        let mut needs: Vec<(PathBuf, PathBuf, bool)> = Vec::new(); // (file, mount root, in view)
+
+        // The view: reached by a mount, at the path its config names.
+        if let Some(v) = view {
+            let reach = mounts
+                .iter()
+                .filter(|(_, h)| v.dir.starts_with(h))
+                .max_by_key(|(_, h)| h.as_os_str().len());
+            match reach {
+                None => out.push(Check::fail(
+                    format!(
+                        "the container view {} is not reached by any mount",
+                        self.tilde(&v.dir)
+                    ),
+                    format!("add to the service's volumes:\n{}", self.view_mount_line()),
+                )),
+                Some((m, h)) => {
+                    let rest = v.dir.strip_prefix(h).unwrap_or(Path::new(""));
+                    let at = Path::new(&m.target).join(rest);
+                    if at != Path::new(&v.path_in_container) {
+                        out.push(Check::fail(
+                            format!(
+                                "the container view is mounted at {}, but its config runs \
+                                 `cat {}/<target>.json`",
+                                at.display(),
+                                v.path_in_container
+                            ),
+                            format!(
+                                "set in {}:\n[container]\npath_in_container = \"{}\"",
+                                self.config_path.display(),
+                                at.display()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let var = |k: &str, default: String| -> (String, Option<&'static str>) {
+            match env.get(k) {
+                Some((v, from)) if !v.is_empty() => (v.clone(), Some(*from)),
+                _ => (default, None),
+            }
+        };
+        let (config_c, config_from) =
+            var("AWS_CONFIG_FILE", format!("{CONTAINER_HOME}/.aws/config"));
+        let (creds_c, creds_from) = var(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            format!("{CONTAINER_HOME}/.aws/credentials"),
+        );
+        let (profile, _) = var("AWS_PROFILE", "default".to_owned());
+        let config_host = self.map(mounts, &config_c);
+        let creds_host = self.map(mounts, &creds_c);
+        let view_config = view.map(|v| v.dir.join("config"));
+        let suggest_env = match view {
+            Some(v) => format!(
+                "AWS_CONFIG_FILE={0}/config\nAWS_SHARED_CREDENTIALS_FILE={0}/credentials",
+                v.path_in_container
+            ),
+            None => format!(
+                "AWS_CONFIG_FILE={CONTAINER_HOME}/.aws/config\n\
+                 AWS_SHARED_CREDENTIALS_FILE={CONTAINER_HOME}/.aws/credentials"
+            ),
+        };
+        for (name, path, from, host) in [
+            ("AWS_CONFIG_FILE", &config_c, config_from, &config_host),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &creds_c,
+                creds_from,
+                &creds_host,
+            ),
+        ] {
+            if host.is_none() {
+                let what = match from {
+                    Some(from) => format!("{name}={path} (from {from}) is outside every mount"),
+                    None => {
+                        format!("{name} is not set, and its default {path} is outside every mount")
+                    }
+                };
+                // Already the path credsync's setup uses: the mount is what is missing.
+                let fix = if suggest_env.lines().any(|l| l == format!("{name}={path}")) {
+                    format!(
+                        "add to the service's volumes:\n{}",
+                        if view.is_some() {
+                            self.view_mount_line()
+                        } else {
+                            self.aws_mount_line()
+                        }
+                    )
+                } else {
+                    format!("set in .env:\n{suggest_env}")
+                };
+                out.push(Check::fail(
+                    format!("{what}: the container cannot see the file"),
+                    fix,
+                ));
+            }
+        }
+
+        let Some((config_h, _, config_root)) = config_host else {
+            return Row { checks: out, sso };
+        };
+        let is_view = view_config.as_deref() == Some(config_h.as_path());
+        let config_text = self.fs.read(&config_h);
+        if config_text.is_none() {
+            let c = if is_view {
+                Check::warn(
+                    format!(
+                        "the view's config {} does not exist yet",
+                        self.tilde(&config_h)
+                    ),
+                    "run `credsync sync` (or start the daemon) to write the view",
+                )
+            } else {
+                Check::fail(
+                    format!(
+                        "AWS_CONFIG_FILE={config_c} is {} on the host, which does not exist or \
+                         cannot be read",
+                        self.tilde(&config_h)
+                    ),
+                    format!("set in .env:\n{suggest_env}"),
+                )
+            };
+            out.push(c);
+            return Row { checks: out, sso };
+        }
+        needs.push((config_h.clone(), config_root.to_owned(), is_view));
+        let maintained = is_view || config_h == self.cfg.aws.config_file;
+        if !maintained {
+            out.push(Check::warn(
+                format!(
+                    "AWS_CONFIG_FILE={config_c} is {}, which credsync neither reads nor writes",
+                    self.tilde(&config_h)
+                ),
+                format!("set in .env:\n{suggest_env}"),
+            ));
+        }
+        let parsed = aws_profile::parse(config_text.as_deref().unwrap_or(""), &config_h);
+        let keys = parsed
+            .as_ref()
+            .ok()
+            .and_then(|a| a.get(&profile).map(|p| p.keys.clone()));
+        let creds_text = creds_host
+            .as_ref()
+            .and_then(|(h, _, _)| self.fs.read(h))
+            .unwrap_or_default();
+        let creds_defines = aws_profile::parse_credentials(&creds_text, Path::new(&creds_c))
+            .ok()
+            .and_then(|c| c.get(&profile).cloned())
+            .is_some_and(|k| k.contains_key("aws_access_key_id"));
+        let targets: Vec<&str> = self
+            .cfg
+            .profiles
+            .iter()
+            .map(|p| p.target.as_str())
+            .collect();
+
+        if is_view {
+            match keys {
+                Some(_) => {
+                    out.push(Check::ok(format!(
+                        "profile {profile}: resolves through the view's credential_process; \
+                         long-running clients get new keys (table row 3)"
+                    )));
+                    if let Some(v) = view {
+                        needs.push((
+                            v.dir.join(format!("{profile}.json")),
+                            config_root.to_owned(),
+                            true,
+                        ));
+                    }
+                    if creds_defines {
+                        out.push(Check::warn(
+                            format!(
+                                "the credentials file the container reads ({creds_c}) defines \
+                                 [{profile}]: botocore uses those keys before credential_process, \
+                                 and long-running clients keep them after they expire"
+                            ),
+                            format!("set in .env:\n{suggest_env}"),
+                        ));
+                    }
+                }
+                None => out.push(Check::fail(
+                    format!(
+                        "profile {profile} (AWS_PROFILE, else default) is not in the view's \
+                         config; it holds the targets {}",
+                        targets.join(", ")
+                    ),
+                    format!(
+                        "set in .env:\nAWS_PROFILE={}",
+                        targets.first().unwrap_or(&"default")
+                    ),
+                )),
+            }
+        } else {
+            let sso_keys = keys.as_ref().is_some_and(|k| {
+                k.keys().any(|k| k.starts_with("sso_")) && !k.contains_key("role_arn")
+            });
+            if sso_keys {
+                sso = true;
+                // botocore in the container reads the token from the mounted cache.
+                let token = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.sso_profile(&profile).ok())
+                    .map(|sp| sso_cache::file_name(sp.cache_key()));
+                if let Some(name) = token
+                    && let Some((h, _, root)) =
+                        self.map(mounts, &format!("{CONTAINER_HOME}/.aws/sso/cache/{name}"))
+                {
+                    needs.push((h, root.to_owned(), false));
+                }
+                let alt = self
+                    .cfg
+                    .profiles
+                    .iter()
+                    .filter(|p| p.target != profile)
+                    .find(|p| {
+                        parsed
+                            .as_ref()
+                            .ok()
+                            .and_then(|a| a.get(&p.target))
+                            .is_none_or(|t| !t.keys.keys().any(|k| k.starts_with("sso_")))
+                    })
+                    .map(|p| p.target.clone());
+                let mut fix = String::new();
+                if let Some(v) = view {
+                    fix += &format!(
+                        "use the view (row 3), in .env:\nAWS_CONFIG_FILE={0}/config\n\
+                         AWS_SHARED_CREDENTIALS_FILE={0}/credentials\n",
+                        v.path_in_container
+                    );
+                }
+                match alt {
+                    Some(t) => {
+                        fix += &format!("or a target credsync writes, in .env:\nAWS_PROFILE={t}")
+                    }
+                    None => {
+                        fix += &format!(
+                            "or give the profile a target without sso_* keys in {}:\n\
+                             [[profiles]]\nsource = \"{profile}\"\ntarget = \"{profile}-keys\"\n\
+                             and set AWS_PROFILE={profile}-keys in .env",
+                            self.config_path.display()
+                        )
+                    }
+                }
+                out.push(Check::warn(
+                    format!(
+                        "profile {profile} has sso_* keys in {}: botocore in the container \
+                         resolves it through SSO with the mounted token cache, not through the \
+                         keys credsync writes (table row 1)",
+                        self.tilde(&config_h)
+                    ),
+                    fix.trim_end(),
+                ));
+            } else if keys.as_ref().is_some_and(|k| k.contains_key("role_arn")) {
+                out.push(Check::warn(
+                    format!(
+                        "profile {profile} has role_arn in {}: botocore in the container assumes \
+                         the role itself instead of using the keys credsync writes",
+                        self.tilde(&config_h)
+                    ),
+                    format!(
+                        "use a credsync target with no role_arn in the config: AWS_PROFILE={}",
+                        targets.first().unwrap_or(&"<target>")
+                    ),
+                ));
+            } else if creds_defines {
+                let managed = ini_edit::managed_names(&creds_text).contains(&profile);
+                let note = if managed {
+                    "keys credsync writes"
+                } else {
+                    "static keys credsync does not manage"
+                };
+                out.push(Check::ok(format!(
+                    "profile {profile}: resolves through the credentials file's {note} \
+                     (table row 2); long-running clients keep them after they expire, \
+                     the [container] view fixes that"
+                )));
+                if let Some((h, _, root)) = &creds_host {
+                    needs.push((h.clone(), root.to_path_buf(), false));
+                }
+            } else {
+                out.push(Check::warn(
+                    format!(
+                        "profile {profile} (AWS_PROFILE, else default) has no credentials the \
+                         container can find"
+                    ),
+                    format!(
+                        "set AWS_PROFILE in .env to a target credsync writes: {}",
+                        targets.join(", ")
+                    ),
+                ));
+            }
+        }
+
+        if self.p.check_uid {
+            for (file, root, in_view) in &needs {
+                if let Some(c) = self.readable(file, root, *in_view) {
+                    out.push(c);
+                }
+            }
+        }
+        Row { checks: out, sso }
+    }
+
+    fn view_mount_line(&self) -> String {
+        let Some(v) = &self.cfg.container else {
+            return self.aws_mount_line();
+        };
+        let under_aws = v.dir.strip_prefix(self.aws_dir()).ok();
+        let pic_under = Path::new(&v.path_in_container)
+            .strip_prefix(format!("{CONTAINER_HOME}/.aws"))
+            .ok();
+        if under_aws.is_some() && under_aws == pic_under {
+            self.aws_mount_line()
+        } else {
+            format!("- {}:{}:ro", self.tilde(&v.dir), v.path_in_container)
+        }
+    }
+
+    /// Whether the container's uid can search every directory from the mount root down to
+    /// `file` and read `file`; the first path that stops it, with the fix.
+    fn readable(&self, file: &Path, root: &Path, in_view: bool) -> Option<Check> {
+        let mut steps: Vec<(PathBuf, u32)> = Vec::new();
+        if let Ok(rest) = file.parent().unwrap_or(root).strip_prefix(root) {
+            let mut dir = root.to_owned();
+            if self.fs.kind(root) == Kind::Dir {
+                steps.push((dir.clone(), acl::SEARCH));
+            }
+            for c in rest.components() {
+                dir.push(c);
+                steps.push((dir.clone(), acl::SEARCH));
+            }
+        }
+        steps.push((file.to_owned(), acl::READ));
+        for (path, need) in steps {
+            let Some(perms) = self.fs.perms(&path) else {
+                continue; // missing: reported elsewhere
+            };
+            if acl::granted(&perms, self.uid) & need == need {
+                continue;
+            }
+            let verb = if need == acl::READ { "read" } else { "search" };
+            let acl_note = match &perms.acl {
+                Some(_) => "an ACL without an entry for it",
+                None => "no ACL",
+            };
+            let what = format!(
+                "uid {} (the container's user) cannot {verb} {} (owner uid {}, mode {:04o}, {acl_note})",
+                self.uid,
+                path.display(),
+                perms.owner,
+                perms.mode
+            );
+            let perm = if need == acl::READ { "r" } else { "x" };
+            let uid_set = self.cfg.container.as_ref().and_then(|c| c.uid).is_some();
+            let fix = if in_view && !uid_set {
+                format!(
+                    "set in {}:\n[container]\nuid = {}\nthen run `credsync reload` (credsync \
+                     grants that uid read access with a POSIX ACL)",
+                    self.config_path.display(),
+                    self.uid
+                )
+            } else if in_view {
+                format!(
+                    "run `credsync sync` to rewrite the view with its ACL; on a filesystem \
+                     without ACLs: chmod o+{perm} {}",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "setfacl -m u:{}:{perm} {}\n(or use the [container] view with uid = {})",
+                    self.uid,
+                    path.display(),
+                    self.uid
+                )
+            };
+            return Some(Check::fail(what, fix));
+        }
+        None
+    }
+}
+
+fn ro_fix(m: &Mount) -> String {
+    if m.long {
+        "add to that volume:\nread_only: true".to_owned()
+    } else {
+        format!("- {}:{}:ro", m.source, m.target)
+    }
+}
+
+/// Compose-style interpolation: `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `$$`.
+/// `HOME` is the home directory; other names come from `.env`.
+fn interpolate(s: &str, home: &Path, dotenv: &BTreeMap<String, String>) -> String {
+    let lookup = |name: &str| -> Option<String> {
+        if name == "HOME" {
+            Some(home.display().to_string())
+        } else {
+            dotenv.get(name).cloned()
+        }
+    };
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(a) = after.strip_prefix('$') {
+            out.push('$');
+            rest = a;
+        } else if let Some(a) = after.strip_prefix('{') {
+            let Some(end) = a.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            let expr = &a[..end];
+            let (name, default) = match expr.split_once(":-").or_else(|| expr.split_once('-')) {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            let value = lookup(name).filter(|v| !v.is_empty());
+            out.push_str(&value.or(default.map(str::to_owned)).unwrap_or_default());
+            rest = &a[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            out.push_str(&lookup(&after[..len]).unwrap_or_default());
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes `.` components and resolves `..` lexically (mount paths are not canonicalised by
+/// Docker either).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether any check fails (the containers will break).
+pub fn breaks(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.level == Level::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Env};
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct FakeFs {
+        files: RefCell<BTreeMap<PathBuf, (String, Perms)>>,
+        dirs: RefCell<BTreeMap<PathBuf, Perms>>,
+    }
+
+    fn perms(mode: u32) -> Perms {
+        Perms {
+            owner: 1000,
+            mode,
+            acl: None,
+        }
+    }
+
+    impl FakeFs {
+        fn file(&self, p: &str, text: &str, mode: u32) {
+            let p = PathBuf::from(p);
+            let mut d = p.parent();
+            while let Some(dir) = d {
+                self.dirs
+                    .borrow_mut()
+                    .entry(dir.to_owned())
+                    .or_insert(perms(0o755));
+                d = dir.parent();
+            }
+            self.files
+                .borrow_mut()
+                .insert(p, (text.to_owned(), perms(mode)));
+        }
+    }
+
+    impl HostFs for FakeFs {
+        fn kind(&self, p: &Path) -> Kind {
+            if self.files.borrow().contains_key(p) {
+                Kind::File
+            } else if self.dirs.borrow().contains_key(p) {
+                Kind::Dir
+            } else {
+                Kind::Missing
+            }
+        }
+        fn read(&self, p: &Path) -> Option<String> {
+            self.files.borrow().get(p).map(|(t, _)| t.clone())
+        }
+        fn perms(&self, p: &Path) -> Option<Perms> {
+            self.files
+                .borrow()
+                .get(p)
+                .map(|(_, m)| m.clone())
+                .or_else(|| self.dirs.borrow().get(p).cloned())
+        }
+    }
+
+    const HOST_CONFIG: &str = "[sso-session corp]\nsso_start_url = https://x/start\nsso_region = us-east-1\n[profile dev]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = Dev\n";
+    const VIEW_CONFIG: &str = "[profile dev]\nregion = eu-west-1\ncredential_process = cat /home/astro/.aws/credsync/dev.json\n";
+
+    fn setup(container: &str) -> (Config, FakeFs) {
+        let env = Env {
+            home: PathBuf::from("/h"),
+            vars: BTreeMap::new(),
+        };
+        let text = format!("[[profiles]]\nsource = \"dev\"\n{container}");
+        let cfg = config::parse(&text, Path::new("/h/.config/credsync/config.toml"), &env).unwrap();
+        let fs = FakeFs::default();
+        fs.file("/h/.aws/config", HOST_CONFIG, 0o644);
+        fs.file("/h/.aws/credsync/config", VIEW_CONFIG, 0o644);
+        fs.file("/h/.aws/credsync/dev.json", "{}", 0o644);
+        fs.file("/h/.aws/credentials", "# managed by credsync; expires 2030-01-01T00:00:00Z\n[dev]\naws_access_key_id = A\naws_secret_access_key = B\n", 0o600);
+        (cfg, fs)
+    }
+
+    fn run(cfg: &Config, fs: &FakeFs, compose: &str, dotenv: &str) -> Vec<Check> {
+        let p = Project {
+            dir: Path::new("/proj"),
+            compose: Some(compose),
+            dotenv: Some(dotenv),
+            home: Path::new("/h"),
+            check_uid: true,
+        };
+        check(cfg, Path::new("/h/.config/credsync/config.toml"), &p, fs)
+    }
+
+    const GOOD_COMPOSE: &str = "services:\n  scheduler:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  webserver:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n";
+    const GOOD_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credsync/credentials\nAWS_PROFILE=dev\n";
+
+    #[test]
+    fn a_correct_project_passes() {
+        let (cfg, fs) = setup("[container]\nuid = 50000\n");
+        let c = run(&cfg, &fs, GOOD_COMPOSE, GOOD_ENV);
+        let text = super::super::render(&c);
+        assert_eq!(super::super::worst(&c), Level::Ok, "{text}");
+        assert!(text.contains("table row 3"), "{text}");
+        assert!(
+            !text.contains("[scheduler]"),
+            "same for all services: {text}"
+        );
+    }
+
+    #[test]
+    fn single_file_mount_of_the_credentials_file() {
+        let (cfg, fs) = setup("");
+        let compose = "services:\n  scheduler:\n    volumes:\n      - type: bind\n        source: $HOME/.aws/credentials\n        target: /home/astro/.aws/credentials\n      - /h/.aws/config:/home/astro/.aws/config:ro\n";
+        let c = run(&cfg, &fs, compose, "AWS_PROFILE=dev\n");
+        let text = super::super::render(&c);
+        assert!(
+            text.contains("single-file bind mount pins the inode"),
+            "{text}"
+        );
+        assert!(text.contains("- ~/.aws:/home/astro/.aws:ro"), "{text}");
+        assert!(text.contains("[write] mode = \"in-place\""), "{text}");
+        assert!(
+            text.contains("table row 1"),
+            "host config with sso keys: {text}"
+        );
+        assert!(breaks(&c));
+        let long_rw = "services:\n  s:\n    volumes:\n      - type: bind\n        source: ${HOME}/.aws\n        target: /home/astro/.aws/\n";
+        let text = super::super::render(&run(&cfg, &fs, long_rw, GOOD_ENV));
+        assert!(
+            text.contains("fix: add to that volume:\n           read_only: true"),
+            "{text}"
+        );
+        // In place, the single file is fine.
+        let (cfg, fs) = setup("[write]\nmode = \"in-place\"\n");
+        let c = run(&cfg, &fs, compose, "AWS_PROFILE=dev\n");
+        let text = super::super::render(&c);
+        assert!(!text.contains("pins the inode"), "{text}");
+    }
+
+    #[test]
+    fn view_unreached_and_env_outside_mounts() {
+        let (cfg, fs) = setup("[container]\ndir = \"/h/view\"\nuid = 50000\n");
+        let c = run(
+            &cfg,
+            &fs,
+            GOOD_COMPOSE,
+            "AWS_CONFIG_FILE=/opt/aws/config\nAWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials\n",
+        );
+        let text = super::super::render(&c);
+        assert!(
+            text.contains("the container view ~/view is not reached by any mount"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- ~/view:/home/astro/.aws/credsync:ro"),
+            "{text}"
+        );
+        assert!(
+            text.contains("AWS_CONFIG_FILE=/opt/aws/config (from .env) is outside every mount"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials (from .env) is outside"
+            ),
+            "{text}"
+        );
+        assert!(breaks(&c));
+    }
+
+    #[test]
+    fn unreadable_view_file() {
+        let (cfg, fs) = setup("[container]\n");
+        fs.file("/h/.aws/credsync/dev.json", "{}", 0o600);
+        let c = run(&cfg, &fs, GOOD_COMPOSE, GOOD_ENV);
+        let text = super::super::render(&c);
+        assert!(
+            text.contains("uid 50000 (the container's user) cannot read /h/.aws/credsync/dev.json"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[container]\n           uid = 50000"),
+            "{text}"
+        );
+        assert!(breaks(&c));
+        // A directory without search permission stops it too.
+        let (cfg, fs) = setup("[container]\nuid = 50000\n");
+        fs.dirs
+            .borrow_mut()
+            .insert(PathBuf::from("/h/.aws"), perms(0o700));
+        let text = super::super::render(&run(&cfg, &fs, GOOD_COMPOSE, GOOD_ENV));
+        assert!(text.contains("cannot search /h/.aws "), "{text}");
+    }
+
+    #[test]
+    fn nothing_mounted_and_rw() {
+        let (cfg, fs) = setup("");
+        let c = run(&cfg, &fs, "services:\n  scheduler:\n    image: x\n", "");
+        assert!(breaks(&c));
+        assert!(
+            c[0].fix
+                .as_deref()
+                .unwrap()
+                .contains("- ~/.aws:/home/astro/.aws:ro")
+        );
+        let c = run(
+            &cfg,
+            &fs,
+            "services:\n  s:\n    volumes:\n      - ~/.aws:/home/astro/.aws:rw\n",
+            "AWS_PROFILE=nope\n",
+        );
+        let text = super::super::render(&c);
+        assert!(
+            text.contains(
+                "warn  mount ~/.aws:/home/astro/.aws: directory, read-write (read-only is the safer"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("fix: - ~/.aws:/home/astro/.aws:ro"), "{text}");
+    }
+
+    #[test]
+    fn interpolation_and_paths() {
+        let env: BTreeMap<String, String> = [("D".to_owned(), "/d".to_owned())].into();
+        let h = Path::new("/h");
+        assert_eq!(interpolate("${HOME}/.aws", h, &env), "/h/.aws");
+        assert_eq!(interpolate("$HOME/.aws", h, &env), "/h/.aws");
+        assert_eq!(interpolate("${X:-/x}/a:$D", h, &env), "/x/a:/d");
+        assert_eq!(interpolate("$$HOME", h, &env), "$HOME");
+        assert_eq!(normalize(Path::new("/a/./b/../c/")), Path::new("/a/c"));
+    }
+}

@@ -229,6 +229,19 @@ pub fn plan(
     Planner::new(aws, credentials).plan(profile)
 }
 
+/// The credentials file's sections that can be sources of other profiles: all of them except
+/// the ones credsync manages (the map [`plan`] takes). An unparsable file gives none.
+pub fn source_credentials(
+    text: &str,
+    path: &std::path::Path,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, ProfileError> {
+    let mut credentials = crate::aws_profile::parse_credentials(text, path)?;
+    for name in crate::ini_edit::managed_names(text) {
+        credentials.remove(&name);
+    }
+    Ok(credentials)
+}
+
 /// `credsync-<profile>`, with characters STS does not allow in a session name
 /// (outside `[A-Za-z0-9_+=,.@-]`) replaced by `-`, cut to STS's 64 characters.
 pub fn default_session_name(profile: &str) -> String {

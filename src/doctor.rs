@@ -15,11 +15,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
+use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
 use crate::config::{Config, ConfigError};
 use crate::control::table::humane;
-use crate::ini_edit;
 use crate::service::Platform;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{State, Status};
@@ -149,19 +148,6 @@ pub fn check_aws_config(parsed: &Result<AwsConfig, ProfileError>, path: &Path) -
     }
 }
 
-/// The credentials file's sections that can be sources of other profiles: all of them except
-/// the ones credsync manages (the map [`chain::plan`] takes). An unparsable file gives none.
-pub fn source_credentials(
-    text: &str,
-    path: &Path,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, ProfileError> {
-    let mut credentials = aws_profile::parse_credentials(text, path)?;
-    for name in ini_edit::managed_names(text) {
-        credentials.remove(&name);
-    }
-    Ok(credentials)
-}
-
 /// What reading one sso-session's token cache found (`Err`: the file could not be read).
 pub type TokenRead = Result<sso_cache::Read, String>;
 
@@ -175,7 +161,7 @@ pub fn check_profiles(
 ) -> Vec<Check> {
     let path = &cfg.aws.credentials_file;
     let mut out = Vec::new();
-    let credentials = match source_credentials(credentials_text, path) {
+    let credentials = match chain::source_credentials(credentials_text, path) {
         Ok(c) => c,
         Err(e) => {
             out.push(Check::fail(
@@ -576,7 +562,7 @@ mod tests {
         let c = cfg(
             "[[profiles]]\nsource = \"dev\"\n[[profiles]]\nsource = \"admin\"\n[[profiles]]\nsource = \"nope\"\n[[profiles]]\nsource = \"keys\"\n",
         );
-        let aws = aws_profile::parse(AWS, Path::new("/h/.aws/config")).unwrap();
+        let aws = crate::aws_profile::parse(AWS, Path::new("/h/.aws/config")).unwrap();
         let asked = std::cell::Cell::new(0);
         let checks = check_profiles(
             &c,
@@ -636,7 +622,7 @@ mod tests {
 
     #[test]
     fn token_states() {
-        let sso = aws_profile::parse(AWS, Path::new("/c"))
+        let sso = crate::aws_profile::parse(AWS, Path::new("/c"))
             .unwrap()
             .sso_profile("dev")
             .unwrap();
@@ -677,7 +663,7 @@ mod tests {
         let c = check_config(&err);
         assert_eq!(c[0].level, Level::Fail);
         assert!(c[0].what.contains("/c.toml:1:"), "{}", c[0].what);
-        let aws = aws_profile::parse("[default]\n[default]\n", Path::new("/a"));
+        let aws = crate::aws_profile::parse("[default]\n[default]\n", Path::new("/a"));
         assert_eq!(check_aws_config(&aws, Path::new("/a")).level, Level::Fail);
     }
 

@@ -723,13 +723,10 @@ fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
     // (a managed section must never become the source of another profile).
     let path = &cfg.aws.credentials_file;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut credentials = aws_profile::parse_credentials(&text, path).unwrap_or_else(|e| {
+    let credentials = chain::source_credentials(&text, path).unwrap_or_else(|e| {
         tracing::warn!("{e}; static keys in it are not used as role sources");
         BTreeMap::new()
     });
-    for name in ini_edit::managed_names(&text) {
-        credentials.remove(&name);
-    }
     let credentials = &credentials;
     cfg
         .profiles

@@ -234,8 +234,14 @@ fn the_daemon_tells_systemd_it_is_ready() {
     assert_eq!(daemon.sigterm().code(), Some(0));
     let logs = daemon.stderr();
     let first = logs.lines().next().unwrap_or_default();
-    assert!(first.trim_start().starts_with("INFO"), "no timestamp under journald: {first:?}");
-    assert!(!logs.contains('\u{1b}'), "no ANSI colours when stderr is not a terminal: {logs:?}");
+    assert!(
+        first.trim_start().starts_with("INFO"),
+        "no timestamp under journald: {first:?}"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no ANSI colours when stderr is not a terminal: {logs:?}"
+    );
 }
 
 #[test]
@@ -252,12 +258,23 @@ fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_sect
     );
     let (code, v) = json_status(&env);
     assert_eq!(code, Some(1), "conflict is not fresh");
-    let err = v["profiles"][0]["last_error"].as_str().unwrap_or_default().to_owned();
-    assert!(err.contains("[default]") && err.contains("another `target`"), "{err}");
+    let err = v["profiles"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        err.contains("[default]") && err.contains("another `target`"),
+        "{err}"
+    );
     // Looked at again in minutes (or when the file changes), not at the next wake-up.
-    let next = v["profiles"][0]["next_refresh"].as_str().map(support::parse_botocore_time);
+    let next = v["profiles"][0]["next_refresh"]
+        .as_str()
+        .map(support::parse_botocore_time);
     let next = next.expect("a conflict has a next look");
-    assert!(next > SystemTime::now() + Duration::from_secs(240), "next look too soon: {next:?}");
+    assert!(
+        next > SystemTime::now() + Duration::from_secs(240),
+        "next look too soon: {next:?}"
+    );
     // No loop of fetches: a couple of seconds later, still one call for dev.
     let calls_for_dev = || {
         fake.requests_for("GetRoleCredentials")
@@ -265,8 +282,14 @@ fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_sect
             .filter(|r| r.query_param("account_id") == Some("111111111111"))
             .count()
     };
-    assert!(!support::wait_for(|| calls_for_dev() > 1, Duration::from_secs(2)));
-    assert!(env.read_credentials().starts_with(user), "the user's section is untouched");
+    assert!(!support::wait_for(
+        || calls_for_dev() > 1,
+        Duration::from_secs(2)
+    ));
+    assert!(
+        env.read_credentials().starts_with(user),
+        "the user's section is untouched"
+    );
 
     // The user gives the name up: credsync takes it within a few seconds.
     env.write_credentials("# moved my keys elsewhere\n");
@@ -275,5 +298,8 @@ fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_sect
         || credsync::ini_edit::read_managed(&env.read_credentials(), "default").is_some(),
         Duration::from_secs(10),
     );
-    assert!(env.read_credentials().starts_with("# moved my keys elsewhere\n"));
+    assert!(
+        env.read_credentials()
+            .starts_with("# moved my keys elsewhere\n")
+    );
 }

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use credsync::aws_profile::{self, AwsConfig};
 use credsync::chain::{self, Base};
 use credsync::config::{self, Env};
-use credsync::doctor;
 use credsync::state::Kind;
 
 pub fn run(explicit: Option<&Path>) -> ExitCode {
@@ -25,7 +24,8 @@ pub fn run(explicit: Option<&Path>) -> ExitCode {
     };
     let creds_path = &defaults.aws.credentials_file;
     let creds_text = std::fs::read_to_string(creds_path).unwrap_or_default();
-    let credentials = doctor::source_credentials(&creds_text, creds_path).unwrap_or_default();
+    let credentials =
+        credsync::chain::source_credentials(&creds_text, creds_path).unwrap_or_default();
     let text = starting_config(&aws, &credentials);
 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

@@ -21,6 +21,10 @@ use support::fake_aws::{FakeAws, Fault, Route};
 use support::{TestEnv, botocore_token_json};
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// The HTTP timeout while a fault stands: a hung request gives up after half a second.
+const OUTAGE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The HTTP timeout otherwise.
+const CALM_TIMEOUT: Duration = Duration::from_secs(10);
 
 static FAKE: OnceLock<FakeAws> = OnceLock::new();
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -112,8 +116,8 @@ impl Sim {
         let cfg = config::parse(&toml, &env.config_toml_path(), &cfg_env).expect("config");
         let clock = ManualClock::new(start);
         let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
-        // Hangs and timeouts resolve in half a second of real time.
-        engine.set_http_timeout(Duration::from_millis(500));
+        // Calls that must succeed get time even on a loaded machine; outages shorten it.
+        engine.set_http_timeout(CALM_TIMEOUT);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -249,6 +253,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.assert_served_on_disk(0);
 
     sim.fake.set_fault(Route::GetRoleCredentials, Some(fault));
+    sim.engine.set_http_timeout(OUTAGE_TIMEOUT);
     sim.sleep_until_due();
     let outage_start = sim.now();
     let outage_end = outage_start + HOUR;
@@ -313,6 +318,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.sleep_until_due();
     sim.round();
     sim.fake.set_fault(Route::GetRoleCredentials, None);
+    sim.engine.set_http_timeout(CALM_TIMEOUT);
     let cleared = sim.now();
     if expected == State::LoginRequired {
         // Blocked on the token cache: another simulated half hour without a single request.
@@ -475,7 +481,7 @@ fn connection_reset_backs_off_keeps_old_credentials_and_recovers() {
 
 #[test]
 fn timeout_backs_off_keeps_old_credentials_and_recovers() {
-    // The fake holds the request for 1 s; the engine gives up after 500 ms.
+    // The fake holds the request for 1 s; the engine gives up after OUTAGE_TIMEOUT (500 ms).
     let r = outage(
         "timeout",
         Fault::Hang(Duration::from_secs(1)),
@@ -576,18 +582,40 @@ fn twenty_profiles_refresh_with_at_most_max_concurrency_in_flight() {
         "requests of an earlier test still in flight"
     );
     sim.fake.reset_records();
-    sim.fake.set_latency(Duration::from_millis(50));
+    let latency = Duration::from_millis(50);
+    sim.fake.set_latency(latency);
     let outcomes = sim.round();
     assert_eq!(outcomes.len(), 20);
     assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
     assert_eq!(sim.fake.count("GetRoleCredentials"), 20);
+    // Each request is in flight at least from its arrival to 50 ms later. Were 5 in flight at
+    // once, some 5 consecutive arrivals would fall within 50 ms. (Scheduling delays only widen
+    // the gaps, so this cannot fail spuriously; the fake's `max_in_flight` can, by one: it
+    // counts a request out only after the client already has the answer and may send the next.)
+    let mut arrivals: Vec<_> = sim
+        .fake
+        .requests_for("GetRoleCredentials")
+        .iter()
+        .map(|r| r.at)
+        .collect();
+    arrivals.sort();
+    for w in arrivals.windows(5) {
+        let spread = w[4] - w[0];
+        assert!(
+            spread >= latency,
+            "5 requests arrived within {spread:?}: more than max_concurrency 4 in flight"
+        );
+    }
     let max = sim.fake.max_in_flight();
-    assert!(max <= 4, "{max} requests in flight with max_concurrency 4");
+    assert!(max < 20, "{max} requests in flight with max_concurrency 4");
     // 50 ms of latency each: with 4 at a time they did overlap.
     assert!(max >= 2, "the round ran one request at a time ({max})");
     for i in 0..20 {
         sim.assert_served_on_disk(i);
         assert_eq!(sim.status(i).state, State::Fresh);
     }
-    eprintln!("20 profiles, max_concurrency 4: at most {max} requests in flight");
+    eprintln!(
+        "20 profiles, max_concurrency 4: the fake saw at most {max} requests in flight; round took {:?}",
+        arrivals[19] - arrivals[0]
+    );
 }

@@ -257,6 +257,14 @@ fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) 
                     message: format!("HTTP {status} {code}"),
                     retry_after,
                 },
+                // A success status whose body did not parse (cut short): not a refusal.
+                _ if (200..300).contains(&status) => ResolveError::Transient {
+                    service: SERVICE,
+                    message: format!(
+                        "HTTP {status} with an answer that was cut short or did not parse"
+                    ),
+                    retry_after,
+                },
                 GetRoleCredentialsError::ResourceNotFoundException(_) => ResolveError::Refused {
                     service: SERVICE,
                     code,
@@ -281,7 +289,10 @@ pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveEr
     let message = match err {
         SdkError::TimeoutError(_) => "timed out".to_owned(),
         SdkError::DispatchFailure(d) if d.is_timeout() => "timed out".to_owned(),
-        SdkError::DispatchFailure(d) if d.is_io() => "connection failed or was reset".to_owned(),
+        // A reset after the request was sent comes as "other" (hyper's incomplete message).
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_other() => {
+            "connection failed or was reset".to_owned()
+        }
         SdkError::DispatchFailure(_) => "could not send the request".to_owned(),
         SdkError::ResponseError(_) => "the answer was cut short or did not parse".to_owned(),
         SdkError::ConstructionFailure(_) => "could not build the request".to_owned(),

@@ -735,6 +735,14 @@ fn classify_sts_error(
             retry_after,
         };
     }
+    if (200..300).contains(&status) {
+        // A success status whose body did not parse: cut short, not a refusal.
+        return ResolveError::Transient {
+            service: STS,
+            message: format!("HTTP {status} with an answer that was cut short or did not parse"),
+            retry_after,
+        };
+    }
     ResolveError::Refused {
         service: STS,
         code,

@@ -22,7 +22,7 @@ use crate::sso_cache::{self, CachedToken};
 use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
 use crate::token;
 use crate::view;
-use crate::write::{self, WriteError, WriteOptions};
+use crate::write::{self, Identity, WriteError, WriteOptions};
 
 /// Called with each file credsync has just written (the watcher ignores those changes).
 pub type OnWrite = Arc<dyn Fn(&Path) + Send + Sync>;
@@ -47,27 +47,10 @@ pub struct Managed {
     pub issued: Option<SystemTime>,
     /// While login is required: the token cache file as it was then. No network call is made
     /// again until it changes (the user ran `aws sso login`).
-    pub blocked_on: Option<FileStamp>,
+    pub blocked_on: Option<Option<Identity>>,
     /// The last failure, while the profile is failing.
     pub last_failure: Option<ResolveError>,
     jitter: f64,
-}
-
-/// Identity of a file's content as the OS reports it: enough to notice that it changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp(Option<(u64, u64, SystemTime)>);
-
-impl FileStamp {
-    pub fn of(path: &Path) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
-        FileStamp(std::fs::metadata(path).ok().map(|m| {
-            (
-                m.ino(),
-                m.len(),
-                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            )
-        }))
-    }
 }
 
 /// The outcome of resolving one profile in a round.
@@ -260,7 +243,7 @@ impl Engine {
             };
             if let (Some(stamp), Some(sso)) = (&p.blocked_on, plan.sso()) {
                 let path = sso_cache::path(&cache_dir, sso.cache_key());
-                if *stamp == FileStamp::of(&path)
+                if *stamp == Identity::of_path(&path)
                     && let Some(e) = &p.last_failure
                 {
                     // Still logged out: no network call until the token cache changes.
@@ -543,8 +526,10 @@ impl Engine {
                 s.next_refresh = Some(match e {
                     ResolveError::LoginRequired { .. } => {
                         if let Some(sso) = p.source.as_ref().ok().and_then(Plan::sso) {
-                            p.blocked_on =
-                                Some(FileStamp::of(&sso_cache::path(&cache_dir, sso.cache_key())));
+                            p.blocked_on = Some(Identity::of_path(&sso_cache::path(
+                                &cache_dir,
+                                sso.cache_key(),
+                            )));
                         }
                         now + Duration::from_secs(30)
                     }

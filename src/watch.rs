@@ -30,6 +30,7 @@
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
 //! cannot be read, the inotify limit) are logged and retried at the next batch.
 
+use crate::write::Identity;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -150,7 +151,7 @@ impl Watcher {
             debug!(path = %path.display(), "own write: file is gone, nothing to note");
             return;
         };
-        let Some(identity) = Identity::of(&key) else {
+        let Some(identity) = Identity::of_path(&key) else {
             debug!(path = %path.display(), "own write: cannot stat, nothing to note");
             return;
         };
@@ -508,29 +509,6 @@ fn dir_id(path: &Path) -> Option<DirId> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// A file's identity, to tell credsync's own write from a later edit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    fn of(path: &Path) -> Option<Identity> {
-        let m = fs::metadata(path).ok()?;
-        Some(Identity {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
-
 /// The watch set and the plan it was armed for.
 struct Arming {
     spec: WatchSpec,
@@ -744,7 +722,7 @@ fn is_own_write(own: &mut HashMap<PathBuf, Identity>, path: &Path) -> bool {
     let Some(recorded) = own.get(path) else {
         return false;
     };
-    if Identity::of(path).as_ref() == Some(recorded) {
+    if Identity::of_path(path).as_ref() == Some(recorded) {
         return true;
     }
     own.remove(path);
@@ -1032,20 +1010,20 @@ mod tests {
         fs::write(&path, b"[a]\n").unwrap();
         let mut own = HashMap::new();
         assert!(!is_own_write(&mut own, &path), "nothing recorded");
-        own.insert(path.clone(), Identity::of(&path).unwrap());
+        own.insert(path.clone(), Identity::of_path(&path).unwrap());
         assert!(is_own_write(&mut own, &path));
         assert!(is_own_write(&mut own, &path), "still the same file");
         fs::write(&path, b"[a]\n[b]\n").unwrap();
         assert!(!is_own_write(&mut own, &path), "edited since");
         assert!(own.is_empty(), "a stale record is dropped");
 
-        own.insert(path.clone(), Identity::of(&path).unwrap());
+        own.insert(path.clone(), Identity::of_path(&path).unwrap());
         let replacement = tmp.path().join("new");
         fs::write(&replacement, b"[a]\n[b]\n").unwrap();
         fs::rename(&replacement, &path).unwrap();
         assert!(!is_own_write(&mut own, &path), "replaced by another inode");
 
-        own.insert(path.clone(), Identity::of(&path).unwrap());
+        own.insert(path.clone(), Identity::of_path(&path).unwrap());
         fs::remove_file(&path).unwrap();
         assert!(!is_own_write(&mut own, &path), "deleted");
     }

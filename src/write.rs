@@ -333,9 +333,11 @@ fn ensure_dir(dir: &Path) -> Result<(), WriteError> {
     }
 }
 
-/// What identifies one version of a file: if any of it differs, someone wrote the file.
+/// What identifies one version of a file: if any of it differs, someone wrote the file. Used
+/// here to notice a writer between read and rename, by the watcher to tell credsync's own
+/// writes from the user's, and by the engine to notice a new login in the token cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
+pub struct Identity {
     dev: u64,
     ino: u64,
     len: u64,
@@ -344,7 +346,8 @@ struct Identity {
 }
 
 impl Identity {
-    fn of(m: &fs::Metadata) -> Self {
+    /// The identity in `m`.
+    pub fn of(m: &fs::Metadata) -> Self {
         Identity {
             dev: m.dev(),
             ino: m.ino(),
@@ -352,6 +355,11 @@ impl Identity {
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
         }
+    }
+
+    /// The identity of the file at `path` (symlinks followed), `None` when it cannot be read.
+    pub fn of_path(path: &Path) -> Option<Self> {
+        fs::metadata(path).ok().map(|m| Identity::of(&m))
     }
 }
 

@@ -34,7 +34,7 @@
 //! returns empty fields and a 1970 expiration), so every answer is checked here.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
@@ -694,12 +694,7 @@ fn classify_sts_error(
         SdkError::ServiceError(ctx) => ctx,
         other => return crate::resolve::transient(STS, &other),
     };
-    let retry_after = ctx
-        .raw()
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::resolve::retry_after(ctx.raw().headers().get("retry-after"));
     let status = ctx.raw().status().as_u16();
     let e = ctx.into_err();
     let code = e.code().unwrap_or("unknown").to_owned();
@@ -721,27 +716,15 @@ fn classify_sts_error(
             message,
         };
     }
-    if status == 429 || THROTTLE_CODES.contains(&code.as_str()) {
+    if THROTTLE_CODES.contains(&code.as_str()) {
         return ResolveError::Throttled {
             service: STS,
             code,
             retry_after,
         };
     }
-    if status >= 500 {
-        return ResolveError::Transient {
-            service: STS,
-            message: format!("HTTP {status} {code}"),
-            retry_after,
-        };
-    }
-    if (200..300).contains(&status) {
-        // A success status whose body did not parse: cut short, not a refusal.
-        return ResolveError::Transient {
-            service: STS,
-            message: format!("HTTP {status} with an answer that was cut short or did not parse"),
-            retry_after,
-        };
+    if let Some(e) = crate::resolve::by_status(STS, status, &code, retry_after) {
+        return e;
     }
     ResolveError::Refused {
         service: STS,

@@ -230,57 +230,38 @@ pub async fn sso_role_credentials(
 
 fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) -> ResolveError {
     const SERVICE: &str = "SSO portal";
-    match err {
-        SdkError::ServiceError(ctx) => {
-            let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
-            let status = ctx.raw().status().as_u16();
-            let e = ctx.into_err();
-            let code = e.code().unwrap_or("unknown").to_owned();
+    let SdkError::ServiceError(ctx) = err else {
+        return transient(SERVICE, &err);
+    };
+    let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
+    let status = ctx.raw().status().as_u16();
+    let e = ctx.into_err();
+    let code = e.code().unwrap_or("unknown").to_owned();
+    match e {
+        GetRoleCredentialsError::UnauthorizedException(_) => ResolveError::LoginRequired {
+            reason: format!("the SSO portal refused the cached token ({code})"),
+            login_command: sso.login_command(),
+        },
+        GetRoleCredentialsError::TooManyRequestsException(_) => ResolveError::Throttled {
+            service: SERVICE,
+            code,
+            retry_after,
+        },
+        e => by_status(SERVICE, status, &code, retry_after).unwrap_or_else(|| {
             let message = e.message().unwrap_or("").to_owned();
-            match e {
-                GetRoleCredentialsError::UnauthorizedException(_) => ResolveError::LoginRequired {
-                    reason: format!("the SSO portal refused the cached token ({code})"),
-                    login_command: sso.login_command(),
-                },
-                GetRoleCredentialsError::TooManyRequestsException(_) => ResolveError::Throttled {
-                    service: SERVICE,
-                    code,
-                    retry_after,
-                },
-                _ if status == 429 => ResolveError::Throttled {
-                    service: SERVICE,
-                    code,
-                    retry_after,
-                },
-                _ if status >= 500 => ResolveError::Transient {
-                    service: SERVICE,
-                    message: format!("HTTP {status} {code}"),
-                    retry_after,
-                },
-                // A success status whose body did not parse (cut short): not a refusal.
-                _ if (200..300).contains(&status) => ResolveError::Transient {
-                    service: SERVICE,
-                    message: format!(
-                        "HTTP {status} with an answer that was cut short or did not parse"
-                    ),
-                    retry_after,
-                },
-                GetRoleCredentialsError::ResourceNotFoundException(_) => ResolveError::Refused {
-                    service: SERVICE,
-                    code,
-                    message: format!(
-                        "no role {:?} in account {} for this SSO user ({message})",
-                        sso.role_name, sso.account_id
-                    ),
-                },
-                _ => ResolveError::Refused {
-                    service: SERVICE,
-                    code,
-                    message,
-                },
+            let message = match e {
+                GetRoleCredentialsError::ResourceNotFoundException(_) => format!(
+                    "no role {:?} in account {} for this SSO user ({message})",
+                    sso.role_name, sso.account_id
+                ),
+                _ => message,
+            };
+            ResolveError::Refused {
+                service: SERVICE,
+                code,
+                message,
             }
-        }
-        other => transient(SERVICE, &other),
+        }),
     }
 }
 
@@ -305,6 +286,37 @@ pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveEr
     }
 }
 
-fn retry_after(value: Option<&str>) -> Option<Duration> {
+/// The failures every AWS service answers alike, told by the HTTP status: throttling (429), a
+/// server error (5xx), and a success status whose body did not parse (cut short). `None` for
+/// the rest, which each service classifies by its own error codes.
+pub fn by_status(
+    service: &'static str,
+    status: u16,
+    code: &str,
+    retry_after: Option<Duration>,
+) -> Option<ResolveError> {
+    let code = code.to_owned();
+    match status {
+        429 => Some(ResolveError::Throttled {
+            service,
+            code,
+            retry_after,
+        }),
+        500.. => Some(ResolveError::Transient {
+            service,
+            message: format!("HTTP {status} {code}"),
+            retry_after,
+        }),
+        200..300 => Some(ResolveError::Transient {
+            service,
+            message: format!("HTTP {status} with an answer that was cut short or did not parse"),
+            retry_after,
+        }),
+        _ => None,
+    }
+}
+
+/// A `Retry-After` header in seconds.
+pub fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

@@ -256,60 +256,41 @@ pub async fn refresh_and_store(
 }
 
 fn classify_oidc_error(err: SdkError<CreateTokenError>, login_command: &str) -> ResolveError {
-    match err {
-        SdkError::ServiceError(ctx) => {
-            let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
-            let status = ctx.raw().status().as_u16();
-            let e = ctx.into_err();
-            let code = e.code().unwrap_or("unknown").to_owned();
-            match e {
-                CreateTokenError::InvalidGrantException(_)
-                | CreateTokenError::ExpiredTokenException(_)
-                | CreateTokenError::InvalidClientException(_)
-                | CreateTokenError::UnauthorizedClientException(_)
-                | CreateTokenError::AccessDeniedException(_) => ResolveError::LoginRequired {
-                    reason: format!("SSO-OIDC refused to refresh the SSO token ({code})"),
-                    login_command: login_command.to_owned(),
-                },
-                CreateTokenError::SlowDownException(_) => ResolveError::Throttled {
-                    service: SERVICE,
-                    code,
-                    retry_after,
-                },
-                _ if status == 429 => ResolveError::Throttled {
-                    service: SERVICE,
-                    code,
-                    retry_after,
-                },
-                CreateTokenError::InternalServerException(_) => ResolveError::Transient {
-                    service: SERVICE,
-                    message: format!("HTTP {status} {code}"),
-                    retry_after,
-                },
-                _ if status >= 500 => ResolveError::Transient {
-                    service: SERVICE,
-                    message: format!("HTTP {status} {code}"),
-                    retry_after,
-                },
-                _ if (200..300).contains(&status) => ResolveError::Transient {
-                    service: SERVICE,
-                    message: "the CreateToken answer did not parse".to_owned(),
-                    retry_after: None,
-                },
-                // The server's description is not quoted: only its code and status.
-                _ => ResolveError::Refused {
-                    service: SERVICE,
-                    code,
-                    message: format!("CreateToken failed with HTTP {status}"),
-                },
+    let SdkError::ServiceError(ctx) = err else {
+        return resolve::transient(SERVICE, &err);
+    };
+    let retry_after = resolve::retry_after(ctx.raw().headers().get("retry-after"));
+    let status = ctx.raw().status().as_u16();
+    let e = ctx.into_err();
+    let code = e.code().unwrap_or("unknown").to_owned();
+    match e {
+        CreateTokenError::InvalidGrantException(_)
+        | CreateTokenError::ExpiredTokenException(_)
+        | CreateTokenError::InvalidClientException(_)
+        | CreateTokenError::UnauthorizedClientException(_)
+        | CreateTokenError::AccessDeniedException(_) => ResolveError::LoginRequired {
+            reason: format!("SSO-OIDC refused to refresh the SSO token ({code})"),
+            login_command: login_command.to_owned(),
+        },
+        CreateTokenError::SlowDownException(_) => ResolveError::Throttled {
+            service: SERVICE,
+            code,
+            retry_after,
+        },
+        CreateTokenError::InternalServerException(_) => ResolveError::Transient {
+            service: SERVICE,
+            message: format!("HTTP {status} {code}"),
+            retry_after,
+        },
+        // The server's description is not quoted: only its code and status.
+        _ => resolve::by_status(SERVICE, status, &code, retry_after).unwrap_or_else(|| {
+            ResolveError::Refused {
+                service: SERVICE,
+                code,
+                message: format!("CreateToken failed with HTTP {status}"),
             }
-        }
-        other => resolve::transient(SERVICE, &other),
+        }),
     }
-}
-
-fn retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[cfg(test)]

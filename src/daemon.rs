@@ -57,9 +57,10 @@ pub fn prepare(engine: &mut Engine) {
     }
 }
 
-/// Runs until `shutdown` completes. A round in flight when it does is abandoned before its
-/// write (no file is ever half-written: writes are synchronous and atomic). `reload` reads the
-/// configuration again (for `reload` requests and SIGHUP).
+/// Runs until `shutdown` completes. A round in flight when it does is finished first, write
+/// included: a token refresh whose answer arrived must reach the cache file (SSO-OIDC may have
+/// rotated the refresh token), and every AWS call is bounded by its timeout, so stopping waits
+/// at most that long. `reload` reads the configuration again (for `reload` requests and SIGHUP).
 pub async fn run(
     engine: &mut Engine,
     mut control: Control,
@@ -71,17 +72,11 @@ pub async fn run(
     loop {
         let sessions = engine.due_sessions();
         if !sessions.is_empty() {
-            tokio::select! {
-                _ = engine.refresh_sessions(&sessions) => {}
-                _ = &mut shutdown => break,
-            }
+            engine.refresh_sessions(&sessions).await;
         }
         let due = engine.due();
         if !due.is_empty() {
-            tokio::select! {
-                _ = run_round(engine, &due) => {}
-                _ = &mut shutdown => break,
-            }
+            run_round(engine, &due).await;
         }
         if !engine.removed_targets.is_empty() {
             write_logged(engine);
@@ -91,7 +86,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             Some(cmd) = control.commands.recv() => {
-                handle(engine, cmd, &control.status, reload, &mut shutdown).await;
+                handle(engine, cmd, &control.status, reload).await;
                 watching.follow(engine);
             }
             changes = watching.next() => match changes {
@@ -270,7 +265,6 @@ async fn handle(
     cmd: Command,
     status: &watch::Sender<Status>,
     reload: &dyn Fn() -> Result<Config, String>,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) {
     match cmd {
         Command::Refresh { profile, reply } => {
@@ -288,10 +282,7 @@ async fn handle(
                 )));
                 return;
             }
-            let lines = tokio::select! {
-                l = run_round(engine, &due) => l,
-                _ = shutdown.as_mut() => vec!["stopping; refresh abandoned".to_owned()],
-            };
+            let lines = run_round(engine, &due).await;
             let failed = due
                 .iter()
                 .any(|&i| !engine.profiles[i].status.state.is_healthy());

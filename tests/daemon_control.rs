@@ -303,3 +303,30 @@ fn a_conflict_is_not_retried_in_a_loop_and_clears_when_the_user_removes_the_sect
             .starts_with("# moved my keys elsewhere\n")
     );
 }
+
+#[test]
+fn sigterm_during_a_refresh_finishes_the_write_first() {
+    use support::fake_aws::{Fault, Route};
+    let fake = FakeAws::new();
+    fake.set_fault(
+        Route::GetRoleCredentials,
+        Some(Fault::Delay(Duration::from_millis(1500))),
+    );
+    let env = setup(&fake);
+    env.write_config_toml("[[profiles]]\nsource = \"dev\"\n");
+    let mut daemon = env.daemon(Vec::<String>::new());
+    daemon.expect_within(
+        "a refresh in flight",
+        || fake.in_flight() > 0,
+        Duration::from_secs(20),
+    );
+    let status = daemon.sigterm();
+    assert_eq!(status.code(), Some(0), "{}", daemon.logs());
+    let served = fake
+        .last_credentials("111111111111", "Dev")
+        .expect("served");
+    let (creds, _) = credsync::ini_edit::read_managed(&env.read_credentials(), "dev")
+        .unwrap_or_else(|| panic!("the refresh in flight was not written:\n{}", daemon.logs()));
+    use credsync::secret::ExposeSecret;
+    assert_eq!(creds.access_key_id.expose_secret(), served.access_key_id);
+}

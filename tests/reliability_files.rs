@@ -226,7 +226,7 @@ fn a_full_disk_gives_a_clear_error_and_keeps_the_old_file() {
         return;
     };
     let creds = tmpfs.0.join("credentials");
-    let old = "[mine]\naws_access_key_id = AKIAMINE\naws_secret_access_key = mine\n".repeat(1)
+    let old = "[mine]\naws_access_key_id = AKIAMINE\naws_secret_access_key = mine\n".to_owned()
         + &"# padding\n".repeat(300);
     fs::write(&creds, &old).unwrap();
     fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();

@@ -149,9 +149,8 @@ impl Engine {
     /// restart makes no network call for them. Returns how many were adopted.
     pub fn adopt_existing(&mut self) -> usize {
         let now = self.clock.now();
-        let Ok(text) = std::fs::read_to_string(&self.cfg.aws.credentials_file) else {
-            return 0;
-        };
+        // Never `fs::read_to_string`: a FIFO at the path would block forever.
+        let text = write::read_text_or_empty(&self.cfg.aws.credentials_file);
         let min = self.cfg.refresh.min_remaining;
         let mut adopted = 0;
         for p in self.profiles.iter_mut().filter(|p| p.source.is_ok()) {
@@ -468,7 +467,7 @@ impl Engine {
     /// Whether the credentials file lacks (or differs in) a section credsync should have there:
     /// the user deleted or edited a managed section, so it must be written again.
     pub fn credentials_file_drifted(&self) -> bool {
-        let text = std::fs::read_to_string(&self.cfg.aws.credentials_file).unwrap_or_default();
+        let text = write::read_text_or_empty(&self.cfg.aws.credentials_file);
         self.profiles.iter().any(|p| match &p.credentials {
             Some(c) => !ini_edit::read_managed(&text, &p.entry.target)
                 .is_some_and(|(disk, _)| same_keys(&disk, c)),
@@ -707,7 +706,8 @@ fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
     // Static keys of source profiles, from the credentials file without credsync's own sections
     // (a managed section must never become the source of another profile).
     let path = &cfg.aws.credentials_file;
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Never `fs::read_to_string`: a FIFO at the path would block forever.
+    let text = write::read_text_or_empty(path);
     let credentials = chain::source_credentials(&text, path).unwrap_or_else(|e| {
         tracing::warn!("{e}; static keys in it are not used as role sources");
         BTreeMap::new()

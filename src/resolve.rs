@@ -132,8 +132,18 @@ pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
 }
 
 /// [`sdk_config`] with every call bounded by `timeout`.
+///
+/// The SDK reads the AWS config file (for settings like `endpoint_url`) but never the
+/// credentials file: credsync takes no credentials from it through the SDK, and the SDK's
+/// plain read of it would block forever on a FIFO there and read a huge file whole.
+// `ProfileFiles` is a deprecated alias of `aws_runtime`'s `EnvConfigFiles`, not a dependency.
+#[allow(deprecated)]
 pub async fn sdk_config_with_timeout(region: &str, timeout: Duration) -> aws_config::SdkConfig {
+    let files = aws_config::profile::profile_file::ProfileFiles::builder()
+        .include_default_config_file(true)
+        .build();
     aws_config::defaults(BehaviorVersion::latest())
+        .profile_files(files)
         .region(aws_config::Region::new(region.to_owned()))
         .no_credentials()
         .retry_config(RetryConfig::disabled())

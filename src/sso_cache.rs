@@ -320,12 +320,22 @@ pub fn path(dir: &Path, key: &str) -> PathBuf {
 /// later than `token` (another program refreshed, or the user logged in again: the caller
 /// should read it). A file that does not parse is not overwritten, since the AWS CLI may be
 /// writing it: that is a [`WriteError::Edit`], and the caller tries again shortly.
+///
+/// Temp files a killed credsync left beside this cache file are removed first (the start-up
+/// cleanup only looks beside the credentials file).
 pub fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
     let opts = WriteOptions {
         mode: WriteMode::Atomic,
         new_file_mode: 0o600,
     };
-    crate::write::update(&path(dir, key), &opts, |current| merge_onto(current, token))
+    let target = path(dir, key);
+    if let Err(e) = crate::write::remove_stale_temps(&target) {
+        tracing::warn!(
+            "could not look for stale temp files beside {}: {e}",
+            target.display()
+        );
+    }
+    crate::write::update(&target, &opts, |current| merge_onto(current, token))
 }
 
 /// The edit [`write`] makes: the new bytes, `None` to keep a newer token, or why not now.

@@ -173,6 +173,23 @@ where
     }
 }
 
+/// Reads `path` (symlinks followed) the way [`update`] does: only a regular file of at most
+/// [`MAX_FILE_SIZE`] bytes, and never blocking on a FIFO. `Ok(None)` when it does not exist.
+pub fn read(path: &Path) -> Result<Option<Vec<u8>>, WriteError> {
+    let target = resolve_symlinks(path)?;
+    Ok(read_snapshot(&target)?.map(|s| s.bytes))
+}
+
+/// [`read`] as text: `""` when the file is missing, unreadable, not a regular file, too large
+/// or not UTF-8 (for callers that only look for credsync's own sections).
+pub fn read_text_or_empty(path: &Path) -> String {
+    read(path)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
 /// Removes temp files left beside `path` by a credsync process that no longer runs.
 /// Returns how many were removed.
 ///

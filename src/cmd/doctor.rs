@@ -56,7 +56,7 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     let aws = aws_profile::load(&cfg.aws.config_file);
     out.push(doctor::check_aws_config(&aws, &cfg.aws.config_file));
     if let Ok(aws) = &aws {
-        let credentials = std::fs::read_to_string(&cfg.aws.credentials_file).unwrap_or_default();
+        let credentials = credsync::write::read_text_or_empty(&cfg.aws.credentials_file);
         let cache_dir = &cfg.aws.sso_cache_dir;
         out.extend(doctor::check_profiles(
             cfg,

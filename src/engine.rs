@@ -300,7 +300,7 @@ impl Engine {
                     }
                     (other, _) => other,
                 };
-                (i, creds)
+                (i, creds.and_then(|c| not_yet_expired(c, clock.now())))
             });
         }
         while let Some(joined) = jobs.join_next().await {
@@ -785,4 +785,20 @@ fn same_keys(a: &Credentials, b: &Credentials) -> bool {
             == b.session_token
                 .as_ref()
                 .map(|t| t.expose_secret().to_owned())
+}
+
+/// Refuses credentials that arrive already expired (a wrong clock here or there): writing them
+/// would replace valid ones with useless ones. A transient failure, retried with backoff.
+fn not_yet_expired(creds: Credentials, now: SystemTime) -> Result<Credentials, ResolveError> {
+    match creds.expiration {
+        Some(t) if t <= now => Err(ResolveError::Transient {
+            service: "AWS",
+            message: format!(
+                "the credentials returned had already expired (at {}); check this machine's clock",
+                crate::timefmt::rfc3339(t)
+            ),
+            retry_after: None,
+        }),
+        _ => Ok(creds),
+    }
 }

@@ -497,6 +497,63 @@ fn malformed_body_backs_off_keeps_old_credentials_and_recovers() {
 }
 
 #[test]
+fn a_huge_body_backs_off_keeps_old_credentials_and_recovers() {
+    // 2 MiB of an unterminated JSON string with a 200: read, refused as cut short, retried.
+    let r = outage("huge body", Fault::HugeBody(2 << 20), State::Degraded);
+    assert_backed_off("huge body", &r);
+}
+
+#[test]
+fn slow_answers_within_the_timeout_still_refresh() {
+    let mut sim = Sim::new("slow", 2, "");
+    sim.fake.set_latency(Duration::from_secs(2));
+    let outcomes = sim.round();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+    sim.assert_served_on_disk(0);
+    sim.assert_served_on_disk(1);
+}
+
+#[test]
+fn credentials_that_arrive_already_expired_are_not_written_and_are_retried_with_backoff() {
+    let mut sim = Sim::new("expired", 1, "");
+    let outcomes = sim.round();
+    assert!(outcomes[0].1.is_ok(), "{outcomes:?}");
+    let before = sim.credentials_text();
+    // The portal's clock (or ours) is off: everything it hands out expired a minute ago.
+    sim.fake.set_credential_lifetime_secs(-60);
+    sim.sleep_until_due();
+    let start = sim.now();
+    let sent = sim.fake.count("GetRoleCredentials");
+    while sim.now() < start + HOUR {
+        for (_, o) in sim.round() {
+            let e = o.expect_err("expired credentials are not a success");
+            assert!(e.is_retryable(), "{e}");
+            assert!(e.to_string().contains("already expired"), "{e}");
+        }
+        assert_eq!(
+            sim.credentials_text(),
+            before,
+            "expired credentials were written"
+        );
+        sim.sleep();
+    }
+    let requests = sim.fake.count("GetRoleCredentials") - sent;
+    let bound = backoff_bound(HOUR);
+    assert!(
+        requests <= bound,
+        "{requests} requests in an hour, more than {bound}"
+    );
+    eprintln!("already-expired credentials: {requests} requests/hour (allowed up to {bound})");
+    // The clocks agree again: the next attempt brings usable credentials.
+    sim.fake.set_credential_lifetime(HOUR);
+    sim.sleep_until_due();
+    assert!(sim.round().iter().all(|(_, o)| o.is_ok()));
+    assert_eq!(sim.status(0).state, State::Fresh);
+    sim.assert_served_on_disk(0);
+}
+
+#[test]
 fn unauthorized_asks_once_then_waits_for_a_login() {
     let r = outage(
         "401",

@@ -75,7 +75,8 @@ fn bench_write(c: &mut Criterion) {
             generation += 1;
             let fresh = creds(7, generation);
             let outcome = write::update(&path, &opts, |old| {
-                let old = std::str::from_utf8(old.unwrap_or_default()).map_err(|e| e.to_string())?;
+                let old =
+                    std::str::from_utf8(old.unwrap_or_default()).map_err(|e| e.to_string())?;
                 let sections = [ManagedSection {
                     name: &names[7],
                     credentials: &fresh,

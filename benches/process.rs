@@ -8,14 +8,16 @@
 //!   reaction  4. token written into the cache -> fresh credentials on disk, 50 trials
 //!   status    5. `credsync status` with 100 profiles, 100 runs
 //!   startup   6. exec -> READY=1 with 100 fresh profiles, 20 trials, and no request at start
-//! No section named: all of them. `CREDSYNC_BENCH_CYCLES` (default 10000) and
+//!   status-serve  (for scripts/bench) a daemon of 100 profiles for hyperfine, until
+//!             target/tmp/status-bench.env, which it writes, is removed
+//! No section named: all of them but status-serve. `CREDSYNC_BENCH_CYCLES` (default 10000) and
 //! `CREDSYNC_BENCH_IDLE_SECS` (default 60) shorten the idle section.
 //!
 //! Every figure is printed with the machine's load average at the time: the machine may be
 //! shared, so CPU times (getrusage, /proc/<pid>/stat, schedstat) are given beside wall times.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 mod common;
@@ -44,7 +46,10 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
-    println!("credsync process benches: {}", support::credsync_bin().display());
+    println!(
+        "credsync process benches: {}",
+        support::credsync_bin().display()
+    );
     println!("load at start: {}", load());
     if run("sync") {
         bench_sync();
@@ -63,6 +68,10 @@ fn main() {
     }
     if run("startup") {
         bench_startup();
+    }
+    // Not part of "all": scripts/bench runs it beside hyperfine.
+    if wanted.iter().any(|w| w == "status-serve") {
+        status_serve();
     }
     println!("load at end: {}", load());
 }
@@ -291,7 +300,11 @@ fn bench_sync() {
             fake.reset_records();
             let (wall, cpu, out) = timed(env.cmd(["sync"]));
             assert!(out.status.success(), "{out:?}");
-            assert_eq!(fake.count("GetRoleCredentials"), n, "one request per profile");
+            assert_eq!(
+                fake.count("GetRoleCredentials"),
+                n,
+                "one request per profile"
+            );
             max_in_flight = max_in_flight.max(fake.max_in_flight());
             walls.push(wall);
             cpus.push(cpu);
@@ -330,7 +343,10 @@ fn bench_edit_cpu() {
         per.push((thread_cpu() - c0) / iters);
     }
     println!("  file: {} bytes", text.len());
-    show("CPU per edit (1 section rewritten), 5 batches of 2000", &per);
+    show(
+        "CPU per edit (1 section rewritten), 5 batches of 2000",
+        &per,
+    );
 }
 
 // --- 3. idle ------------------------------------------------------------------------------
@@ -545,4 +561,26 @@ fn bench_startup() {
         },
         load()
     );
+}
+
+/// A daemon of 100 fresh profiles for `hyperfine` (scripts/bench): writes the environment a
+/// `credsync status` needs to target/tmp/status-bench.env and runs until that file is removed.
+fn status_serve() {
+    let fake = FakeAws::new();
+    let env = setup(&fake, 100, true);
+    let daemon = env.daemon(Vec::<String>::new());
+    wait_all(&daemon, &socket(&env), State::Fresh);
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-bench.env");
+    let vars = format!(
+        "unset XDG_CONFIG_HOME CREDSYNC_CONFIG AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE AWS_PROFILE\n\
+         export HOME='{}' XDG_RUNTIME_DIR='{}' CREDSYNC_BIN='{}'\n",
+        env.home().display(),
+        env.run_dir().display(),
+        support::credsync_bin().display()
+    );
+    fs::write(&file, vars).expect("write status-bench.env");
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(daemon);
 }

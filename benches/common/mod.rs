@@ -38,6 +38,9 @@ pub fn thousand_sections() -> (String, Vec<String>) {
         .map(|(name, credentials)| ManagedSection { name, credentials })
         .collect();
     let edit = ini_edit::apply(&text, &sections, &[]);
-    assert!(edit.conflicts.is_empty(), "the benched file has no conflicts");
+    assert!(
+        edit.conflicts.is_empty(),
+        "the benched file has no conflicts"
+    );
     (edit.text, names)
 }

@@ -10,7 +10,7 @@
 //!   startup   6. exec -> READY=1 with 100 fresh profiles, 20 trials, and no request at start
 //!   status-serve  (for scripts/bench) a daemon of 100 profiles for hyperfine, until
 //!             target/tmp/status-bench.env, which it writes, is removed
-//! No section named: all of them but status-serve. `CREDSYNC_BENCH_CYCLES` (default 10000) and
+//! No section named: all of them but status-serve. Under `cargo test` (no `--bench`) nothing runs. `CREDSYNC_BENCH_CYCLES` (default 10000) and
 //! `CREDSYNC_BENCH_IDLE_SECS` (default 60) shorten the idle section.
 //!
 //! Every figure is printed with the machine's load average at the time: the machine may be
@@ -40,11 +40,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MAX_CONCURRENCY: usize = 4;
 
 fn main() {
-    // `cargo bench` passes `--bench`; anything else not starting with `-` names a section.
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`. Without it this is `cargo test --all-targets` (CI's test
+    // command), which builds and starts benches too: minutes of benches do not belong there.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("benches/process.rs: run with `cargo bench --bench process` or scripts/bench");
+        return;
+    }
+    // Anything else not starting with `-` names a section.
+    let wanted: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     println!(
         "credsync process benches: {}",

@@ -333,27 +333,41 @@ impl<'a> Doc<'a> {
     /// one, else `\n`. credsync's own lines only count in a file that has no user lines, so
     /// removing a managed block cannot change the choice for the next edit.
     fn line_ending(&self) -> &'static str {
-        let mut owned = vec![false; self.lines.len()];
-        for section in self.sections.iter().filter(|s| s.marker.is_some()) {
-            owned[section.header] = true;
-            if let Some(m) = section.marker {
-                owned[m] = true;
-            }
-            for (i, role) in section.body.clone().zip(self.roles(section)) {
-                owned[i] = role != Role::User;
-            }
-        }
         fn ending<'l>(line: &Line<'l>) -> &'l str {
             &line.full[line.content.len()..]
         }
-        let first_user = self
-            .lines
-            .iter()
-            .zip(&owned)
-            .find(|(l, own)| !**own && !ending(l).is_empty());
-        let first = first_user
-            .map(|(l, _)| l)
-            .or_else(|| self.lines.iter().find(|l| !ending(l).is_empty()));
+        // Lines are looked at in order and the first user line with an ending decides, so the
+        // roles of a managed section are worked out only when such a line could be in it (and
+        // once): in most files the very first line decides.
+        let mut cached: Option<(usize, Vec<Role>)> = None;
+        let mut first_user = None;
+        for (i, line) in self.lines.iter().enumerate() {
+            if ending(line).is_empty() {
+                continue;
+            }
+            let k = self
+                .sections
+                .partition_point(|s| s.marker.unwrap_or(s.header) <= i);
+            let owned = match k.checked_sub(1).map(|k| (k, &self.sections[k])) {
+                Some((k, s)) if s.marker.is_some() && i < s.body.end => {
+                    if i == s.header || Some(i) == s.marker {
+                        true
+                    } else {
+                        if cached.as_ref().is_none_or(|(c, _)| *c != k) {
+                            cached = Some((k, self.roles(s)));
+                        }
+                        let roles = cached.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+                        roles.get(i - s.body.start).is_some_and(|r| *r != Role::User)
+                    }
+                }
+                _ => false,
+            };
+            if !owned {
+                first_user = Some(line);
+                break;
+            }
+        }
+        let first = first_user.or_else(|| self.lines.iter().find(|l| !ending(l).is_empty()));
         match first {
             Some(line) if ending(line) == "\r\n" => "\r\n",
             _ => "\n",

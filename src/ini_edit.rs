@@ -357,7 +357,9 @@ impl<'a> Doc<'a> {
                             cached = Some((k, self.roles(s)));
                         }
                         let roles = cached.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
-                        roles.get(i - s.body.start).is_some_and(|r| *r != Role::User)
+                        roles
+                            .get(i - s.body.start)
+                            .is_some_and(|r| *r != Role::User)
                     }
                 }
                 _ => false,

@@ -13,8 +13,6 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use credsync::config::{self, Env};
-use credsync::engine::Engine;
 use credsync::ini_edit;
 use credsync::schedule::{self, Clock, ManualClock};
 use credsync::state::State;
@@ -69,25 +67,8 @@ fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
         "corp",
         &botocore_token_json("tok", start + (days + 2) * DAY, None),
     );
-    let vars = [
-        ("AWS_ENDPOINT_URL", fake.url()),
-        ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    // SAFETY: this test binary has one test, and sets the variables before any thread reads them.
-    for (k, v) in &vars {
-        unsafe { std::env::set_var(k, v) };
-    }
-    let cfg_env = Env {
-        home: env.home().to_owned(),
-        vars: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    };
-    let cfg = config::parse(&toml, &env.config_toml_path(), &cfg_env).expect("config");
     let clock = ManualClock::new(start);
-    let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
+    let mut engine = support::in_process_engine(&env, &fake, &toml, Arc::new(clock.clone()));
     // Short timeouts: a hang fault costs a second, not the default HTTP timeout.
     engine.set_http_timeout(Duration::from_secs(2));
     let rt = tokio::runtime::Builder::new_current_thread()

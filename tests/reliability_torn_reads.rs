@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use credsync::config::{self, Env};
 use credsync::engine::Engine;
 use credsync::ini_edit;
 use credsync::schedule::SystemClock;
@@ -213,29 +212,12 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
             Some(("fake-refresh-0", "fake-client-id", "fake-client-secret-0")),
         ),
     );
-    let vars = [
-        ("AWS_ENDPOINT_URL", fake.url()),
-        ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    // SAFETY: this test binary has one test; the variables are set before any thread starts.
-    for (k, v) in &vars {
-        unsafe { std::env::set_var(k, v) };
-    }
-    let cfg_env = Env {
-        home: env.home().to_owned(),
-        vars: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    };
-    let cfg = config::parse(
+    let mut engine = support::in_process_engine(
+        &env,
+        &fake,
         "[[profiles]]\nsource = \"p0\"\ntarget = \"t0\"\n[[profiles]]\nsource = \"p1\"\ntarget = \"t1\"\n",
-        &env.config_toml_path(),
-        &cfg_env,
-    )
-    .expect("config");
-    let mut engine = Engine::new(cfg, Arc::new(SystemClock)).expect("engine");
+        Arc::new(SystemClock),
+    );
     engine.plan_sessions();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,8 +8,6 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use credsync::config::{self, Env};
-use credsync::engine::Engine;
 use credsync::ini_edit;
 use credsync::schedule::{self, Clock, ManualClock};
 use support::fake_aws::FakeAws;
@@ -30,29 +28,13 @@ fn simulate_day(lifetime: Duration) -> usize {
     let start = SystemTime::now();
     fake.add_token("tok");
     env.write_token_cache("corp", &botocore_token_json("tok", start + 2 * DAY, None));
-    let vars = [
-        ("AWS_ENDPOINT_URL", fake.url()),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-    ];
-    // SAFETY: this test binary has one test, and sets the variables before any thread reads them.
-    for (k, v) in &vars {
-        unsafe { std::env::set_var(k, v) };
-    }
-    let cfg_env = Env {
-        home: env.home().to_owned(),
-        vars: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    };
-    let cfg = config::parse(
-        "[[profiles]]\nsource = \"dev\"\n",
-        &env.config_toml_path(),
-        &cfg_env,
-    )
-    .expect("config");
     let clock = ManualClock::new(start);
-    let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
+    let mut engine = support::in_process_engine(
+        &env,
+        &fake,
+        "[[profiles]]\nsource = \"dev\"\n",
+        Arc::new(clock.clone()),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -225,7 +225,12 @@ async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
     {
         tracing::error!("{e}");
         for (i, _) in &outcomes {
-            engine.profiles[*i].status.last_error = Some(e.to_string());
+            let status = &mut engine.profiles[*i].status;
+            status.last_error = Some(e.to_string());
+            // The new credentials did not reach the disk: not fresh, whatever was fetched.
+            if status.state == crate::state::State::Fresh {
+                status.state = crate::state::State::Degraded;
+            }
         }
     }
     let mut lines = Vec::new();

@@ -134,7 +134,10 @@ impl Watching {
             Ok((watcher, rx)) => {
                 let watcher = Arc::new(watcher);
                 let noted = watcher.clone();
-                engine.set_on_write(Arc::new(move |path| noted.note_own_write(path)));
+                engine.set_on_write(Arc::new(move |path, identity| match identity {
+                    Some(identity) => noted.note_own_write_as(path, identity),
+                    None => noted.note_own_write(path),
+                }));
                 self.watcher = Some((watcher, rx));
             }
             Err(e) => tracing::warn!(

@@ -24,8 +24,9 @@ use crate::token;
 use crate::view;
 use crate::write::{self, Identity, WriteError, WriteOptions};
 
-/// Called with each file credsync has just written (the watcher ignores those changes).
-pub type OnWrite = Arc<dyn Fn(&Path) + Send + Sync>;
+/// Called with each file credsync has just written, and its identity when the writer knows it
+/// (the watcher ignores those changes).
+pub type OnWrite = Arc<dyn Fn(&Path, Option<Identity>) + Send + Sync>;
 
 /// Errors that stop the engine before any profile is tried.
 #[derive(Debug, thiserror::Error)]
@@ -479,8 +480,12 @@ impl Engine {
     }
 
     fn notify_write(&self, path: &Path) {
+        self.notify_write_as(path, None);
+    }
+
+    fn notify_write_as(&self, path: &Path, identity: Option<Identity>) {
         if let Some(f) = &self.on_write {
-            f(path);
+            f(path, identity);
         }
     }
 
@@ -578,7 +583,7 @@ impl Engine {
             view::prepare_rewrite(&path)
                 .map_err(|e| view::acl_error(&path, c.uid, e).into_write_error())?;
         }
-        let result = write::update(&path, &opts, |old| {
+        let result = write::update_identified(&path, &opts, |old| {
             let old = match old {
                 None => "",
                 Some(bytes) => std::str::from_utf8(bytes).map_err(|e| {
@@ -593,9 +598,12 @@ impl Engine {
             Ok(Some(edit.text.into_bytes()))
         });
         drop(sections);
-        if matches!(result, Ok(write::Outcome::Written)) {
-            self.notify_write(&path);
-        }
+        let result = result.map(|(outcome, identity)| {
+            if outcome == write::Outcome::Written {
+                self.notify_write_as(&path, identity);
+            }
+            outcome
+        });
         for c in &conflicts {
             for p in self
                 .profiles
@@ -668,20 +676,19 @@ impl Engine {
             sessions
                 .entry(sso.cache_key().to_owned())
                 .or_insert_with(|| {
-                    let token = resolve::read_token(&self.cfg.aws.sso_cache_dir, sso, now).ok();
-                    let token_any = match crate::sso_cache::read(
-                        &self.cfg.aws.sso_cache_dir,
-                        sso.cache_key(),
-                    ) {
-                        Ok(crate::sso_cache::Read::Token(t)) => Some(t),
+                    // One read of the cache file: its expiry, and whether it can be refreshed
+                    // (it must be unexpired for that, and an sso-session token).
+                    let token = match sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key())
+                    {
+                        Ok(sso_cache::Read::Token(t)) => Some(t),
                         _ => None,
                     };
                     SessionStatus {
                         name: sso.cache_key().to_owned(),
-                        token_expires_at: token_any.as_ref().map(|t| t.expires_at),
-                        refreshable: token
-                            .as_ref()
-                            .is_some_and(|t| sso.session.is_some() && t.can_refresh(now)),
+                        token_expires_at: token.as_ref().map(|t| t.expires_at),
+                        refreshable: token.as_ref().is_some_and(|t| {
+                            sso.session.is_some() && !t.is_expired(now) && t.can_refresh(now)
+                        }),
                         login_command: sso.login_command(),
                     }
                 });

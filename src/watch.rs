@@ -157,6 +157,16 @@ impl Watcher {
         };
         lock(&self.shared.own_writes).insert(key, identity);
     }
+
+    /// Like [`Watcher::note_own_write`], with the identity the writer took from the file it
+    /// wrote (so a change made between the write and this call is not mistaken for ours).
+    pub fn note_own_write_as(&self, path: &Path, identity: Identity) {
+        let Ok(key) = fs::canonicalize(path) else {
+            debug!(path = %path.display(), "own write: file is gone, nothing to note");
+            return;
+        };
+        lock(&self.shared.own_writes).insert(key, identity);
+    }
 }
 
 impl Drop for Watcher {

@@ -164,6 +164,19 @@ pub fn update<F>(path: &Path, opts: &WriteOptions, edit: F) -> Result<Outcome, W
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
+    update_identified(path, opts, edit).map(|(outcome, _)| outcome)
+}
+
+/// [`update`], also returning the identity of the file as credsync left it (taken from the
+/// written file itself, so a change someone makes right after cannot be mistaken for it).
+pub fn update_identified<F>(
+    path: &Path,
+    opts: &WriteOptions,
+    edit: F,
+) -> Result<(Outcome, Option<Identity>), WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
     let target = resolve_symlinks(path)?;
     let (dir, name) = split_target(&target)?;
     ensure_dir(&dir)?;
@@ -554,7 +567,7 @@ fn update_atomic<F>(
     name: &OsStr,
     opts: &WriteOptions,
     mut edit: F,
-) -> Result<Outcome, WriteError>
+) -> Result<(Outcome, Option<Identity>), WriteError>
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
@@ -572,8 +585,10 @@ where
                     message,
                 });
             }
-            Ok(None) => return Ok(Outcome::Unchanged),
-            Ok(Some(new)) if Some(new.as_slice()) == current => return Ok(Outcome::Unchanged),
+            Ok(None) => return Ok((Outcome::Unchanged, None)),
+            Ok(Some(new)) if Some(new.as_slice()) == current => {
+                return Ok((Outcome::Unchanged, None));
+            }
             Ok(Some(new)) => new,
         };
         let mode = old.as_ref().map_or(opts.new_file_mode, |s| s.mode) & 0o777;
@@ -581,7 +596,6 @@ where
         set_owner_and_mode(&file, old.as_ref(), mode).map_err(write_err)?;
         file.write_all(&new).map_err(write_err)?;
         file.sync_all().map_err(write_err)?;
-        drop(file);
 
         // Did another program write the target since we read it? Then merge again.
         let now = read_snapshot(target)?;
@@ -591,11 +605,14 @@ where
         }
         fs::rename(&temp.path, target).map_err(write_err)?;
         temp.armed = false;
+        // The inode we wrote, as it is after the rename (which changes its ctime).
+        let identity = file.metadata().ok().map(|m| Identity::of(&m));
+        drop(file);
         sync_dir(dir).map_err(|source| WriteError::Write {
             path: dir.to_path_buf(),
             source,
         })?;
-        return Ok(Outcome::Written);
+        return Ok((Outcome::Written, identity));
     }
     Err(WriteError::ChangedDuringWrite {
         path: target.to_path_buf(),
@@ -643,7 +660,7 @@ fn update_in_place<F>(
     target: &Path,
     opts: &WriteOptions,
     mut edit: F,
-) -> Result<Outcome, WriteError>
+) -> Result<(Outcome, Option<Identity>), WriteError>
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
@@ -694,7 +711,7 @@ where
                         path: target.to_path_buf(),
                         message,
                     }),
-                    Ok(_) => Ok(Outcome::Unchanged),
+                    Ok(_) => Ok((Outcome::Unchanged, None)),
                 };
             }
         };
@@ -706,9 +723,10 @@ where
         file.write_all(&new).map_err(partial)?;
         file.set_len(new.len() as u64).map_err(partial)?;
         file.sync_all().map_err(partial)?;
+        let identity = file.metadata().ok().map(|m| Identity::of(&m));
         // The bytes are on disk; should unlocking fail, closing the file releases the lock.
         let _ = file.unlock();
-        return Ok(Outcome::Written);
+        return Ok((Outcome::Written, identity));
     }
     Err(WriteError::ChangedDuringWrite {
         path: target.to_path_buf(),

@@ -50,6 +50,11 @@ pub fn prepare(engine: &mut Engine) {
         Ok(n) => tracing::info!("removed {n} stale temp file(s) left by an earlier crash"),
         Err(e) => tracing::warn!("could not look for stale temp files: {e}"),
     }
+    for p in &engine.profiles {
+        if let Err(e) = &p.source {
+            tracing::warn!(profile = %p.entry.source, "cannot be managed: {e}");
+        }
+    }
     engine.plan_sessions();
     let adopted = engine.adopt_existing();
     if adopted > 0 {

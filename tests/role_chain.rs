@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use credsync::aws_profile::{self, AwsConfig};
+use credsync::aws_profile::{self, AwsConfig, SsoProfile};
 use credsync::chain::{self, Base, Plan};
 use credsync::resolve::{self, ResolveError};
 use credsync::secret::{Credentials, ExposeSecret};
@@ -182,10 +182,9 @@ fn static_chain_against_the_fake_signs_each_hop_with_the_previous_credentials() 
     assert!(got.expiration.unwrap() > SystemTime::now() + Duration::from_secs(800));
 }
 
-#[test]
-fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
-    let fake = FakeAws::new();
-    let env = SdkEnv::new(&fake.url());
+/// Logs sso-session `corp` in (a token the fake knows, in the cache) and plans profile `b` of
+/// [`SSO_CHAIN_CONFIG`] (SSO -> a -> b): the plan and its SSO base.
+fn logged_in_sso_chain(fake: &FakeAws, env: &SdkEnv) -> (Plan, SsoProfile) {
     fake.add_token("sso-access-token");
     env.home.write_token_cache(
         "corp",
@@ -198,6 +197,14 @@ fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
     let (aws, creds) = parse(SSO_CHAIN_CONFIG, "");
     let plan = chain::plan(&aws, &creds, "b").unwrap();
     let sso = plan.sso().unwrap().clone();
+    (plan, sso)
+}
+
+#[test]
+fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
+    let fake = FakeAws::new();
+    let env = SdkEnv::new(&fake.url());
+    let (plan, sso) = logged_in_sso_chain(&fake, &env);
     assert_eq!(
         (sso.profile.as_str(), sso.role_name.as_str()),
         ("dev", "Dev")
@@ -424,18 +431,7 @@ fn sso_chain_against_moto() {
     // The SSO portal is the fake's (moto has none); the chain's STS calls go to moto.
     let fake = FakeAws::new();
     let env = SdkEnv::new(&fake.url());
-    fake.add_token("sso-access-token");
-    env.home.write_token_cache(
-        "corp",
-        &support::botocore_token_json(
-            "sso-access-token",
-            SystemTime::now() + Duration::from_secs(3600),
-            None,
-        ),
-    );
-    let (aws, creds) = parse(SSO_CHAIN_CONFIG, "");
-    let plan = chain::plan(&aws, &creds, "b").unwrap();
-    let sso = plan.sso().unwrap().clone();
+    let (plan, sso) = logged_in_sso_chain(&fake, &env);
     let (got, caller_a, caller_b) = block_on(async {
         let now = SystemTime::now();
         let token = resolve::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();

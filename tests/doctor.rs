@@ -20,7 +20,7 @@ const VIEW_CONFIG: &str = "[profile dev]\nregion = eu-west-1\ncredential_process
 
 const GOOD_COMPOSE: &str = "# astro dev start layers this over its own compose file\nservices:\n  scheduler:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  webserver:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  triggerer:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n";
 
-const GOOD_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credsync/credentials\nAWS_PROFILE=dev\n";
+const GOOD_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev\n";
 
 fn text(o: &Output) -> String {
     format!(
@@ -173,9 +173,11 @@ fn env_paths_outside_the_mount_fail() {
             "AWS_CONFIG_FILE=/usr/local/airflow/aws/config (from .env) is outside every mount",
             "AWS_SHARED_CREDENTIALS_FILE=/usr/local/airflow/aws/credentials (from .env) is outside every mount",
             "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config",
-            "AWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credsync/credentials",
+            "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
         ],
     );
+    // Never a file credsync does not write.
+    assert!(!text(&o).contains("credsync/credentials"), "{}", text(&o));
 }
 
 #[test]
@@ -365,4 +367,120 @@ fn init_writes_a_config_sync_accepts_and_never_overwrites() {
         creds.contains("[dev]") && creds.contains("[ops]"),
         "{creds}"
     );
+}
+
+/// The fenced code blocks of a Markdown text, in order: (info string, body).
+fn fenced_blocks(md: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, String, usize)> = None; // (info, body, indent)
+    for line in md.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut open {
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```") {
+                    open = Some((info.trim().to_owned(), String::new(), indent));
+                }
+            }
+            Some((info, body, ind)) => {
+                if trimmed.starts_with("```") {
+                    out.push((std::mem::take(info), std::mem::take(body)));
+                    open = None;
+                } else {
+                    body.push_str(line.get(*ind..).unwrap_or(line.trim_start()));
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// docs/astro.md, step by step, as a user follows it: its credsync config (with an SSO profile
+/// `dev-admin` in ~/.aws/config, logged in), `credsync sync`, then for each Airflow version the
+/// doc shows, a project with its Dockerfile, compose override and `.env`. `doctor --project`
+/// passes each with 0 failed and 0 warned. The snippets are read from the doc itself, so the
+/// doc and this test cannot drift apart.
+#[test]
+fn the_project_docs_astro_md_builds_passes_doctor() {
+    let md = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/astro.md"))
+        .expect("read docs/astro.md");
+    let blocks = fenced_blocks(&md);
+    let of = |info: &str| -> Vec<&str> {
+        blocks
+            .iter()
+            .filter(|(i, _)| i == info)
+            .map(|(_, b)| b.as_str())
+            .collect()
+    };
+    let config_toml = of("toml")[0];
+    let dockerfiles = of("dockerfile");
+    let overrides = of("yaml");
+    let dotenv = of("sh")[0];
+    assert_eq!(
+        dockerfiles.len(),
+        2,
+        "docs/astro.md shows Airflow 3 and Airflow 2"
+    );
+    assert_eq!(
+        overrides.len(),
+        dockerfiles.len(),
+        "one override per Dockerfile"
+    );
+    assert!(
+        config_toml.contains("source = \"dev-admin\""),
+        "{config_toml}"
+    );
+
+    // Step 1: credsync's config as the doc gives it, and a logged-in SSO profile `dev-admin`.
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile dev-admin]\nsso_session = corp\nsso_account_id = 111111111111\n\
+         sso_role_name = Admin\nregion = eu-west-1\n",
+    );
+    env.write_config_toml(config_toml);
+    fake.add_token("tok-corp");
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json("tok-corp", SystemTime::now() + 8 * HOUR, None),
+    );
+    let o = env.run(["sync"]);
+    assert!(o.status.success(), "credsync sync: {}", text(&o));
+    assert!(
+        fs::read_to_string(env.aws_dir().join("credsync/config"))
+            .unwrap()
+            .contains("credential_process = cat /home/astro/.aws/credsync/dev.json"),
+        "the view as the doc describes it"
+    );
+
+    // Steps 2 and 3, for each Airflow version.
+    for (dockerfile, compose) in dockerfiles.iter().zip(&overrides) {
+        let project = env.root().join(format!("project-{}", dockerfile.len()));
+        fs::create_dir_all(&project).unwrap();
+        fs::write(project.join("Dockerfile"), dockerfile).unwrap();
+        fs::write(project.join("docker-compose.override.yml"), compose).unwrap();
+        fs::write(project.join(".env"), dotenv).unwrap();
+        let mut args = vec![OsArg::from("doctor"), "--project".into()];
+        args.push(project.clone().into());
+        let o = env.run(args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{dockerfile}{t}");
+        assert!(t.contains(": 0 failed, 0 warned"), "{dockerfile}{t}");
+        let version = if dockerfile.contains("runtime:3.") {
+            3
+        } else {
+            2
+        };
+        assert!(
+            t.contains(&format!("ok    Airflow {version} project (FROM ")),
+            "{dockerfile}{t}"
+        );
+        assert!(t.contains("table row 3"), "{t}");
+        assert!(
+            t.contains("AWS_SHARED_CREDENTIALS_FILE=/dev/null: no credentials file"),
+            "{t}"
+        );
+    }
 }

@@ -117,6 +117,7 @@ fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
     };
     let compose = read(COMPOSE_FILE);
     let dotenv = read(".env");
+    let dockerfile = read("Dockerfile");
     let config_path = match &cfg.origin {
         Origin::File(p) => p.clone(),
         Origin::Default { config_path, .. } => config_path.clone(),
@@ -125,6 +126,7 @@ fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
         dir,
         compose: compose.as_deref(),
         dotenv: dotenv.as_deref(),
+        dockerfile: dockerfile.as_deref(),
         home: &env.home,
         check_uid: cfg!(target_os = "linux"),
     };

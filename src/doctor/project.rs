@@ -1,8 +1,10 @@
 //! `credsync doctor --project DIR`: does an Astro project's containers see what credsync
 //! writes? Reads `DIR/docker-compose.override.yml` and `DIR/.env`, and checks the mounts of
 //! `~/.aws` (or of files credsync writes), the container's `AWS_CONFIG_FILE`,
-//! `AWS_SHARED_CREDENTIALS_FILE` and `AWS_PROFILE`, which row of design.md's table the
-//! container is on, and whether the container's uid can read what it needs.
+//! `AWS_SHARED_CREDENTIALS_FILE` and `AWS_PROFILE`, which row of the table in docs/astro.md
+//! ("Which setup are you on?") the container is on, whether every Airflow service of the
+//! project's Airflow version (read from the `Dockerfile`'s `FROM`) mounts `~/.aws`, and whether
+//! the container's uid can read what it needs.
 //!
 //! The host is reached through [`HostFs`] so the checks run on a fake in unit tests.
 
@@ -24,6 +26,73 @@ pub const COMPOSE_FILE: &str = "docker-compose.override.yml";
 pub const CONTAINER_HOME: &str = "/home/astro";
 /// Astro's `astro` user (native Linux Docker keeps host uids).
 pub const ASTRO_UID: u32 = 50000;
+
+/// The Airflow services `astro dev start` runs, by Airflow major version.
+pub const AIRFLOW2_SERVICES: &[&str] = &["scheduler", "webserver", "triggerer"];
+pub const AIRFLOW3_SERVICES: &[&str] = &["scheduler", "dag-processor", "api-server", "triggerer"];
+
+/// The Airflow a project runs, as read from its `Dockerfile`'s first `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Airflow {
+    /// 2 or 3.
+    pub major: u8,
+    /// The image as written after `FROM`.
+    pub image: String,
+}
+
+impl Airflow {
+    /// The services of this Airflow that run DAG or task code.
+    pub fn services(&self) -> &'static [&'static str] {
+        if self.major >= 3 {
+            AIRFLOW3_SERVICES
+        } else {
+            AIRFLOW2_SERVICES
+        }
+    }
+}
+
+/// The Airflow major version of a `Dockerfile`'s base image, when its first `FROM` names one
+/// credsync recognises:
+/// - Astro Runtime (`…/astro-runtime` or `…/runtime`): tags `X.Y-Z` (e.g. `3.0-2`, the
+///   scheme of the Airflow 3 based releases) are Airflow `X`; semver tags `X.Y.Z` (e.g.
+///   `12.1.0`, every Airflow 2 based release) are Airflow 2;
+/// - `apache/airflow` and Astronomer Certified (`ap-airflow`): the tag's major version.
+pub fn airflow_of(dockerfile: &str) -> Option<Airflow> {
+    let image = dockerfile.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        if !words.next()?.eq_ignore_ascii_case("FROM") {
+            return None;
+        }
+        words.find(|w| !w.starts_with("--"))
+    })?;
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    let (name, tag) = last.split_once(':')?;
+    let digits = |s: &str| -> Option<u8> {
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        s[..end].parse().ok()
+    };
+    let major = match name {
+        "astro-runtime" | "runtime" => {
+            let (first, rest) = tag.split_once('.')?;
+            let first: u8 = first.parse().ok()?;
+            let minor_end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            match rest[minor_end..].chars().next() {
+                Some('-') if minor_end > 0 => first,
+                Some('.') if minor_end > 0 => 2,
+                _ => return None,
+            }
+        }
+        "airflow" | "ap-airflow" => digits(tag)?,
+        _ => return None,
+    };
+    matches!(major, 2 | 3).then(|| Airflow {
+        major,
+        image: image.to_owned(),
+    })
+}
 
 /// What a host path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +136,8 @@ pub struct Project<'a> {
     pub dir: &'a Path,
     pub compose: Option<&'a str>,
     pub dotenv: Option<&'a str>,
+    /// The project's `Dockerfile`, whose `FROM` says the Airflow version.
+    pub dockerfile: Option<&'a str>,
     pub home: &'a Path,
     /// Whether to check the container uid's access (native Linux Docker; Docker Desktop
     /// shares files through a VM where host ownership does not apply).
@@ -132,6 +203,7 @@ pub fn check(cfg: &Config, config_path: &Path, p: &Project<'_>, fs: &dyn HostFs)
         }
     }
     let all: Vec<&str> = relevant.iter().map(|(s, _)| s.name.as_str()).collect();
+    out.push(ctx.services_check(&all));
     for (mut c, names) in per_service {
         if names.len() != all.len() {
             c.what = format!("{} [{}]", c.what, names.join(", "));
@@ -162,6 +234,7 @@ struct Ctx<'a> {
     fs: &'a dyn HostFs,
     dotenv: BTreeMap<String, String>,
     uid: u32,
+    airflow: Option<Airflow>,
 }
 
 impl<'a> Ctx<'a> {
@@ -182,6 +255,7 @@ impl<'a> Ctx<'a> {
                 .as_ref()
                 .and_then(|c| c.uid)
                 .unwrap_or(ASTRO_UID),
+            airflow: p.dockerfile.and_then(airflow_of),
         }
     }
 
@@ -203,18 +277,106 @@ impl<'a> Ctx<'a> {
         format!("- ~/.aws:{CONTAINER_HOME}/.aws:ro")
     }
 
-    fn compose_snippet(&self) -> String {
+    /// `services:` with the `~/.aws` mount for each of `names`.
+    fn services_block(&self, names: &[&str]) -> String {
         let mut s = String::from("services:\n");
-        for svc in ["scheduler", "webserver", "triggerer"] {
+        for svc in names {
             s += &format!("  {svc}:\n    volumes:\n      {}\n", self.aws_mount_line());
         }
-        if let Some(v) = &self.cfg.container {
-            s += &format!(
-                "and to .env:\nAWS_CONFIG_FILE={0}/config\nAWS_SHARED_CREDENTIALS_FILE={0}/credentials",
-                v.path_in_container
-            );
+        s
+    }
+
+    /// The whole override to paste, for the project's Airflow (both versions when unknown),
+    /// and with the view, its `.env` lines.
+    fn compose_snippet(&self) -> String {
+        let mut s = match &self.airflow {
+            Some(a) => self.services_block(a.services()),
+            None => format!(
+                "for Airflow 3 (FROM …/runtime:3.x-N):\n{}for Airflow 2 (FROM \
+                 …/astro-runtime:X.Y.Z, e.g. 12.1.0):\n{}",
+                self.services_block(AIRFLOW3_SERVICES),
+                self.services_block(AIRFLOW2_SERVICES)
+            ),
+        };
+        if let Some(env) = self.view_env() {
+            s += &format!("and to .env:\n{env}");
         }
         s.trim_end().to_owned()
+    }
+
+    /// The `.env` lines that put a container on the view (row 3): its config, no credentials
+    /// file (`/dev/null` defines no profile, so botocore goes on to `credential_process`), and
+    /// a target as the profile.
+    fn view_env(&self) -> Option<String> {
+        let v = self.cfg.container.as_ref()?;
+        let profile = self
+            .cfg
+            .profiles
+            .first()
+            .map_or("default", |p| p.target.as_str());
+        Some(format!(
+            "AWS_CONFIG_FILE={}/config\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE={profile}",
+            v.path_in_container
+        ))
+    }
+
+    /// Which of the project's Airflow services lack the `~/.aws` mount. `mounted`: the
+    /// services that mount `~/.aws` or a file credsync writes.
+    fn services_check(&self, mounted: &[&str]) -> Check {
+        let Some(a) = &self.airflow else {
+            let why = match self.p.dockerfile {
+                None => "the project has no Dockerfile".to_owned(),
+                Some(_) => {
+                    "its Dockerfile's FROM names no Astro Runtime or Airflow image credsync \
+                            recognises"
+                        .to_owned()
+                }
+            };
+            return Check::ok(format!(
+                "Airflow version unknown ({why}): not checked which Airflow services lack the \
+                 ~/.aws mount"
+            ));
+        };
+        let missing: Vec<&str> = a
+            .services()
+            .iter()
+            .copied()
+            .filter(|n| !mounted.contains(n))
+            .collect();
+        let all = a.services().join(", ");
+        if missing.is_empty() {
+            return Check::ok(format!(
+                "Airflow {} project (FROM {}): its services {all} all mount ~/.aws",
+                a.major, a.image
+            ));
+        }
+        let why = if missing.contains(&"dag-processor") {
+            " (the DAG processor runs top-level DAG code, which may read Variables and \
+             Connections)"
+        } else {
+            ""
+        };
+        Check::warn(
+            format!(
+                "Airflow {} project (FROM {}) runs {all}; {} {} no mount of ~/.aws: \
+                 {} no AWS credentials{why}",
+                a.major,
+                a.image,
+                missing.join(", "),
+                if missing.len() == 1 { "has" } else { "have" },
+                if missing.len() == 1 {
+                    "that container sees"
+                } else {
+                    "those containers see"
+                },
+            ),
+            format!(
+                "add under services: in {COMPOSE_FILE}:\n{}",
+                self.services_block(&missing)
+                    .trim_start_matches("services:\n")
+                    .trim_end()
+            ),
+        )
     }
 
     /// A mount source on the host: `$HOME`, `${HOME}`, `${VAR:-default}` (from `.env`) and `~`
@@ -416,10 +578,12 @@ impl<'a> Ctx<'a> {
             }
         }
 
+        // A file variable set but empty is botocore's "no such file" (it opens the path as
+        // given); only an unset one takes the default.
         let var = |k: &str, default: String| -> (String, Option<&'static str>) {
             match env.get(k) {
-                Some((v, from)) if !v.is_empty() => (v.clone(), Some(*from)),
-                _ => (default, None),
+                Some((v, from)) => (v.clone(), Some(*from)),
+                None => (default, None),
             }
         };
         let (config_c, config_from) =
@@ -428,20 +592,43 @@ impl<'a> Ctx<'a> {
             "AWS_SHARED_CREDENTIALS_FILE",
             format!("{CONTAINER_HOME}/.aws/credentials"),
         );
-        let (profile, _) = var("AWS_PROFILE", "default".to_owned());
-        let config_host = self.map(mounts, &config_c);
-        let creds_host = self.map(mounts, &creds_c);
-        let view_config = view.map(|v| v.dir.join("config"));
-        let suggest_env = match view {
-            Some(v) => format!(
-                "AWS_CONFIG_FILE={0}/config\nAWS_SHARED_CREDENTIALS_FILE={0}/credentials",
-                v.path_in_container
-            ),
-            None => format!(
+        let (profile, _) = match var("AWS_PROFILE", "default".to_owned()) {
+            (p, _) if p.is_empty() => ("default".to_owned(), None),
+            other => other,
+        };
+        let suggest_env = self.view_env().unwrap_or_else(|| {
+            format!(
                 "AWS_CONFIG_FILE={CONTAINER_HOME}/.aws/config\n\
                  AWS_SHARED_CREDENTIALS_FILE={CONTAINER_HOME}/.aws/credentials"
-            ),
+            )
+        });
+        if config_c.is_empty() {
+            out.push(Check::fail(
+                format!(
+                    "AWS_CONFIG_FILE is set but empty (from {}): botocore in the container \
+                     reads no config file",
+                    config_from.unwrap_or(".env")
+                ),
+                format!("set in .env:\n{suggest_env}"),
+            ));
+            return Row { checks: out, sso };
+        }
+        let config_host = self.map(mounts, &config_c);
+        // The container reads no credentials file: `/dev/null`, or set but empty.
+        let no_creds =
+            creds_c.is_empty() || normalize(Path::new(&creds_c)) == Path::new("/dev/null");
+        let creds_host = if no_creds {
+            None
+        } else {
+            self.map(mounts, &creds_c)
         };
+        let view_config = view.map(|v| v.dir.join("config"));
+        // The container is set up for the view (row 3): there the credentials file is needed
+        // by nothing, and only matters when it defines the profile.
+        let view_row = view.is_some_and(|v| {
+            config_c == format!("{}/config", v.path_in_container)
+                || config_host.as_ref().map(|(h, ..)| h) == view_config.as_ref()
+        });
         for (name, path, from, host) in [
             ("AWS_CONFIG_FILE", &config_c, config_from, &config_host),
             (
@@ -451,7 +638,8 @@ impl<'a> Ctx<'a> {
                 &creds_host,
             ),
         ] {
-            if host.is_none() {
+            let needed = name == "AWS_CONFIG_FILE" || !(no_creds || view_row);
+            if host.is_none() && needed {
                 let what = match from {
                     Some(from) => format!("{name}={path} (from {from}) is outside every mount"),
                     None => {
@@ -559,6 +747,23 @@ impl<'a> Ctx<'a> {
                             ),
                             format!("set in .env:\n{suggest_env}"),
                         ));
+                    } else {
+                        let which = if creds_c.is_empty() {
+                            "AWS_SHARED_CREDENTIALS_FILE is set but empty: no credentials file"
+                                .to_owned()
+                        } else if no_creds {
+                            format!("AWS_SHARED_CREDENTIALS_FILE={creds_c}: no credentials file")
+                        } else if creds_host.is_none() {
+                            format!(
+                                "{creds_c} is outside every mount: no credentials file from the \
+                                 host"
+                            )
+                        } else {
+                            format!("the credentials file {creds_c} does not define [{profile}]")
+                        };
+                        out.push(Check::ok(format!(
+                            "{which}, so botocore goes on to the view's credential_process"
+                        )));
                     }
                 }
                 None => out.push(Check::fail(
@@ -605,12 +810,8 @@ impl<'a> Ctx<'a> {
                     })
                     .map(|p| p.target.clone());
                 let mut fix = String::new();
-                if let Some(v) = view {
-                    fix += &format!(
-                        "use the view (row 3), in .env:\nAWS_CONFIG_FILE={0}/config\n\
-                         AWS_SHARED_CREDENTIALS_FILE={0}/credentials\n",
-                        v.path_in_container
-                    );
+                if let Some(env) = self.view_env() {
+                    fix += &format!("use the view (row 3), in .env:\n{env}\n");
                 }
                 match alt {
                     Some(t) => {
@@ -917,14 +1118,17 @@ mod tests {
             dir: Path::new("/proj"),
             compose: Some(compose),
             dotenv: Some(dotenv),
+            dockerfile: Some(DOCKERFILE),
             home: Path::new("/h"),
             check_uid: true,
         };
         check(cfg, Path::new("/h/.config/credsync/config.toml"), &p, fs)
     }
 
-    const GOOD_COMPOSE: &str = "services:\n  scheduler:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  webserver:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n";
-    const GOOD_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credsync/credentials\nAWS_PROFILE=dev\n";
+    const DOCKERFILE: &str = "FROM quay.io/astronomer/astro-runtime:12.1.0\n";
+
+    const GOOD_COMPOSE: &str = "services:\n  scheduler:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  webserver:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  triggerer:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n";
+    const GOOD_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev\n";
 
     #[test]
     fn a_correct_project_passes() {
@@ -1060,5 +1264,175 @@ mod tests {
         assert_eq!(interpolate("${X:-/x}/a:$D", h, &env), "/x/a:/d");
         assert_eq!(interpolate("$$HOME", h, &env), "$HOME");
         assert_eq!(normalize(Path::new("/a/./b/../c/")), Path::new("/a/c"));
+    }
+
+    #[test]
+    fn airflow_version_from_the_dockerfile() {
+        let major = |d: &str| airflow_of(d).map(|a| a.major);
+        assert_eq!(
+            major("FROM astrocrpublic.azurecr.io/astronomer/astro-runtime:3.0-2\n"),
+            Some(3)
+        );
+        assert_eq!(
+            major("FROM astrocrpublic.azurecr.io/runtime:3.1-12\n"),
+            Some(3)
+        );
+        assert_eq!(
+            major(
+                "# base\nfrom --platform=linux/amd64 quay.io/astronomer/astro-runtime:3.0-2-python-3.12 AS base\n"
+            ),
+            Some(3)
+        );
+        assert_eq!(
+            major("FROM quay.io/astronomer/astro-runtime:12.1.0\n"),
+            Some(2)
+        );
+        assert_eq!(
+            major("FROM quay.io/astronomer/astro-runtime:9.0.0-python-3.10\n"),
+            Some(2)
+        );
+        // The first Runtime 3.x (2021) was semver and Airflow 2.2.
+        assert_eq!(
+            major("FROM quay.io/astronomer/astro-runtime:3.0.4\n"),
+            Some(2)
+        );
+        assert_eq!(major("FROM apache/airflow:3.0.1\n"), Some(3));
+        assert_eq!(
+            major("FROM quay.io/astronomer/ap-airflow:2.4.3-onbuild\n"),
+            Some(2)
+        );
+        assert_eq!(major("FROM python:3.12\n"), None);
+        assert_eq!(major("FROM quay.io/astronomer/astro-runtime\n"), None);
+        assert_eq!(major("RUN echo\n"), None);
+    }
+
+    #[test]
+    fn airflow_services_without_the_mount_are_named() {
+        let (cfg, fs) = setup("[container]\nuid = 50000\n");
+        let compose2 = "services:\n  scheduler:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  triggerer:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n";
+        let check = |compose: &str, dockerfile: Option<&str>| {
+            let p = Project {
+                dir: Path::new("/proj"),
+                compose: Some(compose),
+                dotenv: Some(GOOD_ENV),
+                dockerfile,
+                home: Path::new("/h"),
+                check_uid: true,
+            };
+            let c = check(&cfg, Path::new("/h/.config/credsync/config.toml"), &p, &fs);
+            super::super::render(&c)
+        };
+        // Airflow 2: webserver is missing.
+        let text = check(compose2, Some(DOCKERFILE));
+        assert!(
+            text.contains("warn  Airflow 2 project (FROM quay.io/astronomer/astro-runtime:12.1.0) runs scheduler, webserver, triggerer; webserver has no mount of ~/.aws"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: add under services: in docker-compose.override.yml:\n             webserver:\n               volumes:\n                 - ~/.aws:/home/astro/.aws:ro\n"),
+            "{text}"
+        );
+        // Airflow 3: dag-processor and api-server are missing, webserver is not asked for.
+        let text = check(
+            compose2,
+            Some("FROM astrocrpublic.azurecr.io/astronomer/astro-runtime:3.0-2\n"),
+        );
+        assert!(
+            text.contains("runs scheduler, dag-processor, api-server, triggerer; dag-processor, api-server have no mount of ~/.aws"),
+            "{text}"
+        );
+        assert!(text.contains("top-level DAG code"), "{text}");
+        assert!(!text.contains("webserver"), "{text}");
+        // All four mounted: ok.
+        let compose3 = format!(
+            "{compose2}  dag-processor:\n    volumes:\n      - ~/.aws:/home/astro/.aws:ro\n  api-server:\n    volumes:\n      - ${{HOME}}/.aws:/home/astro/.aws:ro\n"
+        );
+        let text = check(
+            &compose3,
+            Some("FROM astrocrpublic.azurecr.io/astronomer/astro-runtime:3.0-2\n"),
+        );
+        assert!(
+            text.contains("ok    Airflow 3 project (FROM astrocrpublic.azurecr.io/astronomer/astro-runtime:3.0-2): its services scheduler, dag-processor, api-server, triggerer all mount ~/.aws"),
+            "{text}"
+        );
+        // Unknown version: said, and the snippet for a project without mounts shows both sets.
+        let text = check(compose2, None);
+        assert!(
+            text.contains("Airflow version unknown (the project has no Dockerfile)"),
+            "{text}"
+        );
+        let text = check("services:\n  scheduler:\n    image: x\n", None);
+        assert!(
+            text.contains("for Airflow 3 (FROM …/runtime:3.x-N):"),
+            "{text}"
+        );
+        assert!(text.contains("  dag-processor:"), "{text}");
+        assert!(text.contains("  webserver:"), "{text}");
+    }
+
+    #[test]
+    fn the_view_row_accepts_a_credentials_file_without_the_profile() {
+        let (cfg, fs) = setup("[container]\nuid = 50000\n");
+        for (creds, says) in [
+            (
+                "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE=/dev/null: no credentials file",
+            ),
+            (
+                "",
+                "AWS_SHARED_CREDENTIALS_FILE is set but empty: no credentials file",
+            ),
+            (
+                "/opt/none",
+                "/opt/none is outside every mount: no credentials file from the host",
+            ),
+            (
+                "/home/astro/.aws/credentials",
+                "the credentials file /home/astro/.aws/credentials does not define [dev]",
+            ),
+        ] {
+            let (cfg, fs) = if creds.ends_with(".aws/credentials") {
+                // The host's credentials file with other profiles only.
+                let (c, f) = setup("[container]\nuid = 50000\n");
+                f.file(
+                    "/h/.aws/credentials",
+                    "[other]\naws_access_key_id = A\naws_secret_access_key = B\n",
+                    0o644,
+                );
+                (c, f)
+            } else {
+                (cfg.clone(), setup("[container]\nuid = 50000\n").1)
+            };
+            let env = format!(
+                "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE={creds}\nAWS_PROFILE=dev\n"
+            );
+            let c = run(&cfg, &fs, GOOD_COMPOSE, &env);
+            let text = super::super::render(&c);
+            assert_eq!(super::super::worst(&c), Level::Ok, "{creds:?}: {text}");
+            assert!(text.contains(says), "{creds:?}: {text}");
+            assert!(text.contains("table row 3"), "{text}");
+        }
+        // A credentials file that defines the profile is warned about, and the fix is the
+        // view's .env lines with /dev/null, never a file credsync does not write.
+        let env = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_PROFILE=dev\n";
+        let text = super::super::render(&run(&cfg, &fs, GOOD_COMPOSE, env));
+        assert!(
+            text.contains("defines [dev]: botocore uses those keys before credential_process"),
+            "{text}"
+        );
+        assert!(
+            text.contains("AWS_SHARED_CREDENTIALS_FILE=/dev/null"),
+            "{text}"
+        );
+        assert!(!text.contains("credsync/credentials"), "{text}");
+        // Outside the view row, a credentials path in no mount still fails.
+        let (cfg, fs) = setup("");
+        let text = super::super::render(&run(
+            &cfg,
+            &fs,
+            GOOD_COMPOSE,
+            "AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials\nAWS_PROFILE=dev\n",
+        ));
+        assert!(text.contains("AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials (from .env) is outside every mount"), "{text}");
     }
 }

@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
 pub fn run(config: Option<&Path>) -> ExitCode {
-    credsync::logging::init("info");
+    credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
     let cfg = match super::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,

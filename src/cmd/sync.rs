@@ -16,7 +16,7 @@ use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 const ATTEMPTS: u32 = 3;
 
 pub fn run(config: Option<&Path>) -> ExitCode {
-    credsync::logging::init("warn");
+    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
     let cfg = match super::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,

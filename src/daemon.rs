@@ -115,8 +115,9 @@ struct Watching {
     watcher: Option<(Arc<crate::watch::Watcher>, mpsc::Receiver<BTreeSet<Change>>)>,
 }
 
-/// How long the watcher collects events before telling the daemon.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+/// After reporting a change at once, how long the watcher gathers the events that follow into
+/// one more batch (an editor's or the AWS CLI's save is several events).
+const COALESCE: Duration = Duration::from_millis(100);
 
 impl Watching {
     fn start(engine: &mut Engine) -> Watching {
@@ -135,7 +136,7 @@ impl Watching {
             return;
         }
         self.watcher = None;
-        match crate::watch::start(spec.clone(), DEBOUNCE) {
+        match crate::watch::start(spec.clone(), COALESCE) {
             Ok((watcher, rx)) => {
                 let watcher = Arc::new(watcher);
                 let noted = watcher.clone();

@@ -537,7 +537,9 @@ impl Engine {
                         }
                         now + Duration::from_secs(30)
                     }
-                    ResolveError::TokenUnreadable { .. } => now + Duration::from_secs(1),
+                    ResolveError::TokenUnreadable { .. } => {
+                        now + schedule::unreadable_token_retry(s.consecutive_failures)
+                    }
                     _ if e.is_retryable() => {
                         now + schedule::backoff(
                             s.consecutive_failures,

@@ -123,6 +123,17 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Dur
 }
 
 /// How long to sleep before looking again: until `next`, but at most [`MAX_SLEEP`].
+/// When to read a token file again that did not parse, after `failures` such reads in a row.
+/// The AWS CLI writes the token cache in place (truncate, then write), so the file is usually
+/// whole a few milliseconds later: 5 ms, doubling, at most a second.
+pub fn unreadable_token_retry(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_millis(5);
+    const LAST: Duration = Duration::from_secs(1);
+    FIRST
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(LAST)
+}
+
 pub fn sleep_for(now: SystemTime, next: Option<SystemTime>) -> Duration {
     match next {
         Some(next) => next.duration_since(now).unwrap_or_default().min(MAX_SLEEP),
@@ -138,6 +149,18 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    #[test]
+    fn an_unreadable_token_is_read_again_within_milliseconds_then_less_often() {
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(unreadable_token_retry(1), ms(5));
+        assert_eq!(unreadable_token_retry(2), ms(10));
+        assert_eq!(unreadable_token_retry(5), ms(80));
+        assert_eq!(unreadable_token_retry(9), ms(1000));
+        assert_eq!(unreadable_token_retry(u32::MAX), ms(1000));
+        // A first failure counted as 0 still waits, never a hot loop.
+        assert_eq!(unreadable_token_retry(0), ms(5));
     }
 
     #[test]

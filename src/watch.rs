@@ -15,16 +15,21 @@
 //!   After every batch the watch set is planned again from the paths, until it is stable, so a
 //!   directory created between two looks is not missed; a deleted and re-created directory is
 //!   watched again.
-//! - **Debounce.** The first relevant event opens a window of `debounce`; everything until it
-//!   closes becomes one `BTreeSet<Change>`. The notify callback only converts the event and
+//! - **React at once, then coalesce.** The first relevant event (with whatever is already
+//!   queued beside it) is reported at once, as one `BTreeSet<Change>`; events arriving within
+//!   `window` after it become one more batch, and so on while they keep coming. A login is
+//!   acted on without waiting for the burst to end; the AWS CLI writing the token file in place
+//!   may then show a half-written file, which the daemon reads again a few milliseconds later.
+//!   The notify callback only converts the event and
 //!   `try_send`s it on a bounded channel: a full channel drops the event with a debug log and
 //!   the next batch then reports every [`Change`] (a full re-read is never wrong, a lost event
 //!   is). An inotify queue overflow does the same.
 //! - **Own writes.** After credsync writes a file it calls [`Watcher::note_own_write`], which
 //!   records the file's identity (device, inode, length, mtime, ctime). At the end of a window,
 //!   events for a file whose identity still matches the record are dropped; a later edit by the
-//!   user changes the identity and is reported. Identities are compared at the end of the
-//!   window, so the note must come within `debounce` of the write. credsync's temp files
+//!   user changes the identity and is reported. Identities are compared when a batch is
+//!   reported, which can be as soon as the task runs next, so the note must be made before the
+//!   writer yields to the runtime (the daemon writes and notes with no `.await` between). credsync's temp files
 //!   (`.NAME.credsync-<pid>-<random>.tmp`) never count.
 //!
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
@@ -110,7 +115,7 @@ pub enum WatchError {
     NoRuntime,
 }
 
-/// Events waiting between the notify callback and the debounce task.
+/// Events waiting between the notify callback and the watcher's task.
 const RAW_CAPACITY: usize = 1024;
 /// Batches waiting for the daemon. Small: the daemon re-plans from scratch for any batch.
 const OUT_CAPACITY: usize = 16;
@@ -145,7 +150,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Watcher {
     /// Records that credsync just wrote `path` (the path it wrote through; symlinks are
     /// followed): events for that file are ignored while it keeps the identity it has now.
-    /// Call it right after the write, within the debounce window.
+    /// Call it right after the write, before yielding to the runtime.
     pub fn note_own_write(&self, path: &Path) {
         let Ok(key) = fs::canonicalize(path) else {
             debug!(path = %path.display(), "own write: file is gone, nothing to note");
@@ -179,11 +184,12 @@ impl Drop for Watcher {
 }
 
 /// Starts watching. Must be called inside a tokio runtime (a current-thread one is enough):
-/// the debounce task is spawned on it. Each message on the receiver is one debounced batch,
-/// never empty. Nothing is reported for the files as they are at start.
+/// the watcher's task is spawned on it. Each message on the receiver is one batch (the first
+/// event of a burst at once, the rest coalesced per `window`), never empty. Nothing is
+/// reported for the files as they are at start.
 pub fn start(
     spec: WatchSpec,
-    debounce: Duration,
+    window: Duration,
 ) -> Result<(Watcher, mpsc::Receiver<BTreeSet<Change>>), WatchError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let (raw_tx, raw_rx) = mpsc::channel(RAW_CAPACITY);
@@ -201,7 +207,7 @@ pub fn start(
     };
     task.arm.rearm(&shared)?;
     let (out_tx, out_rx) = mpsc::channel(OUT_CAPACITY);
-    let handle = runtime.spawn(task.run(raw_rx, out_tx, debounce));
+    let handle = runtime.spawn(task.run(raw_rx, out_tx, window));
     Ok((
         Watcher {
             shared,
@@ -325,7 +331,7 @@ struct Plan {
     triggers: Vec<Trigger>,
 }
 
-/// Events gathered during one debounce window.
+/// Events gathered for one batch.
 #[derive(Debug, Default)]
 struct Batch {
     /// Matched files (canonical directory + name) and what they report.
@@ -641,7 +647,7 @@ impl Arming {
     }
 }
 
-/// The debounce task.
+/// The watcher's task: turns raw events into batches of changes.
 struct Task {
     arm: Arming,
     shared: Arc<Shared>,
@@ -653,36 +659,57 @@ impl Task {
         mut self,
         mut raw: mpsc::Receiver<Raw>,
         out: mpsc::Sender<BTreeSet<Change>>,
-        debounce: Duration,
+        window: Duration,
     ) {
         loop {
             let Some(first) = raw.recv().await else {
                 return;
             };
+            // Leading edge: the first relevant event, with whatever is already queued beside
+            // it, is reported at once.
             let mut batch = Batch::default();
             self.absorb(first, &mut batch);
+            while let Ok(next) = raw.try_recv() {
+                self.absorb(next, &mut batch);
+            }
             if batch.is_empty() {
                 continue;
             }
-            let deadline = tokio::time::Instant::now() + debounce;
-            loop {
-                tokio::select! {
-                    next = raw.recv() => match next {
-                        Some(next) => self.absorb(next, &mut batch),
-                        None => return,
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                }
-            }
-            let changes = self.flush(batch);
-            if changes.is_empty() {
-                continue;
-            }
-            debug!(?changes, "watched files changed");
-            if out.send(changes).await.is_err() {
+            if !self.emit(batch, &out).await {
                 return;
             }
+            // Then coalesce: what arrives within `window` becomes one more batch, and so on
+            // while events keep coming; a quiet window ends the burst.
+            loop {
+                let deadline = tokio::time::Instant::now() + window;
+                let mut batch = Batch::default();
+                loop {
+                    tokio::select! {
+                        next = raw.recv() => match next {
+                            Some(next) => self.absorb(next, &mut batch),
+                            None => return,
+                        },
+                        () = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                if !self.emit(batch, &out).await {
+                    return;
+                }
+            }
         }
+    }
+
+    /// Flushes `batch` and sends its changes, if any. `false` when the receiver is gone.
+    async fn emit(&mut self, batch: Batch, out: &mpsc::Sender<BTreeSet<Change>>) -> bool {
+        let changes = self.flush(batch);
+        if changes.is_empty() {
+            return true;
+        }
+        debug!(?changes, "watched files changed");
+        out.send(changes).await.is_ok()
     }
 
     fn absorb(&self, raw: Raw, batch: &mut Batch) {

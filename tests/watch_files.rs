@@ -2,7 +2,7 @@
 //!
 //! Each test gets its own temp HOME and a current-thread runtime, as the daemon has. Waiting for
 //! a change uses a generous deadline; "nothing happens" uses a short one (well above the
-//! debounce), since a test cannot wait forever for an event that must not come.
+//! coalescing window), since a test cannot wait forever for an event that must not come.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,6 +14,7 @@ use credsync::watch::{self, Change, WatchSpec, Watcher};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
+/// The coalescing window after the first event of a burst.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Deadline for an event that must come.
 const EXPECT: Duration = Duration::from_secs(5);
@@ -105,11 +106,17 @@ fn token_json(token: &str) -> String {
     format!(r#"{{"accessToken": "{token}", "expiresAt": "2030-01-01T00:00:00Z"}}"#)
 }
 
+/// What one action reports: the batch sent at its first event, plus the batches the rest of
+/// its events are coalesced into (a plain write is several events: truncate, write, close).
 async fn next(rx: &mut Receiver<BTreeSet<Change>>) -> BTreeSet<Change> {
-    timeout(EXPECT, rx.recv())
+    let mut changes = timeout(EXPECT, rx.recv())
         .await
         .expect("no change reported within 5 s")
-        .expect("the watcher stopped")
+        .expect("the watcher stopped");
+    while let Ok(Some(more)) = timeout(DEBOUNCE * 2, rx.recv()).await {
+        changes.extend(more);
+    }
+    changes
 }
 
 async fn assert_quiet(rx: &mut Receiver<BTreeSet<Change>>) {
@@ -408,4 +415,23 @@ fn start_outside_a_runtime_is_an_error() {
     let h = Home::with_aws();
     let err = watch::start(h.spec(), DEBOUNCE).unwrap_err();
     assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[test]
+fn the_first_event_is_reported_at_once_and_the_rest_of_the_burst_waits_for_the_window() {
+    run(async {
+        let h = Home::with_aws();
+        // A window far longer than any deadline here: a batch that arrives at all came from
+        // the leading edge, not from the window closing.
+        let (_w, mut rx) = watch::start(h.spec(), Duration::from_secs(3600)).unwrap();
+        fs::write(h.cache().join("aaaa.json"), token_json("t1")).unwrap();
+        let first = timeout(EXPECT, rx.recv())
+            .await
+            .expect("the first event waited for the coalescing window")
+            .expect("the watcher stopped");
+        assert_eq!(first, BTreeSet::from([Change::TokenCache]));
+        // What follows within the window is held back, to be reported as one batch.
+        editor_save(&h.config(), "[default]\nregion = eu-central-1\n");
+        assert_quiet(&mut rx).await;
+    });
 }

@@ -1,5 +1,24 @@
 //! The `credsync` command: parses the command line and dispatches. No decisions here.
 
+// Every command's output goes through `cmd::out`, which these four macros (defined before the
+// modules, so they replace std's everywhere in this binary) call: a closed stdout
+// (`credsync status --json | head -1`) stops output quietly instead of panicking.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cmd::out::stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::cmd::out::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cmd::out::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+#[allow(unused_macros)] // none today; defined so that one added later cannot panic either
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::cmd::out::stderr(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::cmd::out::stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cmd::out::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cmd;
 
 use std::path::PathBuf;
@@ -49,7 +68,7 @@ fn main() -> ExitCode {
             Ok(cfg) => run(&cfg),
             Err(code) => code,
         };
-    match &cli.command {
+    let code = match &cli.command {
         Command::Daemon => cmd::daemon::run(config),
         Command::Sync => cmd::sync::run(config),
         Command::Status(args) => cmd::status::run(args, &cmd::load_config_for_client(config)),
@@ -66,5 +85,6 @@ fn main() -> ExitCode {
         Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
         Command::Doctor(args) => cmd::doctor::run(args, config),
         Command::Init => cmd::init::run(config),
-    }
+    };
+    cmd::out::exit_code(code)
 }

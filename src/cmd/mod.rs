@@ -1,9 +1,10 @@
 //! One file per subcommand; this one holds what they share: config loading, exit codes, and
-//! the one place that turns errors into what a person reads.
+//! the one place that turns errors into what a person reads. [`out`] is where all output goes.
 
 pub mod daemon;
 pub mod doctor;
 pub mod init;
+pub mod out;
 pub mod refresh;
 pub mod reload;
 pub mod service;

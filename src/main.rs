@@ -24,12 +24,15 @@ mod cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `--version`: the crate version, and the git commit when built from a checkout (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CREDSYNC_BUILD_COMMIT"));
 
 /// Keeps AWS SSO and assumed-role credentials fresh on disk, for programs (and containers) that
 /// cannot refresh them themselves.
 #[derive(Parser)]
-#[command(name = "credsync", version, about, long_about = None)]
+#[command(name = "credsync", version = VERSION, about, long_about = None)]
 struct Cli {
     /// credsync's config file [default: <config dir>/credsync/config.toml; with no file,
     /// credsync manages $AWS_PROFILE, else `default`]
@@ -58,9 +61,18 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Write a starting config listing the SSO and role profiles of the AWS config
     Init,
+    /// Print the shell code that makes `credsync <TAB>` complete (bash, zsh, fish)
+    Completions(cmd::completions::Args),
+    /// Write the man pages into a directory (for packagers)
+    #[command(hide = true)]
+    GenerateMan(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
+    // Answers a shell's completion request (`credsync completions`) and exits; else no-op.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(cmd::completions::COMPLETE_VAR)
+        .complete();
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     let with_config =
@@ -85,6 +97,8 @@ fn main() -> ExitCode {
         Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
         Command::Doctor(args) => cmd::doctor::run(args, config),
         Command::Init => cmd::init::run(config),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::GenerateMan(args) => cmd::man::run(args, Cli::command()),
     };
     cmd::out::exit_code(code)
 }

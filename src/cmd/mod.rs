@@ -1,9 +1,11 @@
 //! One file per subcommand; this one holds what they share: config loading, exit codes, and
 //! the one place that turns errors into what a person reads. [`out`] is where all output goes.
 
+pub mod completions;
 pub mod daemon;
 pub mod doctor;
 pub mod init;
+pub mod man;
 pub mod out;
 pub mod refresh;
 pub mod reload;

@@ -8,6 +8,7 @@ use credsync::control::{self, Request, Response};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The profile to refresh (source or target name); all managed profiles when omitted.
+    #[arg(add = clap_complete::ArgValueCompleter::new(super::completions::refresh_profiles))]
     pub profile: Option<String>,
 }
 

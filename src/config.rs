@@ -8,12 +8,15 @@
 //! Default rules (shared by [`parse`] and [`defaults`]):
 //! - `aws.config_file`: `$AWS_CONFIG_FILE`, else `~/.aws/config`;
 //! - `aws.credentials_file`: `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`;
+//!   both values are expanded as botocore expands them ([`expand_like_botocore`]), and one set
+//!   but empty (botocore then reads no file at all) or relative after expansion is an error;
 //! - `aws.sso_cache_dir`: `~/.aws/sso/cache` (botocore has no override for it);
 //! - `control.socket`: `$XDG_RUNTIME_DIR/credsync/credsync.sock`, else
 //!   `<cache dir>/credsync/credsync.sock` (its own directory, so that directory can be 0700);
 //! - no `[[profiles]]` (or `profiles = []`): the single profile `$AWS_PROFILE`, else `default`.
 //!
-//! `~` and `~/...` expand to the home directory in every path, including environment values.
+//! `~` and `~/...` expand to the home directory in every path of the file. No target may be
+//! `DEFAULT`: configparser (botocore) reads that section as defaults for every other one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -136,7 +139,18 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    /// An environment variable credsync would use has a value it cannot.
+    #[error("{var}={value:?} (from the environment): {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
 }
+
+/// configparser's default section: its keys are defaults for every other section, so a
+/// profile written there would leak into all of them.
+pub const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
 
 /// Every section and the keys it accepts, in the order `config.example.toml` documents them.
 /// The empty section name is the top level.
@@ -209,31 +223,173 @@ fn default_socket(env: &Env) -> PathBuf {
         .join("credsync.sock")
 }
 
-fn default_aws_files(env: &Env) -> AwsFiles {
-    let from_env = |var: &str, fallback: &str| match env.get(var) {
-        Some(v) => expand_tilde(v, env),
-        None => env.home.join(fallback),
+/// `AWS_CONFIG_FILE` or `AWS_SHARED_CREDENTIALS_FILE` as botocore reads it, else
+/// `~/<fallback>`. `what` names the file in messages.
+fn aws_file_from_env(
+    env: &Env,
+    var: &'static str,
+    fallback: &str,
+    what: &str,
+) -> Result<PathBuf, ConfigError> {
+    let Some(value) = env.vars.get(var) else {
+        return Ok(env.home.join(fallback));
     };
-    AwsFiles {
-        config_file: from_env("AWS_CONFIG_FILE", ".aws/config"),
-        credentials_file: from_env("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
-        sso_cache_dir: env.home.join(".aws/sso/cache"),
+    let error = |message: String| ConfigError::Env {
+        var,
+        value: value.clone(),
+        message,
+    };
+    if value.is_empty() {
+        return Err(error(format!(
+            "set but empty: botocore and the AWS CLI then read no {what} at all; unset it \
+             (`unset {var}`) or give the file's path"
+        )));
+    }
+    let expanded = expand_like_botocore(value, env);
+    if !Path::new(&expanded).is_absolute() {
+        let unknown = if expanded.contains('$') {
+            " (a $VARIABLE that is not set stays as written, as in botocore)"
+        } else {
+            ""
+        };
+        return Err(error(format!(
+            "is the relative path {expanded:?} after expansion{unknown}; botocore would look for \
+             it in each program's working directory; give an absolute path (~ and $HOME are \
+             expanded)"
+        )));
+    }
+    Ok(PathBuf::from(expanded))
+}
+
+/// An environment value naming a file, expanded as botocore's `configloader` does it: Python's
+/// `os.path.expandvars`, then `os.path.expanduser`.
+///
+/// - `$NAME` (ASCII letters, digits, `_`) and `${NAME}` (anything but `}`) become the
+///   variable's value when it is set, even to the empty string; an unknown one stays as
+///   written; a substituted value is not expanded again.
+/// - Then a leading `~` (up to the first `/`) becomes `$HOME` when set (even empty), else the
+///   home directory; `~user` becomes that user's home from the password database, and stays
+///   as written for an unknown user. The home's trailing `/` are dropped, and an empty result
+///   is `/`.
+pub fn expand_like_botocore(value: &str, env: &Env) -> String {
+    expanduser(&expandvars(value, &env.vars), env, &passwd_home)
+}
+
+fn expandvars(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) => (&inner[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        // `len == 0`: no variable form here (`$` alone, `${` unclosed): a literal `$`.
+        match vars.get(name).filter(|_| len > 0) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[i..i + 1 + len]),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn expanduser(s: &str, env: &Env, user_home: &dyn Fn(&str) -> Option<String>) -> String {
+    if !s.starts_with('~') {
+        return s.to_owned();
+    }
+    let end = s[1..].find('/').map_or(s.len(), |k| k + 1);
+    let home = if end == 1 {
+        match env.vars.get("HOME") {
+            Some(h) => h.clone(),
+            None if env.home.as_os_str().is_empty() => return s.to_owned(),
+            None => env.home.display().to_string(),
+        }
+    } else {
+        match user_home(&s[1..end]) {
+            Some(h) => h,
+            None => return s.to_owned(),
+        }
+    };
+    let joined = format!("{}{}", home.trim_end_matches('/'), &s[end..]);
+    if joined.is_empty() {
+        "/".to_owned()
+    } else {
+        joined
     }
 }
 
+/// `name`'s home directory from the password database (`getpwnam_r`).
+fn passwd_home(name: &str) -> Option<String> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pwd`'s fields.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: `pw_dir` points into `buf`, NUL-terminated by getpwnam_r.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+    Some(dir.to_string_lossy().into_owned())
+}
+
+fn default_aws_files(env: &Env) -> Result<AwsFiles, ConfigError> {
+    Ok(AwsFiles {
+        config_file: aws_file_from_env(env, "AWS_CONFIG_FILE", ".aws/config", "config file")?,
+        credentials_file: aws_file_from_env(
+            env,
+            "AWS_SHARED_CREDENTIALS_FILE",
+            ".aws/credentials",
+            "credentials file",
+        )?,
+        sso_cache_dir: env.home.join(".aws/sso/cache"),
+    })
+}
+
 /// The profile managed when no `[[profiles]]` are configured, and where its name came from.
-fn default_profile(env: &Env) -> (ProfileEntry, &'static str) {
+fn default_profile(env: &Env) -> Result<(ProfileEntry, &'static str), ConfigError> {
     let (name, from) = match env.get("AWS_PROFILE") {
         Some(p) => (p.to_owned(), "AWS_PROFILE"),
         None => ("default".to_owned(), "default"),
     };
-    (
+    if name == CONFIGPARSER_DEFAULT_SECTION {
+        return Err(ConfigError::Env {
+            var: "AWS_PROFILE",
+            value: name,
+            message: "with no config file credsync would write the profile as the section \
+                      [DEFAULT] of the credentials file, which configparser (botocore) reads as \
+                      defaults for every other profile; write a config file (`credsync init`) \
+                      whose [[profiles]] entry has source = \"DEFAULT\" and another target"
+                .to_owned(),
+        });
+    }
+    Ok((
         ProfileEntry {
             source: name.clone(),
             target: name,
         },
         from,
-    )
+    ))
 }
 
 fn default_container(env: &Env) -> ContainerConfig {
@@ -278,7 +434,7 @@ pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
             let path = default_path(env);
             match std::fs::read(&path) {
                 Ok(bytes) => parse_bytes(&bytes, &path, env),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(defaults(env)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => try_defaults(env),
                 Err(source) => Err(ConfigError::Io { path, source }),
             }
         }
@@ -315,11 +471,27 @@ pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> 
     resolve(raw, text, path, env)
 }
 
-/// The configuration with no file: manage `$AWS_PROFILE`, else `default`.
+/// The configuration with no file, for commands that go on after reporting a config error
+/// (`doctor`, the control clients): like [`try_defaults`], with each environment variable
+/// credsync cannot use left out.
 pub fn defaults(env: &Env) -> Config {
-    let (profile, profile_from) = default_profile(env);
-    Config {
-        aws: default_aws_files(env),
+    let mut env = env.clone();
+    loop {
+        match try_defaults(&env) {
+            Ok(c) => return c,
+            // Each round removes a variable, and with none of them set nothing can fail.
+            Err(ConfigError::Env { var, .. }) if env.vars.remove(var).is_some() => {}
+            Err(_) => env.vars.clear(),
+        }
+    }
+}
+
+/// The configuration with no file: manage `$AWS_PROFILE`, else `default`. Fails when an
+/// environment variable it uses has a value credsync cannot use (see [`ConfigError::Env`]).
+pub fn try_defaults(env: &Env) -> Result<Config, ConfigError> {
+    let (profile, profile_from) = default_profile(env)?;
+    Ok(Config {
+        aws: default_aws_files(env)?,
         profiles: vec![profile],
         write: WriteConfig {
             mode: WriteMode::Atomic,
@@ -338,7 +510,7 @@ pub fn defaults(env: &Env) -> Config {
             config_path: default_path(env),
             profile_from,
         },
-    }
+    })
 }
 
 impl Config {
@@ -470,25 +642,54 @@ fn at(span: Range<usize>, message: impl Into<String>) -> Located {
 }
 
 fn resolve(raw: RawConfig, text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    resolve_located(raw, path, env).map_err(|l| invalid(text, path, Some(l.span), l.message))
+    resolve_located(raw, path, env).map_err(|e| match e {
+        Failure::Located(l) => invalid(text, path, Some(l.span), l.message),
+        Failure::Config(e) => e,
+    })
 }
 
-fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Located> {
-    let defaults = defaults(env);
+/// Why [`resolve_located`] failed: a value of the file, or the environment a default comes from.
+enum Failure {
+    Located(Located),
+    Config(ConfigError),
+}
 
+impl From<Located> for Failure {
+    fn from(l: Located) -> Failure {
+        Failure::Located(l)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::Config(e)
+    }
+}
+
+fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Failure> {
     let aws_raw = raw.aws.unwrap_or_default();
+    // The environment is read only for what the file leaves unset.
     let aws = AwsFiles {
-        config_file: path_or(aws_raw.config_file.as_ref(), "aws", "config_file", env)?
-            .unwrap_or(defaults.aws.config_file),
-        credentials_file: path_or(
+        config_file: match path_or(aws_raw.config_file.as_ref(), "aws", "config_file", env)? {
+            Some(p) => p,
+            None => aws_file_from_env(env, "AWS_CONFIG_FILE", ".aws/config", "config file")?,
+        },
+        credentials_file: match path_or(
             aws_raw.credentials_file.as_ref(),
             "aws",
             "credentials_file",
             env,
-        )?
-        .unwrap_or(defaults.aws.credentials_file),
+        )? {
+            Some(p) => p,
+            None => aws_file_from_env(
+                env,
+                "AWS_SHARED_CREDENTIALS_FILE",
+                ".aws/credentials",
+                "credentials file",
+            )?,
+        },
         sso_cache_dir: path_or(aws_raw.sso_cache_dir.as_ref(), "aws", "sso_cache_dir", env)?
-            .unwrap_or(defaults.aws.sso_cache_dir),
+            .unwrap_or_else(|| env.home.join(".aws/sso/cache")),
     };
     if aws.config_file == aws.credentials_file {
         let span = aws_raw
@@ -504,22 +705,23 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Loc
                      credentials into the AWS config file; point them at different files",
                     aws.config_file.display()
                 ),
-            ));
+            )
+            .into());
         }
     }
 
     let profiles = if raw.profiles.is_empty() {
-        defaults.profiles
+        vec![default_profile(env)?.0]
     } else {
         profiles(&raw.profiles)?
     };
 
     let write_raw = raw.write.unwrap_or_default();
     let write = WriteConfig {
-        mode: write_raw.mode.unwrap_or(defaults.write.mode),
+        mode: write_raw.mode.unwrap_or(WriteMode::Atomic),
         file_mode: match &write_raw.file_mode {
             Some(m) => file_mode(m)?,
-            None => defaults.write.file_mode,
+            None => DEFAULT_FILE_MODE,
         },
     };
 
@@ -527,15 +729,15 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Loc
     let refresh = RefreshConfig {
         min_remaining: match &refresh_raw.min_remaining {
             Some(d) => duration(d, "min_remaining")?,
-            None => defaults.refresh.min_remaining,
+            None => DEFAULT_MIN_REMAINING,
         },
         token_refresh_before: match &refresh_raw.token_refresh_before {
             Some(d) => duration(d, "token_refresh_before")?,
-            None => defaults.refresh.token_refresh_before,
+            None => DEFAULT_TOKEN_REFRESH_BEFORE,
         },
         max_concurrency: match &refresh_raw.max_concurrency {
             Some(n) => max_concurrency(n)?,
-            None => defaults.refresh.max_concurrency,
+            None => DEFAULT_MAX_CONCURRENCY,
         },
     };
 
@@ -557,7 +759,7 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Loc
     let control_raw = raw.control.unwrap_or_default();
     let control = ControlConfig {
         socket: path_or(control_raw.socket.as_ref(), "control", "socket", env)?
-            .unwrap_or(defaults.control.socket),
+            .unwrap_or_else(|| default_socket(env)),
     };
 
     Ok(Config {
@@ -737,6 +939,22 @@ fn profiles(raw: &[Spanned<RawProfile>]) -> Result<Vec<ProfileEntry>, Located> {
         };
         if p.target.is_some() {
             section_name(&target, "target", n).map_err(|m| at(target_span.clone(), m))?;
+        }
+        if target == CONFIGPARSER_DEFAULT_SECTION {
+            let how = if p.target.is_some() {
+                "target = \"DEFAULT\""
+            } else {
+                "source = \"DEFAULT\" with no target (the target defaults to the source)"
+            };
+            return Err(at(
+                target_span,
+                format!(
+                    "[[profiles]] entry {n}: {how} would write the section [DEFAULT] of the \
+                     credentials file, which configparser (botocore) reads as defaults for every \
+                     other profile: its keys would show up in all of them; give another target, \
+                     e.g. target = \"default\""
+                ),
+            ));
         }
         if let Some((first, first_source)) = seen.get(&target) {
             return Err(at(
@@ -1628,5 +1846,138 @@ socket = "~/s/credsync.sock"
         let c = load(Some(&explicit), &e).unwrap();
         assert_eq!(c.origin, Origin::File(explicit));
         assert_eq!(c.profiles[0].source, "x");
+    }
+
+    #[test]
+    fn a_default_target_is_refused() {
+        // configparser's default section is exactly "DEFAULT"; other cases are plain sections.
+        let (line, col, msg) = err("[[profiles]]\nsource = \"dev\"\ntarget = \"DEFAULT\"\n");
+        assert_eq!((line, col), (3, 10));
+        assert!(
+            msg.starts_with("[[profiles]] entry 1: target = \"DEFAULT\""),
+            "{msg}"
+        );
+        assert!(msg.contains("defaults for every other profile"), "{msg}");
+        let (line, col, msg) =
+            err("[[profiles]]\nsource = \"a\"\n\n[[profiles]]\nsource = \"DEFAULT\"\n");
+        assert_eq!((line, col), (5, 10));
+        assert!(
+            msg.contains("entry 2: source = \"DEFAULT\" with no target"),
+            "{msg}"
+        );
+        for ok in ["default", "Default", "DEFAULTS", "dEFAULT"] {
+            let text = format!("[[profiles]]\nsource = \"dev\"\ntarget = \"{ok}\"\n");
+            assert!(p(&text).is_ok(), "{ok}");
+        }
+        // A source named DEFAULT with another target is fine.
+        assert!(p("[[profiles]]\nsource = \"DEFAULT\"\ntarget = \"d\"\n").is_ok());
+        // With no config file, AWS_PROFILE=DEFAULT would be the target: refused too.
+        let e = env_with(&[("AWS_PROFILE", "DEFAULT")]);
+        let msg = try_defaults(&e).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("AWS_PROFILE=\"DEFAULT\" (from the environment): "),
+            "{msg}"
+        );
+        assert!(msg.contains("[DEFAULT]"), "{msg}");
+        assert!(parse("", Path::new("/c.toml"), &e).is_err());
+        assert_eq!(defaults(&e).profiles[0].target, "default");
+    }
+
+    #[test]
+    fn expansion_like_python() {
+        let vars: BTreeMap<String, String> = [
+            ("A", "1"),
+            ("B_2", "two"),
+            ("EMPTY", ""),
+            ("T", "~/t"),
+            ("D", "$A"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (input, want) in [
+            ("/x/$A/y", "/x/1/y"),
+            ("/x/${A}y", "/x/1y"),
+            ("/x/$Ay", "/x/$Ay"),
+            ("/x/$B_2-z", "/x/two-z"),
+            ("/x/${EMPTY}/y", "/x//y"),
+            ("/x/$NOPE/y", "/x/$NOPE/y"),
+            ("/x/${NOPE}", "/x/${NOPE}"),
+            ("/x/${}", "/x/${}"),
+            ("/x/${A", "/x/${A"),
+            ("/x/$", "/x/$"),
+            ("/x/$$A", "/x/$1"),
+            ("/x/${A:-d}", "/x/${A:-d}"),
+            ("/x/$D", "/x/$A"), // not expanded twice
+            ("$T/c", "~/t/c"),
+        ] {
+            assert_eq!(expandvars(input, &vars), want, "{input}");
+        }
+        let e = env();
+        let users = |name: &str| (name == "bob").then(|| "/users/bob/".to_owned());
+        for (input, want) in [
+            ("~", "/home/u"),
+            ("~/c", "/home/u/c"),
+            ("~bob/c", "/users/bob/c"),
+            ("~nobody/c", "~nobody/c"),
+            ("/a/~/c", "/a/~/c"),
+            ("x~", "x~"),
+        ] {
+            assert_eq!(expanduser(input, &e, &users), want, "{input}");
+        }
+        // $HOME wins over the home directory, even empty (then `~/c` is `/c`, `~` is `/`).
+        let e = env_with(&[("HOME", "/other/")]);
+        assert_eq!(expanduser("~/c", &e, &users), "/other/c");
+        let e = env_with(&[("HOME", "")]);
+        assert_eq!(expanduser("~/c", &e, &users), "/c");
+        assert_eq!(expanduser("~", &e, &users), "/");
+        // Variables first, then ~: a variable holding ~/... is expanded.
+        let e = env_with(&[("T", "~/t")]);
+        assert_eq!(expand_like_botocore("$T/c", &e), "/home/u/t/c");
+    }
+
+    #[test]
+    fn aws_file_variables_as_botocore_reads_them() {
+        let e = env_with(&[
+            ("AWS_CONFIG_FILE", "$HOME/cfg/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "${XDG_DATA_HOME}/aws/credentials",
+            ),
+            ("HOME", "/home/u"),
+            ("XDG_DATA_HOME", "/data"),
+        ]);
+        let c = try_defaults(&e).unwrap();
+        assert_eq!(c.aws.config_file, Path::new("/home/u/cfg/config"));
+        assert_eq!(c.aws.credentials_file, Path::new("/data/aws/credentials"));
+        // Set but empty: botocore reads no file; credsync says so instead of using another.
+        let e = env_with(&[("AWS_SHARED_CREDENTIALS_FILE", "")]);
+        let msg = try_defaults(&e).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(
+                "AWS_SHARED_CREDENTIALS_FILE=\"\" (from the environment): set but empty"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("unset AWS_SHARED_CREDENTIALS_FILE"), "{msg}");
+        // ... unless the file names the path: the environment is not read then.
+        let c = parse(
+            "[aws]\ncredentials_file = \"~/c\"\n",
+            Path::new("/c.toml"),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(c.aws.credentials_file, Path::new("/home/u/c"));
+        assert!(parse("", Path::new("/c.toml"), &e).is_err());
+        // An unknown variable stays as written; a relative result is refused.
+        let e = env_with(&[("AWS_CONFIG_FILE", "$NOPE/config")]);
+        let msg = try_defaults(&e).unwrap_err().to_string();
+        assert!(msg.contains("relative path \"$NOPE/config\""), "{msg}");
+        assert!(msg.contains("stays as written"), "{msg}");
+        let e = env_with(&[("AWS_CONFIG_FILE", "/x/$NOPE/config")]);
+        assert_eq!(
+            try_defaults(&e).unwrap().aws.config_file,
+            Path::new("/x/$NOPE/config")
+        );
     }
 }

@@ -14,7 +14,13 @@ use credsync::state::Kind;
 pub fn run(explicit: Option<&Path>) -> ExitCode {
     let env = Env::from_process();
     let path = explicit.map_or_else(|| config::default_path(&env), Path::to_owned);
-    let defaults = config::defaults(&env);
+    let defaults = match config::try_defaults(&env) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("credsync init: {e}\nnothing was written");
+            return ExitCode::from(super::EXIT_USAGE);
+        }
+    };
     let aws = match aws_profile::load(&defaults.aws.config_file) {
         Ok(aws) => aws,
         Err(e) => {

@@ -278,3 +278,24 @@ fn sync_writes_where_botocore_reads_with_unexpanded_values() {
     let (akid, _, _) = botocore_read_credentials(env.home(), "dev-keys", &vars);
     assert_eq!(akid, served.access_key_id);
 }
+
+/// A target named `DEFAULT` is refused before anything is written: configparser reads that
+/// section as defaults for every other profile of the credentials file.
+#[test]
+fn a_default_target_is_refused_with_its_place_and_nothing_is_written() {
+    let env = TestEnv::new();
+    let user_file = "[static]\naws_access_key_id = AKIASTATIC\naws_secret_access_key = s\n";
+    env.write_credentials(user_file);
+    let config = env.write_config_toml("[[profiles]]\nsource = \"dev\"\ntarget = \"DEFAULT\"\n");
+    let o = env.run(["sync"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3:10: [[profiles]] entry 1: target = \"DEFAULT\"",
+            config.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(env.read_credentials(), user_file);
+}

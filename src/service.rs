@@ -2,14 +2,20 @@
 //! macOS. The templates live in `systemd/` and `launchd/`; rendering them is pure (paths in,
 //! text out, escaped for the format), installing is a thin edge that writes the file and asks
 //! `systemctl --user` / `launchctl` to start it. Also the `sd_notify` calls the daemon makes.
+//!
+//! On Linux, install waits (bounded) until the unit is active, which for `Type=notify` means
+//! the daemon sent READY=1. When the unit failed at a sandboxing step ([`is_sandbox_failure`],
+//! a pure decision over what systemd reports), the unit is rewritten without its sandbox and
+//! started again; any other failure is an error carrying the unit's result and status.
 
 use std::fmt;
 use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::config::{Config, Env, Origin};
+use crate::config::{self, Config, Env, Origin};
 
 /// The systemd unit's name.
 pub const SYSTEMD_UNIT: &str = "credsync.service";
@@ -17,6 +23,8 @@ pub const SYSTEMD_UNIT: &str = "credsync.service";
 pub const LAUNCHD_LABEL: &str = "com.credsync.agent";
 
 const SYSTEMD_TEMPLATE: &str = include_str!("../systemd/credsync.service");
+const SYSTEMD_SANDBOX: &str = include_str!("../systemd/sandbox.conf");
+const SYSTEMD_SANDBOX_NAMESPACES: &str = include_str!("../systemd/sandbox-namespaces.conf");
 const LAUNCHD_TEMPLATE: &str = include_str!("../launchd/com.credsync.agent.plist");
 
 /// Which service manager to install for.
@@ -101,6 +109,68 @@ pub struct ServiceSpec {
     /// Directories outside `~/.aws` and the runtime directory that credsync writes (systemd's
     /// `ReadWritePaths`).
     pub extra_rw_paths: Vec<PathBuf>,
+    /// The environment that decides what credsync manages, carried from the installing shell
+    /// into the service (see [`carried_env`]), in order.
+    pub env: Vec<(String, String)>,
+    /// The sandbox the systemd unit asks for.
+    pub sandbox: Sandbox,
+}
+
+/// How much of the systemd sandbox the unit asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sandbox {
+    /// Every directive a user manager can apply, the file-system view included.
+    Full,
+    /// Without the file-system view (its user namespace maps only your uid, so POSIX ACL
+    /// entries for another uid, as `[container] uid` needs, cannot be written): the reason.
+    NoNamespaces(String),
+    /// None: the sandbox failed to start on this machine; the reason (e.g.
+    /// `status=226/NAMESPACE`).
+    Off(String),
+}
+
+/// The variables that decide what credsync manages and where it talks, besides
+/// `AWS_PROFILE` (see [`carried_env`]). Every `AWS_ENDPOINT_URL*` variable counts too.
+pub const CARRIED_VARS: &[&str] = &[
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "CREDSYNC_LOG",
+];
+
+/// The log level the service uses when the installing shell set no `CREDSYNC_LOG`.
+const DEFAULT_SERVICE_LOG: &str = "info";
+
+/// The environment `credsync sync` in this shell would act on, for the service to act the
+/// same: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, every `AWS_ENDPOINT_URL*`,
+/// `CREDSYNC_LOG` when set (even empty: the daemon reads them as the shell's credsync does),
+/// and `AWS_PROFILE` when it decides the managed profile (no config file, or one without
+/// `[[profiles]]`). Sorted by name.
+pub fn carried_env(cfg: &Config, env: &Env) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| CARRIED_VARS.contains(&k.as_str()) || k.starts_with("AWS_ENDPOINT_URL"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(profile) = env.vars.get("AWS_PROFILE")
+        && profile_decided_by_env(cfg, env)
+    {
+        out.push(("AWS_PROFILE".to_owned(), profile.clone()));
+    }
+    out.sort();
+    out
+}
+
+/// Whether `AWS_PROFILE` changes the profiles `cfg` manages: the configuration loaded again
+/// without it manages others.
+fn profile_decided_by_env(cfg: &Config, env: &Env) -> bool {
+    let mut without = env.clone();
+    without.vars.remove("AWS_PROFILE");
+    let again = match &cfg.origin {
+        Origin::File(path) => config::load(Some(path), &without).map(|c| c.profiles),
+        Origin::Default { .. } => Ok(config::defaults(&without).profiles),
+    };
+    again.map_or(true, |profiles| profiles != cfg.profiles)
 }
 
 impl ServiceSpec {
@@ -118,7 +188,21 @@ impl ServiceSpec {
             exe,
             config,
             extra_rw_paths: extra_rw_paths(cfg, &env.home, runtime_dir),
+            env: carried_env(cfg, env),
+            sandbox: sandbox_for(cfg),
         })
+    }
+}
+
+/// The sandbox a configuration allows: no file-system view when `[container] uid` asks for
+/// ACL entries naming another uid.
+pub fn sandbox_for(cfg: &Config) -> Sandbox {
+    match cfg.container.as_ref().and_then(|c| c.uid) {
+        Some(uid) => Sandbox::NoNamespaces(format!(
+            "[container] uid = {uid} needs POSIX ACL entries for uid {uid}, which a user \
+             namespace mapping only your uid cannot write"
+        )),
+        None => Sandbox::Full,
     }
 }
 
@@ -147,35 +231,73 @@ pub fn extra_rw_paths(cfg: &Config, home: &Path, runtime_dir: Option<PathBuf>) -
     out
 }
 
-/// The systemd user unit for `exe [--config config] daemon`.
-pub fn render_systemd_unit(
-    exe: &Path,
-    config: Option<&Path>,
-    extra_rw_paths: &[PathBuf],
-) -> String {
-    let mut exec = systemd_word(&exe.to_string_lossy());
-    if let Some(config) = config {
+/// The systemd user unit for `spec`: `exe [--config config] daemon`, its environment and
+/// sandbox.
+pub fn render_systemd_unit(spec: &ServiceSpec) -> String {
+    let mut exec = systemd_word(&spec.exe.to_string_lossy());
+    if let Some(config) = &spec.config {
         exec.push_str(" --config ");
         exec.push_str(&systemd_arg(&config.to_string_lossy()));
     }
     exec.push_str(" daemon");
     let mut extra = String::new();
-    for p in extra_rw_paths {
+    for p in &spec.extra_rw_paths {
         // `-`: a directory that does not exist yet does not stop the service from starting.
         extra.push(' ');
         extra.push_str(&systemd_word(&format!("-{}", p.to_string_lossy())));
     }
+    let environment: Vec<String> = service_env(&spec.env)
+        .iter()
+        .map(|(k, v)| format!("Environment={}", systemd_word(&format!("{k}={v}"))))
+        .collect();
+    let sandbox = match &spec.sandbox {
+        Sandbox::Full => format!(
+            "{SYSTEMD_SANDBOX}{}",
+            fill(
+                SYSTEMD_SANDBOX_NAMESPACES,
+                &[("EXTRA_READ_WRITE_PATHS", &extra)]
+            )
+        ),
+        Sandbox::NoNamespaces(why) => format!(
+            "{SYSTEMD_SANDBOX}# No file-system view (ProtectSystem=, ProtectHome=, PrivateTmp=): \
+             {}.\n",
+            one_line(why)
+        ),
+        Sandbox::Off(why) => format!(
+            "\n# No sandbox: it failed to start on this machine ({}); \
+             `credsync service install` wrote the unit without it.\n",
+            one_line(why)
+        ),
+    };
     fill(
         SYSTEMD_TEMPLATE,
-        &[("EXEC_START", &exec), ("EXTRA_READ_WRITE_PATHS", &extra)],
+        &[
+            ("EXEC_START", &exec),
+            ("ENVIRONMENT", &environment.join("\n")),
+            ("SANDBOX", &sandbox),
+        ],
     )
 }
 
-/// The LaunchAgent plist for `exe [--config config] daemon`, logging under
-/// `~/Library/Logs/credsync/`.
-pub fn render_launchd_plist(exe: &Path, config: Option<&Path>, home: &Path) -> String {
-    let mut args = vec![exe.to_string_lossy().into_owned()];
-    if let Some(config) = config {
+/// The service's environment: the carried variables, and `CREDSYNC_LOG=info` unless carried.
+fn service_env(carried: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = carried.to_vec();
+    if !out.iter().any(|(k, _)| k == "CREDSYNC_LOG") {
+        out.push(("CREDSYNC_LOG".to_owned(), DEFAULT_SERVICE_LOG.to_owned()));
+    }
+    out.sort();
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The LaunchAgent plist for `spec`: `exe [--config config] daemon` with its environment,
+/// logging under `~/Library/Logs/credsync/`.
+pub fn render_launchd_plist(spec: &ServiceSpec, home: &Path) -> String {
+    let mut args = vec![spec.exe.to_string_lossy().into_owned()];
+    if let Some(config) = &spec.config {
         args.push("--config".to_owned());
         args.push(config.to_string_lossy().into_owned());
     }
@@ -184,12 +306,23 @@ pub fn render_launchd_plist(exe: &Path, config: Option<&Path>, home: &Path) -> S
         .iter()
         .map(|a| format!("\t\t<string>{}</string>", xml_escape(a)))
         .collect();
+    let env: Vec<String> = service_env(&spec.env)
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "\t\t<key>{}</key>\n\t\t<string>{}</string>",
+                xml_escape(k),
+                xml_escape(v)
+            )
+        })
+        .collect();
     let log = home.join("Library/Logs/credsync/credsync.log");
     fill(
         LAUNCHD_TEMPLATE,
         &[
             ("LABEL", &xml_escape(LAUNCHD_LABEL)),
             ("PROGRAM_ARGUMENTS", &args.join("\n")),
+            ("ENVIRONMENT", &env.join("\n")),
             ("LOG_FILE", &xml_escape(&log.to_string_lossy())),
         ],
     )
@@ -198,10 +331,8 @@ pub fn render_launchd_plist(exe: &Path, config: Option<&Path>, home: &Path) -> S
 /// The file install would write for `spec` on `target`.
 pub fn render(spec: &ServiceSpec, target: &Target) -> String {
     match target.platform {
-        Platform::Linux => {
-            render_systemd_unit(&spec.exe, spec.config.as_deref(), &spec.extra_rw_paths)
-        }
-        Platform::MacOs => render_launchd_plist(&spec.exe, spec.config.as_deref(), &target.home),
+        Platform::Linux => render_systemd_unit(spec),
+        Platform::MacOs => render_launchd_plist(spec, &target.home),
     }
 }
 
@@ -371,6 +502,18 @@ pub enum ServiceError {
         detail: String,
         done: String,
     },
+    /// The unit was written and started but did not become active and ready.
+    #[error(
+        "{unit} did not start: {why}\n{status}\n{done}\n\
+         fix what the status shows, then run `credsync service install` again \
+         (`journalctl --user -u {unit}` has the daemon's log)"
+    )]
+    NotStarted {
+        unit: String,
+        why: String,
+        status: String,
+        done: String,
+    },
 }
 
 /// Writes the service file for `spec` (if it differs) and, when `start`, enables and starts
@@ -413,12 +556,46 @@ pub fn install(
             if !systemctl(&mut report, manager, &["daemon-reload"])? {
                 return Ok(report);
             }
-            if file == FileOutcome::Updated {
-                // A running daemon keeps its old ExecStart until restarted.
-                systemctl(&mut report, manager, &["enable", SYSTEMD_UNIT])?;
-                systemctl(&mut report, manager, &["restart", SYSTEMD_UNIT])?;
+            systemctl(&mut report, manager, &["enable", SYSTEMD_UNIT])?;
+            // A running daemon keeps its old unit until restarted; an unchanged one that runs
+            // is left alone.
+            let verb = if file == FileOutcome::Updated {
+                "restart"
             } else {
-                systemctl(&mut report, manager, &["enable", "--now", SYSTEMD_UNIT])?;
+                "start"
+            };
+            if manager == Manager::Skip {
+                report
+                    .steps
+                    .push(format!("skipped: systemctl --user {verb} {SYSTEMD_UNIT}"));
+                return Ok(report);
+            }
+            let state = start_and_wait(&mut report, verb)?;
+            match start_verdict(&state) {
+                Verdict::Ready => report.steps.push(ready_line(&state)),
+                Verdict::SandboxFailed(why) if !matches!(spec.sandbox, Sandbox::Off(_)) => {
+                    let bare = ServiceSpec {
+                        sandbox: Sandbox::Off(why.clone()),
+                        ..spec.clone()
+                    };
+                    write_if_changed(&path, &render(&bare, target))?;
+                    report.steps.push(format!(
+                        "the sandbox failed to start on this machine ({why}): \
+                         {SYSTEMD_UNIT} is rewritten without it and started again"
+                    ));
+                    systemctl(&mut report, manager, &["daemon-reload"])?;
+                    let _ = run(&["systemctl", "--user", "reset-failed", SYSTEMD_UNIT]);
+                    let state = start_and_wait(&mut report, "restart")?;
+                    match start_verdict(&state) {
+                        Verdict::Ready => report.steps.push(ready_line(&state)),
+                        Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
+                            return Err(not_started(&report, why));
+                        }
+                    }
+                }
+                Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
+                    return Err(not_started(&report, why));
+                }
             }
         }
         Platform::MacOs => {
@@ -448,6 +625,205 @@ pub fn install(
         }
     }
     Ok(report)
+}
+
+/// How long install waits for the unit to become active and ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `systemctl --user show` says about a unit, as far as install judges a start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitState {
+    /// `ActiveState`: active, activating, failed, inactive, ...
+    pub active_state: String,
+    /// `SubState`: running, start, auto-restart, dead, ...
+    pub sub_state: String,
+    /// `Result`: success, exit-code, signal, core-dump, timeout, ...
+    pub result: String,
+    /// `ExecMainCode`: how the main process ended (`CLD_EXITED` = 1, `CLD_KILLED` = 2,
+    /// `CLD_DUMPED` = 3), 0 while it runs.
+    pub exec_main_code: i32,
+    /// `ExecMainStatus`: the exit status, or the signal number.
+    pub exec_main_status: i32,
+    pub main_pid: u32,
+}
+
+/// `CLD_EXITED`: the main process exited (rather than was killed by a signal).
+pub const CLD_EXITED: i32 = 1;
+
+/// The exit statuses with which systemd reports that it could not apply a sandboxing
+/// directive before running the program (systemd's `EXIT_*` codes; credsync itself exits
+/// with 0-3 only).
+pub const SANDBOX_EXIT_STATUSES: &[(i32, &str)] = &[
+    (217, "USER"),
+    (218, "CAPABILITIES"),
+    (226, "NAMESPACE"),
+    (227, "NO_NEW_PRIVILEGES"),
+    (228, "SECCOMP"),
+    (230, "PERSONALITY"),
+    (232, "ADDRESS_FAMILIES"),
+];
+
+/// Whether a unit that ended with `result`, `ExecMainCode` `code` and `ExecMainStatus`
+/// `status` failed at a sandboxing step, so that the same unit without its sandbox may run:
+/// it exited (not a signal, a timeout or a protocol error) with one of
+/// [`SANDBOX_EXIT_STATUSES`].
+pub fn is_sandbox_failure(result: &str, code: i32, status: i32) -> bool {
+    result == "exit-code"
+        && code == CLD_EXITED
+        && SANDBOX_EXIT_STATUSES.iter().any(|(s, _)| *s == status)
+}
+
+/// How systemd shows an ending: `status=226/NAMESPACE`, `status=1`, `signal=9`.
+pub fn describe_exit(code: i32, status: i32) -> String {
+    match code {
+        CLD_EXITED => match SANDBOX_EXIT_STATUSES.iter().find(|(s, _)| *s == status) {
+            Some((s, name)) => format!("status={s}/{name}"),
+            None => format!("status={status}"),
+        },
+        2 | 3 => format!("signal={status}"),
+        _ => "still running".to_owned(),
+    }
+}
+
+/// What a start came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Active: for `Type=notify`, the daemon sent READY=1.
+    Ready,
+    /// Failed at a sandboxing step: why, in systemd's words (`status=226/NAMESPACE`).
+    SandboxFailed(String),
+    /// Anything else: not active, and why.
+    Failed(String),
+}
+
+/// Judges the state a start left the unit in (read once the start job ended or timed out).
+pub fn start_verdict(s: &UnitState) -> Verdict {
+    if s.active_state == "active" {
+        return Verdict::Ready;
+    }
+    let why = format!(
+        "{} ({}), result {}, main process {}",
+        s.active_state,
+        s.sub_state,
+        s.result,
+        describe_exit(s.exec_main_code, s.exec_main_status)
+    );
+    if is_sandbox_failure(&s.result, s.exec_main_code, s.exec_main_status) {
+        Verdict::SandboxFailed(describe_exit(s.exec_main_code, s.exec_main_status))
+    } else if s.result == "success" && s.active_state == "activating" {
+        Verdict::Failed(format!(
+            "not ready within {}s: {why}",
+            START_TIMEOUT.as_secs()
+        ))
+    } else {
+        Verdict::Failed(why)
+    }
+}
+
+/// Parses `systemctl show` output (`Key=value` lines).
+pub fn parse_show(text: &str) -> UnitState {
+    let mut s = UnitState::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "ActiveState" => s.active_state = v.to_owned(),
+            "SubState" => s.sub_state = v.to_owned(),
+            "Result" => s.result = v.to_owned(),
+            "ExecMainCode" => s.exec_main_code = v.parse().unwrap_or(0),
+            "ExecMainStatus" => s.exec_main_status = v.parse().unwrap_or(0),
+            "MainPID" => s.main_pid = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    s
+}
+
+fn ready_line(s: &UnitState) -> String {
+    format!(
+        "{SYSTEMD_UNIT} is active and ready (main pid {})",
+        s.main_pid
+    )
+}
+
+/// Runs `systemctl --user VERB credsync.service`, which for `Type=notify` returns once the
+/// daemon is ready or the start failed, for at most [`START_TIMEOUT`] (the start job goes on
+/// after that; the unit's state then says how far it got). Returns the unit's state.
+fn start_and_wait(report: &mut Report, verb: &str) -> Result<UnitState, ServiceError> {
+    let shown = format!("systemctl --user {verb} {SYSTEMD_UNIT}");
+    let failed = |detail: String, report: &Report| ServiceError::Command {
+        command: shown.clone(),
+        detail,
+        done: format!("{report}").trim_end().to_owned(),
+    };
+    let mut child = Command::new("systemctl")
+        .args(["--user", verb, SYSTEMD_UNIT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| failed(e.to_string(), report))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let finished = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(failed(e.to_string(), report)),
+        }
+    };
+    report.steps.push(if finished {
+        format!("ran: {shown}")
+    } else {
+        format!(
+            "ran: {shown} (gave up waiting after {}s)",
+            START_TIMEOUT.as_secs()
+        )
+    });
+    unit_state().map_err(|e| failed(e, report))
+}
+
+fn unit_state() -> Result<UnitState, String> {
+    let out = Command::new("systemctl")
+        .args([
+            "--user",
+            "show",
+            SYSTEMD_UNIT,
+            "-p",
+            "ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,MainPID",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The failure with the last lines of `systemctl --user status`.
+fn not_started(report: &Report, why: String) -> ServiceError {
+    let status = Command::new("systemctl")
+        .args(["--user", "status", "--no-pager", "--lines=10", SYSTEMD_UNIT])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        })
+        .unwrap_or_else(|e| format!("(systemctl --user status: {e})"));
+    ServiceError::NotStarted {
+        unit: SYSTEMD_UNIT.to_owned(),
+        why,
+        status,
+        done: format!("{report}").trim_end().to_owned(),
+    }
 }
 
 /// Stops and disables the service, then removes its file.
@@ -727,13 +1103,23 @@ mod tests {
         }
     }
 
+    fn spec(exe: &str, config: Option<&str>, extra: &[&str]) -> ServiceSpec {
+        ServiceSpec {
+            exe: PathBuf::from(exe),
+            config: config.map(PathBuf::from),
+            extra_rw_paths: extra.iter().map(PathBuf::from).collect(),
+            env: Vec::new(),
+            sandbox: Sandbox::Full,
+        }
+    }
+
     #[test]
     fn unit_runs_the_daemon_with_the_config() {
-        let unit = render_systemd_unit(
-            Path::new("/opt/cred sync/credsync"),
-            Some(Path::new("/home/u/.config/credsync/100% mine.toml")),
-            &[PathBuf::from("/srv/aws creds")],
-        );
+        let unit = render_systemd_unit(&spec(
+            "/opt/cred sync/credsync",
+            Some("/home/u/.config/credsync/100% mine.toml"),
+            &["/srv/aws creds"],
+        ));
         assert!(
             unit.contains(
                 "\nExecStart=\"/opt/cred sync/credsync\" --config \
@@ -758,7 +1144,7 @@ mod tests {
 
     #[test]
     fn unit_without_config_or_extra_paths() {
-        let unit = render_systemd_unit(Path::new("/usr/bin/credsync"), None, &[]);
+        let unit = render_systemd_unit(&spec("/usr/bin/credsync", None, &[]));
         assert!(
             unit.contains("\nExecStart=/usr/bin/credsync daemon\n"),
             "{unit}"
@@ -768,10 +1154,14 @@ mod tests {
 
     #[test]
     fn plist_escapes_what_it_substitutes() {
-        let plist = render_launchd_plist(
-            Path::new("/Users/a&b/<bin>/credsync"),
-            Some(Path::new("/Users/a&b/c.toml")),
-            Path::new("/Users/a&b"),
+        let mut spec = spec("/Users/a&b/<bin>/credsync", Some("/Users/a&b/c.toml"), &[]);
+        spec.env = vec![("AWS_CONFIG_FILE".into(), "/Users/a&b/<aws>/config".into())];
+        let plist = render_launchd_plist(&spec, Path::new("/Users/a&b"));
+        assert!(
+            plist.contains(
+                "<key>AWS_CONFIG_FILE</key>\n\t\t<string>/Users/a&amp;b/&lt;aws&gt;/config</string>"
+            ),
+            "{plist}"
         );
         assert!(
             plist.contains("<string>/Users/a&amp;b/&lt;bin&gt;/credsync</string>"),
@@ -815,5 +1205,237 @@ mod tests {
                 PathBuf::from("/home/u/.cache/credsync")
             ]
         );
+    }
+
+    fn state(active: &str, sub: &str, result: &str, code: i32, status: i32) -> UnitState {
+        UnitState {
+            active_state: active.into(),
+            sub_state: sub.into(),
+            result: result.into(),
+            exec_main_code: code,
+            exec_main_status: status,
+            main_pid: 0,
+        }
+    }
+
+    #[test]
+    fn sandbox_failures_are_the_exit_statuses_of_sandboxing_steps() {
+        // What systemd reports when a sandboxing step fails before the program runs.
+        for (status, name) in [
+            (217, "USER"),
+            (218, "CAPABILITIES"),
+            (226, "NAMESPACE"),
+            (227, "NO_NEW_PRIVILEGES"),
+            (228, "SECCOMP"),
+            (230, "PERSONALITY"),
+            (232, "ADDRESS_FAMILIES"),
+        ] {
+            assert!(
+                is_sandbox_failure("exit-code", CLD_EXITED, status),
+                "{status}"
+            );
+            assert_eq!(
+                start_verdict(&state("failed", "failed", "exit-code", 1, status)),
+                Verdict::SandboxFailed(format!("status={status}/{name}"))
+            );
+            // The same unit waiting to be restarted (Restart=on-failure) is judged the same.
+            assert_eq!(
+                start_verdict(&state("activating", "auto-restart", "exit-code", 1, status)),
+                Verdict::SandboxFailed(format!("status={status}/{name}"))
+            );
+        }
+        // Not a sandboxing step: the program's own exit codes, other setup steps (203/EXEC:
+        // no binary; 200/CHDIR; 209/STDOUT), signals with the same numbers, other results.
+        for (result, code, status) in [
+            ("exit-code", 1, 1),
+            ("exit-code", 1, 2),
+            ("exit-code", 1, 3),
+            ("exit-code", 1, 203),
+            ("exit-code", 1, 200),
+            ("exit-code", 1, 209),
+            ("signal", 2, 9),
+            ("signal", 2, 15),
+            ("core-dump", 3, 11),
+            ("signal", 2, 226),
+            ("timeout", 0, 0),
+            ("protocol", 1, 0),
+            ("resources", 0, 0),
+            ("start-limit-hit", 1, 226),
+            ("success", 1, 0),
+        ] {
+            assert!(
+                !is_sandbox_failure(result, code, status),
+                "{result} {code} {status}"
+            );
+        }
+        assert!(matches!(
+            start_verdict(&state("failed", "failed", "signal", 2, 9)),
+            Verdict::Failed(why) if why.contains("result signal") && why.contains("signal=9")
+        ));
+        assert!(matches!(
+            start_verdict(&state("failed", "failed", "exit-code", 1, 2)),
+            Verdict::Failed(why) if why.contains("status=2")
+        ));
+    }
+
+    #[test]
+    fn a_start_is_ready_only_when_active() {
+        assert_eq!(
+            start_verdict(&state("active", "running", "success", 0, 0)),
+            Verdict::Ready
+        );
+        // Still waiting for READY=1 when install gave up.
+        assert!(matches!(
+            start_verdict(&state("activating", "start", "success", 0, 0)),
+            Verdict::Failed(why) if why.starts_with("not ready within 10s")
+        ));
+        assert!(matches!(
+            start_verdict(&state("inactive", "dead", "success", 1, 0)),
+            Verdict::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn show_output_is_parsed() {
+        let s = parse_show(
+            "ActiveState=failed\nSubState=failed\nResult=exit-code\nExecMainCode=1\n\
+             ExecMainStatus=226\nMainPID=0\nOther=x=y\n",
+        );
+        assert_eq!(s, state("failed", "failed", "exit-code", 1, 226));
+    }
+
+    fn env_of(home: &str, vars: &[(&str, &str)]) -> Env {
+        Env {
+            home: PathBuf::from(home),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_environment_that_decides_what_is_managed_is_carried() {
+        let env = env_of(
+            "/home/u",
+            &[
+                ("AWS_PROFILE", "legacy"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials-alt"),
+                ("AWS_CONFIG_FILE", ""),
+                ("AWS_ENDPOINT_URL_SSO", "http://127.0.0.1:9"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:8"),
+                ("AWS_REGION", "eu-west-1"),
+                ("CREDSYNC_LOG", "debug"),
+                ("PATH", "/usr/bin"),
+            ],
+        );
+        let cfg = crate::config::defaults(&env);
+        let got = carried_env(&cfg, &env);
+        let want: Vec<(String, String)> = [
+            ("AWS_CONFIG_FILE", ""),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:8"),
+            ("AWS_ENDPOINT_URL_SSO", "http://127.0.0.1:9"),
+            ("AWS_PROFILE", "legacy"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials-alt"),
+            ("CREDSYNC_LOG", "debug"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn aws_profile_is_carried_only_when_it_decides_the_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("named.toml");
+        std::fs::write(&named, "[[profiles]]\nsource = \"dev\"\n").unwrap();
+        let unnamed = dir.path().join("unnamed.toml");
+        std::fs::write(&unnamed, "[refresh]\nmin_remaining = \"20m\"\n").unwrap();
+        let env = env_of("/home/u", &[("AWS_PROFILE", "legacy")]);
+        let has_profile = |path: &Path| {
+            let cfg = crate::config::load(Some(path), &env).unwrap();
+            carried_env(&cfg, &env)
+                .iter()
+                .any(|(k, v)| k == "AWS_PROFILE" && v == "legacy")
+        };
+        assert!(!has_profile(&named), "the file names its profiles");
+        assert!(
+            has_profile(&unnamed),
+            "the file names none: AWS_PROFILE decides"
+        );
+    }
+
+    #[test]
+    fn the_unit_carries_the_environment_escaped() {
+        let mut s = spec("/usr/bin/credsync", None, &[]);
+        s.env = vec![
+            ("AWS_CONFIG_FILE".into(), "/h/my aws/100% \"q\" \\x".into()),
+            ("AWS_PROFILE".into(), "legacy".into()),
+        ];
+        let unit = render_systemd_unit(&s);
+        let lines: Vec<&str> = unit.lines().collect();
+        for want in [
+            r#"Environment="AWS_CONFIG_FILE=/h/my aws/100%% \"q\" \\x""#,
+            "Environment=AWS_PROFILE=legacy",
+            "Environment=CREDSYNC_LOG=info",
+        ] {
+            assert!(lines.contains(&want), "{want} missing from\n{unit}");
+        }
+        s.env.push(("CREDSYNC_LOG".into(), "debug".into()));
+        let unit = render_systemd_unit(&s);
+        assert!(
+            unit.contains("\nEnvironment=CREDSYNC_LOG=debug\n"),
+            "{unit}"
+        );
+        assert!(!unit.contains("CREDSYNC_LOG=info"), "{unit}");
+    }
+
+    #[test]
+    fn the_sandbox_levels() {
+        let mut s = spec("/usr/bin/credsync", None, &[]);
+        let full = render_systemd_unit(&s);
+        for d in [
+            "NoNewPrivileges=yes",
+            "PrivateUsers=yes",
+            "ProtectSystem=strict",
+        ] {
+            assert!(full.lines().any(|l| l == d), "{d}");
+        }
+        // Directives a user manager cannot apply (measured: status=218/CAPABILITIES).
+        for d in [
+            "ProtectKernelModules=",
+            "ProtectKernelLogs=",
+            "ProtectClock=",
+            "PrivateDevices=",
+            "CapabilityBoundingSet=",
+        ] {
+            assert!(!full.lines().any(|l| l.starts_with(d)), "{d}");
+        }
+        s.sandbox = Sandbox::NoNamespaces("[container] uid = 50000".into());
+        let some = render_systemd_unit(&s);
+        assert!(some.lines().any(|l| l == "NoNewPrivileges=yes"));
+        let directive = |unit: &str, d: &str| unit.lines().any(|l| l.starts_with(d));
+        assert!(!directive(&some, "PrivateUsers=") && !directive(&some, "ProtectSystem="));
+        assert!(some.contains("[container] uid = 50000"), "{some}");
+        s.sandbox = Sandbox::Off("status=226/NAMESPACE".into());
+        let none = render_systemd_unit(&s);
+        assert!(!none.lines().any(|l| l.ends_with("=yes")), "{none}");
+        assert!(!directive(&none, "ReadWritePaths="), "{none}");
+        assert!(none.contains("status=226/NAMESPACE"), "{none}");
+        assert!(none.contains("\nType=notify\n") && none.contains("\nRestart=on-failure\n"));
+    }
+
+    #[test]
+    fn a_container_uid_leaves_out_the_namespaces() {
+        let env = env_of("/home/u", &[]);
+        let mut cfg = crate::config::defaults(&env);
+        assert_eq!(sandbox_for(&cfg), Sandbox::Full);
+        cfg.container = Some(crate::config::ContainerConfig {
+            dir: "/home/u/.aws/credsync".into(),
+            path_in_container: "/home/astro/.aws/credsync".into(),
+            uid: Some(50000),
+        });
+        assert!(matches!(sandbox_for(&cfg), Sandbox::NoNamespaces(w) if w.contains("50000")));
     }
 }

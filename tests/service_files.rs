@@ -7,9 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credsync::service::{
-    self, FileOutcome, Manager, Platform, ServiceSpec, Target, render_launchd_plist,
+    self, FileOutcome, Manager, Platform, Sandbox, ServiceSpec, Target, render_launchd_plist,
     render_systemd_unit,
 };
+
+fn spec_with(exe: &Path, config: Option<&Path>, extra: &[PathBuf]) -> ServiceSpec {
+    ServiceSpec {
+        exe: exe.to_owned(),
+        config: config.map(Path::to_owned),
+        extra_rw_paths: extra.to_vec(),
+        env: Vec::new(),
+        sandbox: Sandbox::Full,
+    }
+}
 
 /// Whether `tool` is installed; under CI a missing tool fails the test instead of skipping it.
 fn have(tool: &str, test: &str) -> bool {
@@ -91,7 +101,17 @@ fn the_unit_passes_systemd_analyze_verify() {
     let config = tmp.path().join("conf \"dir\" \\ $USER/credsync 50%.toml");
     let extra = vec![PathBuf::from("/srv/shared aws"), tmp.path().join("cache")];
 
-    let unit = render_systemd_unit(&exe, Some(&config), &extra);
+    let mut spec = spec_with(&exe, Some(&config), &extra);
+    // Environment values with what needs escaping (a `$` stays literal: systemd does not
+    // expand variables in Environment=).
+    spec.env = vec![
+        (
+            "AWS_CONFIG_FILE".to_owned(),
+            "/home/u/my aws/100% \"q\" \\ $HOME/config".to_owned(),
+        ),
+        ("AWS_PROFILE".to_owned(), "legacy".to_owned()),
+    ];
+    let unit = render_systemd_unit(&spec);
     let out = verify(&tmp.path().join("units"), &unit, &runtime);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -125,9 +145,39 @@ fn the_unit_passes_systemd_analyze_verify() {
         &format!("-{}", extra[1].display()),
     ];
     assert_eq!(systemd_words(rw), want_rw);
+    let env: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .flat_map(systemd_words)
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "AWS_CONFIG_FILE=/home/u/my aws/100% \"q\" \\ $HOME/config",
+            "AWS_PROFILE=legacy",
+            "CREDSYNC_LOG=info"
+        ]
+    );
+
+    // Every sandbox level is a unit systemd accepts.
+    for sandbox in [
+        Sandbox::NoNamespaces("[container] uid = 50000 needs ACLs".to_owned()),
+        Sandbox::Off("status=226/NAMESPACE".to_owned()),
+    ] {
+        let unit = render_systemd_unit(&ServiceSpec {
+            sandbox,
+            ..spec.clone()
+        });
+        let out = verify(&tmp.path().join("units-sandbox"), &unit, &runtime);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "systemd-analyze verify:\n{stderr}\n{unit}"
+        );
+    }
 
     // The check has teeth: a unit whose binary does not exist fails verification.
-    let missing = render_systemd_unit(&tmp.path().join("nowhere/credsync"), None, &[]);
+    let missing = render_systemd_unit(&spec_with(&tmp.path().join("nowhere/credsync"), None, &[]));
     let out = verify(&tmp.path().join("units2"), &missing, &runtime);
     assert!(
         !out.status.success(),
@@ -137,7 +187,7 @@ fn the_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn the_unit_says_what_the_service_needs() {
-    let unit = render_systemd_unit(Path::new("/usr/bin/credsync"), None, &[]);
+    let unit = render_systemd_unit(&spec_with(Path::new("/usr/bin/credsync"), None, &[]));
     let lines: Vec<&str> = unit.lines().collect();
     for want in [
         "Type=notify",
@@ -147,6 +197,7 @@ fn the_unit_says_what_the_service_needs() {
         "RestartSec=5",
         "Environment=CREDSYNC_LOG=info",
         "NoNewPrivileges=yes",
+        "PrivateUsers=yes",
         "ProtectSystem=strict",
         "ProtectHome=read-only",
         "ReadWritePaths=-%h/.aws -%t",
@@ -176,7 +227,12 @@ fn the_plist_parses_with_the_keys_launchd_needs() {
     let home = Path::new("/Users/Jo & Al <dev>");
     let exe = Path::new("/Applications/Tools & Co/credsync's bin/credsync");
     let config = home.join("Library/Application Support/credsync/config \"1\".toml");
-    let plist = render_launchd_plist(exe, Some(&config), home);
+    let mut spec = spec_with(exe, Some(&config), &[]);
+    spec.env = vec![
+        ("AWS_PROFILE".to_owned(), "legacy & <co>".to_owned()),
+        ("CREDSYNC_LOG".to_owned(), "debug".to_owned()),
+    ];
+    let plist = render_launchd_plist(&spec, home);
 
     let mut child = Command::new("/usr/bin/python3")
         .args(["-c", PLIST_TO_JSON])
@@ -215,15 +271,23 @@ fn the_plist_parses_with_the_keys_launchd_needs() {
     let log = "/Users/Jo & Al <dev>/Library/Logs/credsync/credsync.log";
     assert_eq!(v["StandardOutPath"], log);
     assert_eq!(v["StandardErrorPath"], log);
-    assert_eq!(v["EnvironmentVariables"]["CREDSYNC_LOG"], "info");
+    assert_eq!(
+        v["EnvironmentVariables"],
+        serde_json::json!({"AWS_PROFILE": "legacy & <co>", "CREDSYNC_LOG": "debug"})
+    );
+    let plain = render_launchd_plist(&spec_with(exe, None, &[]), home);
+    assert!(
+        plain.contains("<key>CREDSYNC_LOG</key>\n\t\t<string>info</string>"),
+        "{plain}"
+    );
 }
 
 fn spec(exe: &str) -> ServiceSpec {
-    ServiceSpec {
-        exe: PathBuf::from(exe),
-        config: Some(PathBuf::from("/home/u/.config/credsync/config.toml")),
-        extra_rw_paths: vec![],
-    }
+    spec_with(
+        Path::new(exe),
+        Some(Path::new("/home/u/.config/credsync/config.toml")),
+        &[],
+    )
 }
 
 fn target(platform: Platform, home: &Path) -> Target {
@@ -255,7 +319,8 @@ fn install_and_uninstall_a_systemd_unit_in_a_temp_home() {
         r.steps,
         [
             "skipped: systemctl --user daemon-reload",
-            "skipped: systemctl --user enable --now credsync.service"
+            "skipped: systemctl --user enable credsync.service",
+            "skipped: systemctl --user start credsync.service"
         ]
     );
     assert_eq!(

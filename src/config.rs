@@ -517,7 +517,7 @@ impl Config {
     /// One line saying where this configuration came from, for the first log line and `status`.
     pub fn describe_origin(&self) -> String {
         match &self.origin {
-            Origin::File(path) => format!("config {}", path.display()),
+            Origin::File(path) => format!("config file {}", path.display()),
             Origin::Default {
                 config_path,
                 profile_from,
@@ -546,7 +546,8 @@ impl Config {
         if self.write.file_mode & 0o070 != 0 {
             out.push(format!(
                 "[write] file_mode {:04o} lets the file's group read credentials; \
-                 use \"0600\" unless a container user needs group access",
+                 set file_mode = \"0600\" under [write] in credsync's config, unless a container \
+                 user needs group access (then prefer [container] uid)",
                 self.write.file_mode
             ));
         }
@@ -554,7 +555,7 @@ impl Config {
             out.push(format!(
                 "[refresh] token_refresh_before is {}, within botocore's own 15-minute refresh \
                  window: botocore may refresh the SSO token first and rotate the refresh token; \
-                 use \"30m\"",
+                 set token_refresh_before = \"30m\" under [refresh] in credsync's config",
                 humantime::format_duration(self.refresh.token_refresh_before)
             ));
         }
@@ -1367,7 +1368,7 @@ socket = "/run/credsync.sock"
         );
         assert_eq!(c.control.socket, Path::new("/run/credsync.sock"));
         assert_eq!(c.origin, Origin::File("/c/config.toml".into()));
-        assert_eq!(c.describe_origin(), "config /c/config.toml");
+        assert_eq!(c.describe_origin(), "config file /c/config.toml");
         // Group read is allowed, but worth a warning.
         assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
         assert!(c.warnings()[0].contains("0640"));

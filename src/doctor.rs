@@ -103,9 +103,12 @@ pub fn render(checks: &[Check]) -> String {
 pub fn check_config(loaded: &Result<Config, ConfigError>) -> Vec<Check> {
     match loaded {
         Ok(cfg) => {
+            let origin = match &cfg.origin {
+                crate::config::Origin::File(path) => path.display().to_string(),
+                crate::config::Origin::Default { .. } => cfg.describe_origin(),
+            };
             let mut out = vec![Check::ok(format!(
-                "credsync config: {} ({} managed profile{})",
-                cfg.describe_origin(),
+                "credsync config: {origin} ({} managed profile{})",
                 cfg.profiles.len(),
                 if cfg.profiles.len() == 1 { "" } else { "s" }
             ))];
@@ -120,8 +123,14 @@ pub fn check_config(loaded: &Result<Config, ConfigError>) -> Vec<Check> {
         }
         Err(e) => vec![Check::fail(
             format!("credsync config does not load: {e}"),
-            "fix the file at the place named (config.example.toml documents every key); \
-             the checks below use the defaults",
+            match e {
+                ConfigError::Env { var, .. } => format!(
+                    "change or unset {var} as the message says; the checks below run without it"
+                ),
+                _ => "fix the file at the place named (config.example.toml documents every \
+                      key); the checks below use the defaults"
+                    .to_owned(),
+            },
         )],
     }
 }
@@ -425,13 +434,13 @@ pub fn check_service(
     let Some(text) = text else {
         return Check::warn(
             format!("service: not installed ({} does not exist)", file.display()),
-            "credsync service install",
+            "run `credsync service install`",
         );
     };
     match service_exe(platform, text) {
         None => Check::fail(
             format!("service: {} names no program", file.display()),
-            "credsync service install",
+            "run `credsync service install`",
         ),
         Some(exe) if exe == current_exe => Check::ok(format!(
             "service: installed ({}), runs {}",
@@ -445,7 +454,7 @@ pub fn check_service(
                 exe.display(),
                 current_exe.display()
             ),
-            "credsync service install",
+            "run `credsync service install`",
         ),
     }
 }
@@ -457,7 +466,7 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
         Err(e) => {
             return vec![Check::fail(
                 format!("daemon: not reachable on {}: {e}", socket.display()),
-                "credsync service install (or run `credsync daemon` in a terminal)",
+                "run `credsync service install` (or `credsync daemon` in a terminal)",
             )];
         }
     };
@@ -485,24 +494,19 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
                 .unwrap_or_default()
         );
         let fix = match p.state {
-            State::LoginRequired => status
-                .sso_sessions
-                .iter()
-                .map(|s| format!("`{}`", s.login_command))
-                .collect::<Vec<_>>()
-                .join(" or "),
+            State::LoginRequired => format!("run `{}`", login_command(status, p)),
             State::Conflict => format!(
-                "remove or rename section [{}] of the credentials file (credsync did not create it), \
-                 or give the profile another target",
+                "remove or rename section [{}] of the credentials file (credsync did not create \
+                 it), or give the profile another target in credsync's config",
                 p.target
             ),
-            State::Pending => "wait for the first refresh, then run doctor again".to_owned(),
-            _ => "see `credsync status` for the last error".to_owned(),
-        };
-        let fix = if fix.is_empty() {
-            "log in again".to_owned()
-        } else {
-            format!("run {fix}")
+            State::Pending => {
+                "wait a few seconds for the first refresh, then run `credsync doctor` again"
+                    .to_owned()
+            }
+            _ => "fix what the error above names, then run `credsync refresh` (`credsync \
+                  status` shows the profile's last error)"
+                .to_owned(),
         };
         let level_fail = matches!(
             p.state,
@@ -515,6 +519,22 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
         });
     }
     out
+}
+
+/// The command that logs `p` in: the one its own error names (the daemon's error says `run
+/// `<command>``), else the only session's, else `aws sso login --profile <source>`.
+fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
+    let error = p.last_error.as_deref().unwrap_or_default();
+    let named = status
+        .sso_sessions
+        .iter()
+        .map(|s| s.login_command.as_str())
+        .find(|c| error.contains(&format!("`{c}`")));
+    match (named, status.sso_sessions.as_slice()) {
+        (Some(c), _) => c.to_owned(),
+        (None, [only]) => only.login_command.clone(),
+        (None, _) => format!("aws sso login --profile {}", p.source),
+    }
 }
 
 #[cfg(test)]
@@ -658,7 +678,10 @@ mod tests {
         let c = check_config(&Ok(cfg("[refresh]\ntoken_refresh_before = \"10m\"\n")));
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].level, Level::Warn);
-        assert_eq!(c[1].fix.as_deref(), Some("use \"30m\""));
+        assert_eq!(
+            c[1].fix.as_deref(),
+            Some("set token_refresh_before = \"30m\" under [refresh] in credsync's config")
+        );
         let err = config::parse("[aws\n", Path::new("/c.toml"), &env());
         let c = check_config(&err);
         assert_eq!(c[0].level, Level::Fail);
@@ -741,11 +764,11 @@ mod tests {
             Path::new("/home/u/.cargo/bin/credsync"),
         );
         assert_eq!(c.level, Level::Fail);
-        assert_eq!(c.fix.as_deref(), Some("credsync service install"));
+        assert_eq!(c.fix.as_deref(), Some("run `credsync service install`"));
         let c = check_service(Platform::Linux, file, None, Path::new("/x"));
         assert_eq!(
             (c.level, c.fix.as_deref()),
-            (Level::Warn, Some("credsync service install"))
+            (Level::Warn, Some("run `credsync service install`"))
         );
         let plist = "<key>ProgramArguments</key>\n<array>\n\t\t<string>/Apps/a&amp;b/credsync</string>\n\t\t<string>daemon</string>";
         assert_eq!(
@@ -793,6 +816,94 @@ mod tests {
                 .unwrap()
                 .contains("credsync service install")
         );
+    }
+
+    /// A fix line reads as an instruction: "run" is followed by a command in backticks, and it
+    /// never starts with a bare command or a line to paste without saying where.
+    fn assert_instruction(fix: &str) {
+        let first = fix.lines().next().unwrap_or_default();
+        if let Some(rest) = first.strip_prefix("run ") {
+            assert!(rest.starts_with('`'), "{fix}");
+        }
+        for bare in ["credsync ", "aws ", "- ", "`"] {
+            assert!(!first.starts_with(bare), "not an instruction: {fix}");
+        }
+    }
+
+    #[test]
+    fn every_daemon_fix_is_an_instruction_and_names_the_profiles_own_login() {
+        let mut profiles = Vec::new();
+        for (i, state) in [
+            State::Pending,
+            State::Degraded,
+            State::Expired,
+            State::LoginRequired,
+            State::Conflict,
+            State::Error,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut p = ProfileStatus::new(&format!("p{i}"), &format!("t{i}"));
+            p.state = state;
+            p.last_error = Some("something failed".into());
+            profiles.push(p);
+        }
+        // Two sessions; the profile that must log in belongs to the second.
+        profiles[3].last_error = Some(
+            "login required: the SSO session ended; run `aws sso login --sso-session ops`".into(),
+        );
+        let session = |name: &str| SessionStatus {
+            name: name.into(),
+            token_expires_at: None,
+            refreshable: false,
+            login_command: format!("aws sso login --sso-session {name}"),
+        };
+        let mut status = Status {
+            version: 1,
+            daemon: DaemonInfo {
+                pid: 1,
+                version: "0.1.0".into(),
+                started_at: t0(),
+                config: "c".into(),
+                credentials_file: "f".into(),
+            },
+            profiles,
+            sso_sessions: vec![session("corp"), session("ops")],
+        };
+        let c = check_daemon(Path::new("/s"), &Ok(status.clone()));
+        assert_eq!(c.len(), 7);
+        for check in &c[1..] {
+            assert_instruction(check.fix.as_deref().unwrap_or_default());
+        }
+        assert_eq!(
+            c[4].fix.as_deref(),
+            Some("run `aws sso login --sso-session ops`")
+        );
+        // An error that names no session: the profile's own command, not every session's.
+        status.profiles[3].last_error = None;
+        let c = check_daemon(Path::new("/s"), &Ok(status));
+        assert_eq!(
+            c[4].fix.as_deref(),
+            Some("run `aws sso login --profile p3`")
+        );
+        assert_instruction(c[0].fix.as_deref().unwrap_or("run `x`"));
+        for c in check_daemon(Path::new("/s"), &Err("no answer".into())) {
+            assert_instruction(c.fix.as_deref().unwrap_or_default());
+        }
+        let file = Path::new("/u");
+        for c in [
+            check_service(Platform::Linux, file, None, Path::new("/x")),
+            check_service(Platform::Linux, file, Some(""), Path::new("/x")),
+            check_service(
+                Platform::Linux,
+                file,
+                Some("ExecStart=/y\n"),
+                Path::new("/x"),
+            ),
+        ] {
+            assert_instruction(c.fix.as_deref().unwrap_or_default());
+        }
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn doctor_on_a_good_setup_with_a_running_daemon_is_ok() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     for needle in [
-        "ok    credsync config: config ",
+        "ok    credsync config: /",
         "ok    profile dev -> [dev]: resolves through SSO (sso-session corp)",
         "ok    SSO token of sso-session corp: valid for ",
         "refreshable",
@@ -286,7 +286,7 @@ fn doctor_on_a_good_setup_with_a_running_daemon_is_ok() {
         "1 of 1 profile fresh",
         // No service in a temp HOME: a warning with the command that installs it.
         "warn  service: not installed",
-        "fix: credsync service install",
+        "fix: run `credsync service install`",
     ] {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }

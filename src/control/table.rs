@@ -12,7 +12,7 @@ const MAX_ERROR_CHARS: usize = 60;
 pub fn render_table(status: &Status, now: SystemTime) -> String {
     let d = &status.daemon;
     let mut out = format!(
-        "credsync {} (pid {}, up {}); config: {}; credentials: {}\n",
+        "credsync {} (pid {}, up {}); {}; credentials: {}\n",
         d.version,
         d.pid,
         humane(now.duration_since(d.started_at).unwrap_or_default()),
@@ -183,7 +183,7 @@ mod tests {
                 pid: 4242,
                 version: "0.1.0".into(),
                 started_at: at(-(3 * 3600 + 125)),
-                config: "/home/u/.config/credsync/config.toml".into(),
+                config: "config file /home/u/.config/credsync/config.toml".into(),
                 credentials_file: "/home/u/.aws/credentials".into(),
             },
             profiles: vec![fresh, expired, ProfileStatus::new("new", "new")],
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn renders_profiles_and_sessions() {
         let want = "\
-credsync 0.1.0 (pid 4242, up 3h02m); config: /home/u/.config/credsync/config.toml; credentials: /home/u/.aws/credentials
+credsync 0.1.0 (pid 4242, up 3h02m); config file /home/u/.config/credsync/config.toml; credentials: /home/u/.aws/credentials
 
 PROFILE    TARGET   KIND         STATE    EXPIRES IN      NEXT REFRESH  LAST ERROR
 dev-admin  default  sso          fresh    47m             in 27m        -
@@ -219,6 +219,33 @@ corp                              7h12m             yes
 https://legacy.awsapps.com/start  no token          no, log in: aws sso login --profile legacy
 ";
         assert_eq!(render_table(&status(), at(0)), want);
+    }
+
+    #[test]
+    fn the_header_says_where_the_config_came_from() {
+        use crate::config::{self, Env};
+        let env = Env {
+            home: "/home/u".into(),
+            vars: [("AWS_PROFILE".to_owned(), "dev".to_owned())].into(),
+        };
+        let file = config::parse("", std::path::Path::new("/c/config.toml"), &env).unwrap();
+        for (origin, want) in [
+            (
+                config::defaults(&env).describe_origin(),
+                "(pid 4242, up 3h02m); no config file at ",
+            ),
+            (
+                file.describe_origin(),
+                "(pid 4242, up 3h02m); config file /c/config.toml; credentials: ",
+            ),
+        ] {
+            let mut s = status();
+            s.daemon.config = origin;
+            let table = render_table(&s, at(0));
+            let head = table.lines().next().unwrap_or_default();
+            assert!(head.contains(want), "{head}");
+            assert!(!head.contains("config: "), "{head}");
+        }
     }
 
     #[test]

@@ -968,7 +968,10 @@ fn ro_fix(m: &Mount) -> String {
     if m.long {
         "add to that volume:\nread_only: true".to_owned()
     } else {
-        format!("- {}:{}:ro", m.source, m.target)
+        format!(
+            "make the mount read-only in {COMPOSE_FILE}:\n- {}:{}:ro",
+            m.source, m.target
+        )
     }
 }
 
@@ -1122,7 +1125,20 @@ mod tests {
             home: Path::new("/h"),
             check_uid: true,
         };
-        check(cfg, Path::new("/h/.config/credsync/config.toml"), &p, fs)
+        let checks = check(cfg, Path::new("/h/.config/credsync/config.toml"), &p, fs);
+        // Every fix is an instruction: a command to run in backticks, or what to do with the
+        // lines that follow, never a bare line to paste.
+        for c in &checks {
+            let first = c.fix.as_deref().unwrap_or_default().lines().next();
+            let first = first.unwrap_or_default();
+            if let Some(rest) = first.strip_prefix("run ") {
+                assert!(rest.starts_with('`'), "{first}");
+            }
+            for bare in ["- ", "`", "credsync ", "AWS_", "services:", "["] {
+                assert!(!first.starts_with(bare), "not an instruction: {first}");
+            }
+        }
+        checks
     }
 
     const DOCKERFILE: &str = "FROM quay.io/astronomer/astro-runtime:12.1.0\n";
@@ -1252,7 +1268,12 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("fix: - ~/.aws:/home/astro/.aws:ro"), "{text}");
+        assert!(
+            text.contains(
+                "fix: make the mount read-only in docker-compose.override.yml:\n           - ~/.aws:/home/astro/.aws:ro"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

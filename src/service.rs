@@ -767,23 +767,23 @@ fn start_and_wait(report: &mut Report, verb: &str) -> Result<UnitState, ServiceE
     let deadline = Instant::now() + START_TIMEOUT;
     let finished = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break true,
+            Ok(Some(status)) => break Some(status.success()),
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break false;
+                break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(failed(e.to_string(), report)),
         }
     };
-    report.steps.push(if finished {
-        format!("ran: {shown}")
-    } else {
-        format!(
+    report.steps.push(match finished {
+        Some(true) => format!("ran: {shown}"),
+        Some(false) => format!("ran: {shown} (it failed)"),
+        None => format!(
             "ran: {shown} (gave up waiting after {}s)",
             START_TIMEOUT.as_secs()
-        )
+        ),
     });
     unit_state().map_err(|e| failed(e, report))
 }

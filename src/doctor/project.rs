@@ -531,7 +531,7 @@ impl<'a> Ctx<'a> {
             })
     }
 
-    /// Which row of the design's table the container is on, and what stands in its way.
+    /// Which row of docs/astro.md's table the container is on, and what stands in its way.
     fn container(
         &self,
         mounts: &[(&Mount, PathBuf)],

@@ -15,7 +15,7 @@ use super::acl::{self, Perms};
 use super::compose::{self, Mount, Service};
 use super::{Check, Level};
 use crate::aws_profile;
-use crate::config::Config;
+use crate::config::{Config, Env, expand_like_botocore};
 use crate::ini_edit;
 use crate::sso_cache;
 use crate::write::WriteMode;
@@ -579,10 +579,22 @@ impl<'a> Ctx<'a> {
         }
 
         // A file variable set but empty is botocore's "no such file" (it opens the path as
-        // given); only an unset one takes the default.
+        // given); only an unset one takes the default. Values are expanded as botocore in the
+        // container expands them ($VAR, then ~), with the container's HOME.
+        let mut vars: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect();
+        vars.entry("HOME".to_owned())
+            .or_insert_with(|| CONTAINER_HOME.to_owned());
+        let container_env = Env {
+            home: PathBuf::from(CONTAINER_HOME),
+            vars,
+        };
         let var = |k: &str, default: String| -> (String, Option<&'static str>) {
             match env.get(k) {
-                Some((v, from)) => (v.clone(), Some(*from)),
+                Some((v, from)) if v.is_empty() => (String::new(), Some(*from)),
+                Some((v, from)) => (expand_like_botocore(v, &container_env), Some(*from)),
                 None => (default, None),
             }
         };
@@ -1455,5 +1467,19 @@ mod tests {
             "AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials\nAWS_PROFILE=dev\n",
         ));
         assert!(text.contains("AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials (from .env) is outside every mount"), "{text}");
+    }
+
+    #[test]
+    fn container_values_are_expanded_as_botocore_in_the_container_does() {
+        let (cfg, fs) = setup("[container]\nuid = 50000\n");
+        let env = "AWS_CONFIG_FILE=~/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=${HOME}/.aws/none\nAWS_PROFILE=dev\n";
+        let c = run(&cfg, &fs, GOOD_COMPOSE, env);
+        let text = super::super::render(&c);
+        assert_eq!(super::super::worst(&c), Level::Ok, "{text}");
+        assert!(text.contains("table row 3"), "{text}");
+        assert!(
+            text.contains("the credentials file /home/astro/.aws/none does not define [dev]"),
+            "{text}"
+        );
     }
 }

@@ -414,22 +414,29 @@ fn the_project_docs_astro_md_builds_passes_doctor() {
             .collect()
     };
     let config_toml = of("toml")[0];
-    let dockerfiles = of("dockerfile");
-    let overrides = of("yaml");
     let dotenv = of("sh")[0];
+    // Each Dockerfile with the compose override that follows it.
+    let projects: Vec<(&str, &str)> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, (info, _))| info == "dockerfile")
+        .filter_map(|(i, (_, dockerfile))| {
+            let compose = blocks[i + 1..].iter().find(|(info, _)| info == "yaml")?;
+            Some((dockerfile.as_str(), compose.1.as_str()))
+        })
+        .collect();
     assert_eq!(
-        dockerfiles.len(),
+        projects.len(),
         2,
         "docs/astro.md shows Airflow 3 and Airflow 2"
-    );
-    assert_eq!(
-        overrides.len(),
-        dockerfiles.len(),
-        "one override per Dockerfile"
     );
     assert!(
         config_toml.contains("source = \"dev-admin\""),
         "{config_toml}"
+    );
+    assert!(
+        dotenv.contains("AWS_SHARED_CREDENTIALS_FILE=/dev/null"),
+        "{dotenv}"
     );
 
     // Step 1: credsync's config as the doc gives it, and a logged-in SSO profile `dev-admin`.
@@ -456,7 +463,7 @@ fn the_project_docs_astro_md_builds_passes_doctor() {
     );
 
     // Steps 2 and 3, for each Airflow version.
-    for (dockerfile, compose) in dockerfiles.iter().zip(&overrides) {
+    for (dockerfile, compose) in projects {
         let project = env.root().join(format!("project-{}", dockerfile.len()));
         fs::create_dir_all(&project).unwrap();
         fs::write(project.join("Dockerfile"), dockerfile).unwrap();

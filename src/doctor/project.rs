@@ -608,10 +608,16 @@ impl<'a> Ctx<'a> {
             (p, _) if p.is_empty() => ("default".to_owned(), None),
             other => other,
         };
+        // Without the view: the files credsync reads and writes, as the ~/.aws mount shows them.
         let suggest_env = self.view_env().unwrap_or_else(|| {
+            let seen = |host: &Path, default: &str| match host.strip_prefix(self.aws_dir()) {
+                Ok(rest) => format!("{CONTAINER_HOME}/.aws/{}", rest.display()),
+                Err(_) => format!("{CONTAINER_HOME}/.aws/{default}"),
+            };
             format!(
-                "AWS_CONFIG_FILE={CONTAINER_HOME}/.aws/config\n\
-                 AWS_SHARED_CREDENTIALS_FILE={CONTAINER_HOME}/.aws/credentials"
+                "AWS_CONFIG_FILE={}\nAWS_SHARED_CREDENTIALS_FILE={}",
+                seen(&self.cfg.aws.config_file, "config"),
+                seen(&self.cfg.aws.credentials_file, "credentials")
             )
         });
         if config_c.is_empty() {
@@ -1479,6 +1485,25 @@ mod tests {
         assert!(text.contains("table row 3"), "{text}");
         assert!(
             text.contains("the credentials file /home/astro/.aws/none does not define [dev]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_the_view_the_suggestion_names_the_files_credsync_writes() {
+        let (cfg, fs) = setup("[aws]\ncredentials_file = \"~/.aws/credentials-alt\"\n");
+        let text = super::super::render(&run(
+            &cfg,
+            &fs,
+            GOOD_COMPOSE,
+            "AWS_SHARED_CREDENTIALS_FILE=/opt/aws/credentials\nAWS_PROFILE=dev\n",
+        ));
+        assert!(
+            text.contains("AWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credentials-alt"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("AWS_SHARED_CREDENTIALS_FILE=/home/astro/.aws/credentials\n"),
             "{text}"
         );
     }

@@ -239,7 +239,8 @@ pub fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -> Check
         Ok(sso_cache::Read::Unparsable(e)) => Check::warn(
             format!("{who}: the cache file does not parse ({e})"),
             format!(
-                "run doctor again in a moment (the AWS CLI may be writing it); if it stays, {login}"
+                "run `credsync doctor` again in a moment (the AWS CLI may be writing it); if it \
+                 stays, {login}"
             ),
         ),
         Ok(sso_cache::Read::Token(t)) => token_state(&who, t, &login, now),
@@ -342,7 +343,7 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
                 "credentials file {p}: does not exist and its directory is missing or not writable"
             ),
             format!(
-                "mkdir -p -m 0700 {}",
+                "run `mkdir -p -m 0700 {}`",
                 path.parent().unwrap_or(Path::new("/")).display()
             ),
         ),
@@ -352,7 +353,7 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
         ),
         FileFacts::Unreadable(e) => Check::fail(
             format!("credentials file {p}: cannot read it: {e}"),
-            format!("chown $USER {p}; chmod 0600 {p}"),
+            format!("run `chown $USER {p}; chmod 0600 {p}`"),
         ),
         FileFacts::File { utf8: false, .. } => Check::fail(
             format!("credentials file {p}: not UTF-8 text"),
@@ -362,13 +363,14 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
             writable: false, ..
         } => Check::fail(
             format!("credentials file {p}: not writable by you"),
-            format!("chown $USER {p}; chmod u+w {p}"),
+            format!("run `chown $USER {p}; chmod u+w {p}`"),
         ),
         FileFacts::File { mode, .. } if mode & 0o077 != 0 && container_uid.is_none() => {
             Check::warn(
                 format!("credentials file {p}: mode {mode:04o} lets other users read credentials"),
                 format!(
-                    "chmod 0600 {p} (containers that need it: set [container] uid and use the view)"
+                    "run `chmod 0600 {p}` (containers that need it: set [container] uid and use \
+                     the view)"
                 ),
             )
         }
@@ -704,7 +706,11 @@ mod tests {
         );
         let c = check_credentials_file(p, &f(0o644, true, true), None);
         assert_eq!(c.level, Level::Warn);
-        assert!(c.fix.unwrap().starts_with("chmod 0600 /h/.aws/credentials"));
+        assert!(
+            c.fix
+                .unwrap()
+                .starts_with("run `chmod 0600 /h/.aws/credentials`")
+        );
         assert_eq!(
             check_credentials_file(p, &f(0o640, true, true), Some(50000)).level,
             Level::Ok
@@ -825,7 +831,16 @@ mod tests {
         if let Some(rest) = first.strip_prefix("run ") {
             assert!(rest.starts_with('`'), "{fix}");
         }
-        for bare in ["credsync ", "aws ", "- ", "`"] {
+        for bare in [
+            "credsync ",
+            "aws ",
+            "- ",
+            "`",
+            "chmod ",
+            "chown ",
+            "mkdir ",
+            "setfacl ",
+        ] {
             assert!(!first.starts_with(bare), "not an instruction: {fix}");
         }
     }
@@ -889,6 +904,32 @@ mod tests {
         );
         assert_instruction(c[0].fix.as_deref().unwrap_or("run `x`"));
         for c in check_daemon(Path::new("/s"), &Err("no answer".into())) {
+            assert_instruction(c.fix.as_deref().unwrap_or_default());
+        }
+        let creds = Path::new("/h/.aws/credentials");
+        for facts in [
+            FileFacts::Missing {
+                dir_writable: false,
+            },
+            FileFacts::NotAFile,
+            FileFacts::Unreadable("denied".into()),
+            FileFacts::File {
+                mode: 0o644,
+                writable: true,
+                utf8: true,
+            },
+            FileFacts::File {
+                mode: 0o600,
+                writable: false,
+                utf8: true,
+            },
+            FileFacts::File {
+                mode: 0o600,
+                writable: true,
+                utf8: false,
+            },
+        ] {
+            let c = check_credentials_file(creds, &facts, None);
             assert_instruction(c.fix.as_deref().unwrap_or_default());
         }
         let file = Path::new("/u");

@@ -965,12 +965,12 @@ impl<'a> Ctx<'a> {
             } else if in_view {
                 format!(
                     "run `credsync sync` to rewrite the view with its ACL; on a filesystem \
-                     without ACLs: chmod o+{perm} {}",
+                     without ACLs, run `chmod o+{perm} {}`",
                     path.display()
                 )
             } else {
                 format!(
-                    "setfacl -m u:{}:{perm} {}\n(or use the [container] view with uid = {})",
+                    "run `setfacl -m u:{}:{perm} {}`\n(or use the [container] view with uid = {})",
                     self.uid,
                     path.display(),
                     self.uid
@@ -1152,7 +1152,16 @@ mod tests {
             if let Some(rest) = first.strip_prefix("run ") {
                 assert!(rest.starts_with('`'), "{first}");
             }
-            for bare in ["- ", "`", "credsync ", "AWS_", "services:", "["] {
+            for bare in [
+                "- ",
+                "`",
+                "credsync ",
+                "AWS_",
+                "services:",
+                "[",
+                "setfacl ",
+                "chmod ",
+            ] {
                 assert!(!first.starts_with(bare), "not an instruction: {first}");
             }
         }

@@ -58,6 +58,9 @@ pub struct Target {
     pub xdg_config_home: Option<PathBuf>,
     /// The uid whose launchd domain (`gui/<uid>`) gets the agent.
     pub uid: u32,
+    /// The unit a distribution package installed ([`PACKAGED_UNIT`]), when there is one:
+    /// install enables it instead of writing a second unit.
+    pub packaged_unit: Option<PathBuf>,
 }
 
 impl Target {
@@ -70,11 +73,14 @@ impl Target {
             .filter(|p| p.is_absolute());
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
+        let packaged_unit = Some(PathBuf::from(PACKAGED_UNIT))
+            .filter(|p| platform == Platform::Linux && p.exists());
         Ok(Target {
             platform,
             home: env.home.clone(),
             xdg_config_home,
             uid,
+            packaged_unit,
         })
     }
 
@@ -98,6 +104,10 @@ impl Target {
         self.home.join("Library/Logs/credsync")
     }
 }
+
+/// Where the Debian package installs the systemd user unit, and the binary that unit runs.
+pub const PACKAGED_UNIT: &str = "/usr/lib/systemd/user/credsync.service";
+pub const PACKAGED_EXE: &str = "/usr/bin/credsync";
 
 /// What the service runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +184,24 @@ fn profile_decided_by_env(cfg: &Config, env: &Env) -> bool {
 }
 
 impl ServiceSpec {
+    /// What a package's unit runs: `exe daemon`, the default config, no environment of an
+    /// installing shell, and the sandbox without the file-system view: that view needs a user
+    /// namespace, which some machines refuse (status=226/NAMESPACE), and where `service
+    /// install` then rewrites its own unit without it, nothing can rewrite a packaged one.
+    pub fn packaged(exe: PathBuf) -> ServiceSpec {
+        ServiceSpec {
+            exe,
+            config: None,
+            extra_rw_paths: Vec::new(),
+            env: Vec::new(),
+            sandbox: Sandbox::NoNamespaces(
+                "a packaged unit must start on every machine, and this view needs a user \
+                 namespace, which some machines refuse"
+                    .to_owned(),
+            ),
+        }
+    }
+
     /// The running binary (canonicalised) and the config in use.
     pub fn from_config(cfg: &Config, env: &Env) -> Result<ServiceSpec, ServiceError> {
         let exe = std::env::current_exe()
@@ -328,6 +356,57 @@ pub fn render_launchd_plist(spec: &ServiceSpec, home: &Path) -> String {
     )
 }
 
+/// The unit a package installs for `exe`: the same template as `service install`, with a
+/// header that says how a user enables and changes it.
+pub fn render_packaged_unit(exe: &Path) -> String {
+    let unit = render_systemd_unit(&ServiceSpec::packaged(exe.to_owned()));
+    let body_at = unit
+        .split_inclusive('\n')
+        .take_while(|l| l.starts_with('#'))
+        .map(str::len)
+        .sum::<usize>();
+    format!(
+        "# credsync: keeps AWS credentials fresh on disk.\n\
+         # Installed by the credsync package. Each user enables it with\n\
+         # `systemctl --user enable --now credsync`, and changes it with a drop-in\n\
+         # (`systemctl --user edit credsync`), not by editing this file.\n{}",
+        &unit[body_at..]
+    )
+}
+
+/// The drop-in lines the packaged unit needs to run what `spec` asks for (empty: it runs
+/// exactly that), or why it cannot: it runs another binary. (It has no file-system view, so
+/// the paths credsync writes need no `ReadWritePaths=`.)
+pub fn packaged_shortfall(
+    spec: &ServiceSpec,
+    default_config: &Path,
+) -> Result<Vec<String>, String> {
+    let packaged = Path::new(PACKAGED_EXE);
+    let same_exe = spec.exe == packaged || packaged.canonicalize().is_ok_and(|p| p == spec.exe);
+    if !same_exe {
+        return Err(format!(
+            "it runs {PACKAGED_EXE}, and this credsync is {}",
+            spec.exe.display()
+        ));
+    }
+    let mut lines = Vec::new();
+    if let Some(config) = spec
+        .config
+        .as_deref()
+        .filter(|c| *c != absolute(default_config))
+    {
+        lines.push("ExecStart=".to_owned());
+        lines.push(format!(
+            "ExecStart={PACKAGED_EXE} --config {} daemon",
+            systemd_arg(&config.to_string_lossy())
+        ));
+    }
+    for (k, v) in &spec.env {
+        lines.push(format!("Environment={}", systemd_word(&format!("{k}={v}"))));
+    }
+    Ok(lines)
+}
+
 /// The file install would write for `spec` on `target`.
 pub fn render(spec: &ServiceSpec, target: &Target) -> String {
     match target.platform {
@@ -444,6 +523,8 @@ pub enum FileOutcome {
     Removed,
     /// Uninstall found nothing to remove.
     Absent,
+    /// The package's unit is used; no file written.
+    Packaged,
 }
 
 /// What install or uninstall did, in order, for the user to read.
@@ -466,6 +547,9 @@ impl fmt::Display for Report {
             FileOutcome::Unchanged => "unchanged",
             FileOutcome::Removed => "removed",
             FileOutcome::Absent => "not installed, nothing to remove",
+            FileOutcome::Packaged => {
+                "the credsync package's unit (credsync neither writes nor removes it)"
+            }
         };
         writeln!(f, "{}: {what}", self.path.display())?;
         for step in &self.steps {
@@ -502,6 +586,16 @@ pub enum ServiceError {
         detail: String,
         done: String,
     },
+    /// A package installed the unit, and it does not run what this install asks for.
+    #[error(
+        "{unit} is installed by the credsync package, and {why}; `credsync service install` \
+         does not write a second unit beside it.\n{fix}"
+    )]
+    PackagedUnit {
+        unit: PathBuf,
+        why: String,
+        fix: String,
+    },
     /// The unit was written and started but did not become active and ready.
     #[error(
         "{unit} did not start: {why}\n{status}\n{done}\n\
@@ -514,6 +608,85 @@ pub enum ServiceError {
         status: String,
         done: String,
     },
+}
+
+/// Install with the package's unit (and no unit of the user's own): enables and starts it when
+/// it runs what `spec` asks for; otherwise says what to add, or which binary to use.
+fn install_packaged(
+    spec: &ServiceSpec,
+    target: &Target,
+    unit: &Path,
+    start: bool,
+    manager: Manager,
+) -> Result<Report, ServiceError> {
+    let default_config = target
+        .xdg_config_home
+        .clone()
+        .unwrap_or_else(|| target.home.join(".config"))
+        .join("credsync/config.toml");
+    let refused = |why: String, fix: String| ServiceError::PackagedUnit {
+        unit: unit.to_owned(),
+        why,
+        fix,
+    };
+    let lines = packaged_shortfall(spec, &default_config).map_err(|why| {
+        refused(
+            why,
+            format!(
+                "use the packaged binary (`{PACKAGED_EXE} service install`), or remove the \
+                 package (`sudo apt remove credsync`) and run this install again"
+            ),
+        )
+    })?;
+    if !lines.is_empty() {
+        return Err(refused(
+            "this setup needs settings that unit does not have".to_owned(),
+            format!(
+                "add them with `systemctl --user edit {SYSTEMD_UNIT}`:\n\n[Service]\n{}\n\n\
+                 then run `systemctl --user enable --now {SYSTEMD_UNIT}`",
+                lines.join("\n")
+            ),
+        ));
+    }
+    let mut report = Report {
+        path: unit.to_owned(),
+        file: FileOutcome::Packaged,
+        steps: Vec::new(),
+        hint: None,
+    };
+    if !start {
+        report.hint = Some(format!(
+            "not started (--no-start); to start it: `systemctl --user enable --now {SYSTEMD_UNIT}`"
+        ));
+        return Ok(report);
+    }
+    if !systemctl(&mut report, manager, &["daemon-reload"])? {
+        return Ok(report);
+    }
+    systemctl(&mut report, manager, &["enable", SYSTEMD_UNIT])?;
+    if manager == Manager::Skip {
+        report
+            .steps
+            .push(format!("skipped: systemctl --user start {SYSTEMD_UNIT}"));
+        return Ok(report);
+    }
+    let state = start_and_wait(&mut report, "start")?;
+    match start_verdict(&state) {
+        Verdict::Ready => report.steps.push(ready_line(&state)),
+        Verdict::SandboxFailed(why) => {
+            return Err(not_started(
+                &report,
+                format!(
+                    "{why}; the package's unit cannot apply its sandbox on this machine: \
+                     override the directives that fail with `systemctl --user edit \
+                     {SYSTEMD_UNIT}` (e.g. MemoryDenyWriteExecute=no), or remove the package \
+                     and let `credsync service install` write a unit that falls back by itself"
+                ),
+            ));
+        }
+        Verdict::Failed(why) => return Err(not_started(&report, why)),
+    }
+    Ok(report)
 }
 
 /// Writes the service file for `spec` (if it differs) and, when `start`, enables and starts
@@ -529,6 +702,11 @@ pub fn install(
         check_systemd_exe(&spec.exe)?;
     }
     let path = target.service_file();
+    if let Some(unit) = &target.packaged_unit
+        && std::fs::symlink_metadata(&path).is_err()
+    {
+        return install_packaged(spec, target, unit, start, manager);
+    }
     let text = render(spec, target);
     let file = write_if_changed(&path, &text)?;
     if target.platform == Platform::MacOs {
@@ -841,6 +1019,12 @@ pub fn uninstall(target: &Target, manager: Manager) -> Result<Report, ServiceErr
         hint: None,
     };
     if !exists {
+        if let Some(unit) = &target.packaged_unit {
+            // The package's unit stays (it is the package's file); this user stops using it.
+            report.path = unit.clone();
+            report.file = FileOutcome::Packaged;
+            systemctl(&mut report, manager, &["disable", "--now", SYSTEMD_UNIT])?;
+        }
         return Ok(report);
     }
     match target.platform {

@@ -3,7 +3,7 @@
 //! man pages rendered by man/groff without a warning, and `--version` naming the commit.
 //!
 //! bash, groff and man are required under CI (scripts/test installs groff and man-db); outside
-//! CI a test without them prints SKIPPED.
+//! CI a test without them prints SKIPPED. On macOS, `service print` is checked with plutil.
 
 mod support;
 
@@ -211,6 +211,9 @@ fn man_pages(env: &TestEnv) -> Vec<std::path::PathBuf> {
     pages
 }
 
+// Linux only: `man --warnings` is man-db's, and groff is not on a macOS machine (its man is
+// mandoc); the pages are the same bytes on every platform.
+#[cfg(target_os = "linux")]
 #[test]
 fn man_pages_render_without_warnings() {
     if !have("groff") || !have("man") {
@@ -290,6 +293,41 @@ fn every_page_the_main_page_refers_to_exists() {
     }
     assert!(referred >= 8, "{referred} references in:\n{main}");
     assert!(!names.iter().any(|n| n.contains("generate")), "{names:?}");
+}
+
+/// On macOS `service print` renders the LaunchAgent: plutil, launchd's own parser, accepts it.
+#[cfg(target_os = "macos")]
+#[test]
+fn service_print_gives_a_plist_plutil_accepts() {
+    if !have("plutil") {
+        return;
+    }
+    let env = TestEnv::new();
+    let out = env.run(["service", "print"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plist = env.root().join("com.credsync.agent.plist");
+    std::fs::write(&plist, &out.stdout).expect("write the plist");
+    let lint = Command::new("plutil")
+        .arg("-lint")
+        .arg(&plist)
+        .output()
+        .expect("run plutil");
+    assert!(
+        lint.status.success(),
+        "plutil -lint: {}\n{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("<string>daemon</string>"), "{text}");
+    assert!(
+        text.contains(&support::credsync_bin().to_string_lossy().into_owned()),
+        "{text}"
+    );
 }
 
 #[test]

@@ -296,6 +296,7 @@ fn target(platform: Platform, home: &Path) -> Target {
         home: home.to_owned(),
         xdg_config_home: None,
         uid: 501,
+        packaged_unit: None,
     }
 }
 

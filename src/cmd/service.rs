@@ -1,5 +1,6 @@
 //! `credsync service install|uninstall|print`: the systemd user unit or LaunchAgent.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use credsync::config::Env;
@@ -22,18 +23,26 @@ pub enum Action {
     /// Stop and disable the service, then remove its file.
     Uninstall,
     /// Print the file that install would write.
-    Print,
+    Print {
+        /// Print instead the systemd user unit a package installs for the binary at PATH (no
+        /// --config, no environment of this shell): for packagers.
+        #[arg(long, hide = true, value_name = "PATH")]
+        packaged: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let env = Env::from_process();
-    let result = Target::current(&env).and_then(|target| match args.action {
+    let result = Target::current(&env).and_then(|target| match &args.action {
         Action::Install { no_start } => {
             let spec = ServiceSpec::from_config(cfg, &env)?;
-            service::install(&spec, &target, !no_start, Manager::Run).map(|r| r.to_string())
+            service::install(&spec, &target, !*no_start, Manager::Run).map(|r| r.to_string())
         }
         Action::Uninstall => service::uninstall(&target, Manager::Run).map(|r| r.to_string()),
-        Action::Print => {
+        Action::Print {
+            packaged: Some(exe),
+        } => Ok(service::render_packaged_unit(exe)),
+        Action::Print { packaged: None } => {
             let spec = ServiceSpec::from_config(cfg, &env)?;
             Ok(service::render(&spec, &target))
         }

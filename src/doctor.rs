@@ -523,6 +523,100 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
     out
 }
 
+/// Whether the running daemon acts on what `credsync` in this shell would: the same config
+/// file, AWS config file, credentials file and profiles. A service installed from another
+/// environment (another `AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`)
+/// manages other things than `credsync sync` here. A daemon too old to report its files is
+/// compared on what it reports.
+pub fn check_daemon_matches(cfg: &Config, status: &Status) -> Check {
+    let shell = |p: &Path| p.display().to_string();
+    let mut diffs: Vec<String> = Vec::new();
+    let mut compare = |what: &str, daemon: Option<&str>, here: Option<&Path>| {
+        let same = match (daemon, here) {
+            (Some(d), Some(h)) => same_path(Path::new(d), h),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            let say = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
+            diffs.push(format!(
+                "{what} {} (this shell: {})",
+                say(daemon.map(str::to_owned)),
+                say(here.map(shell))
+            ));
+        }
+    };
+    if let Some(eff) = &status.daemon.effective {
+        let here = match &cfg.origin {
+            crate::config::Origin::File(p) => Some(p.as_path()),
+            crate::config::Origin::Default { .. } => None,
+        };
+        compare("config file", eff.config_file.as_deref(), here);
+        compare(
+            "AWS config file",
+            Some(&eff.aws_config_file),
+            Some(&cfg.aws.config_file),
+        );
+    }
+    compare(
+        "credentials file",
+        Some(&status.daemon.credentials_file),
+        Some(&cfg.aws.credentials_file),
+    );
+    let names = |pairs: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<String> {
+        let set: BTreeSet<String> = pairs
+            .map(|(s, t)| {
+                if s == t {
+                    s.to_owned()
+                } else {
+                    format!("{s} -> {t}")
+                }
+            })
+            .collect();
+        set.into_iter().collect()
+    };
+    let daemon_profiles = names(
+        &mut status
+            .profiles
+            .iter()
+            .map(|p| (p.source.as_str(), p.target.as_str())),
+    );
+    let shell_profiles = names(
+        &mut cfg
+            .profiles
+            .iter()
+            .map(|p| (p.source.as_str(), p.target.as_str())),
+    );
+    if daemon_profiles != shell_profiles {
+        diffs.push(format!(
+            "profiles {} (this shell: {})",
+            daemon_profiles.join(", "),
+            shell_profiles.join(", ")
+        ));
+    }
+    if diffs.is_empty() {
+        return Check::ok("daemon: manages the files and profiles credsync in this shell would");
+    }
+    Check::warn(
+        format!(
+            "daemon: manages other things than credsync in this shell would: {}",
+            diffs.join("; ")
+        ),
+        "run `credsync service install` from the shell whose AWS_PROFILE, AWS_CONFIG_FILE and \
+         AWS_SHARED_CREDENTIALS_FILE the service should use (install carries them into the \
+         service), or set them in this shell as the daemon has them",
+    )
+}
+
+/// Whether two paths name the same file: equal, or equal once canonicalised.
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (a.canonicalize(), b.canonicalize()),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// The command that logs `p` in: the one its own error names (the daemon's error says `run
 /// `<command>``), else the only session's, else `aws sso login --profile <source>`.
 fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
@@ -798,6 +892,7 @@ mod tests {
                 started_at: t0(),
                 config: "c".into(),
                 credentials_file: "f".into(),
+                effective: None,
             },
             profiles: vec![p1, p2],
             sso_sessions: vec![SessionStatus {
@@ -821,6 +916,88 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("credsync service install")
+        );
+    }
+
+    #[test]
+    fn daemon_environment_differs_from_the_shell() {
+        let env = Env {
+            home: PathBuf::from("/h"),
+            vars: [("AWS_PROFILE".to_owned(), "legacy".to_owned())].into(),
+        };
+        let cfg = crate::config::defaults(&env);
+        let status =
+            |profile: &str, creds: &str, effective: Option<crate::state::Effective>| Status {
+                version: 1,
+                daemon: DaemonInfo {
+                    pid: 1,
+                    version: "0.1.0".into(),
+                    started_at: t0(),
+                    config: "c".into(),
+                    credentials_file: creds.into(),
+                    effective,
+                },
+                profiles: vec![ProfileStatus::new(profile, profile)],
+                sso_sessions: vec![],
+            };
+        let eff = |config: Option<&str>, aws: &str| {
+            Some(crate::state::Effective {
+                config_file: config.map(str::to_owned),
+                aws_config_file: aws.to_owned(),
+            })
+        };
+        let same = status("legacy", "/h/.aws/credentials", eff(None, "/h/.aws/config"));
+        assert_eq!(check_daemon_matches(&cfg, &same).level, Level::Ok);
+        // A service installed without AWS_PROFILE and with another credentials file.
+        let other = status(
+            "default",
+            "/h/.aws/credentials-alt",
+            eff(None, "/h/.aws/config"),
+        );
+        let c = check_daemon_matches(&cfg, &other);
+        assert_eq!(c.level, Level::Warn);
+        assert!(
+            c.what.contains(
+                "credentials file /h/.aws/credentials-alt (this shell: /h/.aws/credentials)"
+            ),
+            "{}",
+            c.what
+        );
+        assert!(
+            c.what.contains("profiles default (this shell: legacy)"),
+            "{}",
+            c.what
+        );
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap()
+                .starts_with("run `credsync service install`")
+        );
+        // Another config file, another AWS config file.
+        let c = check_daemon_matches(
+            &cfg,
+            &status(
+                "legacy",
+                "/h/.aws/credentials",
+                eff(Some("/h/c.toml"), "/h/aws/config"),
+            ),
+        );
+        assert!(
+            c.what.contains("config file /h/c.toml (this shell: none)"),
+            "{}",
+            c.what
+        );
+        assert!(
+            c.what
+                .contains("AWS config file /h/aws/config (this shell: /h/.aws/config)"),
+            "{}",
+            c.what
+        );
+        // A daemon that does not report its files is compared on what it does report.
+        assert_eq!(
+            check_daemon_matches(&cfg, &status("legacy", "/h/.aws/credentials", None)).level,
+            Level::Ok
         );
     }
 
@@ -882,6 +1059,7 @@ mod tests {
                 started_at: t0(),
                 config: "c".into(),
                 credentials_file: "f".into(),
+                effective: None,
             },
             profiles,
             sso_sessions: vec![session("corp"), session("ops")],

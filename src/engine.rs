@@ -13,13 +13,15 @@ use tokio::task::JoinSet;
 
 use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, Plan};
-use crate::config::{Config, ProfileEntry};
+use crate::config::{Config, Origin, ProfileEntry};
 use crate::ini_edit::{self, ManagedSection};
 use crate::resolve::{self, Clients, ResolveError};
 use crate::schedule::{self, Clock};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
-use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status};
+use crate::state::{
+    DaemonInfo, Effective, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status,
+};
 use crate::token;
 use crate::view;
 use crate::write::{self, Identity, WriteError, WriteOptions};
@@ -703,6 +705,13 @@ impl Engine {
                 started_at: self.started_at,
                 config: self.cfg.describe_origin(),
                 credentials_file: self.cfg.aws.credentials_file.display().to_string(),
+                effective: Some(Effective {
+                    config_file: match &self.cfg.origin {
+                        Origin::File(p) => Some(p.display().to_string()),
+                        Origin::Default { .. } => None,
+                    },
+                    aws_config_file: self.cfg.aws.config_file.display().to_string(),
+                }),
             },
             profiles: self.profiles.iter().map(|p| p.status.clone()).collect(),
             sso_sessions: sessions.into_values().collect(),

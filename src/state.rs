@@ -27,6 +27,20 @@ pub struct DaemonInfo {
     /// Where the configuration came from, in words.
     pub config: String,
     pub credentials_file: String,
+    /// The files the daemon acts on, for a client to compare with its own (absent from
+    /// daemons that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<Effective>,
+}
+
+/// The configuration a daemon runs with, as paths: what `doctor` compares with what the shell
+/// it runs in would use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effective {
+    /// credsync's config file; `None` when it runs without one.
+    pub config_file: Option<String>,
+    /// The AWS config file it reads.
+    pub aws_config_file: String,
 }
 
 /// How a profile gets its credentials.

@@ -28,6 +28,7 @@ fn fake_status() -> Status {
             started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_964_400),
             config: "test".into(),
             credentials_file: "/nowhere/credentials".into(),
+            effective: None,
         },
         profiles: vec![p],
         sso_sessions: vec![],

@@ -488,6 +488,40 @@ fn the_service_manages_what_the_installing_shell_would() {
         let want = format!("{k}={v}");
         assert!(environ.contains(&want), "{want} not in {environ:?}");
     }
+
+    // doctor in the installing shell agrees with the daemon; in a shell without those
+    // variables it says what differs and how to re-install.
+    let (_, here) = s.run(&format!(
+        "{} {} doctor",
+        assignments.join(" "),
+        bin.display()
+    ));
+    assert!(
+        here.contains("daemon: manages the files and profiles credsync in this shell would"),
+        "{here}"
+    );
+    let (_, bare) = s.run(&format!(
+        "AWS_ENDPOINT_URL={} {} doctor",
+        fake.url(),
+        bin.display()
+    ));
+    let warn = bare
+        .lines()
+        .find(|l| l.contains("daemon: manages other things"))
+        .unwrap_or_else(|| panic!("no warning in:\n{bare}"));
+    for want in [
+        format!(
+            "credentials file {home}/.aws/credentials-alt (this shell: {home}/.aws/credentials)"
+        ),
+        "profiles legacy (this shell: default)".to_owned(),
+        format!("AWS config file {home}/{config_rel} (this shell: {home}/.aws/config)"),
+    ] {
+        assert!(warn.contains(&want), "{want} not in {warn}");
+    }
+    assert!(
+        bare.contains("run `credsync service install` from the shell"),
+        "{bare}"
+    );
     s.ok(&format!("{} service uninstall", bin.display()));
 }
 

@@ -81,6 +81,9 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
         Err(e) => Err(e.to_string()),
     };
     out.extend(doctor::check_daemon(&cfg.control.socket, &reply));
+    if let Ok(status) = &reply {
+        out.push(doctor::check_daemon_matches(cfg, status));
+    }
     out
 }
 

@@ -285,6 +285,7 @@ mod tests {
                 started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_964_400),
                 config: "built-in default".into(),
                 credentials_file: "/h/.aws/credentials".into(),
+                effective: None,
             },
             profiles: vec![],
             sso_sessions: vec![],

@@ -185,6 +185,7 @@ mod tests {
                 started_at: at(-(3 * 3600 + 125)),
                 config: "config file /home/u/.config/credsync/config.toml".into(),
                 credentials_file: "/home/u/.aws/credentials".into(),
+                effective: None,
             },
             profiles: vec![fresh, expired, ProfileStatus::new("new", "new")],
             sso_sessions: vec![

@@ -56,7 +56,7 @@ fn bash(env: &TestEnv, script: &str) -> Output {
 fn complete(env: &TestEnv, words: &[&str]) -> Vec<String> {
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let script = format!(
-        r#"source <(credsync completions bash) || exit 90
+        r#"eval "$(credsync completions bash)" || exit 90
 COMP_WORDS=({words})
 COMP_CWORD={cword}
 COMP_LINE="${{COMP_WORDS[*]}}"

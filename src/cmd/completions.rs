@@ -33,7 +33,7 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Shell {
-    /// Source it from ~/.bashrc: `source <(credsync completions bash)`
+    /// Load it from ~/.bashrc: `eval "$(credsync completions bash)"`
     Bash,
     /// Source it from ~/.zshrc: `source <(credsync completions zsh)`
     Zsh,

@@ -1588,6 +1588,9 @@ mod tests {
         }
         // Directives a user manager cannot apply (measured: status=218/CAPABILITIES).
         for d in [
+            // Beside PrivateUsers=, these hid /run/user from the service (no notify socket).
+            "ProtectKernelTunables=",
+            "ProtectControlGroups=",
             "ProtectKernelModules=",
             "ProtectKernelLogs=",
             "ProtectClock=",

@@ -335,6 +335,19 @@ fn install_reload_crash_and_uninstall_under_a_real_user_manager() {
     assert_eq!((active.as_str(), kind.as_str()), ("active", "notify"));
     let pid: u32 = pid.parse().unwrap();
     assert!(pid > 0);
+    // The whole sandbox held: the unit kept its file-system view, and the daemon runs in a user
+    // namespace of its own that maps only the user's uid (PrivateUsers=yes).
+    assert!(!out.contains("sandbox failed"), "{out}");
+    let unit = user.read(".config/systemd/user/credsync.service").unwrap();
+    assert!(unit.lines().any(|l| l == "ProtectHome=read-only"), "{unit}");
+    let uid_map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let map: Vec<&str> = uid_map.split_whitespace().collect();
+    let uid = user.uid.to_string();
+    assert_eq!(
+        map,
+        [uid.as_str(), uid.as_str(), "1"],
+        "uid_map of the daemon"
+    );
 
     // The daemon wrote the managed section and answers status.
     s.wait_until(
@@ -525,20 +538,17 @@ fn the_service_manages_what_the_installing_shell_would() {
     s.ok(&format!("{} service uninstall", bin.display()));
 }
 
-#[test]
-fn where_user_namespaces_are_refused_install_runs_it_without_the_sandbox() {
-    if !can_run("where_user_namespaces_are_refused_install_runs_it_without_the_sandbox") {
+/// Install where the unit's sandbox cannot be set up (the manager's environment made so by
+/// `knob`): it ends with the service running without the sandbox, and one line saying so.
+fn install_falls_back_without_the_sandbox(test: &str, knob: &str, status: &str) {
+    if !can_run(test) {
         return;
     }
     let fake = FakeAws::new();
     let user = TestUser::new();
     user.sso_profiles(&fake, ".aws/config", &["default"]);
     let bin = user.bin();
-    // The manager runs where no user namespace can be created: the unit's PrivateUsers=
-    // fails at systemd's USER step.
-    let mut s = Session::start(&user, &[("WITH_USER_SYSTEMD_NO_USERNS", "1")]);
-    let (rc, _) = s.run("unshare --user true");
-    assert_ne!(rc, 0, "user namespaces still work in the test's manager");
+    let mut s = Session::start(&user, &[(knob, "1")]);
 
     let out = s.ok(&format!(
         "AWS_ENDPOINT_URL={} {} service install",
@@ -546,16 +556,13 @@ fn where_user_namespaces_are_refused_install_runs_it_without_the_sandbox() {
         bin.display()
     ));
     eprintln!("{out}");
-    let explained: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("sandbox failed"))
-        .collect();
+    let explained: Vec<&str> = out.lines().filter(|l| l.contains("sandbox")).collect();
     assert_eq!(
         explained,
-        [
-            "the sandbox failed to start on this machine (status=217/USER): \
-          credsync.service is rewritten without it and started again"
-        ],
+        [format!(
+            "the sandbox failed to start on this machine ({status}): \
+             credsync.service is rewritten without it and started again"
+        )],
         "{out}"
     );
     assert!(
@@ -563,11 +570,15 @@ fn where_user_namespaces_are_refused_install_runs_it_without_the_sandbox() {
         "{out}"
     );
     let unit = user.read(".config/systemd/user/credsync.service").unwrap();
-    assert!(unit.contains("# No sandbox: it failed to start on this machine (status=217/USER)"));
     assert!(
-        !unit.lines().any(|l| l.starts_with("PrivateUsers=")),
+        unit.contains(&format!(
+            "# No sandbox: it failed to start on this machine ({status})"
+        )),
         "{unit}"
     );
+    for d in ["PrivateUsers=", "ProtectSystem=", "NoNewPrivileges="] {
+        assert!(!unit.lines().any(|l| l.starts_with(d)), "{d} in\n{unit}");
+    }
     assert_eq!(s.show(&["ActiveState"])[0], "active");
     s.wait_until("[default] written", Duration::from_secs(20), |_| {
         user.read(".aws/credentials")
@@ -575,6 +586,26 @@ fn where_user_namespaces_are_refused_install_runs_it_without_the_sandbox() {
     });
     assert!(s.status_json(&bin).is_some(), "status answers");
     s.ok(&format!("{} service uninstall", bin.display()));
+}
+
+#[test]
+fn where_user_namespaces_are_refused_install_runs_it_without_the_sandbox() {
+    // PrivateUsers= cannot create the unit's user namespace: systemd's USER step fails.
+    install_falls_back_without_the_sandbox(
+        "where_user_namespaces_are_refused_install_runs_it_without_the_sandbox",
+        "WITH_USER_SYSTEMD_NO_USERNS",
+        "status=217/USER",
+    );
+}
+
+#[test]
+fn where_the_mount_namespace_cannot_be_set_up_install_runs_it_without_the_sandbox() {
+    // No /run/systemd/unit-root (PID 1 never made one): the NAMESPACE step fails.
+    install_falls_back_without_the_sandbox(
+        "where_the_mount_namespace_cannot_be_set_up_install_runs_it_without_the_sandbox",
+        "WITH_USER_SYSTEMD_NO_UNIT_ROOT",
+        "status=226/NAMESPACE",
+    );
 }
 
 #[test]

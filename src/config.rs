@@ -105,7 +105,35 @@ pub struct RefreshConfig {
 pub struct ContainerConfig {
     pub dir: PathBuf,
     pub path_in_container: String,
+    /// The uid *in the container* that reads the view (Astro's `astro` is 50000).
     pub uid: Option<u32>,
+    /// Whether the container uid also gets read access to the credentials file (for setups
+    /// whose containers read it instead of the view). Off by default: least privilege.
+    pub share_credentials_file: bool,
+    /// The container engine, when set; `None`: detected (see [`crate::uidmap`]).
+    pub engine: Option<ContainerEngine>,
+    /// The user's home directory: search grants on the view's path stop below it.
+    pub home: PathBuf,
+}
+
+/// `[container] engine`: how container uids map to host uids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerEngine {
+    /// Docker (and rootful Podman): a container uid is the same host uid.
+    Docker,
+    /// Rootless Podman: container uid 0 is the user, uid N >= 1 is the Nth uid of the user's
+    /// `/etc/subuid` ranges.
+    PodmanRootless,
+}
+
+impl ContainerEngine {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerEngine::Docker => "docker",
+            ContainerEngine::PodmanRootless => "podman-rootless",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +204,13 @@ const AWS_KEYS: &[&str] = &["config_file", "credentials_file", "sso_cache_dir"];
 const PROFILE_KEYS: &[&str] = &["source", "target"];
 const WRITE_KEYS: &[&str] = &["mode", "file_mode"];
 const REFRESH_KEYS: &[&str] = &["min_remaining", "token_refresh_before", "max_concurrency"];
-const CONTAINER_KEYS: &[&str] = &["dir", "path_in_container", "uid"];
+const CONTAINER_KEYS: &[&str] = &[
+    "dir",
+    "path_in_container",
+    "uid",
+    "share_credentials_file",
+    "engine",
+];
 const CONTROL_KEYS: &[&str] = &["socket"];
 
 /// Built-in defaults that do not depend on the environment.
@@ -397,6 +431,9 @@ fn default_container(env: &Env) -> ContainerConfig {
         dir: expand_tilde(DEFAULT_CONTAINER_DIR, env),
         path_in_container: DEFAULT_PATH_IN_CONTAINER.to_owned(),
         uid: None,
+        share_credentials_file: false,
+        engine: None,
+        home: env.home.clone(),
     }
 }
 
@@ -621,6 +658,8 @@ struct RawContainer {
     dir: Option<Spanned<String>>,
     path_in_container: Option<Spanned<String>>,
     uid: Option<u32>,
+    share_credentials_file: Option<bool>,
+    engine: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -753,6 +792,9 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
                     None => default.path_in_container,
                 },
                 uid: c.uid,
+                share_credentials_file: c.share_credentials_file.unwrap_or(false),
+                engine: c.engine.as_ref().map(container_engine).transpose()?,
+                home: default.home,
             })
         }
     };
@@ -803,6 +845,21 @@ fn path_or(
         ));
     }
     Ok(Some(p))
+}
+
+fn container_engine(value: &Spanned<String>) -> Result<ContainerEngine, Located> {
+    match value.get_ref().as_str() {
+        "docker" => Ok(ContainerEngine::Docker),
+        "podman-rootless" => Ok(ContainerEngine::PodmanRootless),
+        other => Err(Located {
+            span: value.span(),
+            message: format!(
+                "[container] engine = {other:?} is not known; use \"docker\" (also rootful \
+                 Podman: container uids are host uids) or \"podman-rootless\" (container uids \
+                 map into your /etc/subuid range), or remove it to detect the engine"
+            ),
+        }),
+    }
 }
 
 fn path_in_container(value: &Spanned<String>) -> Result<String, Located> {
@@ -1364,6 +1421,9 @@ socket = "/run/credsync.sock"
                 dir: "/srv/view".into(),
                 path_in_container: "/home/astro/.aws/view".into(),
                 uid: Some(50000),
+                share_credentials_file: false,
+                engine: None,
+                home: "/home/u".into(),
             })
         );
         assert_eq!(c.control.socket, Path::new("/run/credsync.sock"));
@@ -1384,6 +1444,8 @@ socket = "/run/credsync.sock"
                 "min_remaining" | "token_refresh_before" => "\"40m\"",
                 "max_concurrency" | "uid" => "1",
                 "path_in_container" => "\"/x\"",
+                "share_credentials_file" => "true",
+                "engine" => "\"podman-rootless\"",
                 other => return format!("\"/abs/{other}\""),
             }
             .to_owned()
@@ -1408,6 +1470,29 @@ socket = "/run/credsync.sock"
     }
 
     #[test]
+    fn container_share_and_engine() {
+        let c = p("[container]\nuid = 50000\nshare_credentials_file = true\nengine = \"podman-rootless\"\n")
+            .unwrap()
+            .container
+            .unwrap();
+        assert!(c.share_credentials_file);
+        assert_eq!(c.engine, Some(ContainerEngine::PodmanRootless));
+        let c = p("[container]\nengine = \"docker\"\n")
+            .unwrap()
+            .container
+            .unwrap();
+        assert_eq!(c.engine, Some(ContainerEngine::Docker));
+        let e = p("[container]\nengine = \"podman\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"podman-rootless\""), "{e}");
+        let e = p("[container]\nshare_credentials_file = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("share_credentials_file"), "{e}");
+    }
+
+    #[test]
     fn container_section_defaults() {
         let c = p("[container]\n").unwrap();
         assert_eq!(
@@ -1416,6 +1501,9 @@ socket = "/run/credsync.sock"
                 dir: "/home/u/.aws/credsync".into(),
                 path_in_container: "/home/astro/.aws/credsync".into(),
                 uid: None,
+                share_credentials_file: false,
+                engine: None,
+                home: "/home/u".into(),
             })
         );
         assert_eq!(p("").unwrap().container, None);
@@ -1560,7 +1648,7 @@ socket = "~/s/credsync.sock"
             (
                 "[container]\ngid = 1\n",
                 (2, 1),
-                "unknown key \"gid\" in [container]; expected one of dir, path_in_container, uid (did you mean \"uid\"?)",
+                "unknown key \"gid\" in [container]; expected one of dir, path_in_container, uid, share_credentials_file, engine (did you mean \"uid\"?)",
             ),
             (
                 "[control]\npath = \"/s\"\n",

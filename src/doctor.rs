@@ -22,6 +22,7 @@ use crate::control::table::humane;
 use crate::service::Platform;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{State, Status};
+use crate::uidmap;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -378,6 +379,126 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
             Check::ok(format!("credentials file {p}: mode {mode:04o}, writable"))
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the containers can read on the host: the credentials file's long-lived keys, and which
+// host account the container uid is.
+
+/// The sections of a credentials file's `text` that hold long-lived IAM user keys
+/// (`aws_access_key_id = AKIA…`) and that credsync does not manage.
+pub fn long_lived_sections(text: &str) -> Vec<String> {
+    let Ok(sections) = chain::source_credentials(text, Path::new("credentials")) else {
+        return Vec::new();
+    };
+    sections
+        .into_iter()
+        .filter(|(_, keys)| {
+            keys.get("aws_access_key_id")
+                .is_some_and(|k| k.trim().starts_with("AKIA"))
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Warns when uid `uid` (the containers' user, as a host uid; `who` says which) can read the
+/// credentials file at `path` (its `file` and `dir` permissions, ACL included) while `text`
+/// holds long-lived keys credsync does not manage: every process in the containers can then
+/// read them. `None` when that is not the case.
+pub fn check_credentials_exposure(
+    path: &Path,
+    text: &str,
+    file: Option<&acl::Perms>,
+    dir: Option<&acl::Perms>,
+    uid: u32,
+    who: &str,
+) -> Option<Check> {
+    let file = file?;
+    let readable = acl::granted(file, uid) & acl::READ != 0
+        && dir.is_none_or(|d| acl::granted(d, uid) & acl::SEARCH != 0);
+    if !readable {
+        return None;
+    }
+    let sections = long_lived_sections(text);
+    if sections.is_empty() {
+        return None;
+    }
+    let p = path.display();
+    let named = file
+        .acl
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|e| e.tag == acl::ACL_USER && e.id == uid));
+    let how = if file.owner == uid {
+        "it owns the file".to_owned()
+    } else if named {
+        format!("an ACL entry user:{uid}")
+    } else {
+        format!("its mode {:04o}", file.mode)
+    };
+    let list = sections
+        .iter()
+        .map(|s| format!("[{s}]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let undo = if named {
+        format!(
+            "set share_credentials_file = false in [container] (credsync then removes the ACL \
+             entry it added), or remove one you added: setfacl -x u:{uid} {p}"
+        )
+    } else {
+        format!("chmod 0600 {p}")
+    };
+    Some(Check::warn(
+        format!(
+            "credentials file {p}: uid {uid} ({who}) can read it ({how}), and it holds long-lived \
+             keys (AKIA…) in {list}: every process in the containers can read them"
+        ),
+        format!(
+            "give the containers the container view instead, which holds only the short-lived \
+             credentials credsync writes: [container] in credsync's config, AWS_CONFIG_FILE=\
+             <path_in_container>/config and AWS_SHARED_CREDENTIALS_FILE=/dev/null in the \
+             project's .env (docs/astro.md); then {undo}"
+        ),
+    ))
+}
+
+/// Which host uid `[container] uid` gets the ACL, and why (`host`: the mapping's result); warns
+/// when that uid is an account on this machine (`account`, from `getpwuid`), since the ACL
+/// then lets that account read the view as well.
+pub fn check_container_uid(
+    container_uid: u32,
+    host: &Result<uidmap::HostUid, uidmap::MapError>,
+    account: Option<&str>,
+) -> Vec<Check> {
+    let h = match host {
+        Ok(h) => h,
+        Err(e) => {
+            return vec![Check::fail(
+                format!("[container] uid {container_uid}: no host uid to grant access to"),
+                e.to_string(),
+            )];
+        }
+    };
+    let mut out = vec![Check::ok(format!(
+        "[container] uid {container_uid}: credsync grants host uid {} read access ({})",
+        h.uid, h.why
+    ))];
+    if let Some(name) = account {
+        out.push(Check::warn(
+            format!(
+                "host uid {} is the account {name:?} on this machine: the ACL that lets the \
+                 containers read the view lets {name:?} read it too",
+                h.uid
+            ),
+            format!(
+                "if {name:?} is not meant to read your credentials, run the containers as a uid \
+                 with no account here (and set [container] uid to it), or remove that account; \
+                 `getent passwd {}` shows it",
+                h.uid
+            ),
+        ));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1132,5 +1253,174 @@ mod tests {
             text,
             "ok    a\nfail  b\n      fix: one\n             - two\n"
         );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Container exposure.
+
+    const CREDS_WITH_PERSONAL: &str = "[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+        aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\n\
+        # managed by credsync; expires 2027-01-15T08:00:00Z\n[dev]\n\
+        aws_access_key_id = ASIAXXX\naws_secret_access_key = s\naws_session_token = t\n";
+
+    fn perms(mode: u32, acl_for: Option<(u32, u16)>) -> acl::Perms {
+        acl::Perms {
+            owner: 1000,
+            mode,
+            acl: acl_for.map(|(uid, perm)| {
+                vec![
+                    acl::Entry {
+                        tag: 0x01,
+                        perm: 6,
+                        id: u32::MAX,
+                    },
+                    acl::Entry {
+                        tag: acl::ACL_USER,
+                        perm,
+                        id: uid,
+                    },
+                    acl::Entry {
+                        tag: 0x04,
+                        perm: 0,
+                        id: u32::MAX,
+                    },
+                    acl::Entry {
+                        tag: 0x10,
+                        perm,
+                        id: u32::MAX,
+                    },
+                    acl::Entry {
+                        tag: 0x20,
+                        perm: 0,
+                        id: u32::MAX,
+                    },
+                ]
+            }),
+        }
+    }
+
+    #[test]
+    fn long_lived_keys_outside_managed_sections_are_found() {
+        assert_eq!(
+            long_lived_sections(CREDS_WITH_PERSONAL),
+            vec!["personal".to_owned()]
+        );
+        // A managed section with AKIA keys (static source written through) is credsync's.
+        let managed_akia = "# managed by credsync; expires 2027-01-15T08:00:00Z\n[dev]\n\
+            aws_access_key_id = AKIAX\naws_secret_access_key = s\n";
+        assert!(long_lived_sections(managed_akia).is_empty());
+        assert!(long_lived_sections("[tmp]\naws_access_key_id = ASIAX\n").is_empty());
+    }
+
+    #[test]
+    fn exposure_through_an_acl_names_the_view() {
+        let path = Path::new("/home/u/.aws/credentials");
+        let dir = perms(0o700, Some((50000, 1)));
+        let file = perms(0o640, Some((50000, 4)));
+        let c = check_credentials_exposure(
+            path,
+            CREDS_WITH_PERSONAL,
+            Some(&file),
+            Some(&dir),
+            50000,
+            "x",
+        )
+        .expect("a warning");
+        assert_eq!(c.level, Level::Warn);
+        assert!(c.what.contains("uid 50000"), "{}", c.what);
+        assert!(c.what.contains("ACL entry user:50000"), "{}", c.what);
+        assert!(c.what.contains("[personal]"), "{}", c.what);
+        let fix = c.fix.unwrap();
+        assert!(fix.contains("container view"), "{fix}");
+        assert!(
+            fix.contains("AWS_SHARED_CREDENTIALS_FILE=/dev/null"),
+            "{fix}"
+        );
+        assert!(fix.contains("share_credentials_file = false"), "{fix}");
+        // Another uid's entry does not expose it to 50000.
+        let other = perms(0o640, Some((1234, 4)));
+        assert_eq!(
+            check_credentials_exposure(
+                path,
+                CREDS_WITH_PERSONAL,
+                Some(&other),
+                Some(&dir),
+                50000,
+                "x"
+            ),
+            None
+        );
+        // No long-lived keys: nothing to warn about.
+        let only_managed = &CREDS_WITH_PERSONAL[CREDS_WITH_PERSONAL.find("# managed").unwrap()..];
+        assert_eq!(
+            check_credentials_exposure(path, only_managed, Some(&file), Some(&dir), 50000, "x"),
+            None
+        );
+    }
+
+    #[test]
+    fn exposure_through_the_mode_says_chmod() {
+        let path = Path::new("/home/u/.aws/credentials");
+        let dir = perms(0o755, None);
+        let c = check_credentials_exposure(
+            path,
+            CREDS_WITH_PERSONAL,
+            Some(&perms(0o644, None)),
+            Some(&dir),
+            50000,
+            "x",
+        )
+        .expect("a warning");
+        assert!(c.what.contains("mode 0644"), "{}", c.what);
+        assert!(c.fix.as_deref().unwrap().contains("chmod 0600"));
+        // 0600, or a directory the uid cannot search: not readable, no warning.
+        assert_eq!(
+            check_credentials_exposure(
+                path,
+                CREDS_WITH_PERSONAL,
+                Some(&perms(0o600, None)),
+                Some(&dir),
+                50000,
+                "x"
+            ),
+            None
+        );
+        assert_eq!(
+            check_credentials_exposure(
+                path,
+                CREDS_WITH_PERSONAL,
+                Some(&perms(0o644, None)),
+                Some(&perms(0o700, None)),
+                50000,
+                "x"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn container_uid_that_is_a_host_account_is_a_warning() {
+        let host = Ok(uidmap::HostUid {
+            uid: 149999,
+            engine: crate::config::ContainerEngine::PodmanRootless,
+            why: "rootless".into(),
+        });
+        let checks = check_container_uid(50000, &host, None);
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].level, Level::Ok);
+        assert!(
+            checks[0].what.contains("host uid 149999"),
+            "{}",
+            checks[0].what
+        );
+        let checks = check_container_uid(50000, &host, Some("bob"));
+        assert_eq!(checks[1].level, Level::Warn);
+        assert!(checks[1].what.contains("\"bob\""), "{}", checks[1].what);
+        let err = Err(uidmap::MapError::NoRange {
+            path: "/etc/subuid".into(),
+            user: "u".into(),
+            container_uid: 50000,
+        });
+        assert_eq!(check_container_uid(50000, &err, None)[0].level, Level::Fail);
     }
 }

@@ -126,10 +126,14 @@ impl Engine {
                 self.removed_targets.push(old.entry.target.clone());
             }
         }
-        self.cfg = cfg;
+        let previous = std::mem::replace(&mut self.cfg, cfg).container;
         self.aws = aws;
         self.profiles = profiles;
         self.plan_sessions();
+        // A reload that narrows access takes it back now, not at the next refresh.
+        if let Err(e) = self.revoke_acls(previous.as_ref()) {
+            tracing::warn!("{e}");
+        }
         Ok(())
     }
 
@@ -577,15 +581,12 @@ impl Engine {
             })
             .collect();
         let removed: Vec<&str> = self.removed_targets.iter().map(String::as_str).collect();
+        // Access credsync granted and no longer should goes first: the rewrite carries the
+        // file's ACL over to the new inode.
+        self.revoke_acls(None)
+            .map_err(view::ViewError::into_write_error)?;
         if sections.is_empty() && removed.is_empty() {
             return Ok(write::Outcome::Unchanged);
-        }
-        if let Some(c) = self.cfg.container.as_ref().filter(|c| c.uid.is_some())
-            && opts.mode == write::WriteMode::Atomic
-        {
-            // An ACL shows its mask as group bits, which the new file would copy.
-            view::prepare_rewrite(&path)
-                .map_err(|e| view::acl_error(&path, c.uid, e).into_write_error())?;
         }
         let result = write::update_identified(&path, &opts, |old| {
             let old = match old {
@@ -655,16 +656,69 @@ impl Engine {
             })
             .collect();
         let removed: Vec<&str> = self.removed_targets.iter().map(String::as_str).collect();
-        let written = view::write_view(container, &sections, &removed, self.cfg.write.file_mode)
-            .and_then(|written| {
-                if let Some(uid) = container.uid {
-                    view::grant_file_and_dir(credentials_file, uid)?;
-                }
-                Ok(written)
-            })
-            .map_err(view::ViewError::into_write_error)?;
+        let host_uid = self.host_uid();
+        let written = view::write_view(
+            container,
+            host_uid,
+            &sections,
+            &removed,
+            self.cfg.write.file_mode,
+        )
+        .and_then(|written| {
+            let wanted = view::wanted_grants(Some(container), host_uid, credentials_file);
+            view::apply_grants(&wanted)?;
+            Ok(written)
+        })
+        .map_err(view::ViewError::into_write_error)?;
         for path in &written {
             self.notify_write(path);
+        }
+        Ok(())
+    }
+
+    /// The host uid that `[container] uid` is (see [`crate::uidmap`]); `None` without a uid,
+    /// or (logged) when rootless Podman's mapping has no such uid.
+    fn host_uid(&self) -> Option<u32> {
+        let c = self.cfg.container.as_ref()?;
+        match crate::uidmap::resolve(c, &crate::config::Env::from_process()) {
+            Ok(h) => h.map(|h| h.uid),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Takes back the ACL entries credsync added that the configuration no longer asks for
+    /// (`share_credentials_file` turned off, `[container]` or its uid changed or removed), on the
+    /// credentials file, its directory and the view (the current one, `previous`'s, and the
+    /// default one). Entries credsync did not add are never touched (see [`view::RECORD_XATTR`]).
+    pub fn revoke_acls(
+        &self,
+        previous: Option<&crate::config::ContainerConfig>,
+    ) -> Result<(), view::ViewError> {
+        let path = &self.cfg.aws.credentials_file;
+        let host_uid = self.host_uid();
+        let wanted = view::wanted_grants(self.cfg.container.as_ref(), host_uid, path);
+        let mut candidates = view::grant_candidates(self.cfg.container.as_ref(), path);
+        if let Some(p) = previous {
+            candidates.extend(view::grant_candidates(Some(p), path));
+        }
+        if self.cfg.container.is_none() {
+            // Removed while credsync was not running: the default place is still looked at.
+            let env = crate::config::Env::from_process();
+            if let Some(c) = crate::config::parse("[container]\n", Path::new("(default)"), &env)
+                .ok()
+                .and_then(|c| c.container)
+            {
+                candidates.extend(view::grant_candidates(Some(&c), path));
+            }
+        }
+        for changed in view::revoke_unwanted(&candidates, &wanted)? {
+            tracing::info!(
+                "took back the access credsync had granted on {}",
+                changed.display()
+            );
         }
         Ok(())
     }

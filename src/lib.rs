@@ -16,6 +16,7 @@ pub mod sso_cache;
 pub mod state;
 pub mod timefmt;
 pub mod token;
+pub mod uidmap;
 pub mod view;
 pub mod watch;
 pub mod write;

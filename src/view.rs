@@ -10,18 +10,19 @@
 //!   (a header says so), and only `<target>.json` of targets credsync manages is created or
 //!   deleted. A target stays in `config` (with its last region) until it is passed in `removed`,
 //!   even in a round where it has no credentials: its JSON file then keeps the last keys.
-//! - **ACL** (`[container] uid`): after each write, the file gets a named-user entry `r--` for
-//!   the uid and the directory `--x` (search, no listing), by setting the
+//! - **ACL** (`[container] uid`, as the host uid [`crate::uidmap`] maps it to): after each
+//!   write, the view's files get a named-user entry `r--` for the uid and the directories on
+//!   their path ([`view_dirs`]) `--x` (search, no listing), by setting the
 //!   `system.posix_acl_access` extended attribute directly (Linux only; its binary format is
-//!   small and fixed, see [`encode_acl`]). This is set *right after* the rename, not on the temp
-//!   file: [`crate::write`] neither copies ACLs nor lets us touch the temp file. Because a new
-//!   inode inherits the old one's `st_mode` and an ACL shows its mask as the group bits, the
-//!   old file is first put back to its true mode by [`prepare_rewrite`] (the mask drops to the
-//!   owning group's bits). The cost: from that `chmod` to the new ACL (one write: a temp file,
-//!   an fsync, a rename and a directory fsync) the container's uid gets `EACCES`. credsync
-//!   rewrites `min_remaining` (20 min) before expiry, and botocore re-reads 15 and 10 minutes
-//!   before, so the two do not meet in practice. Never does a secret become group- or
+//!   small and fixed, see [`encode_acl`]). The credentials file gets nothing unless
+//!   `share_credentials_file` asks for it ([`wanted_grants`]): least privilege. An atomic
+//!   rewrite carries the old file's ACL over to the new inode ([`crate::write`]), so a grant
+//!   never lapses and never turns into group access. Never does a secret become group- or
 //!   world-readable on the way.
+//! - **What credsync added** is recorded on the file itself ([`RECORD_XATTR`]); when the
+//!   configuration stops asking for it (`share_credentials_file` off, `[container]` or its uid
+//!   changed or removed), [`revoke_unwanted`] takes back exactly those bits at the next write or
+//!   reload. Entries credsync did not add are never touched.
 //! - **No ACL support** (`EOPNOTSUPP`, or not Linux): one warning per process with the
 //!   mode-based alternative; the write itself succeeds.
 
@@ -63,6 +64,11 @@ pub enum ViewError {
     #[error("cannot remove {path} from the container view: {source}")]
     Remove { path: PathBuf, source: io::Error },
     #[error(
+        "cannot take back the access credsync granted on {path} with a POSIX ACL: {source}\ncheck \
+         that you own the file; `getfacl {path}` shows the entries"
+    )]
+    Revoke { path: PathBuf, source: io::Error },
+    #[error(
         "cannot grant uid {uid} access to {path} with a POSIX ACL: {source}\ncheck that you own \
          the file; or remove `uid` from [container]"
     )]
@@ -79,12 +85,12 @@ impl ViewError {
         match self {
             ViewError::Write(e) => e,
             ViewError::Dir { path, source } => WriteError::Write { path, source },
-            ViewError::Remove { ref path, .. } | ViewError::Acl { ref path, .. } => {
-                WriteError::Edit {
-                    path: path.clone(),
-                    message: self.to_string(),
-                }
-            }
+            ViewError::Remove { ref path, .. }
+            | ViewError::Acl { ref path, .. }
+            | ViewError::Revoke { ref path, .. } => WriteError::Edit {
+                path: path.clone(),
+                message: self.to_string(),
+            },
             ViewError::UnsafeTarget { .. } => WriteError::Edit {
                 path: PathBuf::from("[container] dir"),
                 message: self.to_string(),
@@ -106,10 +112,13 @@ pub enum AclOutcome {
 
 /// Writes the view: `<target>.json` per section, `config` listing every target (the ones kept
 /// from the previous `config` that are not in `removed`, then new ones), deletes the JSON files
-/// of `removed` targets, and with `cfg.uid` grants that uid read access. Returns the files it
-/// wrote or deleted (for the watcher's own-write filter).
+/// of `removed` targets, and with `host_uid` (the host uid of `[container] uid`, see
+/// [`crate::uidmap`]) grants that uid read access to the files and search on the directories
+/// on their path ([`view_dirs`]). Returns the files it wrote or deleted (for the watcher's
+/// own-write filter).
 pub fn write_view(
     cfg: &ContainerConfig,
+    host_uid: Option<u32>,
     sections: &[ViewSection<'_>],
     removed: &[&str],
     file_mode: u32,
@@ -129,9 +138,6 @@ pub fn write_view(
 
     for (target, _, creds) in sections {
         let path = cfg.dir.join(json_name(target));
-        if cfg.uid.is_some() {
-            prepare_rewrite(&path).map_err(|source| acl_error(&path, cfg.uid, source))?;
-        }
         let json = render_json(creds);
         if write::update(&path, &opts, |_| Ok(Some(json.clone())))? == write::Outcome::Written {
             changed.push(path.clone());
@@ -140,9 +146,6 @@ pub fn write_view(
     }
 
     let config_path = cfg.dir.join(CONFIG_NAME);
-    if cfg.uid.is_some() {
-        prepare_rewrite(&config_path).map_err(|source| acl_error(&config_path, cfg.uid, source))?;
-    }
     let fresh: Vec<(&str, Option<&str>)> = sections.iter().map(|(t, r, _)| (*t, *r)).collect();
     let outcome = write::update(&config_path, &opts, |old| {
         let old = old.map(String::from_utf8_lossy).unwrap_or_default();
@@ -172,8 +175,10 @@ pub fn write_view(
         }
     }
 
-    if let Some(uid) = cfg.uid {
-        grant(&cfg.dir, uid, Access::Search)?;
+    if let Some(uid) = host_uid {
+        for dir in view_dirs(cfg) {
+            grant(&dir, uid, Access::Search)?;
+        }
         for path in &readable {
             grant(path, uid, Access::Read)?;
         }
@@ -497,9 +502,340 @@ fn warn_no_acl(path: &Path, uid: u32) {
     );
 }
 
+/// The directories the container's uid must search to reach the view files: `[container] dir`
+/// and, while its names match `path_in_container` from the end, its parents (the mounted
+/// `~/.aws` in the docs' setup: `~/.aws/credsync` is `/home/astro/.aws/credsync`). Never the
+/// home directory or above it.
+pub fn view_dirs(cfg: &ContainerConfig) -> Vec<PathBuf> {
+    let mut out = vec![cfg.dir.clone()];
+    let mut host = cfg.dir.as_path();
+    let mut inside = Path::new(&cfg.path_in_container);
+    while let (Some(h), Some(c)) = (host.file_name(), inside.file_name()) {
+        if h != c {
+            break;
+        }
+        let (Some(hp), Some(cp)) = (host.parent(), inside.parent()) else {
+            break;
+        };
+        // The container side must still be a directory below its root, and the host side below
+        // the home directory.
+        if cp.parent().is_none()
+            || hp.parent().is_none()
+            || !hp.starts_with(&cfg.home)
+            || hp == cfg.home
+        {
+            break;
+        }
+        out.push(hp.to_path_buf());
+        host = hp;
+        inside = cp;
+    }
+    out
+}
+
+/// One ACL grant credsync keeps in place: `uid` gets `access` on `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub access: Access,
+}
+
+/// The grants the configuration asks for, on files that exist: with `host_uid`, search on
+/// [`view_dirs`], read on the view's `config` and `*.json` files; and, only with
+/// `share_credentials_file`, read on the credentials file (symlinks resolved) and search on its
+/// directory. Least privilege: without that setting the credentials file gets nothing.
+pub fn wanted_grants(
+    container: Option<&ContainerConfig>,
+    host_uid: Option<u32>,
+    credentials_file: &Path,
+) -> Vec<Grant> {
+    let (Some(c), Some(uid)) = (container, host_uid) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Grant> = view_dirs(c)
+        .into_iter()
+        .map(|path| Grant {
+            path,
+            uid,
+            access: Access::Search,
+        })
+        .collect();
+    for path in view_files(&c.dir) {
+        out.push(Grant {
+            path,
+            uid,
+            access: Access::Read,
+        });
+    }
+    if c.share_credentials_file
+        && let Ok(file) = fs::canonicalize(credentials_file)
+    {
+        if let Some(dir) = file.parent() {
+            out.push(Grant {
+                path: dir.to_path_buf(),
+                uid,
+                access: Access::Search,
+            });
+        }
+        out.push(Grant {
+            path: file,
+            uid,
+            access: Access::Read,
+        });
+    }
+    out
+}
+
+/// The view's own files in `dir`: `config` and `*.json`.
+fn view_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n == CONFIG_NAME)
+                || p.extension().is_some_and(|x| x == "json")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every path on which credsync may have granted access under `container` (current or past)
+/// and for `credentials_file`: where [`revoke_unwanted`] looks for its own entries.
+pub fn grant_candidates(
+    container: Option<&ContainerConfig>,
+    credentials_file: &Path,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(file) = fs::canonicalize(credentials_file) {
+        if let Some(dir) = file.parent() {
+            out.push(dir.to_path_buf());
+        }
+        out.push(file);
+    }
+    if let Some(c) = container {
+        out.extend(view_dirs(c));
+        out.extend(view_files(&c.dir));
+    }
+    out
+}
+
+/// For each of `candidates`, removes the ACL entries (or permission bits) that credsync's
+/// record says it added and that `wanted` no longer asks for; entries credsync did not add are
+/// never touched. Returns the paths changed. A file system without ACLs or extended attributes
+/// has nothing to revoke.
+pub fn revoke_unwanted(
+    candidates: &[PathBuf],
+    wanted: &[Grant],
+) -> Result<Vec<PathBuf>, ViewError> {
+    let mut changed = Vec::new();
+    let mut seen: Vec<&Path> = Vec::new();
+    for path in candidates {
+        if seen.contains(&path.as_path()) {
+            continue;
+        }
+        seen.push(path);
+        let keep: Vec<(u32, u16)> = wanted
+            .iter()
+            .filter(|g| g.path == *path)
+            .map(|g| (g.uid, g.access.perm()))
+            .collect();
+        match revoke_io(path, &keep) {
+            Ok(true) => changed.push(path.clone()),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_unsupported(&e) => {}
+            Err(source) => {
+                return Err(ViewError::Revoke {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Applies `wanted` (see [`grant`]). Missing files are skipped (a target without a file yet).
+pub fn apply_grants(wanted: &[Grant]) -> Result<(), ViewError> {
+    for g in wanted {
+        if fs::symlink_metadata(&g.path).is_err() {
+            continue;
+        }
+        grant(&g.path, g.uid, g.access)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The record of what credsync added: the `user.credsync.acl` extended attribute of the same
+// file. It travels with the inode (an atomic rewrite starts without both the ACL and the
+// record; a file the user puts in place has no record, so its entries are never ours), and it
+// is written right after the ACL: a crash in between leaves an entry credsync will not remove
+// (the safe side), never a record of an entry that is the user's.
+
+/// The extended attribute that lists the ACL entries credsync added to a file.
+pub const RECORD_XATTR: &str = "user.credsync.acl";
+
+/// One recorded grant: credsync gave `uid` the bits `added`; `created` when credsync created
+/// the entry (no entry for that uid existed), so that it may remove the entry itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub uid: u32,
+    pub added: u16,
+    pub created: bool,
+}
+
+/// `uid:bits:new|old` per entry, comma-separated (e.g. `50000:4:new`).
+pub fn encode_record(record: &[Recorded]) -> String {
+    record
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}:{}",
+                r.uid,
+                r.added,
+                if r.created { "new" } else { "old" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The record's entries; anything unreadable is dropped (and so never acted on).
+pub fn decode_record(text: &str) -> Vec<Recorded> {
+    text.split(',')
+        .filter_map(|e| {
+            let mut p = e.trim().split(':');
+            let uid = p.next()?.parse().ok()?;
+            let added: u16 = p.next()?.parse().ok()?;
+            let created = match p.next()? {
+                "new" => true,
+                "old" => false,
+                _ => return None,
+            };
+            (added & !7 == 0 && added != 0).then_some(Recorded {
+                uid,
+                added,
+                created,
+            })
+        })
+        .collect()
+}
+
+/// `acl` with the bits of `record` that `keep` does not ask for taken back: the bits are
+/// cleared, an entry credsync created and left empty is removed, the mask recomputed (dropped
+/// when no named entry remains). Returns the new ACL and record; `None` when nothing changes.
+pub fn revoke_in(
+    acl: &[AclEntry],
+    record: &[Recorded],
+    keep: &[(u32, u16)],
+) -> Option<(Vec<AclEntry>, Vec<Recorded>)> {
+    let mut out = acl.to_vec();
+    let mut rec = Vec::new();
+    let mut changed = false;
+    for r in record {
+        let kept: u16 = keep
+            .iter()
+            .filter(|(u, _)| *u == r.uid)
+            .fold(0, |m, (_, p)| m | p);
+        let take = r.added & !kept;
+        if take == 0 {
+            rec.push(*r);
+            continue;
+        }
+        changed = true;
+        let Some(i) = out.iter().position(|e| e.tag == TAG_USER && e.id == r.uid) else {
+            continue; // the entry is gone: nothing of ours left
+        };
+        out[i].perm &= !take;
+        if out[i].perm == 0 && r.created {
+            out.remove(i);
+        }
+        let left = r.added & kept;
+        if left != 0 {
+            rec.push(Recorded { added: left, ..*r });
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.retain(|e| e.tag != TAG_MASK);
+    if out.iter().any(|e| matches!(e.tag, TAG_USER | TAG_GROUP)) {
+        let mask = out
+            .iter()
+            .filter(|e| matches!(e.tag, TAG_USER | TAG_GROUP | TAG_GROUP_OBJ))
+            .fold(0, |m, e| m | e.perm);
+        out.push(AclEntry {
+            tag: TAG_MASK,
+            perm: mask,
+            id: UNDEFINED_ID,
+        });
+    }
+    Some((out, rec))
+}
+
+fn revoke_io(path: &Path, keep: &[(u32, u16)]) -> io::Result<bool> {
+    let Some(text) = read_xattr(path, RECORD_XATTR)? else {
+        return Ok(false);
+    };
+    let record = decode_record(&String::from_utf8_lossy(&text));
+    let acl = match read_acl(path)? {
+        Some(acl) => acl,
+        None => acl_from_mode(fs::metadata(path)?.permissions().mode()),
+    };
+    let Some((new_acl, new_record)) = revoke_in(&acl, &record, keep) else {
+        return Ok(false);
+    };
+    write_acl(path, &encode_acl(&new_acl))?;
+    if new_record.is_empty() {
+        remove_xattr(path, RECORD_XATTR)?;
+    } else {
+        write_xattr(path, RECORD_XATTR, encode_record(&new_record).as_bytes())?;
+    }
+    Ok(true)
+}
+
+/// The record of `path` (empty without one).
+pub fn read_record(path: &Path) -> io::Result<Vec<Recorded>> {
+    Ok(read_xattr(path, RECORD_XATTR)?
+        .map(|t| decode_record(&String::from_utf8_lossy(&t)))
+        .unwrap_or_default())
+}
+
+static WARNED_NO_RECORD: AtomicBool = AtomicBool::new(false);
+
+/// Adds to `path`'s record that credsync gave `uid` the bits `added` (`created`: a new entry).
+fn record_grant(path: &Path, uid: u32, added: u16, created: bool) {
+    let result = (|| {
+        let mut record = read_record(path)?;
+        match record.iter_mut().find(|r| r.uid == uid) {
+            Some(r) => r.added |= added,
+            None => record.push(Recorded {
+                uid,
+                added,
+                created,
+            }),
+        }
+        write_xattr(path, RECORD_XATTR, encode_record(&record).as_bytes())
+    })();
+    if let Err(e) = result
+        && !WARNED_NO_RECORD.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "cannot record on {} that credsync granted uid {uid} access ({e}); credsync will not              remove that ACL entry by itself when the setting changes: remove it with              setfacl -x u:{uid}",
+            path.display()
+        );
+    }
+}
+
 /// Grants `uid` `access` on `path` (a file: read; a directory: search) by adding a named-user
-/// entry to its access ACL. On a file system without ACLs, warns once and returns
-/// [`AclOutcome::Unsupported`].
+/// entry to its access ACL, and records what it added ([`RECORD_XATTR`]). On a file system
+/// without ACLs, warns once and returns [`AclOutcome::Unsupported`].
 pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewError> {
     match grant_io(path, uid, access.perm()) {
         Ok(outcome) => Ok(outcome),
@@ -511,34 +847,6 @@ pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewEr
     }
 }
 
-/// Grants `uid` read access to `file` (symlinks followed) and search on its directory: what the
-/// container needs to read the credentials file in a mounted `~/.aws`.
-pub fn grant_file_and_dir(file: &Path, uid: u32) -> Result<(), ViewError> {
-    let file = fs::canonicalize(file).map_err(|source| acl_error(file, Some(uid), source))?;
-    grant(&file, uid, Access::Read)?;
-    if let Some(dir) = file.parent() {
-        grant(dir, uid, Access::Search)?;
-    }
-    Ok(())
-}
-
-/// Before an atomic rewrite of `path`: if it carries an ACL with named entries, chmod it to its
-/// true mode (see [`true_mode`]), so that the new file, which takes the old file's mode, does
-/// not turn the ACL mask into group read access. A missing file or no ACL: nothing to do.
-pub fn prepare_rewrite(path: &Path) -> io::Result<()> {
-    let acl = match read_acl(path) {
-        Ok(Some(acl)) => acl,
-        Ok(None) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || is_unsupported(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let Some(mode) = true_mode(&acl) else {
-        return Ok(());
-    };
-    let current = fs::metadata(path)?.permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode((current & 0o7000) | mode))
-}
-
 fn is_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(c) if c == libc::EOPNOTSUPP || c == libc::ENOTSUP)
 }
@@ -548,10 +856,18 @@ fn grant_io(path: &Path, uid: u32, perm: u16) -> io::Result<AclOutcome> {
         Some(acl) => acl,
         None => acl_from_mode(fs::metadata(path)?.permissions().mode()),
     };
+    let before = acl
+        .iter()
+        .find(|e| e.tag == TAG_USER && e.id == uid)
+        .map(|e| e.perm);
     match with_user(&acl, uid, perm) {
         None => Ok(AclOutcome::Unchanged),
         Some(new) => {
             write_acl(path, &encode_acl(&new))?;
+            let added = perm & !before.unwrap_or(0);
+            if added != 0 {
+                record_grant(path, uid, added, before.is_none());
+            }
             Ok(AclOutcome::Set)
         }
     }
@@ -593,15 +909,58 @@ pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn write_acl(path: &Path, value: &[u8]) -> io::Result<()> {
+    write_xattr(path, ACL_XATTR, value)
+}
+
+/// An extended attribute's value; `None` when the file has none of that name.
+#[cfg(target_os = "linux")]
+fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let p = c_path(path)?;
-    let name = c"system.posix_acl_access";
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
+        let len =
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if len >= 0 {
+            buf.truncate(len as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) => return Ok(None),
+            Some(libc::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
+    let p = c_path(path)?;
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both strings are NUL-terminated.
+    if unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENODATA) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let p = c_path(path)?;
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: both strings are NUL-terminated; `value` is valid for `value.len()` bytes.
     let rc = unsafe {
         libc::setxattr(
             p.as_ptr(),
-            name.as_ptr(),
+            n.as_ptr(),
             value.as_ptr().cast(),
             value.len(),
             0,
@@ -623,7 +982,17 @@ pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn write_acl(_path: &Path, _value: &[u8]) -> io::Result<()> {
+fn read_xattr(_path: &Path, _name: &str) -> io::Result<Option<Vec<u8>>> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn remove_xattr(_path: &Path, _name: &str) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_xattr(_path: &Path, _name: &str, _value: &[u8]) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
@@ -647,6 +1016,9 @@ mod tests {
             dir: dir.to_path_buf(),
             path_in_container: "/home/astro/.aws/credsync".into(),
             uid,
+            share_credentials_file: false,
+            engine: None,
+            home: "/nonexistent-home".into(),
         }
     }
 
@@ -772,6 +1144,7 @@ mod tests {
         let b = creds("ASIA-B", Some(1_800_000_000));
         let written = write_view(
             &cfg,
+            cfg.uid,
             &[("default", Some("us-east-1"), &a), ("b", None, &b)],
             &[],
             0o600,
@@ -790,6 +1163,7 @@ mod tests {
         // Same content again: nothing written.
         let again = write_view(
             &cfg,
+            cfg.uid,
             &[("default", Some("us-east-1"), &a), ("b", None, &b)],
             &[],
             0o600,
@@ -805,10 +1179,17 @@ mod tests {
         let cfg = container(&dir, None);
         let a = creds("ASIA-A", Some(1_800_000_000));
         let b = creds("ASIA-B", Some(1_800_000_000));
-        write_view(&cfg, &[("a", None, &a), ("b", Some("r"), &b)], &[], 0o600).unwrap();
+        write_view(
+            &cfg,
+            cfg.uid,
+            &[("a", None, &a), ("b", Some("r"), &b)],
+            &[],
+            0o600,
+        )
+        .unwrap();
         fs::write(dir.join("user-file.json"), "{}").unwrap();
         // A round where `b` has no credentials keeps it; removing `a` drops it.
-        let changed = write_view(&cfg, &[], &["a"], 0o600).unwrap();
+        let changed = write_view(&cfg, cfg.uid, &[], &["a"], 0o600).unwrap();
         assert!(!dir.join("a.json").exists());
         assert!(dir.join("b.json").exists());
         assert!(dir.join("user-file.json").exists());
@@ -836,7 +1217,7 @@ mod tests {
         let cfg = container(&dir, Some(50000));
         for round in 0..3 {
             let c = creds(&format!("ASIA-{round}"), Some(1_800_000_000 + round));
-            write_view(&cfg, &[("dev", None, &c)], &[], 0o600).unwrap();
+            write_view(&cfg, cfg.uid, &[("dev", None, &c)], &[], 0o600).unwrap();
             for name in ["dev.json", "config"] {
                 let path = dir.join(name);
                 assert_eq!(acl_of(&path), (Some(PERM_READ), 0), "{name} round {round}");
@@ -845,9 +1226,173 @@ mod tests {
             }
             assert_eq!(acl_of(&dir), (Some(PERM_EXECUTE), 0));
         }
-        // prepare_rewrite puts an ACL'd file back to its true mode.
-        let json = dir.join("dev.json");
-        prepare_rewrite(&json).unwrap();
-        assert_eq!(fs::metadata(&json).unwrap().mode() & 0o777, 0o600);
+        // Each grant is recorded as credsync's own.
+        assert_eq!(
+            read_record(&dir.join("dev.json")).unwrap(),
+            vec![Recorded {
+                uid: 50000,
+                added: PERM_READ,
+                created: true
+            }]
+        );
+    }
+
+    #[test]
+    fn view_dirs_follow_the_mounted_suffix_and_stop_below_home() {
+        let mut c = container(Path::new("/home/u/.aws/credsync"), Some(50000));
+        c.home = "/home/u".into();
+        assert_eq!(
+            view_dirs(&c),
+            vec![
+                PathBuf::from("/home/u/.aws/credsync"),
+                PathBuf::from("/home/u/.aws")
+            ]
+        );
+        // Same names all the way up: still never the home directory or above.
+        c.dir = "/home/astro/.aws/credsync".into();
+        c.home = "/home/astro".into();
+        assert_eq!(view_dirs(&c).len(), 2);
+        // Nothing in common: the view directory alone.
+        c.dir = "/home/u/view".into();
+        c.home = "/home/u".into();
+        assert_eq!(view_dirs(&c), vec![PathBuf::from("/home/u/view")]);
+    }
+
+    #[test]
+    fn record_round_trips_and_drops_garbage() {
+        let r = vec![
+            Recorded {
+                uid: 50000,
+                added: 4,
+                created: true,
+            },
+            Recorded {
+                uid: 7,
+                added: 1,
+                created: false,
+            },
+        ];
+        assert_eq!(encode_record(&r), "50000:4:new,7:1:old");
+        assert_eq!(decode_record(&encode_record(&r)), r);
+        assert_eq!(
+            decode_record("x:4:new,5:9:new,5:0:new,5:4:maybe,6:4"),
+            vec![]
+        );
+    }
+
+    fn user(uid: u32, perm: u16) -> AclEntry {
+        AclEntry {
+            tag: TAG_USER,
+            perm,
+            id: uid,
+        }
+    }
+
+    fn sorted(mut v: Vec<AclEntry>) -> Vec<AclEntry> {
+        v.sort_by_key(|e| (e.tag, e.id));
+        v
+    }
+
+    #[test]
+    fn revoke_takes_back_only_what_credsync_added() {
+        let base = acl_from_mode(0o600);
+        let ours = with_user(&base, 50000, PERM_READ).unwrap();
+        let rec = [Recorded {
+            uid: 50000,
+            added: PERM_READ,
+            created: true,
+        }];
+        // Wanted: nothing changes.
+        assert_eq!(revoke_in(&ours, &rec, &[(50000, PERM_READ)]), None);
+        // Not wanted: the entry and the mask go; the ACL is the mode again.
+        let (acl, left) = revoke_in(&ours, &rec, &[]).unwrap();
+        assert_eq!(sorted(acl.clone()), sorted(base.clone()));
+        assert!(left.is_empty());
+        assert_eq!(true_mode(&acl), None);
+        // The user's own entry for another uid stays, with the mask it needs.
+        let mixed = with_user(&ours, 1001, 6).unwrap();
+        let (acl, _) = revoke_in(&mixed, &rec, &[]).unwrap();
+        assert_eq!(
+            sorted(acl),
+            sorted(vec![
+                base[0],
+                base[1],
+                base[2],
+                user(1001, 6),
+                AclEntry {
+                    tag: TAG_MASK,
+                    perm: 6,
+                    id: UNDEFINED_ID
+                }
+            ])
+        );
+        // An entry the user had (x) that credsync widened (r): only r is taken back.
+        let had = with_user(&base, 50000, PERM_EXECUTE).unwrap();
+        let widened = with_user(&had, 50000, PERM_READ).unwrap();
+        let rec_old = [Recorded {
+            uid: 50000,
+            added: PERM_READ,
+            created: false,
+        }];
+        let (acl, _) = revoke_in(&widened, &rec_old, &[]).unwrap();
+        assert_eq!(sorted(acl), sorted(had));
+        // A uid change: the old uid's entry goes, the new one's is kept.
+        let (acl, left) = revoke_in(&ours, &rec, &[(50001, PERM_READ)]).unwrap();
+        assert!(!acl.iter().any(|e| e.tag == TAG_USER));
+        assert!(left.is_empty());
+        // The entry was removed by someone else meanwhile: the record is dropped.
+        let (acl, left) = revoke_in(&base, &rec, &[]).unwrap();
+        assert_eq!(sorted(acl), sorted(base));
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn revoke_on_disk_keeps_entries_credsync_did_not_add() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("credentials");
+        fs::write(&f, "x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        // The user's own entry for uid 1234, then credsync's for 50000.
+        write_acl(
+            &f,
+            &encode_acl(&with_user(&acl_from_mode(0o600), 1234, PERM_READ).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(grant(&f, 50000, Access::Read).unwrap(), AclOutcome::Set);
+        // The user's entry was there before: granting it again records nothing.
+        assert_eq!(
+            grant(&f, 1234, Access::Read).unwrap(),
+            AclOutcome::Unchanged
+        );
+        assert_eq!(read_record(&f).unwrap().len(), 1);
+        let changed = revoke_unwanted(std::slice::from_ref(&f), &[]).unwrap();
+        assert_eq!(changed, vec![f.clone()]);
+        let acl = read_acl(&f).unwrap().unwrap();
+        assert!(
+            acl.iter()
+                .any(|e| e.tag == TAG_USER && e.id == 1234 && e.perm == PERM_READ)
+        );
+        assert!(!acl.iter().any(|e| e.tag == TAG_USER && e.id == 50000));
+        assert!(read_record(&f).unwrap().is_empty());
+        // Nothing recorded any more: a second pass changes nothing.
+        assert!(
+            revoke_unwanted(std::slice::from_ref(&f), &[])
+                .unwrap()
+                .is_empty()
+        );
+        // A file whose record was lost is never touched.
+        let g = tmp.path().join("g");
+        fs::write(&g, "x").unwrap();
+        write_acl(
+            &g,
+            &encode_acl(&with_user(&acl_from_mode(0o600), 50000, PERM_READ).unwrap()),
+        )
+        .unwrap();
+        assert!(
+            revoke_unwanted(std::slice::from_ref(&g), &[])
+                .unwrap()
+                .is_empty()
+        );
+        assert!(read_acl(&g).unwrap().unwrap().iter().any(|e| e.id == 50000));
     }
 }

@@ -20,7 +20,11 @@
 //!   bytes), and if another program changed it meanwhile, the edit is merged again onto the new
 //!   content (up to [`MAX_ATTEMPTS`] reads). Then rename over the target and fsync the
 //!   directory. On any error the temp file is removed and the old file is untouched.
-//!   Extended attributes and POSIX ACLs of the old file are not copied to the new one.
+//!   The old file's POSIX access ACL (`system.posix_acl_access`) and credsync's record of the
+//!   entries it added (`user.credsync.acl`, see `crate::view`) are copied to the temp file, so
+//!   ACL entries (the user's or credsync's) survive the rewrite and there is no moment when the
+//!   new file lacks them; other extended attributes are not copied. A file system without them
+//!   just has nothing to copy.
 //! - **In-place mode** ([`WriteMode::InPlace`], for a single-file bind mount, where a rename
 //!   cannot replace the mount point): the file is opened read-write, locked with an exclusive
 //!   advisory lock (`flock`), read, edited, written from offset 0, truncated to the new length,
@@ -400,6 +404,60 @@ struct Snapshot {
     mode: u32,
     uid: u32,
     gid: u32,
+    /// The extended attributes of [`COPIED_XATTRS`] it has, by name.
+    xattrs: Vec<(&'static std::ffi::CStr, Vec<u8>)>,
+}
+
+/// The extended attributes an atomic rewrite carries over: the access ACL, and credsync's record
+/// of the ACL entries it added.
+const COPIED_XATTRS: [&std::ffi::CStr; 2] = [c"system.posix_acl_access", c"user.credsync.acl"];
+
+/// The [`COPIED_XATTRS`] of an open file (those it has and that can be read).
+fn read_xattrs(file: &File) -> Vec<(&'static std::ffi::CStr, Vec<u8>)> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    for name in COPIED_XATTRS {
+        let mut buf = vec![0u8; 1024];
+        // SAFETY: the fd is open, `name` NUL-terminated, `buf` valid for `buf.len()` bytes.
+        let n = unsafe {
+            libc::fgetxattr(
+                file.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if let Ok(n) = usize::try_from(n) {
+            buf.truncate(n);
+            out.push((name, buf));
+        }
+    }
+    out
+}
+
+/// Sets `xattrs` on the temp file. A file system without ACLs or user attributes refuses with
+/// `ENOTSUP`: nothing to keep there. Other failures are returned.
+fn copy_xattrs(file: &File, xattrs: &[(&std::ffi::CStr, Vec<u8>)]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for (name, value) in xattrs {
+        // SAFETY: the fd is open, `name` NUL-terminated, `value` valid for its length.
+        let rc = unsafe {
+            libc::fsetxattr(
+                file.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(c) if c == libc::ENOTSUP || c == libc::EOPNOTSUPP) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `path` is a regular file of sane size, without opening anything else.
@@ -472,6 +530,7 @@ fn read_snapshot(path: &Path) -> Result<Option<Snapshot>, WriteError> {
         mode: m.mode() & 0o777,
         uid: m.uid(),
         gid: m.gid(),
+        xattrs: read_xattrs(&file),
     }))
 }
 
@@ -594,6 +653,9 @@ where
         let mode = old.as_ref().map_or(opts.new_file_mode, |s| s.mode) & 0o777;
         let (mut file, mut temp) = create_temp(dir, name, mode).map_err(write_err)?;
         set_owner_and_mode(&file, old.as_ref(), mode).map_err(write_err)?;
+        if let Some(old) = &old {
+            copy_xattrs(&file, &old.xattrs).map_err(write_err)?;
+        }
         file.write_all(&new).map_err(write_err)?;
         file.sync_all().map_err(write_err)?;
 

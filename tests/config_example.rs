@@ -78,6 +78,8 @@ fn shown_defaults_are_the_built_in_defaults() {
         c.container,
         Some(ContainerConfig {
             uid: Some(50000),
+            // Shown with the value detection gives without Podman (the default is detected).
+            engine: Some(config::ContainerEngine::Docker),
             ..default_container
         })
     );

@@ -13,6 +13,7 @@ use credsync::doctor::project::{self, COMPOSE_FILE, Project, RealFs};
 use credsync::doctor::{self, Check, FileFacts, Level};
 use credsync::service::{Platform, Target};
 use credsync::sso_cache;
+use credsync::uidmap;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,6 +74,7 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
         &FileFacts::of(path),
         uid,
     ));
+    out.extend(container_checks(cfg, env));
     out.push(service_check(env));
     let reply = match control::request(&cfg.control.socket, &Request::Status, DAEMON_TIMEOUT) {
         Ok(Response::Status(s)) => Ok(*s),
@@ -84,6 +86,46 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     if let Ok(status) = &reply {
         out.push(doctor::check_daemon_matches(cfg, status));
     }
+    out
+}
+
+/// What the containers' uid can read: the host uid `[container] uid` maps to, whether it is an
+/// account here, and whether it can read long-lived keys in the credentials file (without a
+/// `[container]` section: Astro's uid 50000).
+fn container_checks(cfg: &Config, env: &Env) -> Vec<Check> {
+    let mut out = Vec::new();
+    let (uid, who) = match cfg.container.as_ref().filter(|c| c.uid.is_some()) {
+        Some(c) => {
+            let cuid = c.uid.unwrap_or(project::ASTRO_UID);
+            let host = uidmap::resolve(c, env).map(|h| {
+                h.unwrap_or(uidmap::HostUid {
+                    uid: cuid,
+                    engine: credsync::config::ContainerEngine::Docker,
+                    why: String::new(),
+                })
+            });
+            let account = host.as_ref().ok().and_then(|h| uidmap::user_name(h.uid));
+            out.extend(doctor::check_container_uid(cuid, &host, account.as_deref()));
+            match host {
+                Ok(h) => (h.uid, "the containers' user, [container] uid".to_owned()),
+                Err(_) => return out,
+            }
+        }
+        None => (project::ASTRO_UID, "Astro's container user".to_owned()),
+    };
+    let path = std::fs::canonicalize(&cfg.aws.credentials_file)
+        .unwrap_or_else(|_| cfg.aws.credentials_file.clone());
+    let text = credsync::write::read_text_or_empty(&path);
+    let file = doctor::acl::read(&path);
+    let dir = path.parent().and_then(doctor::acl::read);
+    out.extend(doctor::check_credentials_exposure(
+        &cfg.aws.credentials_file,
+        &text,
+        file.as_ref(),
+        dir.as_ref(),
+        uid,
+        &who,
+    ));
     out
 }
 

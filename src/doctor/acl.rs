@@ -13,7 +13,7 @@ pub const READ: u32 = 4;
 pub const SEARCH: u32 = 1;
 
 const ACL_EA_VERSION: u32 = 2;
-const ACL_USER: u16 = 0x02;
+pub const ACL_USER: u16 = 0x02;
 const ACL_MASK: u16 = 0x10;
 const ACL_OTHER: u16 = 0x20;
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
-use support::docker::{Docker, volume};
+use support::docker::Docker;
 use support::fake_aws::FakeAws;
 use support::{TestEnv, botocore_token_json};
 
@@ -34,19 +34,56 @@ const PERSONAL_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const PERSONAL: &str = "[personal]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
                         aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
 
-/// docs/astro.md, step 1.
-const DOCS_CONTAINER: &str = "[container]
-dir = \"~/.aws/credsync\"
-\
-                              path_in_container = \"/home/astro/.aws/credsync\"
-uid = 50000
-";
-/// docs/astro.md, step 2 (one service is enough for one container).
-const DOCS_COMPOSE: &str =
-    "services:\n  scheduler:\n    volumes:\n      - ${HOME}/.aws:/home/astro/.aws:ro\n";
-/// docs/astro.md, step 3.
-const DOCS_ENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\n\
-                        AWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev\n";
+/// docs/astro.md's own snippets, read from the doc so the test and the doc cannot drift apart:
+/// credsync's config (step 1), the first Dockerfile and compose override (step 2), `.env`
+/// (step 3).
+struct Docs {
+    config_toml: String,
+    dockerfile: String,
+    compose: String,
+    dotenv: String,
+}
+
+fn docs() -> Docs {
+    let md = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/astro.md"))
+        .expect("read docs/astro.md");
+    let blocks = support::fenced_blocks(&md);
+    let first = |info: &str| {
+        blocks
+            .iter()
+            .find(|(i, _)| i == info)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| panic!("docs/astro.md has no {info} block"))
+    };
+    let d = Docs {
+        config_toml: first("toml"),
+        dockerfile: first("dockerfile"),
+        compose: first("yaml"),
+        dotenv: first("sh"),
+    };
+    // The test adds keys to the [container] table: it must be the doc config's last table.
+    assert!(
+        d.config_toml
+            .trim_end()
+            .rsplit("\n[")
+            .next()
+            .unwrap_or("")
+            .starts_with("container]"),
+        "{}",
+        d.config_toml
+    );
+    d
+}
+
+/// The first volume of a compose override, `${HOME}` expanded, for `docker -v`.
+fn docs_volume(compose: &str, home: &Path) -> String {
+    let line = compose
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("- "))
+        .expect("a volume line in the doc's override");
+    line.replace("${HOME}", home.to_str().unwrap())
+}
 
 /// In the container, per line read: what a long-lived `boto3.Session` (made once, at start,
 /// from the environment) returns, what a new Session returns, and what a direct read of
@@ -98,11 +135,13 @@ fn text(o: &Output) -> String {
 /// A HOME with a logged-in `corp` session (`dev-sso` -> target `dev`), the user's own
 /// long-lived keys in the credentials file, `~/.aws` and the file closed to others, and an
 /// Astro project directory with `compose` and `dotenv`.
-fn setup(fake: &FakeAws, compose: &str, dotenv: &str) -> (TestEnv, PathBuf) {
+fn setup(fake: &FakeAws, compose: &str, dotenv: &str, dockerfile: &str) -> (TestEnv, PathBuf) {
     let env = TestEnv::with_fake(fake);
     env.write_aws_config(
         "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
          [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
+         region = eu-west-1\n\n\
+         [profile dev-admin]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
          region = eu-west-1\n",
     );
     fake.add_token("tok-corp");
@@ -122,13 +161,8 @@ fn setup(fake: &FakeAws, compose: &str, dotenv: &str) -> (TestEnv, PathBuf) {
     fs::create_dir_all(&project).unwrap();
     fs::write(project.join("docker-compose.override.yml"), compose).unwrap();
     fs::write(project.join(".env"), dotenv).unwrap();
+    fs::write(project.join("Dockerfile"), dockerfile).unwrap();
     (env, project)
-}
-
-fn config(env: &TestEnv, extra: &str) {
-    env.write_config_toml(&format!(
-        "[[profiles]]\nsource = \"dev-sso\"\ntarget = \"dev\"\n\n{extra}"
-    ));
 }
 
 fn sync(env: &TestEnv, fake: &FakeAws) -> String {
@@ -166,13 +200,14 @@ fn docs_setup_long_lived_session_refreshes_through_the_view_and_long_lived_keys_
     let Some(docker) = Docker::get(test) else {
         return;
     };
+    let d = docs();
     let fake = FakeAws::new();
-    let (env, project) = setup(&fake, DOCS_COMPOSE, DOCS_ENV);
-    config(&env, DOCS_CONTAINER);
+    let (env, project) = setup(&fake, &d.compose, &d.dotenv, &d.dockerfile);
+    env.write_config_toml(&d.config_toml);
     let first = sync(&env, &fake);
 
     let mut args = astro_args(&project);
-    args.extend(volume(&env.aws_dir(), "/home/astro/.aws", true));
+    args.extend(["-v".to_owned(), docs_volume(&d.compose, env.home())]);
     let mut ctr = docker.spawn(&args, READER);
     let r = ctr.read_json();
     let pid = r["pid"].clone();
@@ -198,10 +233,7 @@ fn docs_setup_long_lived_session_refreshes_through_the_view_and_long_lived_keys_
     );
 
     // Sharing the credentials file is the explicit choice: then the container reads it.
-    config(
-        &env,
-        &format!("{DOCS_CONTAINER}share_credentials_file = true\n"),
-    );
+    env.write_config_toml(&format!("{}share_credentials_file = true\n", d.config_toml));
     let shared = sync(&env, &fake);
     let r = ctr.read_json();
     assert_eq!(r["dev"], shared.as_str(), "{r}");
@@ -209,7 +241,7 @@ fn docs_setup_long_lived_session_refreshes_through_the_view_and_long_lived_keys_
     assert_eq!(r["long_lived"], shared.as_str(), "{r}");
 
     // Switching back takes the access away again, at the next write.
-    config(&env, DOCS_CONTAINER);
+    env.write_config_toml(&d.config_toml);
     let last = sync(&env, &fake);
     let r = ctr.read_json();
     assert_eq!(r["personal"], "ERR:Permission denied", "{r}");
@@ -224,13 +256,21 @@ fn docs_setup_without_the_acl_gets_no_credentials_and_doctor_says_so() {
     let Some(docker) = Docker::get(test) else {
         return;
     };
+    let d = docs();
     let fake = FakeAws::new();
-    let (env, project) = setup(&fake, DOCS_COMPOSE, DOCS_ENV);
+    let (env, project) = setup(&fake, &d.compose, &d.dotenv, &d.dockerfile);
     // The docs' config without `uid`: the 0600 view is closed to uid 50000.
-    config(&env, &DOCS_CONTAINER.replace("uid = 50000\n", ""));
+    let without_uid: String = d
+        .config_toml
+        .lines()
+        .filter(|l| !l.starts_with("uid"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without_uid, d.config_toml);
+    env.write_config_toml(&without_uid);
     sync(&env, &fake);
     let mut args = astro_args(&project);
-    args.extend(volume(&env.aws_dir(), "/home/astro/.aws", true));
+    args.extend(["-v".to_owned(), docs_volume(&d.compose, env.home())]);
     let mut ctr = docker.spawn(&args, READER);
     let r = ctr.read_json();
     // boto3 gets no credentials at all: the view's config is unreadable, so the profile is
@@ -250,24 +290,24 @@ fn single_file_mount_sees_in_place_writes_but_not_atomic_ones() {
     let Some(docker) = Docker::get(test) else {
         return;
     };
-    const COMPOSE: &str = "services:\n  scheduler:\n    volumes:\n      - ${HOME}/.aws/credentials:/home/astro/.aws/credentials:ro\n";
+    let d = docs();
+    // The doc's override with the single-file mount its trap section warns about.
+    let compose = d.compose.replace(
+        "${HOME}/.aws:/home/astro/.aws:ro",
+        "${HOME}/.aws/credentials:/home/astro/.aws/credentials:ro",
+    );
+    assert_ne!(compose, d.compose);
     for (mode, reaches) in [("atomic", false), ("in-place", true)] {
         let fake = FakeAws::new();
-        let (env, project) = setup(&fake, COMPOSE, "AWS_PROFILE=dev\n");
+        let (env, project) = setup(&fake, &compose, "AWS_PROFILE=dev\n", &d.dockerfile);
         // The container reads the credentials file itself here: it must be shared.
-        config(
-            &env,
-            &format!(
-                "[write]\nmode = \"{mode}\"\n\n{DOCS_CONTAINER}share_credentials_file = true\n"
-            ),
-        );
+        env.write_config_toml(&format!(
+            "[write]\nmode = \"{mode}\"\n\n{}share_credentials_file = true\n",
+            d.config_toml
+        ));
         let first = sync(&env, &fake);
         let mut args = astro_args(&project);
-        args.extend(volume(
-            &env.credentials_path(),
-            "/home/astro/.aws/credentials",
-            true,
-        ));
+        args.extend(["-v".to_owned(), docs_volume(&compose, env.home())]);
         let mut ctr = docker.spawn(&args, READER);
         let r = ctr.read_json();
         assert_eq!(r["dev"], first.as_str(), "{mode}: {r}");

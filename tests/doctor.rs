@@ -369,33 +369,6 @@ fn init_writes_a_config_sync_accepts_and_never_overwrites() {
     );
 }
 
-/// The fenced code blocks of a Markdown text, in order: (info string, body).
-fn fenced_blocks(md: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut open: Option<(String, String, usize)> = None; // (info, body, indent)
-    for line in md.lines() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        match &mut open {
-            None => {
-                if let Some(info) = trimmed.strip_prefix("```") {
-                    open = Some((info.trim().to_owned(), String::new(), indent));
-                }
-            }
-            Some((info, body, ind)) => {
-                if trimmed.starts_with("```") {
-                    out.push((std::mem::take(info), std::mem::take(body)));
-                    open = None;
-                } else {
-                    body.push_str(line.get(*ind..).unwrap_or(line.trim_start()));
-                    body.push('\n');
-                }
-            }
-        }
-    }
-    out
-}
-
 /// docs/astro.md, step by step, as a user follows it: its credsync config (with an SSO profile
 /// `dev-admin` in ~/.aws/config, logged in), `credsync sync`, then for each Airflow version the
 /// doc shows, a project with its Dockerfile, compose override and `.env`. `doctor --project`
@@ -405,7 +378,7 @@ fn fenced_blocks(md: &str) -> Vec<(String, String)> {
 fn the_project_docs_astro_md_builds_passes_doctor() {
     let md = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/astro.md"))
         .expect("read docs/astro.md");
-    let blocks = fenced_blocks(&md);
+    let blocks = support::fenced_blocks(&md);
     let of = |info: &str| -> Vec<&str> {
         blocks
             .iter()

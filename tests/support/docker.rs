@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -160,16 +160,4 @@ impl Drop for Container {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `-v HOST:CONTAINER[:ro]`.
-pub fn volume(host: &Path, container: &str, ro: bool) -> [String; 2] {
-    [
-        "-v".to_owned(),
-        format!(
-            "{}:{container}{}",
-            host.display(),
-            if ro { ":ro" } else { "" }
-        ),
-    ]
 }

@@ -519,3 +519,30 @@ pub fn in_process_engine(
         .expect("test config parses");
     credsync::engine::Engine::new(cfg, clock).expect("engine")
 }
+
+/// The fenced code blocks of a Markdown text, in order: (info string, body).
+pub fn fenced_blocks(md: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, String, usize)> = None; // (info, body, indent)
+    for line in md.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut open {
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```") {
+                    open = Some((info.trim().to_owned(), String::new(), indent));
+                }
+            }
+            Some((info, body, ind)) => {
+                if trimmed.starts_with("```") {
+                    out.push((std::mem::take(info), std::mem::take(body)));
+                    open = None;
+                } else {
+                    body.push_str(line.get(*ind..).unwrap_or(line.trim_start()));
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}

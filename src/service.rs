@@ -1622,6 +1622,9 @@ mod tests {
             dir: "/home/u/.aws/credsync".into(),
             path_in_container: "/home/astro/.aws/credsync".into(),
             uid: Some(50000),
+            share_credentials_file: false,
+            engine: None,
+            home: "/home/u".into(),
         });
         assert!(matches!(sandbox_for(&cfg), Sandbox::NoNamespaces(w) if w.contains("50000")));
     }

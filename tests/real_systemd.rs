@@ -76,7 +76,23 @@ impl TestUser {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        run_ok(&["useradd", "--create-home", "--shell", "/bin/sh", &name]);
+        // useradd refuses while another one holds /etc/passwd's lock (tests run in parallel).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("useradd")
+                .args(["--create-home", "--shell", "/bin/sh", &name])
+                .output()
+                .expect("run useradd");
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("lock") && Instant::now() < deadline,
+                "useradd {name}: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let id = |flag: &str| run_ok(&["id", flag, &name]).trim().parse::<u32>().unwrap();
         let home = PathBuf::from(
             run_ok(&["getent", "passwd", &name])
@@ -152,10 +168,18 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel")
+        // Retried like useradd: another test may hold /etc/passwd's lock.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Command::new("userdel")
             .args(["--remove", "--force", &self.name])
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|s| !s.success())
+            && Instant::now() < deadline
+            && Path::new(&self.home).exists()
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

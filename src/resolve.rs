@@ -131,6 +131,24 @@ pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
     sdk_config_with_timeout(region, HTTP_TIMEOUT).await
 }
 
+/// The SDK's default HTTPS client (hyper and rustls, the system's trusted roots, the proxy
+/// variables honoured as `BehaviorVersion::latest()` does), with ring as rustls' crypto
+/// provider instead of aws-lc.
+pub fn https_client() -> aws_sdk_sso::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, runtime_components| {
+        let mut conn = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
 /// [`sdk_config`] with every call bounded by `timeout`.
 ///
 /// The SDK reads the AWS config file (for settings like `endpoint_url`) but never the
@@ -143,6 +161,7 @@ pub async fn sdk_config_with_timeout(region: &str, timeout: Duration) -> aws_con
         .include_default_config_file(true)
         .build();
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .profile_files(files)
         .region(aws_config::Region::new(region.to_owned()))
         .no_credentials()

@@ -330,6 +330,36 @@ fn service_print_gives_a_plist_plutil_accepts() {
     );
 }
 
+/// The README's install section: the package, the cargo path and the service step, with the
+/// names the package really has.
+#[test]
+fn the_readme_shows_how_to_install() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme.find("\n## Install\n").expect("an Install section");
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 1 + i);
+    let install = &readme[start..end];
+    let deb = format!("credsync_{}-1_amd64.deb", env!("CARGO_PKG_VERSION"));
+    for expected in [
+        deb.as_str(),
+        "sudo apt install ./",
+        "systemctl --user enable --now credsync",
+        "/usr/lib/systemd/user/credsync.service",
+        "systemctl --user edit credsync",
+        "scripts/deb --release",
+        "cargo install --locked --path .",
+        "credsync service install",
+        "credsync completions",
+    ] {
+        assert!(
+            install.contains(expected),
+            "the install section lacks {expected:?}:\n{install}"
+        );
+    }
+}
+
 #[test]
 fn version_names_the_commit_it_was_built_from() {
     let env = TestEnv::new();

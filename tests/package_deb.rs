@@ -250,6 +250,8 @@ credsync service install || fail "credsync service install"
 echo "== installed"
 systemctl --user show credsync.service -p ActiveState -p FragmentPath
 ls ~/.config/systemd/user/credsync.service 2>&1
+echo "== doctor"
+credsync doctor 2>&1 | grep "service:"
 echo "== refused"
 CREDSYNC_LOG=debug credsync service install 2>&1 && fail "install with another environment"
 echo "== uninstall"
@@ -301,6 +303,12 @@ systemctl --user show credsync.service -p ActiveState
         "{all}"
     );
     assert!(after_install.contains("No such file or directory"), "{all}");
+    assert!(
+        section("doctor").contains(
+            "service: installed (/usr/lib/systemd/user/credsync.service), runs /usr/bin/credsync"
+        ),
+        "{all}"
+    );
     let refused = section("refused");
     assert!(
         refused.contains("[Service]\nEnvironment=CREDSYNC_LOG=debug\n"),

@@ -139,7 +139,12 @@ fn service_check(env: &Env) -> Check {
             );
         }
     };
-    let file = target.service_file();
+    // A unit of the user's own, else the package's (what `systemctl --user` would run).
+    let own = target.service_file();
+    let file = match &target.packaged_unit {
+        Some(packaged) if !own.exists() => packaged.clone(),
+        _ => own,
+    };
     let text = std::fs::read_to_string(&file).ok();
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())

@@ -1,8 +1,9 @@
 //! What an installed credsync offers besides its commands: shell completion (bash run for
-//! real: the registration, then the completion function called as bash calls it on TAB), the
+//! real: the registration, then the completion function called as bash calls it on TAB; fish
+//! through its own `complete -C`; zsh parsed and bound from `$fpath`), the
 //! man pages rendered by man/groff without a warning, and `--version` naming the commit.
 //!
-//! bash, groff and man are required under CI (scripts/test installs groff and man-db); outside
+//! bash, fish, zsh, groff and man are required under CI (scripts/test installs them); outside
 //! CI a test without them prints SKIPPED. On macOS, `service print` is checked with plutil.
 
 mod support;
@@ -168,6 +169,98 @@ fn refresh_completion_offers_aws_profile_without_a_config_file() {
         ["legacy-sso"]
     );
     assert!(complete(&env, &["credsync", "refresh", "x"]).is_empty());
+}
+
+/// Runs `script` with `shell -c` like [`bash`] does.
+fn shell(shell: &str, env: &TestEnv, script: &str) -> Output {
+    let bin_dir = support::credsync_bin()
+        .parent()
+        .expect("the binary has a directory")
+        .to_owned();
+    let template = env.cmd(Vec::<&str>::new());
+    let mut cmd = Command::new(shell);
+    cmd.arg("-c")
+        .arg(script)
+        .env_clear()
+        .current_dir(env.home());
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()));
+    cmd.output().unwrap_or_else(|e| panic!("run {shell}: {e}"))
+}
+
+/// fish's own completer (`complete -C`) asked what it offers for `line`: the values, sorted.
+fn fish_complete(env: &TestEnv, line: &str) -> Vec<String> {
+    let out = shell(
+        "fish",
+        env,
+        &format!("credsync completions fish | source; complete -C '{line}'"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .filter(|v| !v.is_empty() && !v.starts_with('-'))
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    got
+}
+
+// Linux only: a macOS CI machine has no fish (the script is the same bytes there).
+#[cfg(target_os = "linux")]
+#[test]
+fn fish_completes_subcommands_and_profiles() {
+    if !have("fish") {
+        return;
+    }
+    let mut env = TestEnv::new();
+    assert_eq!(fish_complete(&env, "credsync re"), ["refresh", "reload"]);
+    let cfg = env.write_config_toml(
+        "[[profiles]]\nsource = \"dev-admin\"\n\n[[profiles]]\nsource = \"ops\"\n",
+    );
+    env.env("CREDSYNC_CONFIG", &cfg);
+    assert_eq!(fish_complete(&env, "credsync refresh d"), ["dev-admin"]);
+}
+
+/// zsh is not driven here (its completion needs a terminal); what is checked: the script
+/// parses, and installed in `$fpath` as the package does, compinit binds it to `credsync`.
+#[test]
+fn zsh_script_parses_and_compinit_binds_it_from_fpath() {
+    if !have("zsh") {
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = env.root().join("zfunc");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let out = env.run(["completions", "zsh"]);
+    std::fs::write(dir.join("_credsync"), &out.stdout).expect("write _credsync");
+    let syntax = shell(
+        "zsh",
+        &env,
+        &format!("zsh -n {}", dir.join("_credsync").display()),
+    );
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let bound = shell(
+        "zsh",
+        &env,
+        &format!(
+            "fpath=({} $fpath); autoload -U compinit && compinit -u -D; print -r -- $_comps[credsync]",
+            dir.display()
+        ),
+    );
+    assert_eq!(String::from_utf8_lossy(&bound.stdout).trim(), "_credsync");
 }
 
 #[test]

@@ -1,0 +1,332 @@
+//! Rootless Podman for real (`scripts/podman-here`: Debian's podman, a test user with a
+//! subordinate uid range, the image scripts/docker-here built): container uid 50000 is not host
+//! uid 50000 there but `subuid start + 49999`. credsync, run as that user with Astro CLI set to
+//! Podman, grants the mapped host uid, and `doctor` says which one and why; the container, as
+//! 50000:50000 with the docs' `.env`, reads the view. Forcing `engine = "docker"` grants 50000,
+//! takes back the mapped uid's entries (a uid change), and the container is refused.
+//!
+//! The host uid is checked against the engine itself: the container's `/proc/self/uid_map`.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use support::fake_aws::FakeAws;
+use support::python::in_ci;
+use support::{TestEnv, botocore_token_json, credsync_bin};
+
+const ACCOUNT: &str = "000000100000";
+const LIFETIME: Duration = Duration::from_secs(14 * 60);
+const CONFIG: &str = "[[profiles]]\nsource = \"dev-sso\"\ntarget = \"dev\"\n\n[container]\n\
+                      dir = \"~/.aws/credsync\"\npath_in_container = \"/home/astro/.aws/credsync\"\n\
+                      uid = 50000\n";
+const DOTENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\n\
+                      AWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev\n";
+
+/// Per line: the host uid of container uid 50000 from the container's uid map, and the keys a
+/// long-lived and a new boto3 Session return.
+const READER: &str = r#"
+import json, os, sys
+import boto3
+def host_uid(uid):
+    for line in open("/proc/self/uid_map"):
+        inside, outside, count = map(int, line.split())
+        if inside <= uid < inside + count:
+            return outside + uid - inside
+def creds():
+    try:
+        return boto3.Session().get_credentials(), None
+    except Exception as e:
+        return None, "ERR:" + type(e).__name__
+def key(c, err=None):
+    if c is None:
+        return err or "NONE"
+    try:
+        return c.get_frozen_credentials().access_key
+    except Exception as e:
+        return "ERR:" + type(e).__name__
+long_lived, err = creds()
+for _ in sys.stdin:
+    print(json.dumps({"uid": os.getuid(), "host_uid": host_uid(os.getuid()),
+                      "long_lived": key(long_lived, err), "new_session": key(*creds())}), flush=True)
+"#;
+
+/// The test user and the storage `scripts/podman-here` set up.
+struct Podman {
+    user: String,
+    dir: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl Podman {
+    fn get(test: &str) -> Option<Podman> {
+        let var = |k: &str, d: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_owned())
+        };
+        let user = var("CREDSYNC_PODMAN_USER", "credsync-podman");
+        let dir = PathBuf::from(var("CREDSYNC_PODMAN_DIR", "/var/tmp/credsync-podman"));
+        let id = |flag: &str| -> Option<u32> {
+            let o = Command::new("id").args([flag, &user]).output().ok()?;
+            String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+        };
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let why = if !root {
+            Some("needs root (runs credsync and podman as the test user)".to_owned())
+        } else if !Path::new("/usr/bin/podman").exists() || id("-u").is_none() {
+            Some(format!(
+                "no podman or no user {user}; run scripts/podman-here as root"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            assert!(!in_ci(), "{test}: {why}");
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        }
+        Some(Podman {
+            uid: id("-u")?,
+            gid: id("-g")?,
+            user,
+            dir,
+        })
+    }
+
+    /// `podman ARGS` as the test user, rootless, with the script's storage.
+    fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", &self.user, "--", "env"])
+            .arg(format!("HOME={}", self.dir.join("home").display()))
+            .arg(format!(
+                "XDG_RUNTIME_DIR={}",
+                self.dir.join("xdg").display()
+            ))
+            .arg("podman")
+            .arg("--root")
+            .arg(self.dir.join("storage/root"))
+            .arg("--runroot")
+            .arg(self.dir.join("storage/run"))
+            .args([
+                "--storage-driver",
+                "overlay",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--runtime",
+                "/usr/sbin/runc",
+            ])
+            .args(args);
+        cmd
+    }
+}
+
+/// A container answering one JSON line per line sent; removed on drop.
+struct Reader<'a> {
+    podman: &'a Podman,
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: std::io::BufReader<ChildStdout>,
+}
+
+impl Reader<'_> {
+    fn read(&mut self) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "go").expect("the container is gone");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read");
+        assert!(!line.is_empty(), "container {} exited", self.name);
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self
+            .podman
+            .cmd(["rm", "-f", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `credsync ARGS` as the test user, with the environment `TestEnv` gives its commands and
+/// a copy of the binary the user can execute.
+fn credsync_as(env: &TestEnv, p: &Podman, bin: &Path, args: &[&str]) -> Output {
+    let template = env.cmd(args);
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={}", p.uid))
+        .arg(format!("--regid={}", p.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(bin)
+        .args(args)
+        .env_clear()
+        .current_dir(env.home());
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("USER", &p.user);
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run credsync as the test user")
+}
+
+fn chown_r(path: &Path, uid: u32, gid: u32) {
+    let o = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
+    let test = "rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid";
+    let Some(p) = Podman::get(test) else {
+        return;
+    };
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
+         region = eu-west-1\n",
+    );
+    fake.add_token("tok-corp");
+    fake.set_credential_lifetime(LIFETIME);
+    env.write_token_cache(
+        "corp",
+        &botocore_token_json(
+            "tok-corp",
+            SystemTime::now() + Duration::from_secs(8 * 3600),
+            None,
+        ),
+    );
+    env.write_credentials("");
+    // Astro CLI set to Podman: credsync detects rootless Podman from it.
+    env.write_file(".astro/config.yaml", "container:\n  binary: podman\n");
+    env.write_config_toml(CONFIG);
+    let project = env.root().join("astro-project");
+    fs::create_dir_all(&project).unwrap();
+    fs::write(project.join(".env"), DOTENV).unwrap();
+    // The test user owns HOME (as a user owns theirs) and can reach it and the binary.
+    let bin = env.root().join("credsync");
+    fs::copy(credsync_bin(), &bin).unwrap();
+    for (path, mode) in [
+        (env.root(), 0o711),
+        (bin.as_path(), 0o755),
+        (project.as_path(), 0o755),
+    ] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(project.join(".env"), fs::Permissions::from_mode(0o644)).unwrap();
+    chown_r(env.home(), p.uid, p.gid);
+    fs::set_permissions(env.aws_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+
+    let o = credsync_as(&env, &p, &bin, &["sync"]);
+    assert!(o.status.success(), "credsync sync: {}", text(&o));
+    let first = fake.last_credentials(ACCOUNT, "Dev").unwrap().access_key_id;
+
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "credsync-podman-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut cmd = p.cmd(["run", "-i", "--rm", "--network", "none", "--name", &name]);
+    cmd.args(["-u", "50000:50000", "--env-file"])
+        .arg(project.join(".env"))
+        .arg("-v")
+        .arg(format!("{}:/home/astro/.aws:ro", env.aws_dir().display()))
+        .args(["local/credsync-boto3", "python3", "-c", READER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("podman run");
+    let stdin = child.stdin.take();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut ctr = Reader {
+        podman: &p,
+        name,
+        child,
+        stdin,
+        stdout,
+    };
+
+    let r = ctr.read();
+    assert_eq!(r["uid"], 50000);
+    let host_uid = r["host_uid"].as_u64().expect("50000 is mapped") as u32;
+    assert_ne!(host_uid, 50000, "rootless Podman remaps container uids");
+    assert_eq!(r["long_lived"], first.as_str(), "{r}");
+    // credsync granted exactly that host uid, and doctor says so and why.
+    let json = env.aws_dir().join("credsync/dev.json");
+    let acl = credsync::view::read_acl(&json).unwrap().unwrap();
+    assert!(
+        acl.iter()
+            .any(|e| e.tag == credsync::view::TAG_USER && e.id == host_uid),
+        "{acl:?}"
+    );
+    let d = text(&credsync_as(&env, &p, &bin, &["doctor"]));
+    assert!(
+        d.contains(&format!("credsync grants host uid {host_uid} read access")),
+        "{d}"
+    );
+    assert!(d.contains("container.binary = podman"), "{d}");
+
+    let next = {
+        let o = credsync_as(&env, &p, &bin, &["sync"]);
+        assert!(o.status.success(), "{}", text(&o));
+        fake.last_credentials(ACCOUNT, "Dev").unwrap().access_key_id
+    };
+    assert_ne!(next, first);
+    let r = ctr.read();
+    assert_eq!(r["long_lived"], next.as_str(), "no restart: {r}");
+
+    // The Docker mapping here grants the wrong uid: the mapped uid's entries are taken back
+    // and the container is refused.
+    env.write_config_toml(&format!("{CONFIG}engine = \"docker\"\n"));
+    chown_r(env.home(), p.uid, p.gid);
+    let o = credsync_as(&env, &p, &bin, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let acl = credsync::view::read_acl(&json).unwrap().unwrap();
+    assert!(
+        !acl.iter()
+            .any(|e| e.tag == credsync::view::TAG_USER && e.id == host_uid),
+        "{acl:?}"
+    );
+    let r = ctr.read();
+    let fresh = r["new_session"].as_str().unwrap_or_default();
+    assert!(fresh == "NONE" || fresh.starts_with("ERR:"), "{r}");
+}

@@ -7,7 +7,8 @@
 //! duplicate sections, and lets `[profile default]` win over `[default]`). credsync must see
 //! the files the way botocore in the containers sees them, and refuse what botocore refuses, so
 //! this module is a small pure parser that follows Python's `RawConfigParser` (strict mode, as
-//! `botocore.configloader.raw_config_parse` builds it) and `build_profile_map`:
+//! `botocore.configloader.raw_config_parse` builds it; the lines are read by the `ini` lexer that
+//! `ini_edit` uses too) and `build_profile_map`:
 //!
 //! - `[name]` headers: the name is everything between the first `[` and the last `]` of the
 //!   trimmed line, not trimmed further; `[DEFAULT]` is configparser's defaults section, whose
@@ -33,6 +34,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::ini;
 
 /// A parsed AWS config file.
 #[derive(Debug, Clone, Default)]
@@ -513,32 +516,6 @@ struct Building {
 /// configparser's defaults section: not a section, its keys go into every section.
 const DEFAULT_SECTION: &str = "DEFAULT";
 
-/// The lines of `text` as Python's universal-newline reading splits them (`\n`, `\r\n`, `\r`).
-fn physical_lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let s = rest?;
-        match s.find(['\r', '\n']) {
-            None => {
-                rest = None;
-                (!s.is_empty()).then_some(s)
-            }
-            Some(i) => {
-                let skip = if s[i..].starts_with("\r\n") { 2 } else { 1 };
-                rest = Some(&s[i + skip..]);
-                Some(&s[..i])
-            }
-        }
-    })
-}
-
-/// `[name]` (anything after the last `]` ignored, as configparser's permissive regex does).
-fn section_header(trimmed: &str) -> Option<&str> {
-    let inner = trimmed.strip_prefix('[')?;
-    let end = inner.rfind(']')?;
-    (end > 0).then(|| &inner[..end])
-}
-
 /// The INI layer: Python's `RawConfigParser` in strict mode, then `raw_config_parse`'s check
 /// of nested values.
 fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
@@ -556,64 +533,64 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
     // The section lines go to: `None` before any header, `Some(None)` for [DEFAULT].
     let mut current: Option<Option<usize>> = None;
     let mut key: Option<String> = None;
-    let mut indent_level = 0usize;
 
-    for (index, line) in physical_lines(text).enumerate() {
+    let mut lexer = ini::Lexer::new();
+    for (index, line) in ini::split_lines(text).iter().enumerate() {
         let number = index + 1;
-        let trimmed = line.trim();
-        let is_comment = trimmed.starts_with('#') || trimmed.starts_with(';');
         let section = match current {
             Some(Some(i)) => Some(&mut sections[i]),
             Some(None) => Some(&mut defaults),
             None => None,
         };
-        if trimmed.is_empty() || is_comment {
-            // A blank line inside a value is part of it (trimmed off the end later); a comment
-            // line is dropped and does not end the value.
-            if !is_comment
-                && let (Some(section), Some(k)) = (section, &key)
-                && let Some(value) = section.keys.get_mut(k)
-            {
-                value.parts.push((number, String::new()));
-            }
-            continue;
-        }
-        let indent = line.chars().take_while(|c| c.is_whitespace()).count();
-        if let (Some(section), Some(k)) = (section, &key)
-            && indent > indent_level
-        {
-            if let Some(value) = section.keys.get_mut(k) {
-                value.parts.push((number, trimmed.to_owned()));
-            }
-            continue;
-        }
-        indent_level = indent;
-        if let Some(name) = section_header(trimmed) {
-            key = None;
-            if name == DEFAULT_SECTION {
-                if defaults.line == 0 {
-                    defaults.line = number;
+        let (name, value) = match lexer.next(line.content) {
+            // A comment line is dropped and does not end the value.
+            ini::Token::Comment => continue,
+            // A blank line inside a value is part of it (trimmed off the end later).
+            ini::Token::Blank => {
+                if let (Some(section), Some(k)) = (section, &key)
+                    && let Some(value) = section.keys.get_mut(k)
+                {
+                    value.parts.push((number, String::new()));
                 }
-                current = Some(None);
-            } else if let Some(first) = sections.iter().find(|s| s.name == name) {
-                return Err(syntax(
-                    number,
-                    format!(
-                        "section [{name}] appears twice (first at line {}); botocore cannot \
-                         read a file with a duplicate section: merge the two",
-                        first.line
-                    ),
-                ));
-            } else {
-                sections.push(Building {
-                    name: name.to_owned(),
-                    line: number,
-                    keys: BTreeMap::new(),
-                });
-                current = Some(Some(sections.len() - 1));
+                continue;
             }
-            continue;
-        }
+            ini::Token::Continuation(more) => {
+                if let (Some(section), Some(k)) = (section, &key)
+                    && let Some(value) = section.keys.get_mut(k)
+                {
+                    value.parts.push((number, more.to_owned()));
+                }
+                continue;
+            }
+            ini::Token::Header(name) => {
+                key = None;
+                if name == DEFAULT_SECTION {
+                    if defaults.line == 0 {
+                        defaults.line = number;
+                    }
+                    current = Some(None);
+                } else if let Some(first) = sections.iter().find(|s| s.name == name) {
+                    return Err(syntax(
+                        number,
+                        format!(
+                            "section [{name}] appears twice (first at line {}); botocore cannot \
+                             read a file with a duplicate section: merge the two",
+                            first.line
+                        ),
+                    ));
+                } else {
+                    sections.push(Building {
+                        name: name.to_owned(),
+                        line: number,
+                        keys: BTreeMap::new(),
+                    });
+                    current = Some(Some(sections.len() - 1));
+                }
+                continue;
+            }
+            ini::Token::Option { key, value } => (Some(key), value),
+            ini::Token::Invalid => (None, ""),
+        };
         let section = match current {
             Some(Some(i)) => &mut sections[i],
             Some(None) => &mut defaults,
@@ -626,7 +603,7 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
                 ));
             }
         };
-        let Some(split) = trimmed.find(['=', ':']) else {
+        let Some(name) = name else {
             return Err(syntax(
                 number,
                 format!(
@@ -636,7 +613,6 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
                 ),
             ));
         };
-        let name = trimmed[..split].trim_end().to_lowercase();
         if name.is_empty() {
             return Err(syntax(
                 number,
@@ -656,7 +632,7 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
                 ),
             ));
         }
-        let value = trimmed[split + 1..].trim().to_owned();
+        let value = value.to_owned();
         section.keys.insert(
             name.clone(),
             RawValue {

@@ -13,10 +13,10 @@
 //!
 //! # How the file is read
 //!
-//! Lines end at `\n`, `\r\n` or a lone `\r` (Python's universal newlines, which botocore's
-//! `RawConfigParser` uses). A header is a line that does not start with whitespace and whose
-//! trimmed text is `[`, a name, `]` (up to the last `]`, like `RawConfigParser`); the name is
-//! trimmed, so `[ dev ]` is `dev` (the Rust SDK trims, botocore does not; treating them as the
+//! Lines are split and classified by the `ini` lexer, exactly as botocore's `RawConfigParser`
+//! reads them (the same lexer [`crate::aws_profile`] parses with). A section starts at a header
+//! line that does not start with whitespace and whose trimmed text is `[`, a name, `]` (up to
+//! the last `]`, like `RawConfigParser`); the name is trimmed, so `[ dev ]` is `dev` (the Rust SDK trims, botocore does not; treating them as the
 //! same name is the safe side for conflicts). An *indented* line that looks like `[dev]` does not
 //! start a section here, but it still counts as "someone else's `dev`" for conflicts, because
 //! botocore reads it as a header in some positions.
@@ -41,8 +41,9 @@
 //!   lines are always kept. Sections without the marker are never removed. A name both written
 //!   and removed is written.
 //!
-//! New lines use the file's line ending: CRLF if the first line ending in the old text is
-//! `\r\n`, LF otherwise. Written values have any line break characters dropped, so a value can
+//! New lines use the file's line ending: CRLF if the first line ending among the user's lines
+//! (every line credsync did not write) is `\r\n`, LF otherwise; in a file with only credsync's
+//! lines, the first line ending of the file decides. Written values have any line break characters dropped, so a value can
 //! never inject a line. The output is plain `key = value`, unindented, without inline comments,
 //! which both botocore and the Rust SDK read.
 //!
@@ -56,6 +57,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::time::SystemTime;
 
+use crate::ini::{self, Line, Token, is_comment, is_indented, split_lines, split_option};
 use crate::secret::{Credentials, ExposeSecret, SecretString};
 use crate::timefmt;
 
@@ -226,16 +228,10 @@ pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)>
 ///
 /// Note: the Rust SDK (aws-config 1.x) also silently ignores a profile whose name is not made of
 /// ASCII letters, digits and `_-/.%@:+` (`[ünï]` is fine for botocore, invisible to the SDK).
-/// Such names are still written; configuration validation is the place to warn about them.
+/// Such names are still written (the configuration accepts them: botocore, which the containers
+/// use, reads them).
 pub fn is_writable_name(name: &str) -> bool {
     !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\r', '\n'])
-}
-
-/// One line of the file: `content` without its line ending, `full` with it.
-#[derive(Debug, Clone, Copy)]
-struct Line<'a> {
-    content: &'a str,
-    full: &'a str,
 }
 
 /// A section: its header line, the marker line above it if managed, and its body lines (up to
@@ -380,38 +376,25 @@ impl<'a> Doc<'a> {
     /// lines never change which option an indented line continues; an indented line right after
     /// the header (no option yet) is itself an option line.
     fn roles(&self, section: &Section<'_>) -> Vec<Role> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Current {
-            None,
-            Own,
-            User,
-        }
-        let mut current = Current::None;
+        let mut lexer = ini::Lexer::after_header();
+        let mut own = false;
         self.lines[section.body.clone()]
             .iter()
-            .map(|line| {
-                let c = line.content;
-                if c.trim().is_empty() || is_comment(c) {
-                    return Role::User;
+            .map(|line| match lexer.next(line.content) {
+                Token::Continuation(_) if own => Role::OwnContinuation,
+                Token::Option { key, .. } => {
+                    own = OWN_KEYS.contains(&key.as_str());
+                    if own { Role::OwnKey } else { Role::User }
                 }
-                if is_indented(c) && current != Current::None {
-                    return if current == Current::Own {
-                        Role::OwnContinuation
-                    } else {
-                        Role::User
-                    };
+                // An indented header that continues nothing: botocore reads it as a header
+                // (`foreign_header` counts its name), and it closes the open option.
+                Token::Header(_) => {
+                    own = false;
+                    Role::User
                 }
-                match split_option(c) {
-                    Some((key, _)) if OWN_KEYS.contains(&key.as_str()) => {
-                        current = Current::Own;
-                        Role::OwnKey
-                    }
-                    Some(_) => {
-                        current = Current::User;
-                        Role::User
-                    }
-                    // Not an option: botocore records an error and keeps the current option.
-                    None => Role::User,
+                // Not an option: botocore records an error and keeps the current option.
+                Token::Blank | Token::Comment | Token::Continuation(_) | Token::Invalid => {
+                    Role::User
                 }
             })
             .collect()
@@ -534,39 +517,6 @@ impl Plan {
     }
 }
 
-/// Splits at `\n`, `\r\n` and lone `\r`, keeping each line's ending in `full`.
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    let bytes = text.as_bytes();
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let end = match bytes[i] {
-            b'\n' => i + 1,
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
-            b'\r' => i + 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        // `\r` and `\n` are ASCII, so these are char boundaries.
-        lines.push(Line {
-            content: &text[start..i],
-            full: &text[start..end],
-        });
-        start = end;
-        i = end;
-    }
-    if start < bytes.len() {
-        lines.push(Line {
-            content: &text[start..],
-            full: &text[start..],
-        });
-    }
-    lines
-}
-
 fn ends_with_line_break(text: &str) -> bool {
     text.ends_with(['\n', '\r'])
 }
@@ -584,35 +534,15 @@ fn ends_with_blank_line(text: &str) -> bool {
     last.trim().is_empty()
 }
 
-fn is_indented(line: &str) -> bool {
-    line.starts_with(char::is_whitespace)
-}
-
-/// A whole-line comment as `RawConfigParser` sees it (leading whitespace allowed).
-fn is_comment(line: &str) -> bool {
-    line.trim_start().starts_with(['#', ';'])
-}
-
 /// The trimmed name of a `[name]` line (indented or not), up to the last `]`.
 fn header_name(line: &str) -> Option<&str> {
-    let t = line.trim();
-    let rest = t.strip_prefix('[')?;
-    let close = rest.rfind(']')?;
-    // RawConfigParser needs at least one character between the brackets.
-    (close > 0).then(|| rest[..close].trim())
+    ini::header(line).map(str::trim)
 }
 
 /// Credsync's marker: the prefix at the very start of the line, then the end or `;`.
 fn is_marker(line: &str) -> bool {
     line.strip_prefix(MARKER_PREFIX)
         .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with(';'))
-}
-
-/// `key = value` or `key: value` (first `=` or `:`), key trimmed and lower-cased, value trimmed.
-fn split_option(line: &str) -> Option<(String, &str)> {
-    let at = line.find(['=', ':'])?;
-    let key = line[..at].trim().to_lowercase();
-    Some((key, line[at + 1..].trim()))
 }
 
 fn marker_line(expiration: Option<SystemTime>, eol: &str) -> String {
@@ -988,6 +918,19 @@ mod tests {
             .is_none()
         );
         assert!(read_managed(&text.replace("TOKEN1\n", "TOKEN1\n  more\n"), "dev").is_none());
+    }
+
+    #[test]
+    fn indented_keys_at_one_level_are_keys_as_botocore_reads_them() {
+        // An indented line continues a value only when it is indented deeper than its key line.
+        let text = write("", "dev", &one()).text.replace("\naws_", "\n  aws_");
+        let (c, _) = read_managed(&text, "dev").expect("three keys, as botocore reads them");
+        assert_eq!(c.secret_access_key.expose_secret(), "SECRET1");
+        let e = write(&text, "dev", &two());
+        assert_eq!(e.text, write("", "dev", &two()).text);
+        // Deeper: a continuation of the key above, which read_managed refuses.
+        let deeper = text.replace("  aws_secret", "    aws_secret");
+        assert!(read_managed(&deeper, "dev").is_none());
     }
 
     #[test]

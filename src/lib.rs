@@ -6,6 +6,7 @@ pub mod control;
 pub mod daemon;
 pub mod doctor;
 pub mod engine;
+pub(crate) mod ini;
 pub mod ini_edit;
 pub mod logging;
 pub mod resolve;

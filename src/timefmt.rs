@@ -1,10 +1,22 @@
-//! Wall-clock timestamps as text: RFC 3339 in UTC, the way botocore and the AWS CLI write them.
+//! Time as text: wall-clock timestamps in RFC 3339 UTC, the way botocore and the AWS CLI write
+//! them, and durations the short way `status` and `doctor` show them.
 
 use std::time::{Duration, SystemTime};
 
 /// `2026-11-29T15:00:00Z`: whole seconds, UTC (botocore's `%Y-%m-%dT%H:%M:%SZ`).
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// A duration as people say it: `45s`, `47m`, `2h05m`, `3d4h`.
+pub fn humane(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 /// Parses the timestamps AWS tools write: RFC 3339 with or without fractions, `Z`, `UTC` or a
@@ -89,6 +101,21 @@ mod tests {
             "2026-11-29T15:00:00+5",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn humane_durations() {
+        for (secs, want) in [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (3599, "59m"),
+            (3600, "1h00m"),
+            (7500, "2h05m"),
+            (86400 + 7200, "1d2h"),
+        ] {
+            assert_eq!(humane(Duration::from_secs(secs)), want, "{secs}");
         }
     }
 }

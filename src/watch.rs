@@ -35,7 +35,7 @@
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
 //! cannot be read, the inotify limit) are logged and retried at the next batch.
 
-use crate::write::Identity;
+use crate::write::{self, Identity};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -119,8 +119,6 @@ pub enum WatchError {
 const RAW_CAPACITY: usize = 1024;
 /// Batches waiting for the daemon. Small: the daemon re-plans from scratch for any batch.
 const OUT_CAPACITY: usize = 16;
-/// Symlink hops followed from a watched file (the kernel allows 40; nobody needs more than a few).
-const MAX_LINK_HOPS: usize = 16;
 /// Rounds of plan-and-arm before giving up on a stable watch set until the next batch.
 const MAX_ARM_ROUNDS: usize = 8;
 
@@ -281,16 +279,6 @@ fn ignored_kind(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
-/// `.<name>.credsync-<anything>.tmp`: a temp file of credsync's atomic writes.
-fn is_credsync_temp(name: &OsStr) -> bool {
-    let name = name.as_bytes();
-    name.starts_with(b".")
-        && name.ends_with(b".tmp")
-        && name
-            .windows(b".credsync-".len())
-            .any(|w| w == b".credsync-")
-}
-
 /// Which entries of a directory count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -370,7 +358,7 @@ impl Plan {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        if is_credsync_temp(name) {
+        if write::is_temp_name(name) {
             return;
         }
         for t in &self.targets {
@@ -402,7 +390,7 @@ impl Plan {
     /// Watches the file `path` and, when it is a symlink, every hop to its final target.
     fn add_file(&mut self, change: Change, path: &Path) -> Result<(), WatchError> {
         let mut path = absolute(path)?;
-        for _ in 0..MAX_LINK_HOPS {
+        for _ in 0..write::MAX_SYMLINK_HOPS {
             let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
                 return Ok(());
             };
@@ -411,15 +399,17 @@ impl Plan {
                 return Ok(());
             };
             let entry = dir.join(name);
-            match fs::symlink_metadata(&entry) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    let link = fs::read_link(&entry).map_err(|source| WatchError::Inspect {
-                        path: entry.clone(),
+            match write::follow_link(&entry) {
+                Ok(Some(next)) => path = next,
+                // A link that cannot be read is an error; an entry that cannot be looked at is
+                // not watched further.
+                Err(source) if is_symlink(&entry) => {
+                    return Err(WatchError::Inspect {
+                        path: entry,
                         source,
-                    })?;
-                    path = dir.join(link);
+                    });
                 }
-                _ => return Ok(()),
+                Ok(None) | Err(_) => return Ok(()),
             }
         }
         debug!(path = %path.display(), "too many symlink hops; not following further");
@@ -636,7 +626,7 @@ impl Arming {
                     };
                     for entry in entries.flatten() {
                         let name = entry.file_name();
-                        if t.pattern.matches(&name) && !is_credsync_temp(&name) {
+                        if t.pattern.matches(&name) && !write::is_temp_name(&name) {
                             let files = batch.files.entry(dir.join(name)).or_default();
                             files.insert(t.change);
                         }
@@ -845,12 +835,14 @@ mod tests {
             ],
         );
         assert!(b.is_empty(), "{b:?}");
-        assert!(is_credsync_temp(OsStr::new(
+        assert!(write::is_temp_name(OsStr::new(
             ".credentials.credsync-4242-00000000deadbeef.tmp"
         )));
-        assert!(!is_credsync_temp(OsStr::new("credentials")));
-        assert!(!is_credsync_temp(OsStr::new(".credentials.credsync-1-abc")));
-        assert!(!is_credsync_temp(OsStr::new(
+        assert!(!write::is_temp_name(OsStr::new("credentials")));
+        assert!(!write::is_temp_name(OsStr::new(
+            ".credentials.credsync-1-abc"
+        )));
+        assert!(!write::is_temp_name(OsStr::new(
             "credentials.credsync-1-abc.tmp"
         )));
     }

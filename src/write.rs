@@ -118,8 +118,9 @@ pub const MAX_FILE_SIZE: u64 = 16 << 20;
 /// How many times the target is read before giving up on a file that keeps changing.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// Symlinks followed before giving up (like the kernel's `ELOOP`).
-const MAX_SYMLINKS: usize = 40;
+/// Symlink hops followed before giving up, by the writer and the watcher (the kernel's `ELOOP`
+/// limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Temp file names tried before giving up when they all exist.
 const MAX_TEMP_NAMES: usize = 16;
@@ -265,7 +266,23 @@ fn temp_name(file_name: &OsStr, pid: u32, random: u64) -> OsString {
 fn parse_temp_name(file_name: &OsStr, candidate: &OsStr) -> Option<u64> {
     let rest = candidate.as_bytes().strip_prefix(b".")?;
     let rest = rest.strip_prefix(file_name.as_bytes())?;
-    let rest = rest.strip_prefix(b".credsync-")?;
+    temp_suffix_pid(rest)
+}
+
+/// Whether `name` is a temp file name [`temp_name`] gives some file (any file name), so a
+/// watcher can tell credsync's own temp files from the files it watches.
+pub fn is_temp_name(name: &OsStr) -> bool {
+    let Some(rest) = name.as_bytes().strip_prefix(b".") else {
+        return false;
+    };
+    // The file name may itself hold `.credsync-`: try each place after a non-empty name.
+    let marker = b".credsync-";
+    (1..rest.len()).any(|i| rest[i..].starts_with(marker) && temp_suffix_pid(&rest[i..]).is_some())
+}
+
+/// The pid in `.credsync-<pid>-<random>.tmp` (pid decimal and not zero, random lower-case hex).
+fn temp_suffix_pid(suffix: &[u8]) -> Option<u64> {
+    let rest = suffix.strip_prefix(b".credsync-")?;
     let rest = rest.strip_suffix(b".tmp")?;
     let dash = rest.iter().position(|&b| b == b'-')?;
     let (pid, random) = (&rest[..dash], &rest[dash + 1..]);
@@ -294,26 +311,29 @@ fn pid_is_dead(pid: u64) -> bool {
     rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
+/// Where the symlink at `path` points: its target, joined to `path`'s directory when relative
+/// (joined, not normalised: `..` after a symlinked directory must mean what the kernel says it
+/// means). `None` when `path` is not a symlink. One hop; callers stop after
+/// [`MAX_SYMLINK_HOPS`].
+pub fn follow_link(path: &Path) -> io::Result<Option<PathBuf>> {
+    if !fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(None);
+    }
+    let link = fs::read_link(path)?;
+    // `join` with an absolute target is the target.
+    Ok(Some(
+        path.parent().unwrap_or_else(|| Path::new("")).join(link),
+    ))
+}
+
 /// Follows `path` through any chain of symlinks to the file that should be read and replaced.
 /// A path that does not exist (or a dangling link's target) is returned as is.
 fn resolve_symlinks(path: &Path) -> Result<PathBuf, WriteError> {
     let mut current = path.to_path_buf();
-    for _ in 0..MAX_SYMLINKS {
-        match fs::symlink_metadata(&current) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let link = fs::read_link(&current).map_err(|source| WriteError::Read {
-                    path: current.clone(),
-                    source,
-                })?;
-                current = if link.is_absolute() {
-                    link
-                } else {
-                    // Joined, not normalised: `..` after a symlinked directory must mean what
-                    // the kernel says it means.
-                    current.parent().unwrap_or_else(|| Path::new("")).join(link)
-                };
-            }
-            Ok(_) => return Ok(current),
+    for _ in 0..MAX_SYMLINK_HOPS {
+        match follow_link(&current) {
+            Ok(Some(next)) => current = next,
+            Ok(None) => return Ok(current),
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.kind() == io::ErrorKind::NotADirectory =>
@@ -808,6 +828,11 @@ mod tests {
             parse_temp_name(OsStr::new("credentials"), &name),
             Some(4242)
         );
+        assert!(is_temp_name(&name));
+        // Of any file, a file name holding `.credsync-` included.
+        let odd = temp_name(OsStr::new("credsync-1.tmp.json"), 2, 10);
+        assert!(is_temp_name(&odd));
+        assert!(!is_temp_name(OsStr::new(".credsync-1-ab.tmp")));
     }
 
     #[test]
@@ -827,6 +852,9 @@ mod tests {
             "credentials.credsync-42-ab.tmp",
         ] {
             assert_eq!(parse_temp_name(f, OsStr::new(bad)), None, "{bad}");
+            if bad != ".credentials.bak.credsync-42-ab.tmp" && bad != ".config.credsync-42-ab.tmp" {
+                assert!(!is_temp_name(OsStr::new(bad)), "{bad}");
+            }
         }
         assert_eq!(
             parse_temp_name(f, OsStr::new(".credentials.credsync-42-ab.tmp")),

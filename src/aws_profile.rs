@@ -275,20 +275,6 @@ pub fn parse_credentials(
         .collect())
 }
 
-/// Reads and parses a credentials file. A missing file has no profiles.
-pub fn load_credentials(
-    path: &Path,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, ProfileError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_credentials(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(ProfileError::Io {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
-    }
-}
-
 impl AwsConfig {
     /// Profile `name`, if the file defines it.
     pub fn get(&self, name: &str) -> Option<&Profile> {
@@ -1121,8 +1107,9 @@ region = x\nnote = one\n\ttwo\n",
         let dir = tempfile::tempdir().unwrap();
         let c = load(&dir.path().join("config")).unwrap();
         assert!(c.profiles.is_empty());
+        // A missing credentials file is read as empty text, which has no profiles.
         assert!(
-            load_credentials(&dir.path().join("credentials"))
+            parse_credentials("", &dir.path().join("credentials"))
                 .unwrap()
                 .is_empty()
         );

@@ -100,7 +100,7 @@ pub struct Edit {
 pub fn apply(old: &str, sections: &[ManagedSection<'_>], remove: &[&str]) -> Edit {
     let doc = Doc::parse(old);
     let eol = doc.line_ending();
-    let mut plan = Plan::new(doc.lines.len());
+    let mut plan = LineEdits::new(doc.lines.len());
     let mut conflicts = Vec::new();
     let mut appends = Vec::new();
     let mut written: HashSet<&str> = HashSet::new();
@@ -409,14 +409,14 @@ enum Action {
     Replace(String),
 }
 
-struct Plan {
+struct LineEdits {
     actions: Vec<Action>,
     after: Vec<String>,
 }
 
-impl Plan {
+impl LineEdits {
     fn new(lines: usize) -> Self {
-        Plan {
+        LineEdits {
             actions: vec![Action::Keep; lines],
             after: vec![String::new(); lines],
         }

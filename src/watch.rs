@@ -314,7 +314,7 @@ struct Trigger {
 
 /// What to watch, derived from a [`WatchSpec`] and the file system as it is now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Plan {
+struct WatchSet {
     targets: Vec<Target>,
     triggers: Vec<Trigger>,
 }
@@ -336,7 +336,7 @@ impl Batch {
     }
 }
 
-impl Plan {
+impl WatchSet {
     /// Every directory to watch.
     fn dirs(&self) -> BTreeSet<&Path> {
         let targets = self.targets.iter().map(|t| t.dir.as_path());
@@ -376,8 +376,8 @@ impl Plan {
     }
 
     /// The plan for `spec` as the file system is now.
-    fn build(spec: &WatchSpec) -> Result<Plan, WatchError> {
-        let mut plan = Plan::default();
+    fn build(spec: &WatchSpec) -> Result<WatchSet, WatchError> {
+        let mut plan = WatchSet::default();
         plan.add_file(Change::AwsConfig, &spec.aws_config)?;
         if let Some(path) = &spec.credsync_config {
             plan.add_file(Change::CredsyncConfig, path)?;
@@ -518,7 +518,7 @@ fn dir_id(path: &Path) -> Option<DirId> {
 /// The watch set and the plan it was armed for.
 struct Arming {
     spec: WatchSpec,
-    plan: Plan,
+    plan: WatchSet,
     /// Watched directory -> its identity when the watch was added.
     watched: BTreeMap<PathBuf, DirId>,
     /// Target directories of the current plan -> their identity, to spot new ones.
@@ -529,7 +529,7 @@ impl Arming {
     fn new(spec: WatchSpec) -> Arming {
         Arming {
             spec,
-            plan: Plan::default(),
+            plan: WatchSet::default(),
             watched: BTreeMap::new(),
             target_dirs: BTreeMap::new(),
         }
@@ -541,7 +541,7 @@ impl Arming {
     /// or were re-created): their files may have come without an event.
     fn rearm(&mut self, shared: &Shared) -> Result<Vec<PathBuf>, WatchError> {
         for _ in 0..MAX_ARM_ROUNDS {
-            let plan = Plan::build(&self.spec)?;
+            let plan = WatchSet::build(&self.spec)?;
             let changed = {
                 let mut guard = lock(&shared.notify);
                 let Some(notify) = guard.as_mut() else {
@@ -569,7 +569,11 @@ impl Arming {
     }
 
     /// Watches the plan's directories and unwatches the rest; `true` when anything changed.
-    fn apply(&mut self, notify: &mut RecommendedWatcher, plan: &Plan) -> Result<bool, WatchError> {
+    fn apply(
+        &mut self,
+        notify: &mut RecommendedWatcher,
+        plan: &WatchSet,
+    ) -> Result<bool, WatchError> {
         let wanted: BTreeMap<PathBuf, Option<DirId>> = plan
             .dirs()
             .into_iter()
@@ -764,8 +768,8 @@ mod tests {
         Pattern::Name(OsString::from(n))
     }
 
-    fn plan() -> Plan {
-        Plan {
+    fn plan() -> WatchSet {
+        WatchSet {
             targets: vec![
                 Target {
                     change: Change::AwsConfig,
@@ -785,7 +789,7 @@ mod tests {
         }
     }
 
-    fn classify(plan: &Plan, paths: &[&str]) -> Batch {
+    fn classify(plan: &WatchSet, paths: &[&str]) -> Batch {
         let mut batch = Batch::default();
         for p in paths {
             plan.classify(Path::new(p), &mut batch);
@@ -849,7 +853,7 @@ mod tests {
 
     #[test]
     fn json_pattern_matches_any_json_in_its_directory_only() {
-        let p = Plan {
+        let p = WatchSet {
             targets: vec![Target {
                 change: Change::TokenCache,
                 dir: "/h/.aws/sso/cache".into(),
@@ -948,7 +952,7 @@ mod tests {
     fn missing_directories_are_watched_through_their_nearest_ancestor() {
         let tmp = tempfile::tempdir().unwrap();
         let home = fs::canonicalize(tmp.path()).unwrap();
-        let p = Plan::build(&spec_in(&home)).unwrap();
+        let p = WatchSet::build(&spec_in(&home)).unwrap();
         assert!(p.targets.is_empty(), "{p:?}");
         assert_eq!(
             p.triggers,
@@ -959,7 +963,7 @@ mod tests {
         );
 
         fs::create_dir_all(home.join(".aws/sso")).unwrap();
-        let p = Plan::build(&spec_in(&home)).unwrap();
+        let p = WatchSet::build(&spec_in(&home)).unwrap();
         let aws = home.join(".aws");
         assert_eq!(p.targets.len(), 2);
         assert!(p.targets.iter().all(|t| t.dir == aws));
@@ -981,7 +985,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let home = fs::canonicalize(tmp.path()).unwrap();
         fs::write(home.join(".aws"), b"not a directory").unwrap();
-        let p = Plan::build(&spec_in(&home)).unwrap();
+        let p = WatchSet::build(&spec_in(&home)).unwrap();
         assert!(p.targets.is_empty());
         assert_eq!(p.dirs(), BTreeSet::from([home.as_path()]));
     }
@@ -999,7 +1003,7 @@ mod tests {
         // ~/.aws/config -> ../dotfiles/aws/config -> /abs/real/aws-config
         std::os::unix::fs::symlink("../dotfiles/aws/config", aws.join("config")).unwrap();
         std::os::unix::fs::symlink(real.join("aws-config"), dots.join("config")).unwrap();
-        let p = Plan::build(&spec_in(&home)).unwrap();
+        let p = WatchSet::build(&spec_in(&home)).unwrap();
         let config: Vec<(&Path, &Pattern)> = p
             .targets
             .iter()
@@ -1028,7 +1032,7 @@ mod tests {
         let aws = home.join(".aws");
         fs::create_dir_all(&aws).unwrap();
         std::os::unix::fs::symlink("config", aws.join("config")).unwrap();
-        let p = Plan::build(&spec_in(&home)).unwrap();
+        let p = WatchSet::build(&spec_in(&home)).unwrap();
         assert!(p.targets.iter().any(|t| t.change == Change::AwsConfig));
     }
 

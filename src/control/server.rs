@@ -95,12 +95,6 @@ pub struct Listener {
     identity: Option<(u64, u64)>,
 }
 
-impl Listener {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 impl Drop for Listener {
     fn drop(&mut self) {
         let ours = std::fs::symlink_metadata(&self.path)

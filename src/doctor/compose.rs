@@ -6,9 +6,11 @@
 //! and `saphyr`/`yaml-rust2` bring `encoding_rs` and a full YAML 1.2 model for the two keys read
 //! here. This reader handles the block YAML that Compose files are written in: block maps and
 //! sequences (a sequence may sit at its key's indentation), `- key: v` items that open a map,
-//! flow sequences and maps of scalars, single- and double-quoted scalars, `|`/`>` blocks,
-//! comments, anchors, aliases and `<<` merge keys. Anything else is an error with its line, and
-//! `doctor` says it could not read the file instead of guessing.
+//! flow sequences and maps of scalars, single- and double-quoted scalars, `|` literal blocks
+//! (lines joined with `\n`), comments, anchors, aliases and `<<` merge keys. Anything else is an
+//! error with its line, and `doctor` says it could not read the file instead of guessing. That
+//! includes `>` folded blocks and tags (Compose's `!reset` and `!override`, or any other `!tag`),
+//! which this reader cannot read the way Compose does.
 
 use std::collections::BTreeMap;
 
@@ -328,7 +330,15 @@ impl Parser {
                     Some(n) if n.indent == indent && is_seq_item(&n.text) => self.seq(indent)?,
                     _ => Node::Null,
                 }
-            } else if rest.starts_with('|') || rest.starts_with('>') {
+            } else if rest.starts_with('!') {
+                return Err(self.tag_error(no, &rest));
+            } else if rest.starts_with('>') {
+                return Err(self.err(
+                    no,
+                    "a `>` folded block is not supported here; write the value on one line or as \
+                     a `|` block",
+                ));
+            } else if rest.starts_with('|') {
                 let mut block = Vec::new();
                 while let Some(n) = self.lines.get(self.i).filter(|n| n.indent > indent) {
                     block.push(n.text.clone());
@@ -372,9 +382,31 @@ impl Parser {
         Ok(Node::Map(entries))
     }
 
+    /// A YAML tag (`!reset`, `!override`, ...): Compose gives them meanings this reader does
+    /// not know, so it refuses rather than read the tag as text.
+    fn tag_error(&self, no: usize, text: &str) -> YamlError {
+        let tag = text.split_whitespace().next().unwrap_or(text);
+        self.err(
+            no,
+            &format!(
+                "the YAML tag `{tag}` is not supported here; doctor cannot read this file the \
+                 way Compose does"
+            ),
+        )
+    }
+
     /// A value written on one line: alias, flow collection, or scalar.
     fn inline(&self, text: &str, no: usize) -> Result<Node, YamlError> {
         let text = text.trim();
+        if text.starts_with('!') {
+            return Err(self.tag_error(no, text));
+        }
+        if text.starts_with(['|', '>']) {
+            return Err(self.err(
+                no,
+                "a `|` or `>` block is only supported as the value of a `key:`",
+            ));
+        }
         if let Some(name) = text.strip_prefix('*') {
             return self
                 .anchors
@@ -632,6 +664,75 @@ mod tests {
                 .contains("no anchor")
         );
         assert_eq!(parse_yaml("").unwrap(), Node::Null);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read_as_compose_does() {
+        // `>` folds lines into one; joining them with `\n` would be a guess.
+        let e = parse_yaml(
+            "a: 1
+b: >
+  line1
+  line2
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`>` folded block"), "{e}");
+        // Compose's `!reset` / `!override` change what a merge does; never read as text.
+        let e = services(
+            "services:
+  web:
+    volumes: !reset []
+    environment:
+      - A=1
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("`!reset`"), "{e}");
+        let e = parse_yaml(
+            "x:
+  environment: !override
+    - A=1
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`!override`"), "{e}");
+        let e = parse_yaml(
+            "v:
+  - a
+  - !custom b
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("`!custom`"), "{e}");
+        let e = parse_yaml(
+            "v: [a, !t b]
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("`!t`"), "{e}");
+        let e = parse_yaml(
+            "v:
+  - |
+    text
+",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`|` or `>` block"), "{e}");
+        // Quoted, a `!` or `>` is text.
+        let n = parse_yaml(
+            "a: '!reset'
+b: \"> x\"\n",
+        )
+        .unwrap();
+        assert_eq!(n.get("a").unwrap().as_str(), Some("!reset"));
+        assert_eq!(n.get("b").unwrap().as_str(), Some("> x"));
     }
 
     #[test]

@@ -633,6 +633,50 @@ fn where_the_mount_namespace_cannot_be_set_up_install_runs_it_without_the_sandbo
 }
 
 #[test]
+fn with_a_container_uid_the_service_grants_the_acl() {
+    if !can_run("with_a_container_uid_the_service_grants_the_acl") {
+        return;
+    }
+    // A user namespace maps only the user's uid, and an ACL entry for another uid cannot be
+    // written inside one: with `[container] uid` the unit has no file-system view, and the
+    // service writes the view with its ACL.
+    let fake = FakeAws::new();
+    let user = TestUser::new();
+    user.sso_profiles(&fake, ".aws/config", &["dev"]);
+    user.write(
+        ".config/credsync/config.toml",
+        "[[profiles]]\nsource = \"dev\"\n\n[container]\nuid = 50000\n",
+    );
+    let bin = user.bin();
+    let mut s = Session::start(&user, &[]);
+    let out = s.ok(&format!(
+        "AWS_ENDPOINT_URL={} {} service install",
+        fake.url(),
+        bin.display()
+    ));
+    assert!(
+        out.contains("active and ready") && !out.contains("sandbox failed"),
+        "{out}"
+    );
+    let unit = user.read(".config/systemd/user/credsync.service").unwrap();
+    assert!(unit.lines().any(|l| l == "NoNewPrivileges=yes"), "{unit}");
+    assert!(
+        !unit.lines().any(|l| l.starts_with("PrivateUsers=")),
+        "{unit}"
+    );
+    let view = user.home.join(".aws/credsync/dev.json");
+    s.wait_until(
+        "the view's ACL for uid 50000",
+        Duration::from_secs(20),
+        |s| {
+            let (rc, acl) = s.run(&format!("getfacl -n {}", view.display()));
+            rc == 0 && acl.lines().any(|l| l.starts_with("user:50000:r"))
+        },
+    );
+    s.ok(&format!("{} service uninstall", bin.display()));
+}
+
+#[test]
 fn a_service_that_cannot_start_is_an_error_with_its_status() {
     if !can_run("a_service_that_cannot_start_is_an_error_with_its_status") {
         return;

@@ -25,7 +25,7 @@
 //!
 //! - Managed section exists: rewrite the marker and the key lines in place (the key block goes
 //!   where the first key line was, or after the section's last non-blank line if the user
-//!   deleted all of them). Later managed duplicates of the same name are deleted: marker, header
+//!   deleted all of them or indented the first one). Later managed duplicates of the same name are deleted: marker, header
 //!   and all their key lines; their comments and blank lines stay (botocore refuses a file with
 //!   a duplicate section, and credsync only ever writes one).
 //! - A section with that name exists without the marker (alone or next to a managed one): a
@@ -446,7 +446,10 @@ impl LineEdits {
                 first_key = Some(i);
             }
         }
-        match first_key {
+        // An indented key line may have indented user lines after it that are options of their
+        // own; under our unindented lines they would continue our last value. Such a block goes
+        // to the end instead.
+        match first_key.filter(|&i| !ini::is_indented(doc.lines[i].content)) {
             Some(i) => self.actions[i] = Action::Replace(keys),
             None => {
                 // After the last non-blank line, so no user line becomes a continuation of ours.
@@ -928,6 +931,20 @@ mod tests {
         assert_eq!(c.secret_access_key.expose_secret(), "SECRET1");
         let e = write(&text, "dev", &two());
         assert_eq!(e.text, write("", "dev", &two()).text);
+        // Indented user options after an indented key stay options: the keys go to the end.
+        let old = "# managed by credsync\n[dev]\n  region = x\n  aws_session_token = t\n  \
+                   output = json\n\n[b]\n";
+        let new = write(old, "dev", &one()).text;
+        assert_eq!(
+            new,
+            "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\n  region = x\n  \
+             output = json\naws_access_key_id = AKID1\naws_secret_access_key = SECRET1\n\
+             aws_session_token = TOKEN1\n\n[b]\n"
+        );
+        let read = crate::aws_profile::parse_credentials(&new, std::path::Path::new("c")).unwrap();
+        assert_eq!(read["dev"]["output"], "json");
+        assert_eq!(read["dev"]["aws_session_token"], "TOKEN1");
+        assert_eq!(write(&new, "dev", &one()).text, new);
         // Deeper: a continuation of the key above, which read_managed refuses.
         let deeper = text.replace("  aws_secret", "    aws_secret");
         assert!(read_managed(&deeper, "dev").is_none());

@@ -668,63 +668,30 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_read_as_compose_does() {
-        // `>` folds lines into one; joining them with `\n` would be a guess.
-        let e = parse_yaml(
-            "a: 1
-b: >
-  line1
-  line2
-",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 2);
-        assert!(e.message.contains("`>` folded block"), "{e}");
-        // Compose's `!reset` / `!override` change what a merge does; never read as text.
-        let e = services(
-            "services:
-  web:
-    volumes: !reset []
-    environment:
-      - A=1
-",
-        )
-        .unwrap_err();
+        // `>` folds lines into one (joining them with `\n` would be a guess); Compose's `!reset`
+        // and `!override` change what a merge does (never read as text); any other tag, and a
+        // block where only a `key:` may open one, are refused too. Each names its line.
+        let refused = [
+            ("a: 1\nb: >\n  line1\n  line2\n", 2, "`>` folded block"),
+            (
+                "x:\n  environment: !override\n    - A=1\n",
+                2,
+                "`!override`",
+            ),
+            ("v:\n  - a\n  - !custom b\n", 3, "`!custom`"),
+            ("v: [a, !t b]\n", 1, "`!t`"),
+            ("v:\n  - |\n    text\n", 2, "`|` or `>` block"),
+        ];
+        for (text, line, says) in refused {
+            let e = parse_yaml(text).unwrap_err();
+            assert_eq!(e.line, line, "{text:?}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+        }
+        let e =
+            services("services:\n  web:\n    volumes: !reset []\n    environment:\n      - A=1\n")
+                .unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.message.contains("`!reset`"), "{e}");
-        let e = parse_yaml(
-            "x:
-  environment: !override
-    - A=1
-",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 2);
-        assert!(e.message.contains("`!override`"), "{e}");
-        let e = parse_yaml(
-            "v:
-  - a
-  - !custom b
-",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 3);
-        assert!(e.message.contains("`!custom`"), "{e}");
-        let e = parse_yaml(
-            "v: [a, !t b]
-",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 1);
-        assert!(e.message.contains("`!t`"), "{e}");
-        let e = parse_yaml(
-            "v:
-  - |
-    text
-",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 2);
-        assert!(e.message.contains("`|` or `>` block"), "{e}");
         // Quoted, a `!` or `>` is text.
         let n = parse_yaml(
             "a: '!reset'

@@ -241,6 +241,13 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     let project = env.root().join("astro-project");
     fs::create_dir_all(&project).unwrap();
     fs::write(project.join(".env"), DOTENV).unwrap();
+    // The doc's Dockerfile and compose override, for `doctor --project`.
+    let md =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/astro.md")).unwrap();
+    let blocks = support::fenced_blocks(&md);
+    let first = |info: &str| blocks.iter().find(|(i, _)| i == info).unwrap().1.clone();
+    fs::write(project.join("Dockerfile"), first("dockerfile")).unwrap();
+    fs::write(project.join("docker-compose.override.yml"), first("yaml")).unwrap();
     // The test user owns HOME (as a user owns theirs) and can reach it and the binary.
     let bin = env.root().join("credsync");
     fs::copy(credsync_bin(), &bin).unwrap();
@@ -304,6 +311,15 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
         "{d}"
     );
     assert!(d.contains("container.binary = podman"), "{d}");
+    // doctor --project checks the mapped uid too (with 50000 it would find no entry on the
+    // view and fail): the verdict the container showed.
+    let project_arg = project.to_str().unwrap();
+    let o = credsync_as(&env, &p, &bin, &["doctor", "--project", project_arg]);
+    assert!(
+        o.status.success() && !text(&o).contains("cannot read"),
+        "{}",
+        text(&o)
+    );
 
     let next = {
         let o = credsync_as(&env, &p, &bin, &["sync"]);
@@ -329,4 +345,10 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     let r = ctr.read();
     let fresh = r["new_session"].as_str().unwrap_or_default();
     assert!(fresh == "NONE" || fresh.starts_with("ERR:"), "{r}");
+    // doctor shows the uid it now grants, and why (it trusts the setting: the user said Docker).
+    let d = text(&credsync_as(&env, &p, &bin, &["doctor"]));
+    assert!(
+        d.contains("credsync grants host uid 50000 read access ([container] engine = \"docker\""),
+        "{d}"
+    );
 }

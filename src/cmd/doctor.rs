@@ -179,6 +179,11 @@ fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
         dockerfile: dockerfile.as_deref(),
         home: &env.home,
         check_uid: cfg!(target_os = "linux"),
+        host_uid: cfg
+            .container
+            .as_ref()
+            .and_then(|c| uidmap::resolve(c, env).ok().flatten())
+            .map(|h| h.uid),
     };
     let mut out = project::check(cfg, &config_path, &p, &RealFs);
     if !p.check_uid {

@@ -142,6 +142,9 @@ pub struct Project<'a> {
     /// Whether to check the container uid's access (native Linux Docker; Docker Desktop
     /// shares files through a VM where host ownership does not apply).
     pub check_uid: bool,
+    /// The host uid the container's uid runs as, when it differs (rootless Podman maps it
+    /// through `/etc/subuid`; see `crate::uidmap`). `None`: the same uid.
+    pub host_uid: Option<u32>,
 }
 
 /// Every check of the project. `config_path` is credsync's config file, for fixes.
@@ -938,7 +941,8 @@ impl<'a> Ctx<'a> {
             let Some(perms) = self.fs.perms(&path) else {
                 continue; // missing: reported elsewhere
             };
-            if acl::granted(&perms, self.uid) & need == need {
+            let host_uid = self.p.host_uid.unwrap_or(self.uid);
+            if acl::granted(&perms, host_uid) & need == need {
                 continue;
             }
             let verb = if need == acl::READ { "read" } else { "search" };
@@ -946,9 +950,13 @@ impl<'a> Ctx<'a> {
                 Some(_) => "an ACL without an entry for it",
                 None => "no ACL",
             };
+            let who = if host_uid == self.uid {
+                format!("uid {}", self.uid)
+            } else {
+                format!("uid {} (host uid {host_uid})", self.uid)
+            };
             let what = format!(
-                "uid {} (the container's user) cannot {verb} {} (owner uid {}, mode {:04o}, {acl_note})",
-                self.uid,
+                "{who} (the container's user) cannot {verb} {} (owner uid {}, mode {:04o}, {acl_note})",
                 path.display(),
                 perms.owner,
                 perms.mode
@@ -968,10 +976,18 @@ impl<'a> Ctx<'a> {
                      without ACLs, run `chmod o+{perm} {}`",
                     path.display()
                 )
+            } else if uid_set && path == self.cfg.aws.credentials_file {
+                format!(
+                    "use the [container] view instead (docs/astro.md); or, if the containers \
+                     must read {0}, set share_credentials_file = true in [container] of {1} and \
+                     run `credsync reload` (it exposes every section of {0}, your long-lived keys \
+                     included, to the containers)",
+                    path.display(),
+                    self.config_path.display()
+                )
             } else {
                 format!(
-                    "run `setfacl -m u:{}:{perm} {}`\n(or use the [container] view with uid = {})",
-                    self.uid,
+                    "run `setfacl -m u:{host_uid}:{perm} {}`\n(or use the [container] view with uid = {})",
                     path.display(),
                     self.uid
                 )
@@ -1142,6 +1158,7 @@ mod tests {
             dockerfile: Some(DOCKERFILE),
             home: Path::new("/h"),
             check_uid: true,
+            host_uid: None,
         };
         let checks = check(cfg, Path::new("/h/.config/credsync/config.toml"), &p, fs);
         // Every fix is an instruction: a command to run in backticks, or what to do with the
@@ -1366,6 +1383,7 @@ mod tests {
                 dockerfile,
                 home: Path::new("/h"),
                 check_uid: true,
+                host_uid: None,
             };
             let c = check(&cfg, Path::new("/h/.config/credsync/config.toml"), &p, &fs);
             super::super::render(&c)

@@ -40,7 +40,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 
 use crate::aws_profile::{AwsConfig, Profile, ProfileError, SsoProfile};
-use crate::resolve::ResolveError;
+use crate::resolve::{AwsEdge, ResolveError};
 use crate::secret::{Credentials, ExposeSecret, SecretString};
 use crate::state::Kind;
 
@@ -56,8 +56,8 @@ pub enum Base {
         credentials: Credentials,
     },
     /// `credential_source = Environment`: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-    /// `AWS_SESSION_TOKEN` of credsync's own environment, read when resolving
-    /// ([`environment_credentials`]).
+    /// `AWS_SESSION_TOKEN` of credsync's own environment, as the AWS edge holds them
+    /// ([`environment_credentials_from`]).
     Environment,
 }
 
@@ -119,12 +119,12 @@ impl Plan {
 
 impl Base {
     /// The base credentials that need no network call: the static keys, or the environment's
-    /// (read now). `None` for SSO, which the caller resolves through the SSO portal.
-    pub fn local_credentials(&self) -> Option<Result<Credentials, ResolveError>> {
+    /// (as `edge` holds it). `None` for SSO, which the caller resolves through the SSO portal.
+    pub fn local_credentials(&self, edge: &AwsEdge) -> Option<Result<Credentials, ResolveError>> {
         match self {
             Base::Sso(_) => None,
             Base::Static { credentials, .. } => Some(Ok(credentials.clone())),
-            Base::Environment => Some(environment_credentials()),
+            Base::Environment => Some(environment_credentials_from(|k| edge.credential_var(k))),
         }
     }
 }
@@ -534,17 +534,8 @@ fn has_static(keys: &BTreeMap<String, String>) -> bool {
     keys.contains_key(KEY_ID) || keys.contains_key(SECRET)
 }
 
-/// The SDK configuration for STS calls in `region` (the shared one of `resolve`).
-pub async fn sts_config(region: &str) -> aws_config::SdkConfig {
-    crate::resolve::sdk_config(region).await
-}
-
-/// Credentials from credsync's environment, for `credential_source = Environment`.
-pub fn environment_credentials() -> Result<Credentials, ResolveError> {
-    environment_credentials_from(|k| std::env::var(k).ok())
-}
-
-/// Like [`environment_credentials`], reading variables through `var` (botocore's names:
+/// Credentials from credsync's environment, for `credential_source = Environment`, reading
+/// variables through `var` (botocore's names:
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_SECURITY_TOKEN`,
 /// `AWS_CREDENTIAL_EXPIRATION`).
 pub fn environment_credentials_from(
@@ -581,7 +572,7 @@ const STS: &str = "STS";
 /// One hop: STS AssumeRole for `hop`, signed with `source`. `now` checks the answer's
 /// expiration (and that `source` has not expired already).
 pub async fn assume_role(
-    sdk: &aws_config::SdkConfig,
+    sts: &aws_sdk_sts::Config,
     hop: &RoleHop,
     source: &Credentials,
     now: SystemTime,
@@ -608,9 +599,7 @@ pub async fn assume_role(
         None,
         "credsync-role-chain",
     );
-    let config = aws_sdk_sts::config::Builder::from(sdk)
-        .credentials_provider(signing)
-        .build();
+    let config = sts.to_builder().credentials_provider(signing).build();
     let client = aws_sdk_sts::Client::from_conf(config);
     let out = client
         .assume_role()
@@ -656,14 +645,14 @@ pub async fn assume_role(
 
 /// Applies `hops` in order, starting from `base`; the last hop's credentials.
 pub async fn assume_chain(
-    sdk: &aws_config::SdkConfig,
+    sts: &aws_sdk_sts::Config,
     hops: &[RoleHop],
     base: Credentials,
     now: SystemTime,
 ) -> Result<Credentials, ResolveError> {
     let mut creds = base;
     for hop in hops {
-        creds = assume_role(sdk, hop, &creds, now).await?;
+        creds = assume_role(sts, hop, &creds, now).await?;
     }
     Ok(creds)
 }

@@ -15,7 +15,7 @@ use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, Plan};
 use crate::config::{Config, Origin, ProfileEntry};
 use crate::ini_edit::{self, ManagedSection};
-use crate::resolve::{self, Clients, ResolveError};
+use crate::resolve::{self, AwsEdge, Clients, ResolveError};
 use crate::schedule::{self, Clock};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
@@ -68,14 +68,17 @@ pub struct Engine {
     /// Per sso-session (cache key): when its token is next due for a refresh.
     sessions: BTreeMap<String, SystemTime>,
     clients: Clients,
+    /// Where and how AWS is reached (the environment, read once where the program started).
+    edge: AwsEdge,
     clock: Arc<dyn Clock>,
     on_write: Option<OnWrite>,
     started_at: SystemTime,
 }
 
 impl Engine {
-    /// Loads the AWS config file and plans the managed profiles. Nothing is written.
-    pub fn new(cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+    /// Loads the AWS config file and plans the managed profiles; AWS is reached through `edge`.
+    /// Nothing is written.
+    pub fn new(cfg: Config, clock: Arc<dyn Clock>, edge: AwsEdge) -> Result<Engine, EngineError> {
         let now = clock.now();
         let aws = aws_profile::load(&cfg.aws.config_file)?;
         let profiles = plan(&cfg, &aws);
@@ -85,7 +88,8 @@ impl Engine {
             profiles,
             removed_targets: Vec::new(),
             sessions: BTreeMap::new(),
-            clients: Clients::default(),
+            clients: Clients::new(edge.clone()),
+            edge,
             clock,
             on_write: None,
             started_at: now,
@@ -97,9 +101,10 @@ impl Engine {
         self.on_write = Some(f);
     }
 
-    /// Bounds every AWS call (connect, read, whole operation) by `timeout`.
-    pub fn set_http_timeout(&mut self, timeout: Duration) {
-        self.clients = Clients::with_timeout(timeout);
+    /// Reaches AWS through `edge` from now on (the SDK configurations are loaded again).
+    pub fn set_edge(&mut self, edge: AwsEdge) {
+        self.clients = Clients::new(edge.clone());
+        self.edge = edge;
     }
 
     /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
@@ -276,7 +281,7 @@ impl Engine {
                         }
                     }
                 }
-                other => match other.local_credentials() {
+                other => match other.local_credentials(&self.edge) {
                     Some(Ok(c)) => BaseJob::Local(c),
                     Some(Err(e)) => {
                         results.push((i, Err(e)));

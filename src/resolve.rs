@@ -6,7 +6,7 @@
 //! reach them. The SDK's own retries are off: what is retried, and when, is decided by the
 //! caller (`sync` retries a few times, the daemon backs off; see `schedule`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +17,7 @@ use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
 
 use crate::aws_profile::SsoProfile;
+use crate::config::Env;
 use crate::secret::{Credentials, ExposeSecret};
 use crate::sso_cache::{self, CachedToken};
 
@@ -79,102 +80,278 @@ impl ResolveError {
     }
 }
 
-/// The longest any one AWS call may take, unless the engine is told otherwise.
+/// The longest any one AWS call may take, unless the edge says otherwise.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The endpoint variables the edge reads: the general one, then one per service credsync calls.
+const ENDPOINT_VARS: [&str; 4] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_ENDPOINT_URL_SSO_OIDC",
+    "AWS_ENDPOINT_URL_STS",
+];
+
+/// The variables `credential_source = Environment` reads (botocore's names).
+const CREDENTIAL_VARS: [&str; 5] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+];
+
+/// Where the HTTPS client's proxy settings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case), read by the HTTP
+    /// client as the SDK reads them.
+    FromEnvironment,
+    /// No proxy: every request goes straight to its endpoint.
+    Direct,
+}
+
+/// The AWS edge: everything from outside credsync's own config that decides where and how AWS
+/// is called. Built once from the environment where the program starts ([`AwsEdge::from_env`]),
+/// or directly (tests point every service at a fake).
+///
+/// Endpoints resolve as the SDK resolves them: per service, `AWS_ENDPOINT_URL_<SERVICE>`, else
+/// `AWS_ENDPOINT_URL`, else the AWS config file's `services` section and `endpoint_url` key of
+/// `profile`, else AWS's own endpoint. `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (or the profile key
+/// `ignore_configured_endpoint_urls`) turns all of them off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsEdge {
+    /// `AWS_ENDPOINT_URL`: every service's endpoint.
+    pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SSO`: the SSO portal's.
+    pub sso_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SSO_OIDC`: SSO-OIDC's.
+    pub oidc_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_STS`: STS's.
+    pub sts_endpoint_url: Option<String>,
+    /// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`: no endpoint from the environment or the file.
+    pub ignore_configured_endpoint_urls: bool,
+    /// The AWS config file whose `endpoint_url` keys and `services` sections apply
+    /// (`AWS_CONFIG_FILE`, else `~/.aws/config`); `None`: no file.
+    pub config_file: Option<PathBuf>,
+    /// The profile of that file whose keys apply: `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
+    pub proxy: Proxy,
+    /// The longest any one AWS call may take (connect, read, the whole operation).
+    pub timeout: Duration,
+    /// The variables of [`CREDENTIAL_VARS`] that are set: the base of
+    /// `credential_source = Environment`.
+    pub credential_vars: BTreeMap<String, String>,
+}
+
+impl AwsEdge {
+    /// The edge as `env` (the process environment, read once) describes it.
+    pub fn from_env(env: &Env) -> AwsEdge {
+        let get = |k: &str| env.get(k).map(str::to_owned);
+        let [all, sso, oidc, sts] = ENDPOINT_VARS.map(get);
+        let config_file = match env.get("AWS_CONFIG_FILE") {
+            Some(p) => PathBuf::from(crate::config::expand_like_botocore(p, env)),
+            None => env.home.join(".aws").join("config"),
+        };
+        AwsEdge {
+            endpoint_url: all,
+            sso_endpoint_url: sso,
+            oidc_endpoint_url: oidc,
+            sts_endpoint_url: sts,
+            ignore_configured_endpoint_urls: env
+                .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            config_file: Some(config_file),
+            profile: get("AWS_PROFILE"),
+            proxy: Proxy::FromEnvironment,
+            timeout: HTTP_TIMEOUT,
+            credential_vars: CREDENTIAL_VARS
+                .iter()
+                .filter_map(|k| Some((k.to_string(), get(k)?)))
+                .collect(),
+        }
+    }
+
+    /// Every service at `url`, no AWS config file, no proxy, no credentials in the
+    /// environment: an edge that reaches nothing but `url`.
+    pub fn only(url: &str) -> AwsEdge {
+        AwsEdge {
+            endpoint_url: Some(url.to_owned()),
+            sso_endpoint_url: Some(url.to_owned()),
+            oidc_endpoint_url: Some(url.to_owned()),
+            sts_endpoint_url: Some(url.to_owned()),
+            ignore_configured_endpoint_urls: false,
+            config_file: None,
+            profile: None,
+            proxy: Proxy::Direct,
+            timeout: HTTP_TIMEOUT,
+            credential_vars: BTreeMap::new(),
+        }
+    }
+
+    /// This edge with every call bounded by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> AwsEdge {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A variable of [`CREDENTIAL_VARS`], when set.
+    pub fn credential_var(&self, key: &str) -> Option<String> {
+        self.credential_vars.get(key).cloned()
+    }
+
+    /// The endpoint the environment gives `service` (its own variable, else
+    /// `AWS_ENDPOINT_URL`), unless configured endpoints are ignored (by the environment, or by
+    /// the profile: `profile_ignores`).
+    fn endpoint(&self, service: &Option<String>, profile_ignores: bool) -> Option<String> {
+        if self.ignore_configured_endpoint_urls || profile_ignores {
+            return None;
+        }
+        service.clone().or_else(|| self.endpoint_url.clone())
+    }
+}
 
 /// SDK configurations per region, loaded once, and the clients built from them.
 #[derive(Clone)]
 pub struct Clients {
-    timeout: Duration,
-    sdk: HashMap<String, aws_config::SdkConfig>,
+    edge: AwsEdge,
+    sdk: HashMap<String, Loaded>,
 }
 
-impl Default for Clients {
-    fn default() -> Clients {
-        Clients::with_timeout(HTTP_TIMEOUT)
-    }
+/// One region's `SdkConfig`, and whether the edge's profile sets
+/// `ignore_configured_endpoint_urls`.
+#[derive(Clone)]
+struct Loaded {
+    sdk: aws_config::SdkConfig,
+    profile_ignores: bool,
 }
 
 impl Clients {
-    /// Clients whose calls are bounded by `timeout`.
-    pub fn with_timeout(timeout: Duration) -> Clients {
+    /// Clients that reach AWS through `edge`.
+    pub fn new(edge: AwsEdge) -> Clients {
         Clients {
-            timeout,
+            edge,
             sdk: HashMap::new(),
         }
     }
 
-    /// The loaded `SdkConfig` for `region` (for STS, which takes its credentials per call).
-    pub async fn sts(&mut self, region: &str) -> aws_config::SdkConfig {
+    /// The loaded `SdkConfig` for `region`.
+    async fn sdk(&mut self, region: &str) -> Loaded {
         if let Some(c) = self.sdk.get(region) {
             return c.clone();
         }
-        let sdk = sdk_config_with_timeout(region, self.timeout).await;
-        self.sdk.insert(region.to_owned(), sdk.clone());
-        sdk
+        let loaded = sdk_config(&self.edge, region).await;
+        self.sdk.insert(region.to_owned(), loaded.clone());
+        loaded
+    }
+
+    /// The STS configuration for `region` (STS takes its credentials per call).
+    pub async fn sts(&mut self, region: &str) -> aws_sdk_sts::Config {
+        let loaded = self.sdk(region).await;
+        let mut b = aws_sdk_sts::config::Builder::from(&loaded.sdk);
+        if let Some(url) = self
+            .edge
+            .endpoint(&self.edge.sts_endpoint_url, loaded.profile_ignores)
+        {
+            b.set_endpoint_url(Some(url));
+        }
+        b.build()
     }
 
     /// The SSO portal client for `region`.
     pub async fn sso(&mut self, region: &str) -> aws_sdk_sso::Client {
-        aws_sdk_sso::Client::new(&self.sts(region).await)
+        let loaded = self.sdk(region).await;
+        let mut b = aws_sdk_sso::config::Builder::from(&loaded.sdk);
+        if let Some(url) = self
+            .edge
+            .endpoint(&self.edge.sso_endpoint_url, loaded.profile_ignores)
+        {
+            b.set_endpoint_url(Some(url));
+        }
+        aws_sdk_sso::Client::from_conf(b.build())
     }
 
     /// The SSO-OIDC client for `region`.
     pub async fn oidc(&mut self, region: &str) -> aws_sdk_ssooidc::Client {
-        aws_sdk_ssooidc::Client::new(&self.sts(region).await)
+        let loaded = self.sdk(region).await;
+        let mut b = aws_sdk_ssooidc::config::Builder::from(&loaded.sdk);
+        if let Some(url) = self
+            .edge
+            .endpoint(&self.edge.oidc_endpoint_url, loaded.profile_ignores)
+        {
+            b.set_endpoint_url(Some(url));
+        }
+        aws_sdk_ssooidc::Client::from_conf(b.build())
     }
 }
 
-/// The shared SDK configuration for `region`: no credentials (SSO and SSO-OIDC calls are
-/// unsigned; STS gets explicit credentials), no SDK retries, bounded timeouts.
-pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
-    sdk_config_with_timeout(region, HTTP_TIMEOUT).await
-}
-
 /// The SDK's default HTTPS client (hyper and rustls, the system's trusted roots, the proxy
-/// variables honoured as `BehaviorVersion::latest()` does), with ring as rustls' crypto
-/// provider instead of aws-lc.
-pub fn https_client() -> aws_sdk_sso::config::SharedHttpClient {
+/// settings of `proxy`), with ring as rustls' crypto provider instead of aws-lc.
+pub fn https_client(proxy: Proxy) -> aws_sdk_sso::config::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     use aws_smithy_http_client::{Builder, ConnectorBuilder};
-    Builder::new().build_with_connector_fn(|settings, runtime_components| {
+    Builder::new().build_with_connector_fn(move |settings, runtime_components| {
         let mut conn = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
         conn.set_connector_settings(settings.cloned());
         if let Some(components) = runtime_components {
             conn.set_sleep_impl(components.sleep_impl());
         }
-        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.set_proxy_config(Some(match proxy {
+            Proxy::FromEnvironment => ProxyConfig::from_env(),
+            Proxy::Direct => ProxyConfig::disabled(),
+        }));
         conn.build()
     })
 }
 
-/// [`sdk_config`] with every call bounded by `timeout`.
+/// The shared SDK configuration for `region` through `edge`: no credentials (SSO and SSO-OIDC
+/// calls are unsigned; STS gets explicit credentials), no SDK retries, every call bounded by
+/// the edge's timeout.
 ///
-/// The SDK reads the AWS config file (for settings like `endpoint_url`) but never the
-/// credentials file: credsync takes no credentials from it through the SDK, and the SDK's
-/// plain read of it would block forever on a FIFO there and read a huge file whole.
+/// The SDK is given the edge's AWS config file (for `endpoint_url` and `services`), read here
+/// without blocking on a FIFO, and never the credentials file: credsync takes no credentials
+/// from it through the SDK, and the SDK's plain read of it would block forever on a FIFO there
+/// and read a huge file whole.
 // `ProfileFiles` is a deprecated alias of `aws_runtime`'s `EnvConfigFiles`, not a dependency.
 #[allow(deprecated)]
-pub async fn sdk_config_with_timeout(region: &str, timeout: Duration) -> aws_config::SdkConfig {
-    let files = aws_config::profile::profile_file::ProfileFiles::builder()
-        .include_default_config_file(true)
+async fn sdk_config(edge: &AwsEdge, region: &str) -> Loaded {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    let text = edge
+        .config_file
+        .as_deref()
+        .map(crate::write::read_text_or_empty)
+        .unwrap_or_default();
+    let profile_ignores = edge.config_file.as_deref().is_some_and(|path| {
+        let profile = edge.profile.as_deref().unwrap_or("default");
+        crate::aws_profile::parse(&text, path).is_ok_and(|aws| {
+            aws.get(profile)
+                .and_then(|p| p.keys.get("ignore_configured_endpoint_urls"))
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        })
+    });
+    let files = ProfileFiles::builder()
+        .with_contents(ProfileFileKind::Config, text)
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(edge.proxy))
         .profile_files(files)
         .region(aws_config::Region::new(region.to_owned()))
         .no_credentials()
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(timeout.min(Duration::from_secs(5)))
-                .read_timeout(timeout.mul_f64(2.0 / 3.0))
-                .operation_timeout(timeout)
+                .connect_timeout(edge.timeout.min(Duration::from_secs(5)))
+                .read_timeout(edge.timeout.mul_f64(2.0 / 3.0))
+                .operation_timeout(edge.timeout)
                 .build(),
-        )
-        .load()
-        .await
+        );
+    if let Some(p) = &edge.profile {
+        loader = loader.profile_name(p);
+    }
+    Loaded {
+        sdk: loader.load().await,
+        profile_ignores,
+    }
 }
 
 /// Reads the cached token for `sso` and checks that it is usable at `now`.
@@ -348,4 +525,86 @@ pub fn by_status(
 /// A `Retry-After` header in seconds.
 pub fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env {
+            home: PathBuf::from("/home/u"),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_edge_reads_endpoints_files_and_keys_from_the_environment() {
+        let e = AwsEdge::from_env(&env(&[
+            ("AWS_ENDPOINT_URL", "http://all"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts"),
+            ("AWS_CONFIG_FILE", "~/other/config"),
+            ("AWS_PROFILE", "work"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("HTTP_PROXY", "http://proxy"),
+        ]));
+        assert_eq!(
+            e.endpoint(&e.sts_endpoint_url, false).as_deref(),
+            Some("http://sts")
+        );
+        assert_eq!(
+            e.endpoint(&e.sso_endpoint_url, false).as_deref(),
+            Some("http://all")
+        );
+        assert_eq!(
+            e.endpoint(&e.oidc_endpoint_url, false).as_deref(),
+            Some("http://all")
+        );
+        // The profile's `ignore_configured_endpoint_urls` turns the environment's off too.
+        assert_eq!(e.endpoint(&e.sts_endpoint_url, true), None);
+        assert_eq!(e.config_file, Some(PathBuf::from("/home/u/other/config")));
+        assert_eq!(e.profile.as_deref(), Some("work"));
+        assert_eq!(e.proxy, Proxy::FromEnvironment);
+        assert_eq!(e.timeout, HTTP_TIMEOUT);
+        // Only the credential variables are kept, and an empty one counts as unset.
+        assert_eq!(
+            e.credential_var("AWS_ACCESS_KEY_ID").as_deref(),
+            Some("AKIAENV")
+        );
+        assert_eq!(e.credential_vars.len(), 1);
+
+        let e = AwsEdge::from_env(&env(&[
+            ("AWS_ENDPOINT_URL_SSO", "http://sso"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
+        ]));
+        assert_eq!(e.endpoint(&e.sso_endpoint_url, false), None);
+        assert_eq!(e.config_file, Some(PathBuf::from("/home/u/.aws/config")));
+        assert_eq!(e.profile, None);
+
+        let e = AwsEdge::from_env(&env(&[]));
+        assert_eq!(e.endpoint(&e.sso_endpoint_url, false), None);
+    }
+
+    #[test]
+    fn only_reaches_one_url_directly() {
+        let e = AwsEdge::only("http://127.0.0.1:1").with_timeout(Duration::from_secs(2));
+        for service in [
+            &e.sso_endpoint_url,
+            &e.oidc_endpoint_url,
+            &e.sts_endpoint_url,
+        ] {
+            assert_eq!(
+                e.endpoint(service, false).as_deref(),
+                Some("http://127.0.0.1:1")
+            );
+        }
+        assert_eq!(
+            (e.proxy, e.timeout, e.config_file.as_ref()),
+            (Proxy::Direct, Duration::from_secs(2), None)
+        );
+    }
 }

@@ -139,12 +139,6 @@ pub fn answer_parts(
     ))
 }
 
-/// The SSO-OIDC client for `region`, built from [`resolve::sdk_config`] (so
-/// `AWS_ENDPOINT_URL` and friends reach it; no SDK retries, bounded timeouts).
-pub async fn oidc_client(region: &str) -> aws_sdk_ssooidc::Client {
-    aws_sdk_ssooidc::Client::new(&resolve::sdk_config(region).await)
-}
-
 /// Refreshes `token` through `CreateToken(grant_type=refresh_token)` and returns the new token
 /// (see [`apply_answer`]); nothing is written. `login_command` goes into
 /// [`ResolveError::LoginRequired`].

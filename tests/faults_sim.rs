@@ -3,17 +3,18 @@
 //! (due -> refresh -> write when anything succeeded -> sleep until the next deadline, at most
 //! `MAX_SLEEP`), and the fake's clock kept on simulated time (issue 3, must-show 4 and 6).
 //!
-//! Every test here talks to one fake (the SDK takes its endpoint from the process
-//! environment, set once): the tests hold `SERIAL` while they run.
+//! Every test has a fake of its own, which the engine reaches through its `AwsEdge`: the tests
+//! run in parallel.
 
 mod support;
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::config::{self, Env};
 use credsync::engine::{Engine, Outcome};
 use credsync::ini_edit;
+use credsync::resolve::AwsEdge;
 use credsync::schedule::{self, Clock, ManualClock};
 use credsync::secret::ExposeSecret;
 use credsync::state::{ProfileStatus, State};
@@ -26,42 +27,16 @@ const OUTAGE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The HTTP timeout otherwise.
 const CALM_TIMEOUT: Duration = Duration::from_secs(10);
 
-static FAKE: OnceLock<FakeAws> = OnceLock::new();
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The environment the SDK reads: the fake's endpoint, and no user AWS files.
-fn sdk_vars(fake: &FakeAws) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", fake.url()),
-        ("NO_PROXY", "127.0.0.1,localhost".into()),
-        (
-            "AWS_CONFIG_FILE",
-            "/nonexistent/credsync-test/config".into(),
-        ),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/credsync-test/credentials".into(),
-        ),
-    ]
+/// The AWS edge of a simulated daemon: `fake` for every service, calls bounded by `timeout`.
+fn edge(fake: &FakeAws, timeout: Duration) -> AwsEdge {
+    AwsEdge::only(&fake.url()).with_timeout(timeout)
 }
 
-/// Takes the test lock, and the shared fake with every fault, latency and count cleared.
-fn shared_fake() -> (MutexGuard<'static, ()>, &'static FakeAws) {
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let fake = FAKE.get_or_init(|| {
-        let fake = FakeAws::new();
-        for (k, v) in sdk_vars(&fake) {
-            // SAFETY: set once, by the first test to hold SERIAL; every test takes SERIAL before
-            // anything else, so no other test thread reads the environment meanwhile.
-            unsafe { std::env::set_var(k, v) };
-        }
-        fake
-    });
-    fake.clear_faults();
-    fake.set_latency(Duration::ZERO);
+/// A fake of one test's own, its credentials lasting an hour.
+fn own_fake() -> FakeAws {
+    let fake = FakeAws::new();
     fake.set_credential_lifetime(HOUR);
-    fake.reset_records();
-    (guard, fake)
+    fake
 }
 
 /// One simulated daemon: a temp HOME, an engine on a `ManualClock`, the shared fake.
@@ -70,21 +45,20 @@ struct Sim {
     clock: ManualClock,
     engine: Engine,
     rt: tokio::runtime::Runtime,
-    fake: &'static FakeAws,
     /// The access token the cache holds (known to the fake).
     token: String,
-    // Last: dropped after everything that talks to the fake.
-    _serial: MutexGuard<'static, ()>,
+    // Last: dropped after everything that talks to it.
+    fake: FakeAws,
 }
 
 impl Sim {
     /// `n` SSO profiles `p0..p{n-1}` (accounts `ACCOUNT`, `ACCOUNT+1`, ...) in sso-session
     /// `corp`, logged in, managed with `refresh_toml` as credsync's `[refresh]` table.
     fn new(name: &str, n: usize, refresh_toml: &str) -> Sim {
-        let (serial, fake) = shared_fake();
+        let fake = own_fake();
         // Deterministic jitter: the engine draws it on this thread (current-thread runtime).
         fastrand::seed(0x5eed);
-        let env = TestEnv::with_fake(fake);
+        let env = TestEnv::with_fake(&fake);
         let mut aws = String::from(
             "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n",
         );
@@ -106,18 +80,14 @@ impl Sim {
         );
         let cfg_env = Env {
             home: env.home().to_owned(),
-            // credsync's own view: the AWS files of this HOME (the SDK's are kept away).
-            vars: sdk_vars(fake)
-                .into_iter()
-                .filter(|(k, _)| !k.ends_with("_FILE"))
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            // credsync's own view: the AWS files of this HOME.
+            vars: Default::default(),
         };
         let cfg = config::parse(&toml, &env.config_toml_path(), &cfg_env).expect("config");
         let clock = ManualClock::new(start);
-        let mut engine = Engine::new(cfg, Arc::new(clock.clone())).expect("engine");
         // Calls that must succeed get time even on a loaded machine; outages shorten it.
-        engine.set_http_timeout(CALM_TIMEOUT);
+        let engine =
+            Engine::new(cfg, Arc::new(clock.clone()), edge(&fake, CALM_TIMEOUT)).expect("engine");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -127,9 +97,8 @@ impl Sim {
             clock,
             engine,
             rt,
-            fake,
             token,
-            _serial: serial,
+            fake,
         };
         sim.sync_fake_clock();
         sim
@@ -253,7 +222,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.assert_served_on_disk(0);
 
     sim.fake.set_fault(Route::GetRoleCredentials, Some(fault));
-    sim.engine.set_http_timeout(OUTAGE_TIMEOUT);
+    sim.engine.set_edge(edge(&sim.fake, OUTAGE_TIMEOUT));
     sim.sleep_until_due();
     let outage_start = sim.now();
     let outage_end = outage_start + HOUR;
@@ -318,7 +287,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.sleep_until_due();
     sim.round();
     sim.fake.set_fault(Route::GetRoleCredentials, None);
-    sim.engine.set_http_timeout(CALM_TIMEOUT);
+    sim.engine.set_edge(edge(&sim.fake, CALM_TIMEOUT));
     let cleared = sim.now();
     if expected == State::LoginRequired {
         // Blocked on the token cache: another simulated half hour without a single request.
@@ -633,10 +602,10 @@ fn the_daemon_never_sleeps_longer_than_max_sleep() {
 #[test]
 fn twenty_profiles_refresh_with_at_most_max_concurrency_in_flight() {
     let mut sim = Sim::new("many", 20, "max_concurrency = 4");
-    // Hung requests of an earlier test may still be open on the shared fake.
+    // The fake is this test's own: nothing is in flight before the round.
     assert!(
         support::wait_for(|| sim.fake.in_flight() == 0, Duration::from_secs(10)),
-        "requests of an earlier test still in flight"
+        "requests still in flight before the round"
     );
     sim.fake.reset_records();
     let latency = Duration::from_millis(50);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::ini_edit;
+use credsync::resolve::AwsEdge;
 use credsync::schedule::{self, Clock, ManualClock};
 use credsync::state::State;
 use support::fake_aws::{FakeAws, Fault, Route};
@@ -70,7 +71,7 @@ fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
     let clock = ManualClock::new(start);
     let mut engine = support::in_process_engine(&env, &fake, &toml, Arc::new(clock.clone()));
     // Short timeouts: a hang fault costs a second, not the default HTTP timeout.
-    engine.set_http_timeout(Duration::from_secs(2));
+    engine.set_edge(AwsEdge::only(&fake.url()).with_timeout(Duration::from_secs(2)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

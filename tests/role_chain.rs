@@ -3,26 +3,23 @@
 //! asked) and against moto's server (an independent STS implementation), with SSO and
 //! static-keys bases.
 //!
-//! The SDK takes its endpoint from `AWS_ENDPOINT_URL` when the `SdkConfig` is loaded, as it does
-//! in the daemon, so every test here that sets the environment holds `ENV` for its whole run.
+//! Each test reaches its own fake (or moto) through an `AwsEdge` of its own: the tests run in
+//! parallel and leave the process environment alone.
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use credsync::aws_profile::{self, AwsConfig, SsoProfile};
 use credsync::chain::{self, Base, Plan};
-use credsync::resolve::{self, ResolveError};
+use credsync::config::Env;
+use credsync::resolve::{self, AwsEdge, Proxy, ResolveError};
 use credsync::secret::{Credentials, ExposeSecret};
 use credsync::state::Kind;
 
 use support::python::{self, MotoServer};
 use support::{FakeAws, Fault, Route, TestEnv};
-
-/// Serialises the tests that set process environment variables.
-static ENV: Mutex<()> = Mutex::new(());
 
 const STATIC_KEY_ID: &str = "AKIAFAKESTATIC0001";
 const STATIC_SECRET: &str = "static-secret-value";
@@ -50,44 +47,24 @@ fn static_credentials_file() -> String {
     )
 }
 
-/// The environment the SDK reads, owned by one test at a time.
+/// One test's AWS edge: every service at one URL (the fake's, or moto's), and a HOME for the
+/// token cache.
 struct SdkEnv {
-    _lock: MutexGuard<'static, ()>,
+    edge: AwsEdge,
     home: TestEnv,
 }
 
 impl SdkEnv {
-    /// Takes `ENV`, isolates the SDK from the user's files and points it at `url`.
+    /// An edge that reaches nothing but `url`, and a temp HOME.
     fn new(url: &str) -> SdkEnv {
-        let lock = ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let home = TestEnv::new();
-        let env = SdkEnv { _lock: lock, home };
-        let missing = env.home.root().join("no-such-file");
-        env.set("NO_PROXY", "127.0.0.1,localhost");
-        env.set("no_proxy", "127.0.0.1,localhost");
-        env.set("AWS_EC2_METADATA_DISABLED", "true");
-        env.set("AWS_CONFIG_FILE", missing.to_str().unwrap());
-        env.set("AWS_SHARED_CREDENTIALS_FILE", missing.to_str().unwrap());
-        for k in [
-            "AWS_PROFILE",
-            "AWS_ENDPOINT_URL_STS",
-            "AWS_ENDPOINT_URL_SSO",
-        ] {
-            // SAFETY: tests that touch the environment hold `ENV`; nothing else reads it now.
-            unsafe { std::env::remove_var(k) };
+        SdkEnv {
+            edge: AwsEdge::only(url),
+            home: TestEnv::new(),
         }
-        env.endpoint(url);
-        env
     }
 
-    /// Points `SdkConfig`s loaded from now on at `url`.
-    fn endpoint(&self, url: &str) {
-        self.set("AWS_ENDPOINT_URL", url);
-    }
-
-    fn set(&self, k: &str, v: &str) {
-        // SAFETY: as in `new`: the lock is held by `self`.
-        unsafe { std::env::set_var(k, v) };
+    fn clients(&self) -> resolve::Clients {
+        resolve::Clients::new(self.edge.clone())
     }
 }
 
@@ -119,17 +96,39 @@ fn static_plan() -> Plan {
 
 fn static_base(plan: &Plan) -> Credentials {
     assert!(matches!(&plan.base, Base::Static { profile, .. } if profile == "base"));
-    plan.base.local_credentials().unwrap().unwrap()
+    plan.base
+        .local_credentials(&AwsEdge::only("http://127.0.0.1:9"))
+        .unwrap()
+        .unwrap()
 }
 
 fn s(secret: &credsync::secret::SecretString) -> &str {
     secret.expose_secret()
 }
 
-/// Runs the whole chain of `plan` from `base` against whatever `AWS_ENDPOINT_URL` says.
-async fn run_chain(plan: &Plan, base: Credentials) -> Result<Credentials, ResolveError> {
-    let sdk = chain::sts_config(plan.sts_region()).await;
-    chain::assume_chain(&sdk, &plan.hops, base, SystemTime::now()).await
+/// Runs the whole chain of `plan` from `base` against `edge`'s STS.
+async fn run_chain(
+    edge: &AwsEdge,
+    plan: &Plan,
+    base: Credentials,
+) -> Result<Credentials, ResolveError> {
+    let sts = resolve::Clients::new(edge.clone())
+        .sts(plan.sts_region())
+        .await;
+    chain::assume_chain(&sts, &plan.hops, base, SystemTime::now()).await
+}
+
+/// The edge `vars` describe for `home`, without a proxy (the runner's own is not wanted here).
+fn edge_from(home: &TestEnv, vars: &[(&str, String)]) -> AwsEdge {
+    let mut edge = AwsEdge::from_env(&Env {
+        home: home.home().to_owned(),
+        vars: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    });
+    edge.proxy = Proxy::Direct;
+    edge
 }
 
 /// `t` to the second (the STS XML carries whole seconds).
@@ -140,10 +139,10 @@ fn secs(t: SystemTime) -> u64 {
 #[test]
 fn static_chain_against_the_fake_signs_each_hop_with_the_previous_credentials() {
     let fake = FakeAws::new();
-    let _env = SdkEnv::new(&fake.url());
+    let env = SdkEnv::new(&fake.url());
     let plan = static_plan();
     let base = static_base(&plan);
-    let got = block_on(run_chain(&plan, base)).unwrap();
+    let got = block_on(run_chain(&env.edge, &plan, base)).unwrap();
 
     let calls = fake.assume_role_calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
@@ -213,11 +212,11 @@ fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
     let got = block_on(async {
         let now = SystemTime::now();
         let token = resolve::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
-        let client = resolve::Clients::default().sso(&sso.sso_region).await;
+        let client = env.clients().sso(&sso.sso_region).await;
         let base = resolve::sso_role_credentials(&client, &sso, &token)
             .await
             .unwrap();
-        run_chain(&plan, base).await
+        run_chain(&env.edge, &plan, base).await
     })
     .unwrap();
 
@@ -258,11 +257,11 @@ fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
 /// AssumeRole requests reached the fake.
 fn chain_error_with(fault: Fault) -> (ResolveError, usize) {
     let fake = FakeAws::new();
-    let _env = SdkEnv::new(&fake.url());
+    let env = SdkEnv::new(&fake.url());
     fake.fail_next(Route::AssumeRole, 1, fault);
     let plan = static_plan();
     let base = static_base(&plan);
-    let err = block_on(run_chain(&plan, base)).unwrap_err();
+    let err = block_on(run_chain(&env.edge, &plan, base)).unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(STATIC_SECRET), "{shown}");
     (err, fake.count("AssumeRole"))
@@ -340,11 +339,11 @@ fn server_errors_and_resets_are_transient() {
 #[test]
 fn expired_source_credentials_are_not_sent() {
     let fake = FakeAws::new();
-    let _env = SdkEnv::new(&fake.url());
+    let env = SdkEnv::new(&fake.url());
     let plan = static_plan();
     let mut base = static_base(&plan);
     base.expiration = Some(SystemTime::now() - Duration::from_secs(1));
-    let err = block_on(run_chain(&plan, base)).unwrap_err();
+    let err = block_on(run_chain(&env.edge, &plan, base)).unwrap_err();
     assert!(
         matches!(&err, ResolveError::Refused { code, .. } if code == "ExpiredToken"),
         "{err:?}"
@@ -364,8 +363,8 @@ fn moto(test: &str) -> Option<MotoServer> {
 
 /// Who moto says `creds` are (GetCallerIdentity), e.g.
 /// `arn:aws:sts::333333333333:assumed-role/B/credsync-b`.
-async fn moto_caller_arn(creds: &Credentials) -> String {
-    let sdk = chain::sts_config("us-east-1").await;
+async fn moto_caller_arn(moto: &AwsEdge, creds: &Credentials) -> String {
+    let sts = resolve::Clients::new(moto.clone()).sts("us-east-1").await;
     let signing = aws_sdk_sts::config::Credentials::new(
         s(&creds.access_key_id),
         s(&creds.secret_access_key),
@@ -373,11 +372,8 @@ async fn moto_caller_arn(creds: &Credentials) -> String {
         None,
         "test",
     );
-    let client = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&sdk)
-            .credentials_provider(signing)
-            .build(),
-    );
+    let client =
+        aws_sdk_sts::Client::from_conf(sts.to_builder().credentials_provider(signing).build());
     let out = client.get_caller_identity().send().await.unwrap();
     out.arn().unwrap().to_owned()
 }
@@ -398,12 +394,12 @@ fn static_chain_against_moto() {
     let Some(moto) = moto("static_chain_against_moto") else {
         return;
     };
-    let _env = SdkEnv::new(&moto.url());
+    let env = SdkEnv::new(&moto.url());
     let plan = static_plan();
     let base = static_base(&plan);
     let (got, caller) = block_on(async {
-        let got = run_chain(&plan, base).await.unwrap();
-        let caller = moto_caller_arn(&got).await;
+        let got = run_chain(&env.edge, &plan, base).await.unwrap();
+        let caller = moto_caller_arn(&env.edge, &got).await;
         (got, caller)
     });
     assert_valid_looking(&got);
@@ -435,20 +431,22 @@ fn sso_chain_against_moto() {
     let (got, caller_a, caller_b) = block_on(async {
         let now = SystemTime::now();
         let token = resolve::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
-        let client = resolve::Clients::default().sso(&sso.sso_region).await;
+        let client = env.clients().sso(&sso.sso_region).await;
         let base = resolve::sso_role_credentials(&client, &sso, &token)
             .await
             .unwrap();
-        env.endpoint(&moto.url());
-        let sdk = chain::sts_config(plan.sts_region()).await;
-        let a = chain::assume_role(&sdk, &plan.hops[0], &base, now)
+        let moto = AwsEdge::only(&moto.url());
+        let sts = resolve::Clients::new(moto.clone())
+            .sts(plan.sts_region())
+            .await;
+        let a = chain::assume_role(&sts, &plan.hops[0], &base, now)
             .await
             .unwrap();
-        let b = chain::assume_role(&sdk, &plan.hops[1], &a, now)
+        let b = chain::assume_role(&sts, &plan.hops[1], &a, now)
             .await
             .unwrap();
-        let caller_a = moto_caller_arn(&a).await;
-        let caller_b = moto_caller_arn(&b).await;
+        let caller_a = moto_caller_arn(&moto, &a).await;
+        let caller_b = moto_caller_arn(&moto, &b).await;
         (b, caller_a, caller_b)
     });
     assert_eq!(fake.count("GetRoleCredentials"), 1);
@@ -552,4 +550,36 @@ fn plans_make_the_same_hops_as_botocore() {
             }
         }
     }
+}
+
+#[test]
+fn sts_endpoint_comes_from_the_environment_else_the_aws_config_files_services() {
+    let from_file = FakeAws::new();
+    let from_env = FakeAws::new();
+    let home = TestEnv::new();
+    home.write_aws_config(&format!(
+        "[default]\nservices = local\n\n[services local]\nsts =\n  endpoint_url = {}\n",
+        from_file.url()
+    ));
+    let plan = static_plan();
+    let base = static_base(&plan);
+    // No endpoint variable: the `services` section of the default profile.
+    let edge = edge_from(&home, &[]);
+    block_on(run_chain(&edge, &plan, base.clone())).unwrap();
+    assert_eq!(from_file.count("AssumeRole"), 2);
+    // AWS_ENDPOINT_URL_STS, and AWS_ENDPOINT_URL, win over the file.
+    for var in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"] {
+        let edge = edge_from(&home, &[(var, from_env.url())]);
+        block_on(run_chain(&edge, &plan, base.clone())).unwrap();
+    }
+    assert_eq!(from_env.count("AssumeRole"), 4);
+    assert_eq!(from_file.count("AssumeRole"), 2);
+    // The profile AWS_PROFILE names is the one whose keys apply.
+    home.write_aws_config(&format!(
+        "[default]\n\n[profile work]\nendpoint_url = {}\n",
+        from_file.url()
+    ));
+    let edge = edge_from(&home, &[("AWS_PROFILE", "work".to_owned())]);
+    block_on(run_chain(&edge, &plan, base)).unwrap();
+    assert_eq!(from_file.count("AssumeRole"), 4);
 }

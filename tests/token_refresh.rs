@@ -2,18 +2,16 @@
 //! is written back to the token cache, how each failure is classified, and botocore's own SSO
 //! token loader and provider reading the refreshed file (issue 3).
 //!
-//! The SDK client reads `AWS_ENDPOINT_URL` from the process environment, so every test here
-//! takes `ENV_LOCK`, sets the variables, then builds its client; each test runs its own
-//! current-thread runtime.
+//! Each test has its own fake, reached through an `AwsEdge` of its own (the process
+//! environment is left alone), and runs its own current-thread runtime.
 
 mod support;
 
 use std::fs;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use credsync::resolve::ResolveError;
+use credsync::resolve::{AwsEdge, Clients, ResolveError};
 use credsync::secret::ExposeSecret;
 use credsync::sso_cache::{self, CachedToken};
 use credsync::token;
@@ -29,21 +27,17 @@ const CLIENT_SECRET: &str = "fake-client-secret-0";
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-static ENV_LOCK: Mutex<()> = Mutex::new(());
-
-/// One test's world: the fake, a temp HOME, and the process environment pointed at them for
-/// as long as the guard lives.
+/// One test's world: the fake, a temp HOME, and an AWS edge that reaches nothing but the fake.
 struct World {
     fake: FakeAws,
     env: TestEnv,
-    _guard: MutexGuard<'static, ()>,
+    edge: AwsEdge,
 }
 
 impl World {
     /// A fake that accepts `REFRESH` for `CLIENT_ID`, and a HOME with an AWS config for
     /// profile `dev` in sso-session `corp` (no token cache file yet).
     fn new() -> World {
-        let guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let fake = FakeAws::new();
         let env = TestEnv::with_fake(&fake);
         env.write_aws_config(&format!(
@@ -51,24 +45,9 @@ impl World {
              sso_role_name = Dev\nregion = us-east-1\n\n\
              [sso-session {SESSION}]\nsso_start_url = {FAKE_START_URL}\nsso_region = us-east-1\n"
         ));
-        // SAFETY: every test in this file holds ENV_LOCK while it touches or reads the
-        // environment (the SDK reads it when the client is built), and the tests spawn no
-        // other threads that read it.
-        unsafe {
-            std::env::set_var("AWS_ENDPOINT_URL", fake.url());
-            std::env::set_var("NO_PROXY", "127.0.0.1,localhost");
-            std::env::set_var("no_proxy", "127.0.0.1,localhost");
-            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-            std::env::set_var("AWS_CONFIG_FILE", env.aws_config_path());
-            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", env.credentials_path());
-            std::env::remove_var("AWS_PROFILE");
-        }
+        let edge = AwsEdge::only(&fake.url());
         fake.add_refresh_token(REFRESH, CLIENT_ID);
-        World {
-            fake,
-            env,
-            _guard: guard,
-        }
+        World { fake, env, edge }
     }
 
     /// Writes `json` as the cache file of sso-session `corp` and returns it parsed.
@@ -100,7 +79,7 @@ impl World {
     /// `refresh_and_store` at the real "now", on a fresh runtime and client.
     fn refresh_and_store(&self, t: &CachedToken) -> Result<CachedToken, ResolveError> {
         block_on(async {
-            let client = token::oidc_client("us-east-1").await;
+            let client = Clients::new(self.edge.clone()).oidc("us-east-1").await;
             token::refresh_and_store(
                 &client,
                 &self.env.sso_cache_dir(),

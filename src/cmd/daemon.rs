@@ -17,7 +17,7 @@ use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
 pub fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
-    let cfg = match super::load_config(config) {
+    let (cfg, edge) = match super::load_config_and_edge(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -47,7 +47,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock)) {
+    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), edge) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use credsync::config::{self, Config, Env};
+use credsync::resolve::AwsEdge;
 
 /// Everything fresh / done.
 pub const EXIT_OK: u8 = 0;
@@ -33,6 +34,17 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
         eprintln!("credsync: {e}");
         ExitCode::from(EXIT_USAGE)
     })
+}
+
+/// [`load_config`], and the AWS edge from the same reading of the environment: what the
+/// commands that call AWS (`sync`, `daemon`) start from.
+pub fn load_config_and_edge(explicit: Option<&Path>) -> Result<(Config, AwsEdge), ExitCode> {
+    let env = Env::from_process();
+    let cfg = config::load(explicit, &env).map_err(|e| {
+        eprintln!("credsync: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    Ok((cfg, AwsEdge::from_env(&env)))
 }
 
 /// Loads the config for a command that only needs the socket path: when the file does not

@@ -17,11 +17,11 @@ const ATTEMPTS: u32 = 3;
 
 pub fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
-    let cfg = match super::load_config(config) {
+    let (cfg, edge) = match super::load_config_and_edge(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock)) {
+    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), edge) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");

@@ -489,35 +489,22 @@ impl Drop for Daemon {
     }
 }
 
-/// An in-process refresh engine for `env`'s HOME, configured by `config_toml`, talking to
-/// `fake`. The SDK takes its endpoint from the process environment, so this sets
-/// `AWS_ENDPOINT_URL` (and `NO_PROXY`, `AWS_EC2_METADATA_DISABLED`) in this process: only for
-/// test binaries with a single test, where nothing else reads the environment meanwhile.
+/// An in-process refresh engine for `env`'s HOME, configured by `config_toml`, that reaches
+/// nothing but `fake` (every AWS service at its URL, no proxy, no user AWS files).
 pub fn in_process_engine(
     env: &TestEnv,
     fake: &FakeAws,
     config_toml: &str,
     clock: std::sync::Arc<dyn credsync::schedule::Clock>,
 ) -> credsync::engine::Engine {
-    let vars = [
-        ("AWS_ENDPOINT_URL", fake.url()),
-        ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    for (k, v) in &vars {
-        // SAFETY: callers are single-test binaries; no other thread reads the environment now.
-        unsafe { std::env::set_var(k, v) };
-    }
     let cfg_env = credsync::config::Env {
         home: env.home().to_owned(),
-        vars: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        vars: Default::default(),
     };
     let cfg = credsync::config::parse(config_toml, &env.config_toml_path(), &cfg_env)
         .expect("test config parses");
-    credsync::engine::Engine::new(cfg, clock).expect("engine")
+    credsync::engine::Engine::new(cfg, clock, credsync::resolve::AwsEdge::only(&fake.url()))
+        .expect("engine")
 }
 
 /// The fenced code blocks of a Markdown text, in order: (info string, body).

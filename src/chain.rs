@@ -40,7 +40,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 
 use crate::aws_profile::{AwsConfig, Profile, ProfileError, SsoProfile};
-use crate::resolve::{AwsEdge, ResolveError};
+use crate::resolve::{AwsEdge, Reading, ResolveError};
 use crate::secret::{Credentials, ExposeSecret, SecretString};
 use crate::state::Kind;
 
@@ -679,47 +679,28 @@ fn classify_sts_error(
     hop: &RoleHop,
     source: &Credentials,
 ) -> ResolveError {
-    let ctx = match err {
-        SdkError::ServiceError(ctx) => ctx,
-        other => return crate::resolve::transient(STS, &other),
-    };
-    let retry_after = crate::resolve::retry_after(ctx.raw().headers().get("retry-after"));
-    let status = ctx.raw().status().as_u16();
-    let e = ctx.into_err();
-    let code = e.code().unwrap_or("unknown").to_owned();
-    // SignatureDoesNotMatch messages can quote the canonical request (with the session token);
-    // any other message is scrubbed of the source's secrets all the same.
-    let message = if code == "SignatureDoesNotMatch" {
-        String::from("the request signature did not match: check the source profile's secret key")
-    } else {
-        scrub(e.message().unwrap_or(""), source)
-    };
-    let message = format!(
-        "assuming {} (profile {:?}): {message}",
-        hop.role_arn, hop.profile
-    );
-    if e.is_expired_token_exception() || AUTH_CODES.contains(&code.as_str()) {
-        return ResolveError::Refused {
-            service: STS,
-            code,
-            message,
+    crate::resolve::classify(STS, err, |e, code, _status| {
+        // SignatureDoesNotMatch messages can quote the canonical request (with the session
+        // token); any other message is scrubbed of the source's secrets all the same.
+        let message = if code == "SignatureDoesNotMatch" {
+            String::from(
+                "the request signature did not match: check the source profile's secret key",
+            )
+        } else {
+            scrub(e.message().unwrap_or(""), source)
         };
-    }
-    if THROTTLE_CODES.contains(&code.as_str()) {
-        return ResolveError::Throttled {
-            service: STS,
-            code,
-            retry_after,
-        };
-    }
-    if let Some(e) = crate::resolve::by_status(STS, status, &code, retry_after) {
-        return e;
-    }
-    ResolveError::Refused {
-        service: STS,
-        code,
-        message,
-    }
+        let message = format!(
+            "assuming {} (profile {:?}): {message}",
+            hop.role_arn, hop.profile
+        );
+        if e.is_expired_token_exception() || AUTH_CODES.contains(&code) {
+            Reading::Refused(message)
+        } else if THROTTLE_CODES.contains(&code) {
+            Reading::Throttled
+        } else {
+            Reading::ByStatus(message)
+        }
+    })
 }
 
 /// `message` with the source's key id, secret and token replaced, cut to 300 characters.

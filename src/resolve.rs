@@ -435,39 +435,89 @@ pub async fn sso_role_credentials(
 }
 
 fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) -> ResolveError {
-    const SERVICE: &str = "SSO portal";
-    let SdkError::ServiceError(ctx) = err else {
-        return transient(SERVICE, &err);
-    };
-    let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
-    let status = ctx.raw().status().as_u16();
-    let e = ctx.into_err();
-    let code = e.code().unwrap_or("unknown").to_owned();
-    match e {
-        GetRoleCredentialsError::UnauthorizedException(_) => ResolveError::LoginRequired {
+    classify("SSO portal", err, |e, code, _status| match e {
+        GetRoleCredentialsError::UnauthorizedException(_) => Reading::LoginRequired {
             reason: format!("the SSO portal refused the cached token ({code})"),
             login_command: sso.login_command(),
         },
-        GetRoleCredentialsError::TooManyRequestsException(_) => ResolveError::Throttled {
-            service: SERVICE,
-            code,
-            retry_after,
-        },
-        e => by_status(SERVICE, status, &code, retry_after).unwrap_or_else(|| {
+        GetRoleCredentialsError::TooManyRequestsException(_) => Reading::Throttled,
+        e => {
             let message = e.message().unwrap_or("").to_owned();
-            let message = match e {
+            Reading::ByStatus(match e {
                 GetRoleCredentialsError::ResourceNotFoundException(_) => format!(
                     "no role {:?} in account {} for this SSO user ({message})",
                     sso.role_name, sso.account_id
                 ),
                 _ => message,
-            };
-            ResolveError::Refused {
-                service: SERVICE,
+            })
+        }
+    })
+}
+
+/// How one service reads one of its own error answers (see [`classify`]).
+pub enum Reading {
+    /// The session is over: [`ResolveError::LoginRequired`].
+    LoginRequired {
+        reason: String,
+        login_command: String,
+    },
+    /// [`ResolveError::Throttled`], with the answer's code and `Retry-After`.
+    Throttled,
+    /// A server error: [`ResolveError::Transient`] saying `HTTP <status> <code>`.
+    ServerError,
+    /// [`ResolveError::Refused`] with this message, whatever the HTTP status.
+    Refused(String),
+    /// Told by the HTTP status ([`by_status`]: 429, 5xx, a cut-short 2xx); any other status is
+    /// [`ResolveError::Refused`] with this message.
+    ByStatus(String),
+}
+
+/// The one classifier of AWS failures (SSO portal, SSO-OIDC, STS alike): a failure without an
+/// answer is [`transient`]; an error answer is read by `read` (the service's own rule, given
+/// the error, its code — `unknown` when it has none — and the HTTP status), with the
+/// `Retry-After` header carried into throttling and server errors.
+pub fn classify<E: ProvideErrorMetadata>(
+    service: &'static str,
+    err: SdkError<E>,
+    read: impl FnOnce(&E, &str, u16) -> Reading,
+) -> ResolveError {
+    let SdkError::ServiceError(ctx) = err else {
+        return transient(service, &err);
+    };
+    let retry_after = retry_after(ctx.raw().headers().get("retry-after"));
+    let status = ctx.raw().status().as_u16();
+    let e = ctx.into_err();
+    let code = e.code().unwrap_or("unknown").to_owned();
+    match read(&e, &code, status) {
+        Reading::LoginRequired {
+            reason,
+            login_command,
+        } => ResolveError::LoginRequired {
+            reason,
+            login_command,
+        },
+        Reading::Throttled => ResolveError::Throttled {
+            service,
+            code,
+            retry_after,
+        },
+        Reading::ServerError => ResolveError::Transient {
+            service,
+            message: format!("HTTP {status} {code}"),
+            retry_after,
+        },
+        Reading::Refused(message) => ResolveError::Refused {
+            service,
+            code,
+            message,
+        },
+        Reading::ByStatus(message) => {
+            by_status(service, status, &code, retry_after).unwrap_or(ResolveError::Refused {
+                service,
                 code,
                 message,
-            }
-        }),
+            })
+        }
     }
 }
 

@@ -15,10 +15,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ssooidc::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::{CreateTokenError, CreateTokenOutput};
 
-use crate::resolve::{self, ResolveError};
+use crate::resolve::{self, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::{self, CachedToken};
 use crate::timefmt;
@@ -250,41 +250,20 @@ pub async fn refresh_and_store(
 }
 
 fn classify_oidc_error(err: SdkError<CreateTokenError>, login_command: &str) -> ResolveError {
-    let SdkError::ServiceError(ctx) = err else {
-        return resolve::transient(SERVICE, &err);
-    };
-    let retry_after = resolve::retry_after(ctx.raw().headers().get("retry-after"));
-    let status = ctx.raw().status().as_u16();
-    let e = ctx.into_err();
-    let code = e.code().unwrap_or("unknown").to_owned();
-    match e {
+    resolve::classify(SERVICE, err, |e, code, status| match e {
         CreateTokenError::InvalidGrantException(_)
         | CreateTokenError::ExpiredTokenException(_)
         | CreateTokenError::InvalidClientException(_)
         | CreateTokenError::UnauthorizedClientException(_)
-        | CreateTokenError::AccessDeniedException(_) => ResolveError::LoginRequired {
+        | CreateTokenError::AccessDeniedException(_) => Reading::LoginRequired {
             reason: format!("SSO-OIDC refused to refresh the SSO token ({code})"),
             login_command: login_command.to_owned(),
         },
-        CreateTokenError::SlowDownException(_) => ResolveError::Throttled {
-            service: SERVICE,
-            code,
-            retry_after,
-        },
-        CreateTokenError::InternalServerException(_) => ResolveError::Transient {
-            service: SERVICE,
-            message: format!("HTTP {status} {code}"),
-            retry_after,
-        },
+        CreateTokenError::SlowDownException(_) => Reading::Throttled,
+        CreateTokenError::InternalServerException(_) => Reading::ServerError,
         // The server's description is not quoted: only its code and status.
-        _ => resolve::by_status(SERVICE, status, &code, retry_after).unwrap_or_else(|| {
-            ResolveError::Refused {
-                service: SERVICE,
-                code,
-                message: format!("CreateToken failed with HTTP {status}"),
-            }
-        }),
-    }
+        _ => Reading::ByStatus(format!("CreateToken failed with HTTP {status}")),
+    })
 }
 
 #[cfg(test)]

@@ -186,8 +186,9 @@ fn profile_decided_by_env(cfg: &Config, env: &Env) -> bool {
 impl ServiceSpec {
     /// What a package's unit runs: `exe daemon`, the default config, no environment of an
     /// installing shell, and the sandbox without the file-system view: that view needs a user
-    /// namespace, which some machines refuse (status=226/NAMESPACE), and where `service
-    /// install` then rewrites its own unit without it, nothing can rewrite a packaged one.
+    /// namespace, which some kernels refuse (the unit then fails with status=217/USER or
+    /// 226/NAMESPACE), and where `service install` then rewrites its own unit without it,
+    /// nothing can rewrite a packaged one.
     pub fn packaged(exe: PathBuf) -> ServiceSpec {
         ServiceSpec {
             exe,

@@ -27,7 +27,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::write::WriteMode;
+/// How a file is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// Temp file in the same directory, fsync, rename over the target, fsync the directory.
+    #[default]
+    Atomic,
+    /// Rewrite the same inode under an advisory lock (for single-file bind mounts).
+    InPlace,
+}
 
 /// The process environment as config resolution sees it (injected, so tests need no real env).
 #[derive(Debug, Clone, Default)]

@@ -308,7 +308,7 @@ impl Engine {
                 };
                 let creds = match (creds, sts) {
                     (Ok(c), Some(sdk)) => {
-                        chain::assume_chain(&sdk, &plan.hops, c, clock.now()).await
+                        crate::sts::assume_chain(&sdk, &plan.hops, c, clock.now()).await
                     }
                     (other, _) => other,
                 };

@@ -15,6 +15,7 @@ pub mod secret;
 pub mod service;
 pub mod sso_cache;
 pub mod state;
+pub mod sts;
 pub mod timefmt;
 pub mod token;
 pub mod uidmap;

@@ -43,15 +43,8 @@ pub struct Effective {
     pub aws_config_file: String,
 }
 
-/// How a profile gets its credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Sso,
-    AssumeRole,
-    Static,
-    Unknown,
-}
+/// How a profile gets its credentials (what the planner decides, so defined there).
+pub use crate::chain::Kind;
 
 /// Where a profile stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

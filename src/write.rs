@@ -43,16 +43,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// How a file is replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WriteMode {
-    /// Temp file in the same directory, fsync, rename over the target, fsync the directory.
-    #[default]
-    Atomic,
-    /// Rewrite the same inode under an advisory lock (for single-file bind mounts).
-    InPlace,
-}
+/// How a file is replaced (a setting of credsync's config, so defined there).
+pub use crate::config::WriteMode;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {

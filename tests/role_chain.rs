@@ -17,6 +17,7 @@ use credsync::config::Env;
 use credsync::resolve::{self, AwsEdge, Proxy, ResolveError};
 use credsync::secret::{Credentials, ExposeSecret};
 use credsync::state::Kind;
+use credsync::sts;
 
 use support::python::{self, MotoServer};
 use support::{FakeAws, Fault, Route, TestEnv};
@@ -115,7 +116,7 @@ async fn run_chain(
     let sts = resolve::Clients::new(edge.clone())
         .sts(plan.sts_region())
         .await;
-    chain::assume_chain(&sts, &plan.hops, base, SystemTime::now()).await
+    sts::assume_chain(&sts, &plan.hops, base, SystemTime::now()).await
 }
 
 /// The edge `vars` describe for `home`, without a proxy (the runner's own is not wanted here).
@@ -439,10 +440,10 @@ fn sso_chain_against_moto() {
         let sts = resolve::Clients::new(moto.clone())
             .sts(plan.sts_region())
             .await;
-        let a = chain::assume_role(&sts, &plan.hops[0], &base, now)
+        let a = sts::assume_role(&sts, &plan.hops[0], &base, now)
             .await
             .unwrap();
-        let b = chain::assume_role(&sts, &plan.hops[1], &a, now)
+        let b = sts::assume_role(&sts, &plan.hops[1], &a, now)
             .await
             .unwrap();
         let caller_a = moto_caller_arn(&moto, &a).await;

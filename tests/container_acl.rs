@@ -13,11 +13,11 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use credsync::view::{self, TAG_USER};
+use support::TestEnv;
 use support::fake_aws::FakeAws;
-use support::{TestEnv, botocore_token_json};
 
 const ACCOUNT: &str = "000000100000";
 const UID: u32 = 50000;
@@ -35,15 +35,7 @@ fn setup(fake: &FakeAws) -> TestEnv {
          [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
          region = eu-west-1\n",
     );
-    fake.add_token("tok-corp");
-    env.write_token_cache(
-        "corp",
-        &botocore_token_json(
-            "tok-corp",
-            SystemTime::now() + Duration::from_secs(8 * 3600),
-            None,
-        ),
-    );
+    env.sign_in(&fake, "corp", "tok-corp");
     env.write_credentials(PERSONAL);
     // As users have them: the file 0600, ~/.aws closed to others. Only ACLs let anyone in.
     use std::os::unix::fs::PermissionsExt;

@@ -20,11 +20,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use support::TestEnv;
 use support::docker::Docker;
 use support::fake_aws::FakeAws;
-use support::{TestEnv, botocore_token_json};
 
 const ACCOUNT: &str = "000000100000";
 /// Inside botocore's 15-minute advisory window: every `get_frozen_credentials` runs
@@ -144,16 +144,8 @@ fn setup(fake: &FakeAws, compose: &str, dotenv: &str, dockerfile: &str) -> (Test
          [profile dev-admin]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
          region = eu-west-1\n",
     );
-    fake.add_token("tok-corp");
     fake.set_credential_lifetime(LIFETIME);
-    env.write_token_cache(
-        "corp",
-        &botocore_token_json(
-            "tok-corp",
-            SystemTime::now() + Duration::from_secs(8 * 3600),
-            None,
-        ),
-    );
+    env.sign_in(&fake, "corp", "tok-corp");
     env.write_credentials(PERSONAL);
     fs::set_permissions(env.credentials_path(), fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(env.aws_dir(), fs::Permissions::from_mode(0o700)).unwrap();

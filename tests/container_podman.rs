@@ -14,11 +14,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use support::fake_aws::FakeAws;
 use support::python::in_ci;
-use support::{TestEnv, botocore_token_json, credsync_bin};
+use support::{TestEnv, credsync_bin};
 
 const ACCOUNT: &str = "000000100000";
 const LIFETIME: Duration = Duration::from_secs(14 * 60);
@@ -224,16 +224,8 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
          [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
          region = eu-west-1\n",
     );
-    fake.add_token("tok-corp");
     fake.set_credential_lifetime(LIFETIME);
-    env.write_token_cache(
-        "corp",
-        &botocore_token_json(
-            "tok-corp",
-            SystemTime::now() + Duration::from_secs(8 * 3600),
-            None,
-        ),
-    );
+    env.sign_in(&fake, "corp", "tok-corp");
     env.write_credentials("");
     // Astro CLI set to Podman: credsync detects rootless Podman from it.
     env.write_file(".astro/config.yaml", "container:\n  binary: podman\n");

@@ -13,11 +13,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use support::TestEnv;
 use support::fake_aws::FakeAws;
 use support::python::{python, python_command, skip};
-use support::{TestEnv, botocore_token_json};
 
 const ACCOUNT: &str = "000000100000";
 /// Inside botocore's 15-minute advisory window: every `get_frozen_credentials` re-runs
@@ -40,16 +40,8 @@ fn setup(fake: &FakeAws, extra: &str) -> TestEnv {
     env.write_config_toml(&format!(
         "[[profiles]]\nsource = \"dev-sso\"\ntarget = \"dev\"\n\n{extra}"
     ));
-    fake.add_token("tok-corp");
     fake.set_credential_lifetime(LIFETIME);
-    env.write_token_cache(
-        "corp",
-        &botocore_token_json(
-            "tok-corp",
-            SystemTime::now() + Duration::from_secs(8 * 3600),
-            None,
-        ),
-    );
+    env.sign_in(&fake, "corp", "tok-corp");
     env
 }
 

@@ -11,12 +11,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use credsync::config::{self, ConfigError, Env};
+use support::TestEnv;
 use support::fake_aws::FakeAws;
 use support::python::{botocore_read_credentials, python, run_python_ok, skip};
-use support::{TestEnv, botocore_token_json};
 
 /// For each environment on stdin (a JSON list), the path botocore's own loader opens for the
 /// config and the credentials file: `raw_config_parse` expands the value and reports the
@@ -236,15 +235,7 @@ fn sync_writes_where_botocore_reads_with_unexpanded_values() {
          [profile dev]\nsso_session = corp\nsso_account_id = 111111111111\nsso_role_name = Dev\n",
     );
     env.write_config_toml("[[profiles]]\nsource = \"dev\"\ntarget = \"dev-keys\"\n");
-    fake.add_token("tok-corp");
-    env.write_token_cache(
-        "corp",
-        &botocore_token_json(
-            "tok-corp",
-            SystemTime::now() + Duration::from_secs(8 * 3600),
-            None,
-        ),
-    );
+    env.sign_in(&fake, "corp", "tok-corp");
     let vars = [
         ("AWS_CONFIG_FILE", "~/alt/config"),
         ("AWS_SHARED_CREDENTIALS_FILE", "${HOME}/alt/credentials"),

@@ -250,6 +250,20 @@ impl TestEnv {
         fs::read_to_string(self.credentials_path()).unwrap_or_default()
     }
 
+    /// The sso-session `session` signed in, as `aws sso login` leaves it: `fake` accepts
+    /// `token`, and the token cache holds it, valid for 8 hours, with no refresh token.
+    pub fn sign_in(&self, fake: &FakeAws, session: &str, token: &str) -> PathBuf {
+        fake.add_token(token);
+        self.write_token_cache(
+            session,
+            &botocore_token_json(
+                token,
+                SystemTime::now() + Duration::from_secs(8 * 3600),
+                None,
+            ),
+        )
+    }
+
     /// Writes the token cache file for an sso-session name (or legacy start URL).
     pub fn write_token_cache(&self, key: &str, json: &str) -> PathBuf {
         write(&self.token_cache_path(key), json)

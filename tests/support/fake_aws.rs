@@ -1116,8 +1116,11 @@ fn write_response(w: &mut TcpStream, resp: &Response, close: bool) -> io::Result
     } else {
         "Connection: keep-alive\r\n\r\n"
     });
-    w.write_all(head.as_bytes())?;
-    w.write_all(&resp.body)?;
+    // One write, as an HTTP server's buffered writer does: a head and a body sent apart would
+    // meet Nagle's algorithm and the client's delayed ACK (40 ms per keep-alive response).
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    w.write_all(&bytes)?;
     w.flush()
 }
 

@@ -1,4 +1,4 @@
-//! Whole-process benches of issue 7: the real `credsync` binary (built with the bench profile,
+//! Whole-process benches: the real `credsync` binary (built with the bench profile,
 //! which is the release profile) against the fake AWS of tests/support, in a temp HOME.
 //!
 //! `cargo bench --bench process -- [SECTION...]` (or `scripts/bench`), sections:

@@ -33,23 +33,7 @@ fn have(tool: &str) -> bool {
 /// Runs `script` in a non-interactive bash whose PATH finds the credsync under test first, in
 /// the test's HOME and environment.
 fn bash(env: &TestEnv, script: &str) -> Output {
-    let bin_dir = support::credsync_bin()
-        .parent()
-        .expect("the binary has a directory")
-        .to_owned();
-    let template = env.cmd(Vec::<&str>::new());
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(script)
-        .env_clear()
-        .current_dir(env.home());
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()));
-    cmd.output().expect("run bash")
+    shell("bash", env, script)
 }
 
 /// What bash's completion function offers for the words typed (the last one being completed),
@@ -171,7 +155,8 @@ fn refresh_completion_offers_aws_profile_without_a_config_file() {
     assert!(complete(&env, &["credsync", "refresh", "x"]).is_empty());
 }
 
-/// Runs `script` with `shell -c` like [`bash`] does.
+/// Runs `script` with `shell -c`, with PATH finding the credsync under test first, in the
+/// test's HOME and environment.
 fn shell(shell: &str, env: &TestEnv, script: &str) -> Output {
     let bin_dir = support::credsync_bin()
         .parent()

@@ -51,23 +51,11 @@ fn config(env: &TestEnv, container: &str) {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::output_text(o)
 }
 
 fn sync(env: &TestEnv, fake: &FakeAws) -> String {
-    let out = env.run(["sync"]);
-    assert!(
-        out.status.success(),
-        "credsync sync failed:\n{}",
-        text(&out)
-    );
-    fake.last_credentials(ACCOUNT, "Dev")
-        .expect("the fake served credentials")
-        .access_key_id
+    env.sync_served_key(fake, ACCOUNT)
 }
 
 /// The permission bits of the named-user entry for `uid` on `path` (`None`: no entry).

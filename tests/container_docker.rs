@@ -125,11 +125,7 @@ for _ in sys.stdin:
 "#;
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::output_text(o)
 }
 
 /// A HOME with a logged-in `corp` session (`dev-sso` -> target `dev`), the user's own
@@ -158,15 +154,7 @@ fn setup(fake: &FakeAws, compose: &str, dotenv: &str, dockerfile: &str) -> (Test
 }
 
 fn sync(env: &TestEnv, fake: &FakeAws) -> String {
-    let out = env.run(["sync"]);
-    assert!(
-        out.status.success(),
-        "credsync sync failed:\n{}",
-        text(&out)
-    );
-    fake.last_credentials(ACCOUNT, "Dev")
-        .expect("the fake served credentials")
-        .access_key_id
+    env.sync_served_key(fake, ACCOUNT)
 }
 
 /// `credsync doctor --project`: (exit success, output).

@@ -170,11 +170,7 @@ impl Drop for Reader<'_> {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::output_text(o)
 }
 
 /// Runs `credsync ARGS` as the test user, with the environment `TestEnv` gives its commands and

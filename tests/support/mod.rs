@@ -264,6 +264,20 @@ impl TestEnv {
         )
     }
 
+    /// `credsync sync`, which must succeed; returns the access key id the fake last served
+    /// for `account`'s role `Dev` (what `sync` just wrote).
+    pub fn sync_served_key(&self, fake: &FakeAws, account: &str) -> String {
+        let out = self.run(["sync"]);
+        assert!(
+            out.status.success(),
+            "credsync sync failed:\n{}",
+            output_text(&out)
+        );
+        fake.last_credentials(account, "Dev")
+            .expect("the fake served credentials")
+            .access_key_id
+    }
+
     /// Writes the token cache file for an sso-session name (or legacy start URL).
     pub fn write_token_cache(&self, key: &str, json: &str) -> PathBuf {
         write(&self.token_cache_path(key), json)
@@ -546,4 +560,13 @@ pub fn fenced_blocks(md: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// A command's standard output followed by its standard error, as text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

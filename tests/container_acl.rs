@@ -35,7 +35,7 @@ fn setup(fake: &FakeAws) -> TestEnv {
          [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
          region = eu-west-1\n",
     );
-    env.sign_in(&fake, "corp", "tok-corp");
+    env.sign_in(fake, "corp", "tok-corp");
     env.write_credentials(PERSONAL);
     // As users have them: the file 0600, ~/.aws closed to others. Only ACLs let anyone in.
     use std::os::unix::fs::PermissionsExt;

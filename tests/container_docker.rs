@@ -141,7 +141,7 @@ fn setup(fake: &FakeAws, compose: &str, dotenv: &str, dockerfile: &str) -> (Test
          region = eu-west-1\n",
     );
     fake.set_credential_lifetime(LIFETIME);
-    env.sign_in(&fake, "corp", "tok-corp");
+    env.sign_in(fake, "corp", "tok-corp");
     env.write_credentials(PERSONAL);
     fs::set_permissions(env.credentials_path(), fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(env.aws_dir(), fs::Permissions::from_mode(0o700)).unwrap();

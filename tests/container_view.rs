@@ -41,7 +41,7 @@ fn setup(fake: &FakeAws, extra: &str) -> TestEnv {
         "[[profiles]]\nsource = \"dev-sso\"\ntarget = \"dev\"\n\n{extra}"
     ));
     fake.set_credential_lifetime(LIFETIME);
-    env.sign_in(&fake, "corp", "tok-corp");
+    env.sign_in(fake, "corp", "tok-corp");
     env
 }
 

@@ -25,7 +25,8 @@
 //!   with role credentials, SSO ones included) at one hour: STS refuses more.
 //!
 //! Credentials sections credsync itself manages must be left out of the credentials map given to
-//! [`plan`] (see `ini_edit::managed_names`): otherwise they are static keys, as botocore sees them.
+//! [`plan`] (`ini_edit::source_credentials` gives that map): otherwise they are static keys, as
+//! botocore sees them.
 //!
 //! The STS calls that carry a plan out live in `sts`.
 
@@ -197,13 +198,6 @@ pub enum ChainError {
     },
 }
 
-impl ChainError {
-    /// Whether the profile needs a person each time (MFA): status can show "needs MFA".
-    pub fn needs_mfa(&self) -> bool {
-        matches!(self, ChainError::MfaRequired { .. })
-    }
-}
-
 /// What credsync can refresh, for `ProfileError::Unsupported`.
 const SUPPORTED: &str = "SSO, assume-role (role_arn) and static-keys";
 
@@ -228,19 +222,6 @@ pub fn plan(
     profile: &str,
 ) -> Result<Plan, ChainError> {
     Planner::new(aws, credentials).plan(profile)
-}
-
-/// The credentials file's sections that can be sources of other profiles: all of them except
-/// the ones credsync manages (the map [`plan`] takes). An unparsable file gives none.
-pub fn source_credentials(
-    text: &str,
-    path: &std::path::Path,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, ProfileError> {
-    let mut credentials = crate::aws_profile::parse_credentials(text, path)?;
-    for name in crate::ini_edit::managed_names(text) {
-        credentials.remove(&name);
-    }
-    Ok(credentials)
 }
 
 /// `credsync-<profile>`, with characters STS does not allow in a session name
@@ -857,7 +838,7 @@ aws_access_key_id = AKIACFG\naws_secret_access_key = cfg\n",
         );
         for profile in ["a", "b"] {
             let e = plan_of(&text, b"", profile).unwrap_err();
-            assert!(e.needs_mfa(), "{e:?}");
+            assert!(matches!(e, ChainError::MfaRequired { .. }), "{e:?}");
             assert_eq!(
                 e.to_string(),
                 "/home/u/.aws/config:9: profile \"a\" needs an interactive MFA code (mfa_serial) \

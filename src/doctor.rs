@@ -18,10 +18,11 @@ use std::time::{Duration, SystemTime};
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
 use crate::config::{Config, ConfigError};
-use crate::control::table::humane;
+use crate::ini_edit;
 use crate::service::Platform;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{State, Status};
+use crate::timefmt::humane;
 use crate::uidmap;
 
 /// How a check came out.
@@ -78,6 +79,7 @@ impl Check {
 }
 
 /// The worst level among `checks` (`Ok` when empty).
+#[cfg(test)]
 pub fn worst(checks: &[Check]) -> Level {
     checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
 }
@@ -171,7 +173,7 @@ pub fn check_profiles(
 ) -> Vec<Check> {
     let path = &cfg.aws.credentials_file;
     let mut out = Vec::new();
-    let credentials = match chain::source_credentials(credentials_text, path) {
+    let credentials = match ini_edit::source_credentials(credentials_text, path) {
         Ok(c) => c,
         Err(e) => {
             out.push(Check::fail(
@@ -388,7 +390,7 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
 /// The sections of a credentials file's `text` that hold long-lived IAM user keys
 /// (`aws_access_key_id = AKIA…`) and that credsync does not manage.
 pub fn long_lived_sections(text: &str) -> Vec<String> {
-    let Ok(sections) = chain::source_credentials(text, Path::new("credentials")) else {
+    let Ok(sections) = ini_edit::source_credentials(text, Path::new("credentials")) else {
         return Vec::new();
     };
     sections

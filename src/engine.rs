@@ -785,7 +785,7 @@ fn plan(cfg: &Config, aws: &AwsConfig) -> Vec<Managed> {
     let path = &cfg.aws.credentials_file;
     // Never `fs::read_to_string`: a FIFO at the path would block forever.
     let text = write::read_text_or_empty(path);
-    let credentials = chain::source_credentials(&text, path).unwrap_or_else(|e| {
+    let credentials = ini_edit::source_credentials(&text, path).unwrap_or_else(|e| {
         tracing::warn!("{e}; static keys in it are not used as role sources");
         BTreeMap::new()
     });

@@ -53,7 +53,7 @@
 //! sees a spoiled session token (or, once the keys are removed, a file it refuses); unindented
 //! comments are fine for both.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::time::SystemTime;
 
@@ -172,6 +172,19 @@ pub fn managed_names(text: &str) -> Vec<String> {
         .filter(|s| s.marker.is_some() && seen.insert(s.name))
         .map(|s| s.name.to_owned())
         .collect()
+}
+
+/// The credentials file's sections that can be sources of other profiles (the map
+/// `chain::plan` takes): all of them except the ones credsync manages. `path` is for errors.
+pub fn source_credentials(
+    text: &str,
+    path: &std::path::Path,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, crate::aws_profile::ProfileError> {
+    let mut credentials = crate::aws_profile::parse_credentials(text, path)?;
+    for name in managed_names(text) {
+        credentials.remove(&name);
+    }
+    Ok(credentials)
 }
 
 /// The credentials and expiry written in the managed section `name`, if it is there and whole.

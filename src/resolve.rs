@@ -1,5 +1,6 @@
 //! Resolving one profile to credentials: SSO role credentials through the SSO portal's
-//! GetRoleCredentials, with the token from the cache. (Role chains come with the engine issue.)
+//! GetRoleCredentials, with the token from the cache. Role chains are planned by `chain` and
+//! assumed by `sts`, which build their clients from the same [`AwsEdge`].
 //!
 //! SDK clients are built from the `SdkConfig` that `aws-config` loads, so the SDK's endpoint
 //! variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SSO`, ...) and `endpoint_url` profile keys

@@ -1240,16 +1240,6 @@ pub fn notify_stopping() {
     notify(&[sd_notify::NotifyState::Stopping]);
 }
 
-/// Tells systemd the daemon is reloading (`RELOADING=1`); follow with [`notify_ready`].
-pub fn notify_reloading() {
-    notify(&[sd_notify::NotifyState::Reloading]);
-}
-
-/// A free-form status line shown by `systemctl --user status credsync`.
-pub fn notify_status(status: &str) {
-    notify(&[sd_notify::NotifyState::Status(status)]);
-}
-
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!("cannot notify systemd through NOTIFY_SOCKET: {e}");

@@ -31,7 +31,7 @@ pub fn run(explicit: Option<&Path>) -> ExitCode {
     let creds_path = &defaults.aws.credentials_file;
     let creds_text = credsync::write::read_text_or_empty(creds_path);
     let credentials =
-        credsync::chain::source_credentials(&creds_text, creds_path).unwrap_or_default();
+        credsync::ini_edit::source_credentials(&creds_text, creds_path).unwrap_or_default();
     let text = starting_config(&aws, &credentials);
 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

@@ -4,8 +4,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::state::{Kind, Status};
-// Re-exported because `doctor` still imports it from here; new code uses `timefmt::humane`.
-pub use crate::timefmt::humane;
+use crate::timefmt::humane;
 
 /// The longest last error shown in the table; `--json` has it whole.
 const MAX_ERROR_CHARS: usize = 60;

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use super::Check;
 use super::acl::{self, Perms};
 use super::compose::{self, Mount, Service};
-use super::{Check, Level};
 use crate::aws_profile;
 use crate::config::{Config, Env, expand_like_botocore};
 use crate::ini_edit;
@@ -1069,12 +1069,14 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 /// Whether any check fails (the containers will break).
-pub fn breaks(checks: &[Check]) -> bool {
-    checks.iter().any(|c| c.level == Level::Fail)
+#[cfg(test)]
+fn breaks(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.level == super::Level::Fail)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Level;
     use super::*;
     use crate::config::{self, Env};
     use std::cell::RefCell;

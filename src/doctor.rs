@@ -1018,12 +1018,10 @@ mod tests {
                 effective: None,
             },
             profiles: vec![p1, p2],
-            sso_sessions: vec![SessionStatus {
-                name: "corp".into(),
-                token_expires_at: None,
-                refreshable: false,
-                login_command: "aws sso login --sso-session corp".into(),
-            }],
+            sso_sessions: vec![SessionStatus::new(
+                "corp",
+                "aws sso login --sso-session corp",
+            )],
         };
         let c = check_daemon(Path::new("/s"), &Ok(status));
         assert!(c[0].what.contains("pid 4242") && c[0].what.contains("1 of 2 profiles fresh"));
@@ -1168,12 +1166,8 @@ mod tests {
         profiles[3].last_error = Some(
             "login required: the SSO session ended; run `aws sso login --sso-session ops`".into(),
         );
-        let session = |name: &str| SessionStatus {
-            name: name.into(),
-            token_expires_at: None,
-            refreshable: false,
-            login_command: format!("aws sso login --sso-session {name}"),
-        };
+        let session =
+            |name: &str| SessionStatus::new(name, &format!("aws sso login --sso-session {name}"));
         let mut status = Status {
             version: 1,
             daemon: DaemonInfo {

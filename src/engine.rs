@@ -20,7 +20,8 @@ use crate::schedule::{self, Clock};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{
-    DaemonInfo, Effective, ProfileStatus, STATUS_VERSION, SessionStatus, State, Status,
+    DaemonInfo, Effective, NotRefreshable, ProfileStatus, STATUS_VERSION, SessionStatus, State,
+    Status,
 };
 use crate::token;
 use crate::view;
@@ -67,6 +68,9 @@ pub struct Engine {
     pub removed_targets: Vec<String>,
     /// Per sso-session (cache key): when its token is next due for a refresh.
     sessions: BTreeMap<String, SystemTime>,
+    /// Per sso-session (cache key): the token whose refresh SSO-OIDC refused (by its expiry),
+    /// and when. Not tried again; a new sign-in (another token) ends it.
+    refused: BTreeMap<String, Refusal>,
     clients: Clients,
     /// Where and how AWS is reached (the environment, read once where the program started).
     edge: AwsEdge,
@@ -88,6 +92,7 @@ impl Engine {
             profiles,
             removed_targets: Vec::new(),
             sessions: BTreeMap::new(),
+            refused: BTreeMap::new(),
             clients: Clients::new(edge.clone()),
             edge,
             clock,
@@ -339,7 +344,9 @@ impl Engine {
             Ok(sso_cache::Read::Token(t)) => t,
             _ => return resolve::read_token(&dir, sso, now),
         };
-        let refreshable = sso.session.is_some() && token.can_refresh(now);
+        let refreshable = sso.session.is_some()
+            && token.can_refresh(now)
+            && self.refused_at(&key, &token).is_none();
         if refreshable && token::needs_refresh(&token, now, before) {
             let client = self.clients.oidc(&sso.sso_region).await;
             match token::refresh_and_store(&client, &dir, &key, &token, &login, now).await {
@@ -355,6 +362,7 @@ impl Engine {
                     return Ok(new);
                 }
                 Err(e) if !token.is_expired(now) => {
+                    self.note_refusal(&key, &token, &e, now);
                     tracing::warn!(
                         "could not refresh the SSO token of {key} ({e}); using the current one until it expires"
                     );
@@ -367,6 +375,7 @@ impl Engine {
                     return Ok(token);
                 }
                 Err(e) => {
+                    self.note_refusal(&key, &token, &e, now);
                     self.sessions.remove(&key);
                     return Err(e);
                 }
@@ -374,8 +383,12 @@ impl Engine {
         }
         if refreshable {
             self.sessions
-                .insert(key, token::refresh_due_at(&token, before));
-        } else if !token.is_expired(now) && token::needs_refresh(&token, now, before) {
+                .insert(key.clone(), token::refresh_due_at(&token, before));
+        } else {
+            // Nothing to schedule (a refused token is not tried again): a new sign-in wakes it.
+            self.sessions.remove(&key);
+        }
+        if !refreshable && !token.is_expired(now) && token::needs_refresh(&token, now, before) {
             tracing::warn!(
                 "the SSO session {key} ends at {} and credsync cannot refresh it{}; run `{login}` before then",
                 crate::timefmt::rfc3339(token.expires_at),
@@ -385,6 +398,28 @@ impl Engine {
             );
         }
         resolve::read_token(&dir, sso, now)
+    }
+
+    /// Remembers that SSO-OIDC refused to refresh `token` of session `key`, when `e` says so.
+    fn note_refusal(&mut self, key: &str, token: &CachedToken, e: &ResolveError, now: SystemTime) {
+        if matches!(e, ResolveError::LoginRequired { .. }) {
+            self.refused.insert(
+                key.to_owned(),
+                Refusal {
+                    at: now,
+                    token_expires_at: token.expires_at,
+                },
+            );
+        }
+    }
+
+    /// When SSO-OIDC refused to refresh `token` of session `key`, if it did (a refusal of an
+    /// earlier token does not count: the user signed in again since).
+    fn refused_at(&self, key: &str, token: &CachedToken) -> Option<SystemTime> {
+        self.refused
+            .get(key)
+            .filter(|r| r.token_expires_at == token.expires_at)
+            .map(|r| r.at)
     }
 
     /// Schedules every sso-session's next token refresh from the cache files as they are (no
@@ -404,6 +439,7 @@ impl Engine {
             if let Ok(sso_cache::Read::Token(t)) =
                 sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key())
                 && t.can_refresh(now)
+                && self.refused_at(sso.cache_key(), &t).is_none()
             {
                 self.sessions.insert(
                     sso.cache_key().to_owned(),
@@ -728,6 +764,33 @@ impl Engine {
         Ok(())
     }
 
+    /// What `status` shows of `sso`'s session, from one read of its cache file (the
+    /// credentials of its profiles are added by the caller).
+    fn session_status(&self, sso: &SsoProfile, now: SystemTime) -> SessionStatus {
+        let mut s = SessionStatus::new(sso.cache_key(), &sso.login_command());
+        let Ok(sso_cache::Read::Token(token)) =
+            sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key())
+        else {
+            return s;
+        };
+        let refused_at = self.refused_at(sso.cache_key(), &token);
+        let why = NotRefreshable::of(
+            sso.session.is_none(),
+            Some(&token),
+            refused_at.is_some(),
+            now,
+        );
+        s.token_expires_at = Some(token.expires_at);
+        s.refreshable = why.is_none();
+        s.not_refreshable = why;
+        s.refused_at = refused_at;
+        s.ends_at = match why {
+            None => token.registration_expires_at,
+            Some(_) => Some(token.expires_at),
+        };
+        s
+    }
+
     /// The status as `status` shows it.
     pub fn status(&self) -> Status {
         let now = self.clock.now();
@@ -736,25 +799,10 @@ impl Engine {
             let Some(sso) = p.source.as_ref().ok().and_then(Plan::sso) else {
                 continue;
             };
-            sessions
+            let session = sessions
                 .entry(sso.cache_key().to_owned())
-                .or_insert_with(|| {
-                    // One read of the cache file: its expiry, and whether it can be refreshed
-                    // (it must be unexpired for that, and an sso-session token).
-                    let token = match sso_cache::read(&self.cfg.aws.sso_cache_dir, sso.cache_key())
-                    {
-                        Ok(sso_cache::Read::Token(t)) => Some(t),
-                        _ => None,
-                    };
-                    SessionStatus {
-                        name: sso.cache_key().to_owned(),
-                        token_expires_at: token.as_ref().map(|t| t.expires_at),
-                        refreshable: token.as_ref().is_some_and(|t| {
-                            sso.session.is_some() && !t.is_expired(now) && t.can_refresh(now)
-                        }),
-                        login_command: sso.login_command(),
-                    }
-                });
+                .or_insert_with(|| self.session_status(sso, now));
+            session.credentials_until = session.credentials_until.max(p.status.expires_at);
         }
         Status {
             version: STATUS_VERSION,
@@ -776,6 +824,13 @@ impl Engine {
             sso_sessions: sessions.into_values().collect(),
         }
     }
+}
+
+/// A refresh SSO-OIDC refused: when, and of which token (by its expiry).
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    at: SystemTime,
+    token_expires_at: SystemTime,
 }
 
 /// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot).

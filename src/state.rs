@@ -5,8 +5,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-/// The JSON schema version of [`Status`].
-pub const STATUS_VERSION: u32 = 1;
+/// The JSON schema version of [`Status`]. 2: sessions say why they cannot be refreshed, since
+/// when a refresh was refused, when they end and how long their credentials on disk last.
+pub const STATUS_VERSION: u32 = 2;
 
 /// Everything `credsync status` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,10 +126,104 @@ pub struct SessionStatus {
     pub name: String,
     #[serde(with = "rfc3339::option", default)]
     pub token_expires_at: Option<SystemTime>,
-    /// Whether credsync can refresh the token itself (refresh token and registration valid).
+    /// Whether credsync can refresh the token itself (refresh token and registration valid,
+    /// and SSO-OIDC has not refused the refresh token).
     pub refreshable: bool,
+    /// Why it cannot, when it cannot (absent from daemons older than schema 2).
+    #[serde(default)]
+    pub not_refreshable: Option<NotRefreshable>,
+    /// When SSO-OIDC refused to refresh this token, if it did.
+    #[serde(with = "rfc3339::option", default)]
+    pub refused_at: Option<SystemTime>,
+    /// When the session ends unless the user signs in again: the token's expiry when it cannot
+    /// be refreshed, else the client registration's expiry (the latest credsync can refresh
+    /// until; Identity Center may end the session sooner, and the refresh is then refused).
+    #[serde(with = "rfc3339::option", default)]
+    pub ends_at: Option<SystemTime>,
+    /// The latest expiry of the credentials on disk of this session's profiles: how long they
+    /// (and the containers reading them) keep working without a new sign-in.
+    #[serde(with = "rfc3339::option", default)]
+    pub credentials_until: Option<SystemTime>,
     /// The command that logs in again.
     pub login_command: String,
+}
+
+impl SessionStatus {
+    /// A session with no token known and nothing else: the fields a caller fills in.
+    pub fn new(name: &str, login_command: &str) -> SessionStatus {
+        SessionStatus {
+            name: name.to_owned(),
+            token_expires_at: None,
+            refreshable: false,
+            not_refreshable: Some(NotRefreshable::NoToken),
+            refused_at: None,
+            ends_at: None,
+            credentials_until: None,
+            login_command: login_command.to_owned(),
+        }
+    }
+}
+
+/// Why credsync cannot refresh a session's token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotRefreshable {
+    /// No readable token in the cache: never signed in, or signed out.
+    NoToken,
+    /// A legacy `sso_start_url` profile (no sso-session): its token is never refreshed.
+    Legacy,
+    /// The token came without a refresh token.
+    NoRefreshToken,
+    /// The token has no client registration (`clientId`, `clientSecret`,
+    /// `registrationExpiresAt`).
+    NoRegistration,
+    /// The client registration has expired.
+    RegistrationExpired,
+    /// SSO-OIDC refused the refresh token: the Identity Center session ended or was revoked.
+    RefreshRefused,
+}
+
+impl NotRefreshable {
+    /// Why `token` of a session (`legacy`: a profile without sso-session) cannot be refreshed
+    /// at `now`, or `None` when it can. `refused`: SSO-OIDC refused this very token's refresh.
+    pub fn of(
+        legacy: bool,
+        token: Option<&crate::sso_cache::CachedToken>,
+        refused: bool,
+        now: SystemTime,
+    ) -> Option<NotRefreshable> {
+        let Some(t) = token else {
+            return Some(NotRefreshable::NoToken);
+        };
+        if legacy {
+            Some(NotRefreshable::Legacy)
+        } else if refused {
+            Some(NotRefreshable::RefreshRefused)
+        } else if t.refresh_token.is_none() {
+            Some(NotRefreshable::NoRefreshToken)
+        } else if t.client_id.is_none()
+            || t.client_secret.is_none()
+            || t.registration_expires_at.is_none()
+        {
+            Some(NotRefreshable::NoRegistration)
+        } else if !t.can_refresh(now) {
+            Some(NotRefreshable::RegistrationExpired)
+        } else {
+            None
+        }
+    }
+
+    /// In words, for the table and notifications.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotRefreshable::NoToken => "not signed in",
+            NotRefreshable::Legacy => "a legacy sso_start_url profile cannot be refreshed",
+            NotRefreshable::NoRefreshToken => "the sign-in gave no refresh token",
+            NotRefreshable::NoRegistration => "the token has no client registration",
+            NotRefreshable::RegistrationExpired => "the client registration expired",
+            NotRefreshable::RefreshRefused => "the refresh token was refused",
+        }
+    }
 }
 
 /// Serde helpers: `SystemTime` as RFC 3339 text.

@@ -65,7 +65,7 @@ fn status_json_and_table_agree_and_never_show_a_secret() {
     );
     let (code, v) = json_status(&env);
     assert_eq!(code, Some(0));
-    assert_eq!(v["version"], 1);
+    assert_eq!(v["version"], 2);
     assert_eq!(v["daemon"]["pid"], daemon.pid());
     let table = env.run(["status"]);
     assert_eq!(table.status.code(), Some(0));
@@ -79,7 +79,20 @@ fn status_json_and_table_agree_and_never_show_a_secret() {
             );
         }
     }
-    assert_eq!(v["sso_sessions"][0]["name"], "corp");
+    let session = &v["sso_sessions"][0];
+    assert_eq!(session["name"], "corp");
+    // Signed in without a refresh token: it ends with the token, and says why.
+    assert_eq!(session["refreshable"], false);
+    assert_eq!(session["not_refreshable"], "no_refresh_token");
+    assert_eq!(session["ends_at"], session["token_expires_at"]);
+    assert!(session["refused_at"].is_null());
+    let latest = v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["expires_at"].as_str())
+        .max();
+    assert_eq!(session["credentials_until"].as_str(), latest);
     assert!(table.contains("corp"), "{table}");
     // No secret anywhere: not the keys the fake served, nor the SSO token.
     let json = v.to_string();

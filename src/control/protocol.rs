@@ -292,7 +292,9 @@ mod tests {
         };
         let line = Response::Status(Box::new(status.clone())).to_line();
         assert!(
-            line.starts_with("{\"version\":1,\"ok\":true,\"status\":{\"version\":1,"),
+            line.starts_with(&format!(
+                "{{\"version\":1,\"ok\":true,\"status\":{{\"version\":{STATUS_VERSION},"
+            )),
             "{line}"
         );
         assert_eq!(

@@ -52,17 +52,29 @@ pub fn render_table(status: &Status, now: SystemTime) -> String {
 
     if !status.sso_sessions.is_empty() {
         out.push('\n');
-        let mut rows = vec![row(["SSO SESSION", "TOKEN EXPIRES IN", "REFRESHABLE"])];
+        let mut rows = vec![row([
+            "SSO SESSION",
+            "TOKEN EXPIRES IN",
+            "ENDS IN",
+            "CREDENTIALS LAST",
+            "REFRESHABLE",
+        ])];
         for s in &status.sso_sessions {
-            let refreshable = if s.refreshable {
-                "yes".to_owned()
-            } else {
-                format!("no, log in: {}", s.login_command)
+            let refreshable = match (s.refreshable, s.not_refreshable) {
+                (true, _) => "yes".to_owned(),
+                (false, Some(why)) => {
+                    format!("no, {}; log in: {}", why.describe(), s.login_command)
+                }
+                (false, None) => format!("no, log in: {}", s.login_command),
             };
+            let left =
+                |t: Option<SystemTime>| t.map_or_else(|| "-".to_owned(), |t| expires_in(t, now));
             rows.push(vec![
                 s.name.clone(),
                 s.token_expires_at
                     .map_or_else(|| "no token".to_owned(), |t| expires_in(t, now)),
+                left(s.ends_at),
+                left(s.credentials_until),
                 refreshable,
             ]);
         }
@@ -146,7 +158,9 @@ fn write_rows(out: &mut String, rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State};
+    use crate::state::{
+        DaemonInfo, NotRefreshable, ProfileStatus, STATUS_VERSION, SessionStatus, State,
+    };
 
     const NOW: u64 = 1_795_964_400;
 
@@ -180,17 +194,25 @@ mod tests {
             profiles: vec![fresh, expired, ProfileStatus::new("new", "new")],
             sso_sessions: vec![
                 SessionStatus {
-                    name: "corp".into(),
                     token_expires_at: Some(at(7 * 3600 + 12 * 60)),
                     refreshable: true,
-                    login_command: "aws sso login --sso-session corp".into(),
+                    not_refreshable: None,
+                    ends_at: Some(at(89 * 86400 + 3600)),
+                    credentials_until: Some(at(47 * 60 + 10)),
+                    ..SessionStatus::new("corp", "aws sso login --sso-session corp")
                 },
                 SessionStatus {
-                    name: "https://legacy.awsapps.com/start".into(),
-                    token_expires_at: None,
-                    refreshable: false,
-                    login_command: "aws sso login --profile legacy".into(),
+                    token_expires_at: Some(at(25 * 60)),
+                    refused_at: Some(at(-60)),
+                    not_refreshable: Some(NotRefreshable::RefreshRefused),
+                    ends_at: Some(at(25 * 60)),
+                    credentials_until: Some(at(3600)),
+                    ..SessionStatus::new("ops", "aws sso login --sso-session ops")
                 },
+                SessionStatus::new(
+                    "https://legacy.awsapps.com/start",
+                    "aws sso login --profile legacy",
+                ),
             ],
         }
     }
@@ -205,9 +227,10 @@ dev-admin  default  sso          fresh    47m             in 27m        -
 data-ro    data-ro  assume-role  expired  expired 3m ago  due now       sts AssumeRole failed: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (4 failures)
 new        new      -            pending  -               -             -
 
-SSO SESSION                       TOKEN EXPIRES IN  REFRESHABLE
-corp                              7h12m             yes
-https://legacy.awsapps.com/start  no token          no, log in: aws sso login --profile legacy
+SSO SESSION                       TOKEN EXPIRES IN  ENDS IN  CREDENTIALS LAST  REFRESHABLE
+corp                              7h12m             89d1h    47m               yes
+ops                               25m               25m      1h00m             no, the refresh token was refused; log in: aws sso login --sso-session ops
+https://legacy.awsapps.com/start  no token          -        -                 no, not signed in; log in: aws sso login --profile legacy
 ";
         assert_eq!(render_table(&status(), at(0)), want);
     }

@@ -6,7 +6,7 @@
 //! bash, fish, zsh, groff and man are required under CI (scripts/test installs them); outside
 //! CI a test without them prints SKIPPED. On macOS, `service print` is checked with plutil.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

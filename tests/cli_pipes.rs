@@ -4,7 +4,7 @@
 //! The child's stdout is the write end of a pipe whose read end is closed before the child
 //! starts, so its first write fails with `EPIPE` every time: nothing depends on timing.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::process::{Output, Stdio};

@@ -8,7 +8,7 @@
 //! What the container itself sees of the same files is in `tests/container_docker.rs` (a real
 //! Docker engine); these tests need only ACL support in the temp directory's file system.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

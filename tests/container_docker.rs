@@ -14,7 +14,7 @@
 //! Short-lived credentials come from the fake AWS; every step is lockstep (the container reads
 //! when the test sends it a line, after `credsync sync` returned), so nothing waits on time.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

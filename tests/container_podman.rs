@@ -7,7 +7,7 @@
 //!
 //! The host uid is checked against the engine itself: the container's `/proc/self/uid_map`.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -9,7 +9,7 @@
 //! Every step is lockstep: the long-lived reader reads when the test sends it a line, after
 //! `credsync sync` has returned, so nothing waits on wall-clock time.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

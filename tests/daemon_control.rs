@@ -1,7 +1,7 @@
 //! The daemon behind its control socket, end to end: `status` (table and JSON), `refresh`,
 //! `reload` and SIGHUP, one daemon per user, and READY=1 to systemd (issue 4).
 
-mod support;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, SystemTime};

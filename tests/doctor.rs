@@ -1,7 +1,7 @@
 //! `credsync doctor`, `credsync doctor --project DIR` and `credsync init` end to end: the real
 //! binary, a temp HOME, fixture Astro projects, and the fake AWS for the daemon.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

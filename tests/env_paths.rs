@@ -7,7 +7,7 @@
 //! Real botocore from the test venv is the reference; without it the tests fail under CI and
 //! skip loudly elsewhere.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

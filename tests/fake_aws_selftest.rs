@@ -2,7 +2,7 @@
 //! clients (aws-sdk-sso, -ssooidc, -sts) and botocore parse, its faults look to the SDK like the
 //! real failures they stand for, and the files `TestEnv` writes are read by botocore as AWS
 //! tools' own.
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 //! Every test has a fake of its own, which the engine reaches through its `AwsEdge`: the tests
 //! run in parallel.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -12,7 +12,7 @@
 // Debian packages, dpkg and systemd are Linux's.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -72,19 +72,14 @@ fn installed() -> bool {
 
 /// Holds the machine-wide lock, and on drop undoes what the test did (package, user).
 struct Machine {
-    _lock: fs::File,
+    _lock: support::MachineLock,
     user: String,
 }
 
 impl Machine {
     fn lock(user: &str) -> Machine {
-        let lock = fs::File::create("/run/lock/credsync-package-test.lock")
-            .expect("create the package test lock");
-        // SAFETY: flock on a file descriptor we own; blocks until the other run finished.
-        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
         Machine {
-            _lock: lock,
+            _lock: support::MachineLock::hold(true),
             user: user.to_owned(),
         }
     }

@@ -7,7 +7,7 @@
 //! Needs root (to create the test user and run the manager) and systemd. Under CI a missing
 //! one fails the test; elsewhere the test is skipped with the reason printed.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -66,6 +66,8 @@ struct TestUser {
     uid: u32,
     gid: u32,
     home: PathBuf,
+    /// Last, so it is released after the user is gone.
+    _machine: support::MachineLock,
 }
 
 impl TestUser {
@@ -106,6 +108,7 @@ impl TestUser {
             gid: id("-g"),
             name,
             home,
+            _machine: support::MachineLock::hold(false),
         };
         // The binary under test lives under this crate's target/, which other uids may not
         // reach (e.g. under /root): the service runs a copy.

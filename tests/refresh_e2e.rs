@@ -12,7 +12,7 @@
 //! 4. A user editing the credentials file while the daemon rewrites it loses nothing; a deleted
 //!    managed section comes back; a profile dropped from the config loses its section.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //!
 //! `CREDSYNC_RELIABILITY_SCALE` (default 1) multiplies the number of kills (200).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::process::Stdio;

@@ -5,7 +5,7 @@
 //! nothing. And no secret is ever in a file that group or others can read, at any moment of
 //! many writes (a watcher scans the directory throughout).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -293,6 +293,10 @@ fn a_read_only_file_gives_a_clear_error_and_is_untouched() {
 
 #[test]
 fn no_secret_is_ever_in_a_group_or_world_readable_file() {
+    // The umask is the process's: this test runs alone in a process of its own.
+    if !support::alone("reliability_files::no_secret_is_ever_in_a_group_or_world_readable_file") {
+        return;
+    }
     let fake = FakeAws::new();
     let env = world(&fake);
     // A new credentials file (created 0600), then many rewrites; the umask is wide open so that

@@ -8,7 +8,7 @@
 //!
 //! `CREDSYNC_RELIABILITY_SCALE` (default 1) multiplies the simulated days (7).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,6 +46,10 @@ fn open_fds() -> usize {
 
 #[test]
 fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
+    // Memory, fds and tasks are the process's: this test runs alone in a process of its own.
+    if !support::alone("reliability_long_run::a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat") {
+        return;
+    }
     let fake = FakeAws::new();
     fake.set_credential_lifetime(HOUR);
     let env = TestEnv::with_fake(&fake);

@@ -7,7 +7,7 @@
 //! Not covered: a panic in a worker. Nothing in credsync panics on input a test can give it
 //! (that is the point of `fuzz_props.rs`), and a test-only panic hook in `src/` is not wanted.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime};
 

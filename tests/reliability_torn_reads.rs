@@ -14,7 +14,7 @@
 //! `CREDSYNC_RELIABILITY_SCALE` (default 1) multiplies the number of rounds (800; each
 //! rewrites the credentials file once and the token cache once).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::sync::Arc;

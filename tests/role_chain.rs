@@ -5,7 +5,7 @@
 //!
 //! Each test reaches its own fake (or moto) through an `AwsEdge` of its own: the tests run in
 //! parallel and leave the process environment alone.
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! `MAX_SLEEP` at a time), and the credentials on disk must keep at least `min_remaining` (or
 //! half their lifetime) at every moment, with close to the fewest refreshes that allows.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,7 +1,7 @@
 //! `credsync sync` and `credsync daemon` end to end for SSO profiles: the real binary, a temp
 //! HOME, the fake SSO portal, and botocore reading what was written (issue 2).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -5,7 +5,7 @@
 //! Each test has its own fake, reached through an `AwsEdge` of its own (the process
 //! environment is left alone), and runs its own current-thread runtime.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::future::Future;

@@ -6,14 +6,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::support;
 use credsync::write::{
     MAX_ATTEMPTS, Outcome, WriteError, WriteMode, WriteOptions, remove_stale_temps, update,
 };
-
-/// Tests that change the process umask hold this (the umask is process-wide).
-static UMASK: Mutex<()> = Mutex::new(());
 
 fn atomic() -> WriteOptions {
     WriteOptions {
@@ -81,7 +79,10 @@ fn temp_like(file: &str, pid: u32, random: &str) -> String {
 
 #[test]
 fn new_file_gets_exactly_new_file_mode_whatever_the_umask() {
-    let _guard = UMASK.lock().unwrap();
+    // The umask is the process's: this test runs alone in a process of its own.
+    if !support::alone("write_files::new_file_gets_exactly_new_file_mode_whatever_the_umask") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (0o077, 0o600, "narrow"),

@@ -143,6 +143,8 @@ pub struct TestEnv {
     home: PathBuf,
     endpoint: Option<String>,
     envs: Vec<(OsString, Option<OsString>)>,
+    /// `credsync` run here must not meet the package test's system-wide install.
+    _machine: MachineLock,
 }
 
 impl Default for TestEnv {
@@ -168,6 +170,7 @@ impl TestEnv {
             home,
             endpoint: None,
             envs: Vec::new(),
+            _machine: MachineLock::hold(false),
         }
     }
 
@@ -569,4 +572,49 @@ pub fn output_text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// For a test that changes process-wide state (the umask): every test of this binary shares
+/// one process. Returns true in a child process of this binary that runs only the test `name`
+/// (its path, `module::test`); the caller then runs its body there. In the test runner's own
+/// process it runs that child, asserts that the test passed there, and returns false.
+pub fn alone(name: &str) -> bool {
+    const MARK: &str = "CREDSYNC_TEST_ALONE";
+    if std::env::var_os(MARK).is_some_and(|v| v == name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(MARK, name)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the test binary for one test");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{name}, alone in its own process:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "{name} did not run in its own process:\n{text}"
+    );
+    false
+}
+
+/// A hold on this machine's credsync install: the package test installs credsync system-wide
+/// (`/usr/bin/credsync`, the packaged user unit), which changes what `service install`,
+/// `service print` and `doctor` say anywhere on the machine, so it holds the lock exclusively
+/// and every [`TestEnv`] and systemd test user holds it shared. Released on drop.
+pub struct MachineLock(fs::File);
+
+impl MachineLock {
+    const PATH: &str = "/run/lock/credsync-package-test.lock";
+
+    /// Waits for the package test (or, exclusive, for every other holder).
+    pub fn hold(exclusive: bool) -> MachineLock {
+        let lock = fs::File::create(Self::PATH).expect("create the machine-wide test lock");
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        // SAFETY: flock on a file descriptor we own; it blocks until the lock is granted.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), op) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+        MachineLock(lock)
+    }
 }

@@ -6,7 +6,9 @@
 //! project's Airflow version (read from the `Dockerfile`'s `FROM`) mounts `~/.aws`, and whether
 //! the container's uid can read what it needs.
 //!
-//! The host is reached through [`HostFs`] so the checks run on a fake in unit tests.
+//! The checks are a table of rows (`ROWS`), each a small pure function from one service's
+//! gathered facts to its findings. The host is read once per service, before any row runs
+//! (`Facts::gather`, through [`HostFs`], so the rows run on a fake in unit tests).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -148,65 +150,57 @@ pub struct Project<'a> {
 }
 
 /// Every check of the project. `config_path` is credsync's config file, for fixes.
+///
+/// Three steps: the compose file's services that mount what credsync writes (pure), what their
+/// mounts and files are on the host (`Facts::gather`, the only I/O), then the `ROWS` on
+/// those facts (pure).
 pub fn check(cfg: &Config, config_path: &Path, p: &Project<'_>, fs: &dyn HostFs) -> Vec<Check> {
-    let ctx = Ctx::new(cfg, config_path, p, fs);
-    let Some(text) = p.compose else {
-        return vec![Check::fail(
-            format!("{} has no {COMPOSE_FILE}", p.dir.display()),
-            format!(
-                "create {} with:\n{}",
-                p.dir.join(COMPOSE_FILE).display(),
-                ctx.compose_snippet()
-            ),
-        )];
-    };
-    let services = match compose::services(text) {
+    let ctx = Ctx::new(cfg, config_path, p);
+    let services = match ctx.services() {
         Ok(s) => s,
-        Err(e) => {
-            return vec![Check::fail(
-                format!("cannot read {}: {e}", p.dir.join(COMPOSE_FILE).display()),
-                "fix the YAML (doctor reads block YAML: maps, lists, anchors, flow lists)",
-            )];
-        }
+        Err(c) => return vec![c],
     };
-    let mut out: Vec<Check> = Vec::new();
-    let relevant: Vec<(&Service, Vec<(&Mount, PathBuf)>)> = services
-        .iter()
-        .map(|s| {
-            let mounts = s
-                .mounts
-                .iter()
-                .filter_map(|m| ctx.host_path(&m.source).map(|h| (m, h)))
-                .filter(|(_, h)| ctx.related(h))
-                .collect::<Vec<_>>();
-            (s, mounts)
-        })
-        .filter(|(_, m)| !m.is_empty())
-        .collect();
+    let relevant = ctx.relevant(&services);
     if relevant.is_empty() {
-        out.push(Check::fail(
+        return vec![Check::fail(
             format!("no service in {COMPOSE_FILE} mounts ~/.aws or a file credsync writes"),
             format!("add to {COMPOSE_FILE}:\n{}", ctx.compose_snippet()),
-        ));
-        return out;
+        )];
     }
+    let facts: Vec<Facts<'_>> = relevant
+        .iter()
+        .map(|(s, mounts)| Facts::gather(&ctx, s, mounts, fs))
+        .collect();
+    report(&ctx, &facts)
+}
+
+/// The checks of every service, each check once with the services it is about (named when
+/// not all of them), after the check of which Airflow services mount `~/.aws`.
+fn report(ctx: &Ctx<'_>, facts: &[Facts<'_>]) -> Vec<Check> {
     let mut per_service: Vec<(Check, Vec<String>)> = Vec::new();
-    for (service, mounts) in &relevant {
-        let env = ctx.environment(service);
-        let row = ctx.container(mounts, &env);
-        for (m, h) in mounts {
+    for f in facts {
+        let sso = matches!(
+            f.route,
+            Route::Read {
+                resolves: Resolves::Sso { .. },
+                ..
+            }
+        );
+        for ((m, h), kind) in f.mounts.iter().zip(&f.kinds) {
             merge(
                 &mut per_service,
-                ctx.mount_check(m, h, row.sso),
-                &service.name,
+                ctx.mount_check(m, h, *kind, sso),
+                f.service,
             );
         }
-        for c in row.checks {
-            merge(&mut per_service, c, &service.name);
+        for row in ROWS {
+            for c in row(ctx, f) {
+                merge(&mut per_service, c, f.service);
+            }
         }
     }
-    let all: Vec<&str> = relevant.iter().map(|(s, _)| s.name.as_str()).collect();
-    out.push(ctx.services_check(&all));
+    let all: Vec<&str> = facts.iter().map(|f| f.service).collect();
+    let mut out = vec![ctx.services_check(&all)];
     for (mut c, names) in per_service {
         if names.len() != all.len() {
             c.what = format!("{} [{}]", c.what, names.join(", "));
@@ -223,35 +217,527 @@ fn merge(list: &mut Vec<(Check, Vec<String>)>, c: Check, service: &str) {
     }
 }
 
-/// What [`Ctx::container`] found about one service.
-struct Row {
-    checks: Vec<Check>,
-    /// The container resolves its profile through SSO (and so writes the token cache).
-    sso: bool,
+/// One check of a service's container: the findings (none when it does not apply) from the
+/// gathered facts. Pure.
+type Row = fn(&Ctx<'_>, &Facts<'_>) -> Vec<Check>;
+
+/// The checks of each container, in the order they are reported: which row of docs/astro.md's
+/// table ("Which setup are you on?") the container is on, and what stands in its way.
+const ROWS: &[Row] = &[
+    view_reached,
+    config_var_empty,
+    file_vars_outside_mounts,
+    config_unreadable,
+    config_not_credsyncs,
+    view_profile,
+    sso_profile,
+    role_arn_profile,
+    static_keys_profile,
+    no_credentials,
+    container_uid_access,
+];
+
+/// A container path on the host, through the longest mount that holds it.
+#[derive(Debug, Clone)]
+struct OnHost {
+    path: PathBuf,
+    /// The host side of that mount.
+    root: PathBuf,
+}
+
+/// A file variable of the container (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`).
+struct FileVar {
+    name: &'static str,
+    /// As botocore in the container expands it; empty when set but empty (botocore's "no such
+    /// file": it opens the path as given); the default when unset.
+    path: String,
+    /// Where the value came from (`.env` or the compose environment); `None`: unset.
+    from: Option<&'static str>,
+    host: Option<OnHost>,
+}
+
+/// How the profile the container uses resolves, in the config it reads.
+#[derive(Debug, Clone, PartialEq)]
+enum Resolves {
+    /// Through the view's `credential_process` (table row 3). `creds_defines`: the
+    /// credentials file the container reads defines the profile too.
+    ViewProcess { creds_defines: bool },
+    /// The view's config has no such profile.
+    NotInView,
+    /// Through SSO with the mounted token cache (table row 1). `token`: the cache file's name;
+    /// `alt`: another target credsync writes that has no `sso_*` keys.
+    Sso {
+        token: Option<String>,
+        alt: Option<String>,
+    },
+    /// botocore assumes the role itself.
+    RoleArn,
+    /// Keys in the credentials file (table row 2); `managed`: credsync writes them.
+    StaticKeys { managed: bool },
+    /// Nothing the container can find.
+    Nothing,
+}
+
+/// How far the container's `AWS_CONFIG_FILE` gets.
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    /// Set but empty: botocore reads no config.
+    ConfigEmpty,
+    /// Outside every mount.
+    ConfigUnmapped,
+    /// Mapped, but not readable on the host. `is_view`: it is the view's config.
+    ConfigMissing { is_view: bool },
+    /// Read.
+    Read { is_view: bool, resolves: Resolves },
+}
+
+/// A file the container's uid must read, and what its uid gets on each path from the mount
+/// root down to it.
+struct Access {
+    in_view: bool,
+    /// Each directory to search and then the file to read: the bits needed and the path's
+    /// permissions (`None`: missing, reported elsewhere).
+    steps: Vec<(PathBuf, u32, Option<Perms>)>,
+}
+
+/// What is known about one service's container before any decision: its environment as
+/// botocore there reads it (pure), and what its mounts and files are on the host (read once,
+/// by [`Facts::gather`]).
+struct Facts<'a> {
+    service: &'a str,
+    mounts: &'a [(&'a Mount, PathBuf)],
+    /// What each mount's source is on the host (same order as `mounts`).
+    kinds: Vec<Kind>,
+    config: FileVar,
+    creds: FileVar,
+    /// The container reads no credentials file: `/dev/null`, or set but empty.
+    no_creds: bool,
+    /// `AWS_PROFILE`, else `default`.
+    profile: String,
+    /// The container is set up for the view (row 3): there the credentials file is needed by
+    /// nothing, and only matters when it defines the profile.
+    view_row: bool,
+    route: Route,
+    /// Only gathered when the container uid is checked.
+    access: Vec<Access>,
+}
+
+impl<'a> Facts<'a> {
+    /// The edge: reads the config and credentials files the container reads, and the kinds and
+    /// permissions of the paths the checks look at.
+    fn gather(
+        ctx: &Ctx<'_>,
+        service: &'a Service,
+        mounts: &'a [(&'a Mount, PathBuf)],
+        fs: &dyn HostFs,
+    ) -> Facts<'a> {
+        let (config, mut creds, profile) = ctx.file_vars(service, mounts);
+        let no_creds =
+            creds.path.is_empty() || normalize(Path::new(&creds.path)) == Path::new("/dev/null");
+        if no_creds {
+            creds.host = None;
+        }
+        let view_row = ctx.cfg.container.as_ref().is_some_and(|v| {
+            config.path == format!("{}/config", v.path_in_container)
+                || config.host.as_ref().map(|h| &h.path) == ctx.view_config().as_ref()
+        });
+        let config_text = config.host.as_ref().and_then(|h| fs.read(&h.path));
+        let creds_text = (creds.host.as_ref())
+            .and_then(|h| fs.read(&h.path))
+            .unwrap_or_default();
+        let route = ctx.route(
+            &config,
+            &creds,
+            &profile,
+            config_text.as_deref(),
+            &creds_text,
+        );
+        let mut f = Facts {
+            service: &service.name,
+            mounts,
+            kinds: mounts.iter().map(|(_, h)| fs.kind(h)).collect(),
+            config,
+            creds,
+            no_creds,
+            profile,
+            view_row,
+            route,
+            access: Vec::new(),
+        };
+        if ctx.p.check_uid {
+            f.access = ctx
+                .needed(&f)
+                .into_iter()
+                .map(|(file, root, in_view)| Access {
+                    in_view,
+                    steps: access_steps(fs, &file, &root),
+                })
+                .collect();
+        }
+        f
+    }
+
+    fn config_host(&self) -> Option<&OnHost> {
+        self.config.host.as_ref()
+    }
+}
+
+/// Each directory from `root` down to `file` (search) and `file` (read), with its permissions.
+fn access_steps(fs: &dyn HostFs, file: &Path, root: &Path) -> Vec<(PathBuf, u32, Option<Perms>)> {
+    let mut paths: Vec<(PathBuf, u32)> = Vec::new();
+    if let Ok(rest) = file.parent().unwrap_or(root).strip_prefix(root) {
+        let mut dir = root.to_owned();
+        if fs.kind(root) == Kind::Dir {
+            paths.push((dir.clone(), acl::SEARCH));
+        }
+        for c in rest.components() {
+            dir.push(c);
+            paths.push((dir.clone(), acl::SEARCH));
+        }
+    }
+    paths.push((file.to_owned(), acl::READ));
+    paths
+        .into_iter()
+        .map(|(p, need)| {
+            let perms = fs.perms(&p);
+            (p, need, perms)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rows.
+
+/// The view: reached by a mount, at the path its config names.
+fn view_reached(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let Some(v) = &ctx.cfg.container else {
+        return Vec::new();
+    };
+    let reach = f
+        .mounts
+        .iter()
+        .filter(|(_, h)| v.dir.starts_with(h))
+        .max_by_key(|(_, h)| h.as_os_str().len());
+    let Some((m, h)) = reach else {
+        return vec![Check::fail(
+            format!(
+                "the container view {} is not reached by any mount",
+                ctx.tilde(&v.dir)
+            ),
+            format!("add to the service's volumes:\n{}", ctx.view_mount_line()),
+        )];
+    };
+    let rest = v.dir.strip_prefix(h).unwrap_or(Path::new(""));
+    let at = Path::new(&m.target).join(rest);
+    if at == Path::new(&v.path_in_container) {
+        return Vec::new();
+    }
+    vec![Check::fail(
+        format!(
+            "the container view is mounted at {}, but its config runs `cat {}/<target>.json`",
+            at.display(),
+            v.path_in_container
+        ),
+        format!(
+            "set in {}:\n[container]\npath_in_container = \"{}\"",
+            ctx.config_path.display(),
+            at.display()
+        ),
+    )]
+}
+
+/// `AWS_CONFIG_FILE` set but empty.
+fn config_var_empty(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    if f.route != Route::ConfigEmpty {
+        return Vec::new();
+    }
+    vec![Check::fail(
+        format!(
+            "AWS_CONFIG_FILE is set but empty (from {}): botocore in the container reads no \
+             config file",
+            f.config.from.unwrap_or(".env")
+        ),
+        format!("set in .env:\n{}", ctx.suggest_env()),
+    )]
+}
+
+/// The config file, and the credentials file where it is needed, outside every mount.
+fn file_vars_outside_mounts(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    if f.route == Route::ConfigEmpty {
+        return Vec::new();
+    }
+    let suggest_env = ctx.suggest_env();
+    let creds_needed = !(f.no_creds || f.view_row);
+    [(&f.config, true), (&f.creds, creds_needed)]
+        .into_iter()
+        .filter(|(v, needed)| *needed && v.host.is_none())
+        .map(|(v, _)| {
+            let (name, path) = (v.name, &v.path);
+            let what = match v.from {
+                Some(from) => format!("{name}={path} (from {from}) is outside every mount"),
+                None => format!("{name} is not set, and its default {path} is outside every mount"),
+            };
+            // Already the path credsync's setup uses: the mount is what is missing.
+            let fix = if suggest_env.lines().any(|l| l == format!("{name}={path}")) {
+                let line = if ctx.cfg.container.is_some() {
+                    ctx.view_mount_line()
+                } else {
+                    ctx.aws_mount_line()
+                };
+                format!("add to the service's volumes:\n{line}")
+            } else {
+                format!("set in .env:\n{suggest_env}")
+            };
+            Check::fail(format!("{what}: the container cannot see the file"), fix)
+        })
+        .collect()
+}
+
+/// The config file maps to a host path that cannot be read.
+fn config_unreadable(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let (Route::ConfigMissing { is_view }, Some(host)) = (&f.route, f.config_host()) else {
+        return Vec::new();
+    };
+    let check = if *is_view {
+        Check::warn(
+            format!(
+                "the view's config {} does not exist yet",
+                ctx.tilde(&host.path)
+            ),
+            "run `credsync sync` (or start the daemon) to write the view",
+        )
+    } else {
+        Check::fail(
+            format!(
+                "AWS_CONFIG_FILE={} is {} on the host, which does not exist or cannot be read",
+                f.config.path,
+                ctx.tilde(&host.path)
+            ),
+            format!("set in .env:\n{}", ctx.suggest_env()),
+        )
+    };
+    vec![check]
+}
+
+/// The container reads a config credsync neither reads nor writes.
+fn config_not_credsyncs(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let (Route::Read { is_view: false, .. }, Some(host)) = (&f.route, f.config_host()) else {
+        return Vec::new();
+    };
+    if host.path == ctx.cfg.aws.config_file {
+        return Vec::new();
+    }
+    vec![Check::warn(
+        format!(
+            "AWS_CONFIG_FILE={} is {}, which credsync neither reads nor writes",
+            f.config.path,
+            ctx.tilde(&host.path)
+        ),
+        format!("set in .env:\n{}", ctx.suggest_env()),
+    )]
+}
+
+/// Table row 3: the view's config, and what the credentials file does to it.
+fn view_profile(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let profile = &f.profile;
+    let creds_c = &f.creds.path;
+    match &f.route {
+        Route::Read {
+            resolves: Resolves::ViewProcess { creds_defines },
+            ..
+        } => {
+            let ok = Check::ok(format!(
+                "profile {profile}: resolves through the view's credential_process; \
+                 long-running clients get new keys (table row 3)"
+            ));
+            if *creds_defines {
+                return vec![
+                    ok,
+                    Check::warn(
+                        format!(
+                            "the credentials file the container reads ({creds_c}) defines \
+                             [{profile}]: botocore uses those keys before credential_process, \
+                             and long-running clients keep them after they expire"
+                        ),
+                        format!("set in .env:\n{}", ctx.suggest_env()),
+                    ),
+                ];
+            }
+            let which = if creds_c.is_empty() {
+                "AWS_SHARED_CREDENTIALS_FILE is set but empty: no credentials file".to_owned()
+            } else if f.no_creds {
+                format!("AWS_SHARED_CREDENTIALS_FILE={creds_c}: no credentials file")
+            } else if f.creds.host.is_none() {
+                format!("{creds_c} is outside every mount: no credentials file from the host")
+            } else {
+                format!("the credentials file {creds_c} does not define [{profile}]")
+            };
+            vec![
+                ok,
+                Check::ok(format!(
+                    "{which}, so botocore goes on to the view's credential_process"
+                )),
+            ]
+        }
+        Route::Read {
+            resolves: Resolves::NotInView,
+            ..
+        } => {
+            let targets = ctx.targets();
+            vec![Check::fail(
+                format!(
+                    "profile {profile} (AWS_PROFILE, else default) is not in the view's config; \
+                     it holds the targets {}",
+                    targets.join(", ")
+                ),
+                format!(
+                    "set in .env:\nAWS_PROFILE={}",
+                    targets.first().unwrap_or(&"default")
+                ),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Table row 1: the container resolves the profile through SSO itself.
+fn sso_profile(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let (
+        Route::Read {
+            resolves: Resolves::Sso { alt, .. },
+            ..
+        },
+        Some(host),
+    ) = (&f.route, f.config_host())
+    else {
+        return Vec::new();
+    };
+    let profile = &f.profile;
+    let mut fix = String::new();
+    if let Some(env) = ctx.view_env() {
+        fix += &format!("use the view (row 3), in .env:\n{env}\n");
+    }
+    match alt {
+        Some(t) => fix += &format!("or a target credsync writes, in .env:\nAWS_PROFILE={t}"),
+        None => {
+            fix += &format!(
+                "or give the profile a target without sso_* keys in {}:\n\
+                 [[profiles]]\nsource = \"{profile}\"\ntarget = \"{profile}-keys\"\n\
+                 and set AWS_PROFILE={profile}-keys in .env",
+                ctx.config_path.display()
+            )
+        }
+    }
+    vec![Check::warn(
+        format!(
+            "profile {profile} has sso_* keys in {}: botocore in the container resolves it \
+             through SSO with the mounted token cache, not through the keys credsync writes \
+             (table row 1)",
+            ctx.tilde(&host.path)
+        ),
+        fix.trim_end(),
+    )]
+}
+
+/// The profile has `role_arn`: botocore assumes the role itself.
+fn role_arn_profile(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let (
+        Route::Read {
+            resolves: Resolves::RoleArn,
+            ..
+        },
+        Some(host),
+    ) = (&f.route, f.config_host())
+    else {
+        return Vec::new();
+    };
+    vec![Check::warn(
+        format!(
+            "profile {} has role_arn in {}: botocore in the container assumes the role itself \
+             instead of using the keys credsync writes",
+            f.profile,
+            ctx.tilde(&host.path)
+        ),
+        format!(
+            "use a credsync target with no role_arn in the config: AWS_PROFILE={}",
+            ctx.targets().first().unwrap_or(&"<target>")
+        ),
+    )]
+}
+
+/// Table row 2: keys in the credentials file.
+fn static_keys_profile(_ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let Route::Read {
+        resolves: Resolves::StaticKeys { managed },
+        ..
+    } = &f.route
+    else {
+        return Vec::new();
+    };
+    let note = if *managed {
+        "keys credsync writes"
+    } else {
+        "static keys credsync does not manage"
+    };
+    vec![Check::ok(format!(
+        "profile {}: resolves through the credentials file's {note} (table row 2); \
+         long-running clients keep them after they expire, the [container] view fixes that",
+        f.profile
+    ))]
+}
+
+/// No credentials for the profile anywhere the container looks.
+fn no_credentials(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let Route::Read {
+        resolves: Resolves::Nothing,
+        ..
+    } = &f.route
+    else {
+        return Vec::new();
+    };
+    vec![Check::warn(
+        format!(
+            "profile {} (AWS_PROFILE, else default) has no credentials the container can find",
+            f.profile
+        ),
+        format!(
+            "set AWS_PROFILE in .env to a target credsync writes: {}",
+            ctx.targets().join(", ")
+        ),
+    )]
+}
+
+/// Whether the container's uid can search every directory from the mount root down to each
+/// file it needs and read the file: per file, the first path that stops it, with the fix.
+fn container_uid_access(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    let host_uid = ctx.p.host_uid.unwrap_or(ctx.uid);
+    f.access
+        .iter()
+        .filter_map(|a| {
+            a.steps.iter().find_map(|(path, need, perms)| {
+                let perms = perms.as_ref()?; // missing: reported elsewhere
+                (acl::granted(perms, host_uid) & need != *need)
+                    .then(|| ctx.access_check(path, *need, perms, a.in_view))
+            })
+        })
+        .collect()
 }
 
 struct Ctx<'a> {
     cfg: &'a Config,
     config_path: &'a Path,
     p: &'a Project<'a>,
-    fs: &'a dyn HostFs,
     dotenv: BTreeMap<String, String>,
     uid: u32,
     airflow: Option<Airflow>,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(
-        cfg: &'a Config,
-        config_path: &'a Path,
-        p: &'a Project<'a>,
-        fs: &'a dyn HostFs,
-    ) -> Ctx<'a> {
+    fn new(cfg: &'a Config, config_path: &'a Path, p: &'a Project<'a>) -> Ctx<'a> {
         Ctx {
             cfg,
             config_path,
             p,
-            fs,
             dotenv: p.dotenv.map(compose::parse_dotenv).unwrap_or_default(),
             uid: cfg
                 .container
@@ -441,7 +927,7 @@ impl<'a> Ctx<'a> {
         None
     }
 
-    fn mount_check(&self, m: &Mount, host: &Path, sso: bool) -> Check {
+    fn mount_check(&self, m: &Mount, host: &Path, kind: Kind, sso: bool) -> Check {
         let written = format!(
             "{}:{}{}",
             m.source,
@@ -454,7 +940,7 @@ impl<'a> Ctx<'a> {
             "read-write (read-only is the safer choice once credsync is the only refresher)"
         };
         let what = |kind: &str| format!("mount {written}: {kind}, {mode}");
-        match self.fs.kind(host) {
+        match kind {
             Kind::Missing => Check::warn(
                 what(&format!("{} does not exist on the host", host.display())),
                 "create it, or fix the path: Docker creates a missing source as an empty \
@@ -507,83 +993,60 @@ impl<'a> Ctx<'a> {
         env
     }
 
-    /// Where a container path is on the host, through the longest mount that holds it.
-    fn map<'m>(
-        &self,
-        mounts: &'m [(&'m Mount, PathBuf)],
-        container_path: &str,
-    ) -> Option<(PathBuf, &'m Mount, &'m Path)> {
-        let cp = normalize(Path::new(container_path));
-        mounts
-            .iter()
-            .filter_map(|(m, h)| {
-                let rest = cp.strip_prefix(&m.target).ok()?;
-                Some((m.target.len(), h.join(rest), *m, h.as_path()))
-            })
-            .max_by_key(|(len, ..)| *len)
-            .map(|(_, host, m, root)| {
-                (
-                    if host.as_os_str().is_empty() {
-                        root.to_owned()
-                    } else {
-                        host
-                    },
-                    m,
-                    root,
-                )
-            })
+    /// The compose file's services; without them, the check that says why.
+    fn services(&self) -> Result<Vec<Service>, Check> {
+        let Some(text) = self.p.compose else {
+            return Err(Check::fail(
+                format!("{} has no {COMPOSE_FILE}", self.p.dir.display()),
+                format!(
+                    "create {} with:\n{}",
+                    self.p.dir.join(COMPOSE_FILE).display(),
+                    self.compose_snippet()
+                ),
+            ));
+        };
+        compose::services(text).map_err(|e| {
+            Check::fail(
+                format!(
+                    "cannot read {}: {e}",
+                    self.p.dir.join(COMPOSE_FILE).display()
+                ),
+                "fix the YAML (doctor reads block YAML: maps, lists, anchors, flow lists)",
+            )
+        })
     }
 
-    /// Which row of docs/astro.md's table the container is on, and what stands in its way.
-    fn container(
+    /// The services that mount `~/.aws` or a file credsync writes, each with those mounts and
+    /// their host paths.
+    fn relevant<'s>(
         &self,
+        services: &'s [Service],
+    ) -> Vec<(&'s Service, Vec<(&'s Mount, PathBuf)>)> {
+        services
+            .iter()
+            .map(|s| {
+                let mounts = s
+                    .mounts
+                    .iter()
+                    .filter_map(|m| self.host_path(&m.source).map(|h| (m, h)))
+                    .filter(|(_, h)| self.related(h))
+                    .collect::<Vec<_>>();
+                (s, mounts)
+            })
+            .filter(|(_, m)| !m.is_empty())
+            .collect()
+    }
+
+    /// The container's `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE` and `AWS_PROFILE`
+    /// (else `default`): from `.env` and the compose environment, expanded as botocore in the
+    /// container expands them ($VAR, then ~, with the container's HOME), the files with where
+    /// the mounts put them on the host.
+    fn file_vars(
+        &self,
+        service: &Service,
         mounts: &[(&Mount, PathBuf)],
-        env: &BTreeMap<String, (String, &'static str)>,
-    ) -> Row {
-        let mut out = Vec::new();
-        let mut sso = false;
-        let view = self.cfg.container.as_ref();
-        let mut needs: Vec<(PathBuf, PathBuf, bool)> = Vec::new(); // (file, mount root, in view)
-
-        // The view: reached by a mount, at the path its config names.
-        if let Some(v) = view {
-            let reach = mounts
-                .iter()
-                .filter(|(_, h)| v.dir.starts_with(h))
-                .max_by_key(|(_, h)| h.as_os_str().len());
-            match reach {
-                None => out.push(Check::fail(
-                    format!(
-                        "the container view {} is not reached by any mount",
-                        self.tilde(&v.dir)
-                    ),
-                    format!("add to the service's volumes:\n{}", self.view_mount_line()),
-                )),
-                Some((m, h)) => {
-                    let rest = v.dir.strip_prefix(h).unwrap_or(Path::new(""));
-                    let at = Path::new(&m.target).join(rest);
-                    if at != Path::new(&v.path_in_container) {
-                        out.push(Check::fail(
-                            format!(
-                                "the container view is mounted at {}, but its config runs \
-                                 `cat {}/<target>.json`",
-                                at.display(),
-                                v.path_in_container
-                            ),
-                            format!(
-                                "set in {}:\n[container]\npath_in_container = \"{}\"",
-                                self.config_path.display(),
-                                at.display()
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-
-        // A file variable set but empty is botocore's "no such file" (it opens the path as
-        // given); only an unset one takes the default. Values are expanded as botocore in the
-        // container expands them ($VAR, then ~), with the container's HOME.
+    ) -> (FileVar, FileVar, String) {
+        let env = self.environment(service);
         let mut vars: BTreeMap<String, String> = env
             .iter()
             .map(|(k, (v, _))| (k.clone(), v.clone()))
@@ -594,25 +1057,143 @@ impl<'a> Ctx<'a> {
             home: PathBuf::from(CONTAINER_HOME),
             vars,
         };
-        let var = |k: &str, default: String| -> (String, Option<&'static str>) {
-            match env.get(k) {
-                Some((v, from)) if v.is_empty() => (String::new(), Some(*from)),
-                Some((v, from)) => (expand_like_botocore(v, &container_env), Some(*from)),
-                None => (default, None),
+        let value = |name: &str, default: String| match env.get(name) {
+            Some((v, from)) if v.is_empty() => (String::new(), Some(*from)),
+            Some((v, from)) => (expand_like_botocore(v, &container_env), Some(*from)),
+            None => (default, None),
+        };
+        let file = |name: &'static str, default: &str| {
+            let (path, from) = value(name, format!("{CONTAINER_HOME}/.aws/{default}"));
+            let host = map(mounts, &path);
+            FileVar {
+                name,
+                path,
+                from,
+                host,
             }
         };
-        let (config_c, config_from) =
-            var("AWS_CONFIG_FILE", format!("{CONTAINER_HOME}/.aws/config"));
-        let (creds_c, creds_from) = var(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            format!("{CONTAINER_HOME}/.aws/credentials"),
-        );
-        let (profile, _) = match var("AWS_PROFILE", "default".to_owned()) {
-            (p, _) if p.is_empty() => ("default".to_owned(), None),
-            other => other,
+        let profile = Some(value("AWS_PROFILE", String::new()).0)
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
+        (
+            file("AWS_CONFIG_FILE", "config"),
+            file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+            profile,
+        )
+    }
+
+    /// How far the container's config gets, and how `profile` resolves in it.
+    fn route(
+        &self,
+        config: &FileVar,
+        creds: &FileVar,
+        profile: &str,
+        config_text: Option<&str>,
+        creds_text: &str,
+    ) -> Route {
+        if config.path.is_empty() {
+            return Route::ConfigEmpty;
+        }
+        let Some(host) = &config.host else {
+            return Route::ConfigUnmapped;
         };
-        // Without the view: the files credsync reads and writes, as the ~/.aws mount shows them.
-        let suggest_env = self.view_env().unwrap_or_else(|| {
+        let is_view = self.view_config().as_ref() == Some(&host.path);
+        let Some(text) = config_text else {
+            return Route::ConfigMissing { is_view };
+        };
+        let parsed = aws_profile::parse(text, &host.path).ok();
+        let keys = parsed
+            .as_ref()
+            .and_then(|a| a.get(profile))
+            .map(|p| &p.keys);
+        let creds_defines = aws_profile::parse_credentials(creds_text, Path::new(&creds.path))
+            .ok()
+            .and_then(|c| c.get(profile).cloned())
+            .is_some_and(|k| k.contains_key("aws_access_key_id"));
+        let has_sso = |k: &BTreeMap<String, String>| k.keys().any(|k| k.starts_with("sso_"));
+        let resolves = if is_view {
+            match keys {
+                Some(_) => Resolves::ViewProcess { creds_defines },
+                None => Resolves::NotInView,
+            }
+        } else if keys.is_some_and(|k| has_sso(k) && !k.contains_key("role_arn")) {
+            let a = parsed.as_ref();
+            Resolves::Sso {
+                // botocore in the container reads the token from the mounted cache.
+                token: a
+                    .and_then(|a| a.sso_profile(profile).ok())
+                    .map(|sp| sso_cache::file_name(sp.cache_key())),
+                alt: self
+                    .cfg
+                    .profiles
+                    .iter()
+                    .filter(|p| p.target != profile)
+                    .find(|p| {
+                        a.and_then(|a| a.get(&p.target))
+                            .is_none_or(|t| !has_sso(&t.keys))
+                    })
+                    .map(|p| p.target.clone()),
+            }
+        } else if keys.is_some_and(|k| k.contains_key("role_arn")) {
+            Resolves::RoleArn
+        } else if creds_defines {
+            Resolves::StaticKeys {
+                managed: ini_edit::managed_names(creds_text)
+                    .iter()
+                    .any(|n| n == profile),
+            }
+        } else {
+            Resolves::Nothing
+        };
+        Route::Read { is_view, resolves }
+    }
+
+    /// The files the container's uid must read on its route, each with the root of its mount
+    /// and whether it is the view's: the config, then the view's JSON file, the SSO token or
+    /// the credentials file the profile resolves through.
+    fn needed(&self, f: &Facts<'_>) -> Vec<(PathBuf, PathBuf, bool)> {
+        let (Route::Read { is_view, resolves }, Some(config)) = (&f.route, f.config_host()) else {
+            return Vec::new();
+        };
+        let mut out = vec![(config.path.clone(), config.root.clone(), *is_view)];
+        let more = match resolves {
+            Resolves::ViewProcess { .. } => self.cfg.container.as_ref().map(|v| {
+                let json = v.dir.join(format!("{}.json", f.profile));
+                (json, config.root.clone(), true)
+            }),
+            Resolves::Sso {
+                token: Some(name), ..
+            } => map(f.mounts, &format!("{CONTAINER_HOME}/.aws/sso/cache/{name}"))
+                .map(|h| (h.path, h.root, false)),
+            Resolves::StaticKeys { .. } => f
+                .creds
+                .host
+                .as_ref()
+                .map(|h| (h.path.clone(), h.root.clone(), false)),
+            _ => None,
+        };
+        out.extend(more);
+        out
+    }
+
+    /// The view's `config` on the host.
+    fn view_config(&self) -> Option<PathBuf> {
+        self.cfg.container.as_ref().map(|v| v.dir.join("config"))
+    }
+
+    /// The targets credsync writes.
+    fn targets(&self) -> Vec<&str> {
+        self.cfg
+            .profiles
+            .iter()
+            .map(|p| p.target.as_str())
+            .collect()
+    }
+
+    /// The `.env` lines of credsync's setup: the view's, else the files credsync reads and
+    /// writes as the `~/.aws` mount shows them.
+    fn suggest_env(&self) -> String {
+        self.view_env().unwrap_or_else(|| {
             let seen = |host: &Path, default: &str| match host.strip_prefix(self.aws_dir()) {
                 Ok(rest) => format!("{CONTAINER_HOME}/.aws/{}", rest.display()),
                 Err(_) => format!("{CONTAINER_HOME}/.aws/{default}"),
@@ -622,289 +1203,7 @@ impl<'a> Ctx<'a> {
                 seen(&self.cfg.aws.config_file, "config"),
                 seen(&self.cfg.aws.credentials_file, "credentials")
             )
-        });
-        if config_c.is_empty() {
-            out.push(Check::fail(
-                format!(
-                    "AWS_CONFIG_FILE is set but empty (from {}): botocore in the container \
-                     reads no config file",
-                    config_from.unwrap_or(".env")
-                ),
-                format!("set in .env:\n{suggest_env}"),
-            ));
-            return Row { checks: out, sso };
-        }
-        let config_host = self.map(mounts, &config_c);
-        // The container reads no credentials file: `/dev/null`, or set but empty.
-        let no_creds =
-            creds_c.is_empty() || normalize(Path::new(&creds_c)) == Path::new("/dev/null");
-        let creds_host = if no_creds {
-            None
-        } else {
-            self.map(mounts, &creds_c)
-        };
-        let view_config = view.map(|v| v.dir.join("config"));
-        // The container is set up for the view (row 3): there the credentials file is needed
-        // by nothing, and only matters when it defines the profile.
-        let view_row = view.is_some_and(|v| {
-            config_c == format!("{}/config", v.path_in_container)
-                || config_host.as_ref().map(|(h, ..)| h) == view_config.as_ref()
-        });
-        for (name, path, from, host) in [
-            ("AWS_CONFIG_FILE", &config_c, config_from, &config_host),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                &creds_c,
-                creds_from,
-                &creds_host,
-            ),
-        ] {
-            let needed = name == "AWS_CONFIG_FILE" || !(no_creds || view_row);
-            if host.is_none() && needed {
-                let what = match from {
-                    Some(from) => format!("{name}={path} (from {from}) is outside every mount"),
-                    None => {
-                        format!("{name} is not set, and its default {path} is outside every mount")
-                    }
-                };
-                // Already the path credsync's setup uses: the mount is what is missing.
-                let fix = if suggest_env.lines().any(|l| l == format!("{name}={path}")) {
-                    format!(
-                        "add to the service's volumes:\n{}",
-                        if view.is_some() {
-                            self.view_mount_line()
-                        } else {
-                            self.aws_mount_line()
-                        }
-                    )
-                } else {
-                    format!("set in .env:\n{suggest_env}")
-                };
-                out.push(Check::fail(
-                    format!("{what}: the container cannot see the file"),
-                    fix,
-                ));
-            }
-        }
-
-        let Some((config_h, _, config_root)) = config_host else {
-            return Row { checks: out, sso };
-        };
-        let is_view = view_config.as_deref() == Some(config_h.as_path());
-        let config_text = self.fs.read(&config_h);
-        if config_text.is_none() {
-            let c = if is_view {
-                Check::warn(
-                    format!(
-                        "the view's config {} does not exist yet",
-                        self.tilde(&config_h)
-                    ),
-                    "run `credsync sync` (or start the daemon) to write the view",
-                )
-            } else {
-                Check::fail(
-                    format!(
-                        "AWS_CONFIG_FILE={config_c} is {} on the host, which does not exist or \
-                         cannot be read",
-                        self.tilde(&config_h)
-                    ),
-                    format!("set in .env:\n{suggest_env}"),
-                )
-            };
-            out.push(c);
-            return Row { checks: out, sso };
-        }
-        needs.push((config_h.clone(), config_root.to_owned(), is_view));
-        let maintained = is_view || config_h == self.cfg.aws.config_file;
-        if !maintained {
-            out.push(Check::warn(
-                format!(
-                    "AWS_CONFIG_FILE={config_c} is {}, which credsync neither reads nor writes",
-                    self.tilde(&config_h)
-                ),
-                format!("set in .env:\n{suggest_env}"),
-            ));
-        }
-        let parsed = aws_profile::parse(config_text.as_deref().unwrap_or(""), &config_h);
-        let keys = parsed
-            .as_ref()
-            .ok()
-            .and_then(|a| a.get(&profile).map(|p| p.keys.clone()));
-        let creds_text = creds_host
-            .as_ref()
-            .and_then(|(h, _, _)| self.fs.read(h))
-            .unwrap_or_default();
-        let creds_defines = aws_profile::parse_credentials(&creds_text, Path::new(&creds_c))
-            .ok()
-            .and_then(|c| c.get(&profile).cloned())
-            .is_some_and(|k| k.contains_key("aws_access_key_id"));
-        let targets: Vec<&str> = self
-            .cfg
-            .profiles
-            .iter()
-            .map(|p| p.target.as_str())
-            .collect();
-
-        if is_view {
-            match keys {
-                Some(_) => {
-                    out.push(Check::ok(format!(
-                        "profile {profile}: resolves through the view's credential_process; \
-                         long-running clients get new keys (table row 3)"
-                    )));
-                    if let Some(v) = view {
-                        needs.push((
-                            v.dir.join(format!("{profile}.json")),
-                            config_root.to_owned(),
-                            true,
-                        ));
-                    }
-                    if creds_defines {
-                        out.push(Check::warn(
-                            format!(
-                                "the credentials file the container reads ({creds_c}) defines \
-                                 [{profile}]: botocore uses those keys before credential_process, \
-                                 and long-running clients keep them after they expire"
-                            ),
-                            format!("set in .env:\n{suggest_env}"),
-                        ));
-                    } else {
-                        let which = if creds_c.is_empty() {
-                            "AWS_SHARED_CREDENTIALS_FILE is set but empty: no credentials file"
-                                .to_owned()
-                        } else if no_creds {
-                            format!("AWS_SHARED_CREDENTIALS_FILE={creds_c}: no credentials file")
-                        } else if creds_host.is_none() {
-                            format!(
-                                "{creds_c} is outside every mount: no credentials file from the \
-                                 host"
-                            )
-                        } else {
-                            format!("the credentials file {creds_c} does not define [{profile}]")
-                        };
-                        out.push(Check::ok(format!(
-                            "{which}, so botocore goes on to the view's credential_process"
-                        )));
-                    }
-                }
-                None => out.push(Check::fail(
-                    format!(
-                        "profile {profile} (AWS_PROFILE, else default) is not in the view's \
-                         config; it holds the targets {}",
-                        targets.join(", ")
-                    ),
-                    format!(
-                        "set in .env:\nAWS_PROFILE={}",
-                        targets.first().unwrap_or(&"default")
-                    ),
-                )),
-            }
-        } else {
-            let sso_keys = keys.as_ref().is_some_and(|k| {
-                k.keys().any(|k| k.starts_with("sso_")) && !k.contains_key("role_arn")
-            });
-            if sso_keys {
-                sso = true;
-                // botocore in the container reads the token from the mounted cache.
-                let token = parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|a| a.sso_profile(&profile).ok())
-                    .map(|sp| sso_cache::file_name(sp.cache_key()));
-                if let Some(name) = token
-                    && let Some((h, _, root)) =
-                        self.map(mounts, &format!("{CONTAINER_HOME}/.aws/sso/cache/{name}"))
-                {
-                    needs.push((h, root.to_owned(), false));
-                }
-                let alt = self
-                    .cfg
-                    .profiles
-                    .iter()
-                    .filter(|p| p.target != profile)
-                    .find(|p| {
-                        parsed
-                            .as_ref()
-                            .ok()
-                            .and_then(|a| a.get(&p.target))
-                            .is_none_or(|t| !t.keys.keys().any(|k| k.starts_with("sso_")))
-                    })
-                    .map(|p| p.target.clone());
-                let mut fix = String::new();
-                if let Some(env) = self.view_env() {
-                    fix += &format!("use the view (row 3), in .env:\n{env}\n");
-                }
-                match alt {
-                    Some(t) => {
-                        fix += &format!("or a target credsync writes, in .env:\nAWS_PROFILE={t}")
-                    }
-                    None => {
-                        fix += &format!(
-                            "or give the profile a target without sso_* keys in {}:\n\
-                             [[profiles]]\nsource = \"{profile}\"\ntarget = \"{profile}-keys\"\n\
-                             and set AWS_PROFILE={profile}-keys in .env",
-                            self.config_path.display()
-                        )
-                    }
-                }
-                out.push(Check::warn(
-                    format!(
-                        "profile {profile} has sso_* keys in {}: botocore in the container \
-                         resolves it through SSO with the mounted token cache, not through the \
-                         keys credsync writes (table row 1)",
-                        self.tilde(&config_h)
-                    ),
-                    fix.trim_end(),
-                ));
-            } else if keys.as_ref().is_some_and(|k| k.contains_key("role_arn")) {
-                out.push(Check::warn(
-                    format!(
-                        "profile {profile} has role_arn in {}: botocore in the container assumes \
-                         the role itself instead of using the keys credsync writes",
-                        self.tilde(&config_h)
-                    ),
-                    format!(
-                        "use a credsync target with no role_arn in the config: AWS_PROFILE={}",
-                        targets.first().unwrap_or(&"<target>")
-                    ),
-                ));
-            } else if creds_defines {
-                let managed = ini_edit::managed_names(&creds_text).contains(&profile);
-                let note = if managed {
-                    "keys credsync writes"
-                } else {
-                    "static keys credsync does not manage"
-                };
-                out.push(Check::ok(format!(
-                    "profile {profile}: resolves through the credentials file's {note} \
-                     (table row 2); long-running clients keep them after they expire, \
-                     the [container] view fixes that"
-                )));
-                if let Some((h, _, root)) = &creds_host {
-                    needs.push((h.clone(), root.to_path_buf(), false));
-                }
-            } else {
-                out.push(Check::warn(
-                    format!(
-                        "profile {profile} (AWS_PROFILE, else default) has no credentials the \
-                         container can find"
-                    ),
-                    format!(
-                        "set AWS_PROFILE in .env to a target credsync writes: {}",
-                        targets.join(", ")
-                    ),
-                ));
-            }
-        }
-
-        if self.p.check_uid {
-            for (file, root, in_view) in &needs {
-                if let Some(c) = self.readable(file, root, *in_view) {
-                    out.push(c);
-                }
-            }
-        }
-        Row { checks: out, sso }
+        })
     }
 
     fn view_mount_line(&self) -> String {
@@ -922,79 +1221,58 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Whether the container's uid can search every directory from the mount root down to
-    /// `file` and read `file`; the first path that stops it, with the fix.
-    fn readable(&self, file: &Path, root: &Path, in_view: bool) -> Option<Check> {
-        let mut steps: Vec<(PathBuf, u32)> = Vec::new();
-        if let Ok(rest) = file.parent().unwrap_or(root).strip_prefix(root) {
-            let mut dir = root.to_owned();
-            if self.fs.kind(root) == Kind::Dir {
-                steps.push((dir.clone(), acl::SEARCH));
-            }
-            for c in rest.components() {
-                dir.push(c);
-                steps.push((dir.clone(), acl::SEARCH));
-            }
-        }
-        steps.push((file.to_owned(), acl::READ));
-        for (path, need) in steps {
-            let Some(perms) = self.fs.perms(&path) else {
-                continue; // missing: reported elsewhere
-            };
-            let host_uid = self.p.host_uid.unwrap_or(self.uid);
-            if acl::granted(&perms, host_uid) & need == need {
-                continue;
-            }
-            let verb = if need == acl::READ { "read" } else { "search" };
-            let acl_note = match &perms.acl {
-                Some(_) => "an ACL without an entry for it",
-                None => "no ACL",
-            };
-            let who = if host_uid == self.uid {
-                format!("uid {}", self.uid)
-            } else {
-                format!("uid {} (host uid {host_uid})", self.uid)
-            };
-            let what = format!(
-                "{who} (the container's user) cannot {verb} {} (owner uid {}, mode {:04o}, {acl_note})",
+    /// The check for a path the container's uid cannot use: `need` is [`acl::READ`] (a file)
+    /// or [`acl::SEARCH`] (a directory on the way).
+    fn access_check(&self, path: &Path, need: u32, perms: &Perms, in_view: bool) -> Check {
+        let host_uid = self.p.host_uid.unwrap_or(self.uid);
+        let verb = if need == acl::READ { "read" } else { "search" };
+        let acl_note = match &perms.acl {
+            Some(_) => "an ACL without an entry for it",
+            None => "no ACL",
+        };
+        let who = if host_uid == self.uid {
+            format!("uid {}", self.uid)
+        } else {
+            format!("uid {} (host uid {host_uid})", self.uid)
+        };
+        let what = format!(
+            "{who} (the container's user) cannot {verb} {} (owner uid {}, mode {:04o}, {acl_note})",
+            path.display(),
+            perms.owner,
+            perms.mode
+        );
+        let perm = if need == acl::READ { "r" } else { "x" };
+        let uid_set = self.cfg.container.as_ref().and_then(|c| c.uid).is_some();
+        let fix = if in_view && !uid_set {
+            format!(
+                "set in {}:\n[container]\nuid = {}\nthen run `credsync reload` (credsync \
+                             grants that uid read access with a POSIX ACL)",
+                self.config_path.display(),
+                self.uid
+            )
+        } else if in_view {
+            format!(
+                "run `credsync sync` to rewrite the view with its ACL; on a filesystem \
+                             without ACLs, run `chmod o+{perm} {}`",
+                path.display()
+            )
+        } else if uid_set && path == self.cfg.aws.credentials_file {
+            format!(
+                "use the [container] view instead (docs/astro.md); or, if the containers \
+                             must read {0}, set share_credentials_file = true in [container] of {1} and \
+                             run `credsync reload` (it exposes every section of {0}, your long-lived keys \
+                             included, to the containers)",
                 path.display(),
-                perms.owner,
-                perms.mode
-            );
-            let perm = if need == acl::READ { "r" } else { "x" };
-            let uid_set = self.cfg.container.as_ref().and_then(|c| c.uid).is_some();
-            let fix = if in_view && !uid_set {
-                format!(
-                    "set in {}:\n[container]\nuid = {}\nthen run `credsync reload` (credsync \
-                     grants that uid read access with a POSIX ACL)",
-                    self.config_path.display(),
-                    self.uid
-                )
-            } else if in_view {
-                format!(
-                    "run `credsync sync` to rewrite the view with its ACL; on a filesystem \
-                     without ACLs, run `chmod o+{perm} {}`",
-                    path.display()
-                )
-            } else if uid_set && path == self.cfg.aws.credentials_file {
-                format!(
-                    "use the [container] view instead (docs/astro.md); or, if the containers \
-                     must read {0}, set share_credentials_file = true in [container] of {1} and \
-                     run `credsync reload` (it exposes every section of {0}, your long-lived keys \
-                     included, to the containers)",
-                    path.display(),
-                    self.config_path.display()
-                )
-            } else {
-                format!(
-                    "run `setfacl -m u:{host_uid}:{perm} {}`\n(or use the [container] view with uid = {})",
-                    path.display(),
-                    self.uid
-                )
-            };
-            return Some(Check::fail(what, fix));
-        }
-        None
+                self.config_path.display()
+            )
+        } else {
+            format!(
+                "run `setfacl -m u:{host_uid}:{perm} {}`\n(or use the [container] view with uid = {})",
+                path.display(),
+                self.uid
+            )
+        };
+        Check::fail(what, fix)
     }
 }
 
@@ -1050,6 +1328,26 @@ fn interpolate(s: &str, home: &Path, dotenv: &BTreeMap<String, String>) -> Strin
     }
     out.push_str(rest);
     out
+}
+
+/// Where a container path is on the host, through the longest mount that holds it.
+fn map(mounts: &[(&Mount, PathBuf)], container_path: &str) -> Option<OnHost> {
+    let cp = normalize(Path::new(container_path));
+    mounts
+        .iter()
+        .filter_map(|(m, h)| {
+            let rest = cp.strip_prefix(&m.target).ok()?;
+            Some((m.target.len(), h.join(rest), h))
+        })
+        .max_by_key(|(len, ..)| *len)
+        .map(|(_, host, root)| OnHost {
+            path: if host.as_os_str().is_empty() {
+                root.clone()
+            } else {
+                host
+            },
+            root: root.clone(),
+        })
 }
 
 /// Removes `.` components and resolves `..` lexically (mount paths are not canonicalised by

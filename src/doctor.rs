@@ -6,7 +6,6 @@
 //! for SSO, its token), the credentials file's permissions, the user service and the daemon.
 //! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them.
 
-pub mod acl;
 pub mod compose;
 pub mod project;
 
@@ -15,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::acl;
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
 use crate::config::{Config, ConfigError};
@@ -429,7 +429,7 @@ pub fn check_credentials_exposure(
     let named = file
         .acl
         .as_ref()
-        .is_some_and(|a| a.iter().any(|e| e.tag == acl::ACL_USER && e.id == uid));
+        .is_some_and(|a| a.iter().any(|e| e.tag == acl::TAG_USER && e.id == uid));
     let how = if file.owner == uid {
         "it owns the file".to_owned()
     } else if named {
@@ -1271,7 +1271,7 @@ mod tests {
                         id: u32::MAX,
                     },
                     acl::Entry {
-                        tag: acl::ACL_USER,
+                        tag: acl::TAG_USER,
                         perm,
                         id: uid,
                     },

@@ -1,4 +1,5 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
+pub mod acl;
 pub mod aws_profile;
 pub mod chain;
 pub mod config;

@@ -14,7 +14,7 @@
 //!   write, the view's files get a named-user entry `r--` for the uid and the directories on
 //!   their path ([`view_dirs`]) `--x` (search, no listing), by setting the
 //!   `system.posix_acl_access` extended attribute directly (Linux only; its binary format is
-//!   small and fixed, see [`encode_acl`]). The credentials file gets nothing unless
+//!   small and fixed, see [`acl::encode`]). The credentials file gets nothing unless
 //!   `share_credentials_file` asks for it ([`wanted_grants`]): least privilege. An atomic
 //!   rewrite carries the old file's ACL over to the new inode ([`crate::write`]), so a grant
 //!   never lapses and never turns into group access. Never does a secret become group- or
@@ -26,15 +26,14 @@
 //! - **No ACL support** (`EOPNOTSUPP`, or not Linux): one warning per process with the
 //!   mode-based alternative; the write itself succeeds.
 
-use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::acl;
 use crate::config::ContainerConfig;
 use crate::secret::{Credentials, ExposeSecret};
 use crate::timefmt;
@@ -361,7 +360,7 @@ pub fn acl_error(path: &Path, uid: Option<u32>, source: io::Error) -> ViewError 
 }
 
 // ---------------------------------------------------------------------------------------------
-// POSIX ACLs as the kernel stores them in `system.posix_acl_access`.
+// The grants credsync keeps in place for the container uid (the format is `crate::acl`'s).
 
 /// What the granted uid may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,115 +374,10 @@ pub enum Access {
 impl Access {
     fn perm(self) -> u16 {
         match self {
-            Access::Read => PERM_READ,
-            Access::Search => PERM_EXECUTE,
+            Access::Read => acl::READ,
+            Access::Search => acl::SEARCH,
         }
     }
-}
-
-pub const ACL_XATTR: &str = "system.posix_acl_access";
-const ACL_VERSION: u32 = 2;
-pub const TAG_USER_OBJ: u16 = 0x01;
-pub const TAG_USER: u16 = 0x02;
-pub const TAG_GROUP_OBJ: u16 = 0x04;
-pub const TAG_GROUP: u16 = 0x08;
-pub const TAG_MASK: u16 = 0x10;
-pub const TAG_OTHER: u16 = 0x20;
-const PERM_READ: u16 = 4;
-const PERM_EXECUTE: u16 = 1;
-const UNDEFINED_ID: u32 = u32::MAX;
-
-/// One ACL entry: tag, permission bits (`rwx` = 4/2/1), and the uid or gid of named entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AclEntry {
-    pub tag: u16,
-    pub perm: u16,
-    pub id: u32,
-}
-
-/// The minimal ACL that `mode` stands for (owner, group, other).
-pub fn acl_from_mode(mode: u32) -> Vec<AclEntry> {
-    let e = |tag, shift: u32| AclEntry {
-        tag,
-        perm: ((mode >> shift) & 7) as u16,
-        id: UNDEFINED_ID,
-    };
-    vec![e(TAG_USER_OBJ, 6), e(TAG_GROUP_OBJ, 3), e(TAG_OTHER, 0)]
-}
-
-/// The xattr value: a little-endian `u32` version 2, then per entry `u16` tag, `u16` perm,
-/// `u32` id (`linux/posix_acl_xattr.h`). Entries are sorted as the kernel requires (by tag,
-/// then id).
-pub fn encode_acl(entries: &[AclEntry]) -> Vec<u8> {
-    let mut sorted = entries.to_vec();
-    sorted.sort_by_key(|e| (e.tag, e.id));
-    let mut out = Vec::with_capacity(4 + 8 * sorted.len());
-    out.extend_from_slice(&ACL_VERSION.to_le_bytes());
-    for e in sorted {
-        out.extend_from_slice(&e.tag.to_le_bytes());
-        out.extend_from_slice(&e.perm.to_le_bytes());
-        out.extend_from_slice(&e.id.to_le_bytes());
-    }
-    out
-}
-
-/// Parses an xattr value; `None` for a wrong version or length.
-pub fn decode_acl(bytes: &[u8]) -> Option<Vec<AclEntry>> {
-    let (head, rest) = bytes.split_first_chunk::<4>()?;
-    if u32::from_le_bytes(*head) != ACL_VERSION || rest.len() % 8 != 0 {
-        return None;
-    }
-    Some(
-        rest.chunks_exact(8)
-            .map(|c| AclEntry {
-                tag: u16::from_le_bytes([c[0], c[1]]),
-                perm: u16::from_le_bytes([c[2], c[3]]),
-                id: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect(),
-    )
-}
-
-/// `acl` with `uid` given at least `perm`, and the mask recomputed as `setfacl` does (the union
-/// of the owning group and every named entry). `None` when nothing changes.
-pub fn with_user(acl: &[AclEntry], uid: u32, perm: u16) -> Option<Vec<AclEntry>> {
-    let mut out = acl.to_vec();
-    match out.iter_mut().find(|e| e.tag == TAG_USER && e.id == uid) {
-        Some(e) => e.perm |= perm,
-        None => out.push(AclEntry {
-            tag: TAG_USER,
-            perm,
-            id: uid,
-        }),
-    }
-    let mask = out
-        .iter()
-        .filter(|e| matches!(e.tag, TAG_USER | TAG_GROUP | TAG_GROUP_OBJ))
-        .fold(0, |m, e| m | e.perm);
-    out.retain(|e| e.tag != TAG_MASK);
-    out.push(AclEntry {
-        tag: TAG_MASK,
-        perm: mask,
-        id: UNDEFINED_ID,
-    });
-    let norm = |v: &[AclEntry]| {
-        let mut v = v.to_vec();
-        v.sort_by_key(|e| (e.tag, e.id));
-        v
-    };
-    (norm(&out) != norm(acl)).then_some(out)
-}
-
-/// The permission bits an ACL stands for when its named entries are dropped: owner, *owning
-/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode).
-pub fn true_mode(acl: &[AclEntry]) -> Option<u32> {
-    acl.iter().find(|e| e.tag == TAG_MASK)?;
-    let perm = |tag| {
-        acl.iter()
-            .find(|e| e.tag == tag)
-            .map_or(0, |e| u32::from(e.perm & 7))
-    };
-    Some(perm(TAG_USER_OBJ) << 6 | perm(TAG_GROUP_OBJ) << 3 | perm(TAG_OTHER))
 }
 
 static WARNED_NO_ACL: AtomicBool = AtomicBool::new(false);
@@ -648,7 +542,7 @@ pub fn revoke_unwanted(
         match revoke_io(path, &keep) {
             Ok(true) => changed.push(path.clone()),
             Ok(false) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound || is_unsupported(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound || acl::is_unsupported(&e) => {}
             Err(source) => {
                 return Err(ViewError::Revoke {
                     path: path.clone(),
@@ -731,10 +625,10 @@ pub fn decode_record(text: &str) -> Vec<Recorded> {
 /// cleared, an entry credsync created and left empty is removed, the mask recomputed (dropped
 /// when no named entry remains). Returns the new ACL and record; `None` when nothing changes.
 pub fn revoke_in(
-    acl: &[AclEntry],
+    acl: &[acl::Entry],
     record: &[Recorded],
     keep: &[(u32, u16)],
-) -> Option<(Vec<AclEntry>, Vec<Recorded>)> {
+) -> Option<(Vec<acl::Entry>, Vec<Recorded>)> {
     let mut out = acl.to_vec();
     let mut rec = Vec::new();
     let mut changed = false;
@@ -749,7 +643,10 @@ pub fn revoke_in(
             continue;
         }
         changed = true;
-        let Some(i) = out.iter().position(|e| e.tag == TAG_USER && e.id == r.uid) else {
+        let Some(i) = out
+            .iter()
+            .position(|e| e.tag == acl::TAG_USER && e.id == r.uid)
+        else {
             continue; // the entry is gone: nothing of ours left
         };
         out[i].perm &= !take;
@@ -764,45 +661,48 @@ pub fn revoke_in(
     if !changed {
         return None;
     }
-    out.retain(|e| e.tag != TAG_MASK);
-    if out.iter().any(|e| matches!(e.tag, TAG_USER | TAG_GROUP)) {
+    out.retain(|e| e.tag != acl::TAG_MASK);
+    if out
+        .iter()
+        .any(|e| matches!(e.tag, acl::TAG_USER | acl::TAG_GROUP))
+    {
         let mask = out
             .iter()
-            .filter(|e| matches!(e.tag, TAG_USER | TAG_GROUP | TAG_GROUP_OBJ))
+            .filter(|e| matches!(e.tag, acl::TAG_USER | acl::TAG_GROUP | acl::TAG_GROUP_OBJ))
             .fold(0, |m, e| m | e.perm);
-        out.push(AclEntry {
-            tag: TAG_MASK,
+        out.push(acl::Entry {
+            tag: acl::TAG_MASK,
             perm: mask,
-            id: UNDEFINED_ID,
+            id: acl::UNDEFINED_ID,
         });
     }
     Some((out, rec))
 }
 
 fn revoke_io(path: &Path, keep: &[(u32, u16)]) -> io::Result<bool> {
-    let Some(text) = read_xattr(path, RECORD_XATTR)? else {
+    let Some(text) = acl::read_xattr(path, RECORD_XATTR)? else {
         return Ok(false);
     };
     let record = decode_record(&String::from_utf8_lossy(&text));
-    let acl = match read_acl(path)? {
+    let acl = match acl::read(path)? {
         Some(acl) => acl,
-        None => acl_from_mode(fs::metadata(path)?.permissions().mode()),
+        None => acl::from_mode(fs::metadata(path)?.permissions().mode()),
     };
     let Some((new_acl, new_record)) = revoke_in(&acl, &record, keep) else {
         return Ok(false);
     };
-    write_acl(path, &encode_acl(&new_acl))?;
+    acl::write(path, &new_acl)?;
     if new_record.is_empty() {
-        remove_xattr(path, RECORD_XATTR)?;
+        acl::remove_xattr(path, RECORD_XATTR)?;
     } else {
-        write_xattr(path, RECORD_XATTR, encode_record(&new_record).as_bytes())?;
+        acl::write_xattr(path, RECORD_XATTR, encode_record(&new_record).as_bytes())?;
     }
     Ok(true)
 }
 
 /// The record of `path` (empty without one).
 pub fn read_record(path: &Path) -> io::Result<Vec<Recorded>> {
-    Ok(read_xattr(path, RECORD_XATTR)?
+    Ok(acl::read_xattr(path, RECORD_XATTR)?
         .map(|t| decode_record(&String::from_utf8_lossy(&t)))
         .unwrap_or_default())
 }
@@ -821,7 +721,7 @@ fn record_grant(path: &Path, uid: u32, added: u16, created: bool) {
                 created,
             }),
         }
-        write_xattr(path, RECORD_XATTR, encode_record(&record).as_bytes())
+        acl::write_xattr(path, RECORD_XATTR, encode_record(&record).as_bytes())
     })();
     if let Err(e) = result
         && !WARNED_NO_RECORD.swap(true, Ordering::Relaxed)
@@ -839,7 +739,7 @@ fn record_grant(path: &Path, uid: u32, added: u16, created: bool) {
 pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewError> {
     match grant_io(path, uid, access.perm()) {
         Ok(outcome) => Ok(outcome),
-        Err(e) if is_unsupported(&e) => {
+        Err(e) if acl::is_unsupported(&e) => {
             warn_no_acl(path, uid);
             Ok(AclOutcome::Unsupported)
         }
@@ -847,23 +747,19 @@ pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewEr
     }
 }
 
-fn is_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(c) if c == libc::EOPNOTSUPP || c == libc::ENOTSUP)
-}
-
 fn grant_io(path: &Path, uid: u32, perm: u16) -> io::Result<AclOutcome> {
-    let acl = match read_acl(path)? {
+    let acl = match acl::read(path)? {
         Some(acl) => acl,
-        None => acl_from_mode(fs::metadata(path)?.permissions().mode()),
+        None => acl::from_mode(fs::metadata(path)?.permissions().mode()),
     };
     let before = acl
         .iter()
-        .find(|e| e.tag == TAG_USER && e.id == uid)
+        .find(|e| e.tag == acl::TAG_USER && e.id == uid)
         .map(|e| e.perm);
-    match with_user(&acl, uid, perm) {
+    match acl::with_user(&acl, uid, perm) {
         None => Ok(AclOutcome::Unchanged),
         Some(new) => {
-            write_acl(path, &encode_acl(&new))?;
+            acl::write(path, &new)?;
             let added = perm & !before.unwrap_or(0);
             if added != 0 {
                 record_grant(path, uid, added, before.is_none());
@@ -871,129 +767,6 @@ fn grant_io(path: &Path, uid: u32, perm: u16) -> io::Result<AclOutcome> {
             Ok(AclOutcome::Set)
         }
     }
-}
-
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-/// The file's access ACL; `None` when it has none beyond its mode.
-#[cfg(target_os = "linux")]
-pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
-    let p = c_path(path)?;
-    let name = c"system.posix_acl_access";
-    let mut buf = vec![0u8; 4 + 8 * 64];
-    loop {
-        // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
-        let n = unsafe {
-            libc::getxattr(
-                p.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return decode_acl(&buf)
-                .map(Some)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable POSIX ACL"));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
-        }
-    }
-}
-
-fn write_acl(path: &Path, value: &[u8]) -> io::Result<()> {
-    write_xattr(path, ACL_XATTR, value)
-}
-
-/// An extended attribute's value; `None` when the file has none of that name.
-#[cfg(target_os = "linux")]
-fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
-        let len =
-            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if len >= 0 {
-            buf.truncate(len as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
-    let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: both strings are NUL-terminated.
-    if unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ENODATA) {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: both strings are NUL-terminated; `value` is valid for `value.len()` bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Other systems (macOS: Docker Desktop shares files through a VM, uid mapping differs) have no
-/// `system.posix_acl_access`: treated as "no ACL support".
-#[cfg(not(target_os = "linux"))]
-pub fn read_acl(path: &Path) -> io::Result<Option<Vec<AclEntry>>> {
-    let _ = c_path(path)?;
-    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn read_xattr(_path: &Path, _name: &str) -> io::Result<Option<Vec<u8>>> {
-    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn remove_xattr(_path: &Path, _name: &str) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn write_xattr(_path: &Path, _name: &str, _value: &[u8]) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
 #[cfg(test)]
@@ -1103,32 +876,6 @@ mod tests {
     }
 
     #[test]
-    fn acl_round_trips_in_kernel_order() {
-        let acl = with_user(&acl_from_mode(0o600), 50000, PERM_READ).unwrap();
-        let bytes = encode_acl(&acl);
-        assert_eq!(
-            bytes,
-            [
-                2, 0, 0, 0, // version
-                1, 0, 6, 0, 255, 255, 255, 255, // user:: rw-
-                2, 0, 4, 0, 0x50, 0xc3, 0, 0, // user:50000: r--
-                4, 0, 0, 0, 255, 255, 255, 255, // group:: ---
-                0x10, 0, 4, 0, 255, 255, 255, 255, // mask:: r--
-                0x20, 0, 0, 0, 255, 255, 255, 255, // other:: ---
-            ]
-        );
-        let mut back = decode_acl(&bytes).unwrap();
-        back.sort_by_key(|e| (e.tag, e.id));
-        let mut want = acl.clone();
-        want.sort_by_key(|e| (e.tag, e.id));
-        assert_eq!(back, want);
-        assert_eq!(true_mode(&acl), Some(0o600));
-        assert_eq!(with_user(&acl, 50000, PERM_READ), None);
-        assert_eq!(decode_acl(&[1, 0, 0, 0]), None);
-        assert_eq!(decode_acl(&[2, 0, 0, 0, 1]), None);
-    }
-
-    #[test]
     fn dir_mode_follows_file_mode() {
         assert_eq!(dir_mode(0o600), 0o700);
         assert_eq!(dir_mode(0o644), 0o711);
@@ -1155,7 +902,7 @@ mod tests {
         for entry in fs::read_dir(&dir).unwrap() {
             let m = entry.unwrap().metadata().unwrap();
             assert_eq!(m.mode() & 0o077, 0, "{:o}", m.mode());
-            assert!(read_acl(&dir).unwrap_or(None).is_none());
+            assert!(acl::read(&dir).unwrap_or(None).is_none());
             seen += 1;
         }
         assert_eq!(seen, 3);
@@ -1201,12 +948,16 @@ mod tests {
 
     /// The uid's entry and the owning group's bits, as the kernel reports them.
     fn acl_of(path: &Path) -> (Option<u16>, u16) {
-        let acl = read_acl(path).unwrap().expect("an ACL");
+        let acl = acl::read(path).unwrap().expect("an ACL");
         let user = acl
             .iter()
-            .find(|e| e.tag == TAG_USER && e.id == 50000)
+            .find(|e| e.tag == acl::TAG_USER && e.id == 50000)
             .map(|e| e.perm);
-        let group = acl.iter().find(|e| e.tag == TAG_GROUP_OBJ).unwrap().perm;
+        let group = acl
+            .iter()
+            .find(|e| e.tag == acl::TAG_GROUP_OBJ)
+            .unwrap()
+            .perm;
         (user, group)
     }
 
@@ -1220,18 +971,18 @@ mod tests {
             write_view(&cfg, cfg.uid, &[("dev", None, &c)], &[], 0o600).unwrap();
             for name in ["dev.json", "config"] {
                 let path = dir.join(name);
-                assert_eq!(acl_of(&path), (Some(PERM_READ), 0), "{name} round {round}");
+                assert_eq!(acl_of(&path), (Some(acl::READ), 0), "{name} round {round}");
                 // Group bits show the mask (r), but the owning group itself has nothing.
                 assert_eq!(fs::metadata(&path).unwrap().mode() & 0o007, 0);
             }
-            assert_eq!(acl_of(&dir), (Some(PERM_EXECUTE), 0));
+            assert_eq!(acl_of(&dir), (Some(acl::SEARCH), 0));
         }
         // Each grant is recorded as credsync's own.
         assert_eq!(
             read_record(&dir.join("dev.json")).unwrap(),
             vec![Recorded {
                 uid: 50000,
-                added: PERM_READ,
+                added: acl::READ,
                 created: true
             }]
         );
@@ -1280,37 +1031,37 @@ mod tests {
         );
     }
 
-    fn user(uid: u32, perm: u16) -> AclEntry {
-        AclEntry {
-            tag: TAG_USER,
+    fn user(uid: u32, perm: u16) -> acl::Entry {
+        acl::Entry {
+            tag: acl::TAG_USER,
             perm,
             id: uid,
         }
     }
 
-    fn sorted(mut v: Vec<AclEntry>) -> Vec<AclEntry> {
+    fn sorted(mut v: Vec<acl::Entry>) -> Vec<acl::Entry> {
         v.sort_by_key(|e| (e.tag, e.id));
         v
     }
 
     #[test]
     fn revoke_takes_back_only_what_credsync_added() {
-        let base = acl_from_mode(0o600);
-        let ours = with_user(&base, 50000, PERM_READ).unwrap();
+        let base = acl::from_mode(0o600);
+        let ours = acl::with_user(&base, 50000, acl::READ).unwrap();
         let rec = [Recorded {
             uid: 50000,
-            added: PERM_READ,
+            added: acl::READ,
             created: true,
         }];
         // Wanted: nothing changes.
-        assert_eq!(revoke_in(&ours, &rec, &[(50000, PERM_READ)]), None);
+        assert_eq!(revoke_in(&ours, &rec, &[(50000, acl::READ)]), None);
         // Not wanted: the entry and the mask go; the ACL is the mode again.
         let (acl, left) = revoke_in(&ours, &rec, &[]).unwrap();
         assert_eq!(sorted(acl.clone()), sorted(base.clone()));
         assert!(left.is_empty());
-        assert_eq!(true_mode(&acl), None);
+        assert_eq!(acl::true_mode(&acl), None);
         // The user's own entry for another uid stays, with the mask it needs.
-        let mixed = with_user(&ours, 1001, 6).unwrap();
+        let mixed = acl::with_user(&ours, 1001, 6).unwrap();
         let (acl, _) = revoke_in(&mixed, &rec, &[]).unwrap();
         assert_eq!(
             sorted(acl),
@@ -1319,26 +1070,26 @@ mod tests {
                 base[1],
                 base[2],
                 user(1001, 6),
-                AclEntry {
-                    tag: TAG_MASK,
+                acl::Entry {
+                    tag: acl::TAG_MASK,
                     perm: 6,
-                    id: UNDEFINED_ID
+                    id: acl::UNDEFINED_ID
                 }
             ])
         );
         // An entry the user had (x) that credsync widened (r): only r is taken back.
-        let had = with_user(&base, 50000, PERM_EXECUTE).unwrap();
-        let widened = with_user(&had, 50000, PERM_READ).unwrap();
+        let had = acl::with_user(&base, 50000, acl::SEARCH).unwrap();
+        let widened = acl::with_user(&had, 50000, acl::READ).unwrap();
         let rec_old = [Recorded {
             uid: 50000,
-            added: PERM_READ,
+            added: acl::READ,
             created: false,
         }];
         let (acl, _) = revoke_in(&widened, &rec_old, &[]).unwrap();
         assert_eq!(sorted(acl), sorted(had));
         // A uid change: the old uid's entry goes, the new one's is kept.
-        let (acl, left) = revoke_in(&ours, &rec, &[(50001, PERM_READ)]).unwrap();
-        assert!(!acl.iter().any(|e| e.tag == TAG_USER));
+        let (acl, left) = revoke_in(&ours, &rec, &[(50001, acl::READ)]).unwrap();
+        assert!(!acl.iter().any(|e| e.tag == acl::TAG_USER));
         assert!(left.is_empty());
         // The entry was removed by someone else meanwhile: the record is dropped.
         let (acl, left) = revoke_in(&base, &rec, &[]).unwrap();
@@ -1353,9 +1104,9 @@ mod tests {
         fs::write(&f, "x").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
         // The user's own entry for uid 1234, then credsync's for 50000.
-        write_acl(
+        acl::write(
             &f,
-            &encode_acl(&with_user(&acl_from_mode(0o600), 1234, PERM_READ).unwrap()),
+            &acl::with_user(&acl::from_mode(0o600), 1234, acl::READ).unwrap(),
         )
         .unwrap();
         assert_eq!(grant(&f, 50000, Access::Read).unwrap(), AclOutcome::Set);
@@ -1367,12 +1118,12 @@ mod tests {
         assert_eq!(read_record(&f).unwrap().len(), 1);
         let changed = revoke_unwanted(std::slice::from_ref(&f), &[]).unwrap();
         assert_eq!(changed, vec![f.clone()]);
-        let acl = read_acl(&f).unwrap().unwrap();
+        let acl = acl::read(&f).unwrap().unwrap();
         assert!(
             acl.iter()
-                .any(|e| e.tag == TAG_USER && e.id == 1234 && e.perm == PERM_READ)
+                .any(|e| e.tag == acl::TAG_USER && e.id == 1234 && e.perm == acl::READ)
         );
-        assert!(!acl.iter().any(|e| e.tag == TAG_USER && e.id == 50000));
+        assert!(!acl.iter().any(|e| e.tag == acl::TAG_USER && e.id == 50000));
         assert!(read_record(&f).unwrap().is_empty());
         // Nothing recorded any more: a second pass changes nothing.
         assert!(
@@ -1383,9 +1134,9 @@ mod tests {
         // A file whose record was lost is never touched.
         let g = tmp.path().join("g");
         fs::write(&g, "x").unwrap();
-        write_acl(
+        acl::write(
             &g,
-            &encode_acl(&with_user(&acl_from_mode(0o600), 50000, PERM_READ).unwrap()),
+            &acl::with_user(&acl::from_mode(0o600), 50000, acl::READ).unwrap(),
         )
         .unwrap();
         assert!(
@@ -1393,6 +1144,12 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert!(read_acl(&g).unwrap().unwrap().iter().any(|e| e.id == 50000));
+        assert!(
+            acl::read(&g)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .any(|e| e.id == 50000)
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use credsync::view::{self, TAG_USER};
+use credsync::acl::{self, TAG_USER};
 use support::TestEnv;
 use support::fake_aws::FakeAws;
 
@@ -60,7 +60,7 @@ fn sync(env: &TestEnv, fake: &FakeAws) -> String {
 
 /// The permission bits of the named-user entry for `uid` on `path` (`None`: no entry).
 fn entry(path: &Path, uid: u32) -> Option<u16> {
-    view::read_acl(path)
+    acl::read(path)
         .unwrap_or_else(|e| panic!("read the ACL of {}: {e}", path.display()))
         .and_then(|acl| {
             acl.iter()
@@ -212,7 +212,7 @@ fn a_reload_takes_back_the_access_without_a_refresh() {
     daemon.expect_within(
         "the daemon grants uid 50000 read on the credentials file",
         || {
-            view::read_acl(&creds)
+            acl::read(&creds)
                 .ok()
                 .flatten()
                 .is_some_and(|a| a.iter().any(|e| e.tag == TAG_USER && e.id == UID))

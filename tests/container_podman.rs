@@ -287,10 +287,10 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     assert_eq!(r["long_lived"], first.as_str(), "{r}");
     // credsync granted exactly that host uid, and doctor says so and why.
     let json = env.aws_dir().join("credsync/dev.json");
-    let acl = credsync::view::read_acl(&json).unwrap().unwrap();
+    let acl = credsync::acl::read(&json).unwrap().unwrap();
     assert!(
         acl.iter()
-            .any(|e| e.tag == credsync::view::TAG_USER && e.id == host_uid),
+            .any(|e| e.tag == credsync::acl::TAG_USER && e.id == host_uid),
         "{acl:?}"
     );
     let d = text(&credsync_as(&env, &p, &bin, &["doctor"]));
@@ -324,10 +324,10 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     chown_r(env.home(), p.uid, p.gid);
     let o = credsync_as(&env, &p, &bin, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
-    let acl = credsync::view::read_acl(&json).unwrap().unwrap();
+    let acl = credsync::acl::read(&json).unwrap().unwrap();
     assert!(
         !acl.iter()
-            .any(|e| e.tag == credsync::view::TAG_USER && e.id == host_uid),
+            .any(|e| e.tag == credsync::acl::TAG_USER && e.id == host_uid),
         "{acl:?}"
     );
     let r = ctr.read();

@@ -47,7 +47,9 @@ fn open_fds() -> usize {
 #[test]
 fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
     // Memory, fds and tasks are the process's: this test runs alone in a process of its own.
-    if !support::alone("reliability_long_run::a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat") {
+    if !support::alone(
+        "reliability_long_run::a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat",
+    ) {
         return;
     }
     let fake = FakeAws::new();

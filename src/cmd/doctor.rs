@@ -116,8 +116,8 @@ fn container_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     let path = std::fs::canonicalize(&cfg.aws.credentials_file)
         .unwrap_or_else(|_| cfg.aws.credentials_file.clone());
     let text = credsync::write::read_text_or_empty(&path);
-    let file = doctor::acl::read(&path);
-    let dir = path.parent().and_then(doctor::acl::read);
+    let file = credsync::acl::perms(&path);
+    let dir = path.parent().and_then(credsync::acl::perms);
     out.extend(doctor::check_credentials_exposure(
         &cfg.aws.credentials_file,
         &text,

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::Check;
-use super::acl::{self, Perms};
 use super::compose::{self, Mount, Service};
+use crate::acl::{self, Perms};
 use crate::aws_profile;
 use crate::config::{Config, Env, expand_like_botocore};
 use crate::ini_edit;
@@ -128,7 +128,7 @@ impl HostFs for RealFs {
     }
 
     fn perms(&self, path: &Path) -> Option<Perms> {
-        acl::read(path)
+        acl::perms(path)
     }
 }
 
@@ -297,7 +297,7 @@ struct Access {
     in_view: bool,
     /// Each directory to search and then the file to read: the bits needed and the path's
     /// permissions (`None`: missing, reported elsewhere).
-    steps: Vec<(PathBuf, u32, Option<Perms>)>,
+    steps: Vec<(PathBuf, u16, Option<Perms>)>,
 }
 
 /// What is known about one service's container before any decision: its environment as
@@ -383,8 +383,8 @@ impl<'a> Facts<'a> {
 }
 
 /// Each directory from `root` down to `file` (search) and `file` (read), with its permissions.
-fn access_steps(fs: &dyn HostFs, file: &Path, root: &Path) -> Vec<(PathBuf, u32, Option<Perms>)> {
-    let mut paths: Vec<(PathBuf, u32)> = Vec::new();
+fn access_steps(fs: &dyn HostFs, file: &Path, root: &Path) -> Vec<(PathBuf, u16, Option<Perms>)> {
+    let mut paths: Vec<(PathBuf, u16)> = Vec::new();
     if let Ok(rest) = file.parent().unwrap_or(root).strip_prefix(root) {
         let mut dir = root.to_owned();
         if fs.kind(root) == Kind::Dir {
@@ -1223,7 +1223,7 @@ impl<'a> Ctx<'a> {
 
     /// The check for a path the container's uid cannot use: `need` is [`acl::READ`] (a file)
     /// or [`acl::SEARCH`] (a directory on the way).
-    fn access_check(&self, path: &Path, need: u32, perms: &Perms, in_view: bool) -> Check {
+    fn access_check(&self, path: &Path, need: u16, perms: &Perms, in_view: bool) -> Check {
         let host_uid = self.p.host_uid.unwrap_or(self.uid);
         let verb = if need == acl::READ { "read" } else { "search" };
         let acl_note = match &perms.acl {

@@ -591,7 +591,10 @@ pub fn alone(name: &str) -> bool {
         .output()
         .expect("run the test binary for one test");
     let text = output_text(&out);
-    assert!(out.status.success(), "{name}, alone in its own process:\n{text}");
+    assert!(
+        out.status.success(),
+        "{name}, alone in its own process:\n{text}"
+    );
     assert!(
         text.contains("1 passed"),
         "{name} did not run in its own process:\n{text}"
@@ -611,7 +614,11 @@ impl MachineLock {
     /// Waits for the package test (or, exclusive, for every other holder).
     pub fn hold(exclusive: bool) -> MachineLock {
         let lock = fs::File::create(Self::PATH).expect("create the machine-wide test lock");
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
         // SAFETY: flock on a file descriptor we own; it blocks until the lock is granted.
         let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), op) };
         assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());

@@ -78,6 +78,7 @@ pub struct Config {
     pub refresh: RefreshConfig,
     pub container: Option<ContainerConfig>,
     pub control: ControlConfig,
+    pub notify: NotifyConfig,
     pub origin: Origin,
 }
 
@@ -145,6 +146,27 @@ impl ContainerEngine {
     }
 }
 
+/// `[notify]`: desktop notifications when an SSO session can no longer be renewed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub enabled: bool,
+    /// How long before a token that cannot be refreshed expires to say so.
+    pub before: Duration,
+    /// The user's own notifier: program and arguments; the summary and the body are added as
+    /// two more arguments. `None`: the desktop's.
+    pub command: Option<Vec<String>>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            enabled: true,
+            before: DEFAULT_NOTIFY_BEFORE,
+            command: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
     pub socket: PathBuf,
@@ -199,6 +221,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("refresh", REFRESH_KEYS),
     ("container", CONTAINER_KEYS),
     ("control", CONTROL_KEYS),
+    ("notify", NOTIFY_KEYS),
 ];
 
 const TOP_KEYS: &[&str] = &[
@@ -208,6 +231,7 @@ const TOP_KEYS: &[&str] = &[
     "refresh",
     "container",
     "control",
+    "notify",
 ];
 const AWS_KEYS: &[&str] = &["config_file", "credentials_file", "sso_cache_dir"];
 const PROFILE_KEYS: &[&str] = &["source", "target"];
@@ -221,12 +245,14 @@ const CONTAINER_KEYS: &[&str] = &[
     "engine",
 ];
 const CONTROL_KEYS: &[&str] = &["socket"];
+const NOTIFY_KEYS: &[&str] = &["enabled", "before", "command"];
 
 /// Built-in defaults that do not depend on the environment.
 pub const DEFAULT_FILE_MODE: u32 = 0o600;
 pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_TOKEN_REFRESH_BEFORE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+pub const DEFAULT_NOTIFY_BEFORE: Duration = Duration::from_secs(30 * 60);
 pub const MAX_CONCURRENCY_LIMIT: usize = 64;
 pub const DEFAULT_CONTAINER_DIR: &str = "~/.aws/credsync";
 pub const DEFAULT_PATH_IN_CONTAINER: &str = "/home/astro/.aws/credsync";
@@ -552,6 +578,7 @@ pub fn try_defaults(env: &Env) -> Result<Config, ConfigError> {
         control: ControlConfig {
             socket: default_socket(env),
         },
+        notify: NotifyConfig::default(),
         origin: Origin::Default {
             config_path: default_path(env),
             profile_from,
@@ -622,6 +649,7 @@ struct RawConfig {
     refresh: Option<RawRefresh>,
     container: Option<RawContainer>,
     control: Option<RawControl>,
+    notify: Option<RawNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -675,6 +703,14 @@ struct RawContainer {
 #[serde(deny_unknown_fields)]
 struct RawControl {
     socket: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    enabled: Option<bool>,
+    before: Option<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
 }
 
 /// A validation failure before it is given its file: the span it points at and the message.
@@ -777,11 +813,11 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
     let refresh_raw = raw.refresh.unwrap_or_default();
     let refresh = RefreshConfig {
         min_remaining: match &refresh_raw.min_remaining {
-            Some(d) => duration(d, "min_remaining")?,
+            Some(d) => duration(d, "refresh", "min_remaining")?,
             None => DEFAULT_MIN_REMAINING,
         },
         token_refresh_before: match &refresh_raw.token_refresh_before {
-            Some(d) => duration(d, "token_refresh_before")?,
+            Some(d) => duration(d, "refresh", "token_refresh_before")?,
             None => DEFAULT_TOKEN_REFRESH_BEFORE,
         },
         max_concurrency: match &refresh_raw.max_concurrency {
@@ -814,6 +850,20 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
             .unwrap_or_else(|| default_socket(env)),
     };
 
+    let notify_raw = raw.notify.unwrap_or_default();
+    let notify = NotifyConfig {
+        enabled: notify_raw.enabled.unwrap_or(true),
+        before: match &notify_raw.before {
+            Some(d) => duration(d, "notify", "before")?,
+            None => DEFAULT_NOTIFY_BEFORE,
+        },
+        command: notify_raw
+            .command
+            .as_ref()
+            .map(notify_command)
+            .transpose()?,
+    };
+
     Ok(Config {
         aws,
         profiles,
@@ -821,6 +871,7 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
         refresh,
         container,
         control,
+        notify,
         origin: Origin::File(path.to_owned()),
     })
 }
@@ -899,13 +950,27 @@ fn path_in_container(value: &Spanned<String>) -> Result<String, Located> {
     }
 }
 
-fn duration(value: &Spanned<String>, key: &str) -> Result<Duration, Located> {
+/// `[notify] command`: a program and its arguments, run as they are (no shell).
+fn notify_command(value: &Spanned<Vec<String>>) -> Result<Vec<String>, Located> {
+    let argv = value.get_ref();
+    match argv.first() {
+        Some(program) if !program.trim().is_empty() => Ok(argv.clone()),
+        _ => Err(at(
+            value.span(),
+            "[notify] command must name a program first, e.g. command = [\"notify-send\", \
+             \"--urgency=critical\"] (the summary and the message are added as two more \
+             arguments; no shell is involved); remove it to use the desktop's notifications",
+        )),
+    }
+}
+
+fn duration(value: &Spanned<String>, section: &str, key: &str) -> Result<Duration, Located> {
     let s = value.get_ref();
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
         at(
             value.span(),
             format!(
-                "[refresh] {key} = \"{s}\" is not a duration ({e}); write it like \"20m\", \
+                "[{section}] {key} = \"{s}\" is not a duration ({e}); write it like \"20m\", \
                  \"1h30m\" or \"60s\""
             ),
         )
@@ -913,7 +978,7 @@ fn duration(value: &Spanned<String>, key: &str) -> Result<Duration, Located> {
     if d.is_zero() {
         return Err(at(
             value.span(),
-            format!("[refresh] {key} must be more than zero, e.g. \"20m\""),
+            format!("[{section}] {key} must be more than zero, e.g. \"20m\""),
         ));
     }
     Ok(d)
@@ -1450,8 +1515,10 @@ socket = "/run/credsync.sock"
             match key {
                 "mode" => "\"atomic\"",
                 "file_mode" => "\"0600\"",
-                "min_remaining" | "token_refresh_before" => "\"40m\"",
+                "min_remaining" | "token_refresh_before" | "before" => "\"40m\"",
                 "max_concurrency" | "uid" => "1",
+                "enabled" => "false",
+                "command" => "[\"notify-send\"]",
                 "path_in_container" => "\"/x\"",
                 "share_credentials_file" => "true",
                 "engine" => "\"podman-rootless\"",
@@ -1632,7 +1699,7 @@ socket = "~/s/credsync.sock"
             (
                 "colour = 1\n",
                 (1, 1),
-                "unknown section or key \"colour\" at the top level; expected one of aws, profiles, write, refresh, container, control",
+                "unknown section or key \"colour\" at the top level; expected one of aws, profiles, write, refresh, container, control, notify",
             ),
             (
                 "[aws]\nconfig = \"/x\"\n",
@@ -1667,7 +1734,7 @@ socket = "~/s/credsync.sock"
             (
                 "[logging]\nlevel = 1\n",
                 (1, 2),
-                "unknown section or key \"logging\" at the top level; expected one of aws, profiles, write, refresh, container, control",
+                "unknown section or key \"logging\" at the top level; expected one of aws, profiles, write, refresh, container, control, notify",
             ),
         ];
         for (text, pos, want) in cases {
@@ -1675,6 +1742,49 @@ socket = "~/s/credsync.sock"
             assert_eq!((line, col), *pos, "{text:?}");
             assert_eq!(msg, *want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn notify_section() {
+        let d = p("").unwrap().notify;
+        assert_eq!(d, NotifyConfig::default());
+        assert!(d.enabled);
+        assert_eq!(d.before, Duration::from_secs(30 * 60));
+        let c = p("[notify]\nenabled = false\nbefore = \"1h\"\ncommand = [\"notify-send\", \"-u\", \"critical\"]\n")
+            .unwrap()
+            .notify;
+        assert!(!c.enabled);
+        assert_eq!(c.before, Duration::from_secs(3600));
+        assert_eq!(
+            c.command.as_deref(),
+            Some(&["notify-send".to_owned(), "-u".into(), "critical".into()][..])
+        );
+        let (line, col, msg) = err("[notify]\nbefore = \"soon\"\n");
+        assert_eq!((line, col), (2, 10));
+        assert!(
+            msg.starts_with("[notify] before = \"soon\" is not a duration"),
+            "{msg}"
+        );
+        let (line, _, msg) = err("[notify]\nbefore = \"0m\"\n");
+        assert_eq!(line, 2);
+        assert!(
+            msg.contains("[notify] before must be more than zero"),
+            "{msg}"
+        );
+        for bad in ["command = []", "command = [\"\", \"x\"]"] {
+            let (line, col, msg) = err(&format!("[notify]\n{bad}\n"));
+            assert_eq!((line, col), (2, 11), "{bad}");
+            assert!(
+                msg.contains("[notify] command must name a program"),
+                "{msg}"
+            );
+        }
+        // A string is not a command line: no shell splits it.
+        let (line, _, msg) = err("[notify]\ncommand = \"notify-send hi\"\n");
+        assert_eq!(line, 2);
+        assert!(msg.contains("command"), "{msg}");
+        let (_, _, msg) = err("[notify]\nenable = false\n");
+        assert!(msg.contains("did you mean \"enabled\""), "{msg}");
     }
 
     #[test]

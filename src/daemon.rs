@@ -1,5 +1,5 @@
 //! The daemon loop: refresh the tokens and profiles that fall due, write once per round, publish
-//! the status, answer the control socket's commands, react to changed files (the watcher),
+//! the status (and the desktop notifications it calls for, see [`crate::notify`]), answer the control socket's commands, react to changed files (the watcher),
 //! sleep in bounded chunks (so a suspend is noticed within [`schedule::MAX_SLEEP`]), stop when
 //! asked.
 
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, Origin};
 use crate::control::Command;
 use crate::engine::Engine;
+use crate::notify::{Notifier, Sender};
 use crate::schedule;
 use crate::state::Status;
 use crate::watch::{Change, WatchSpec};
@@ -74,6 +75,7 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let mut watching = Watching::start(engine);
+    let mut notices = Notices::new(engine);
     loop {
         let sessions = engine.due_sessions();
         if !sessions.is_empty() {
@@ -87,12 +89,13 @@ pub async fn run(
         if !engine.removed_targets.is_empty() {
             write_logged(engine);
         }
-        control.status.send_replace(engine.status());
-        let wait = schedule::sleep_for(engine.now(), engine.next_deadline());
+        let next_notice = notices.publish(engine, &control.status);
+        let next = engine.next_deadline().into_iter().chain(next_notice).min();
+        let wait = schedule::sleep_for(engine.now(), next);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             Some(cmd) = control.commands.recv() => {
-                handle(engine, cmd, &control.status, reload).await;
+                handle(engine, cmd, &control.status, &mut notices, reload).await;
                 watching.follow(engine);
             }
             changes = watching.next() => match changes {
@@ -106,6 +109,42 @@ pub async fn run(
         }
     }
     tracing::info!("stopping");
+}
+
+/// The notifications the daemon sends: which were sent ([`Notifier`]) and how ([`Sender`]).
+struct Notices {
+    notifier: Notifier,
+    sender: Sender,
+}
+
+impl Notices {
+    fn new(engine: &Engine) -> Notices {
+        Notices {
+            notifier: Notifier::new(),
+            sender: Sender::new(engine.cfg.notify.clone()),
+        }
+    }
+
+    /// Publishes the engine's status, then sends the notifications it calls for. Returns when
+    /// the next one may fall due (the daemon wakes up then).
+    fn publish(
+        &mut self,
+        engine: &Engine,
+        status: &watch::Sender<Status>,
+    ) -> Option<std::time::SystemTime> {
+        let now = engine.now();
+        let current = engine.status();
+        if self.sender.config() != &engine.cfg.notify {
+            self.sender.set_config(engine.cfg.notify.clone());
+        }
+        let before = engine.cfg.notify.before;
+        for notice in self.notifier.observe(&current.sso_sessions, before, now) {
+            self.sender.send(&notice);
+        }
+        let next = self.notifier.next_due(&current.sso_sessions, before);
+        status.send_replace(current);
+        next
+    }
 }
 
 /// The watcher as the daemon keeps it: started from the engine's config, restarted when a
@@ -291,6 +330,7 @@ async fn handle(
     engine: &mut Engine,
     cmd: Command,
     status: &watch::Sender<Status>,
+    notices: &mut Notices,
     reload: &dyn Fn() -> Result<Config, String>,
 ) {
     match cmd {
@@ -313,7 +353,7 @@ async fn handle(
             let failed = due
                 .iter()
                 .any(|&i| !engine.profiles[i].status.state.is_healthy());
-            status.send_replace(engine.status());
+            notices.publish(engine, status);
             let text = lines.join("\n");
             let _ = reply.send(if failed { Err(text) } else { Ok(text) });
         }
@@ -324,7 +364,7 @@ async fn handle(
                 Ok(()) => tracing::info!("reloaded; {}", engine.cfg.describe_origin()),
                 Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),
             }
-            status.send_replace(engine.status());
+            notices.publish(engine, status);
             let _ = reply.send(
                 result
                     .map(|()| {

@@ -72,6 +72,14 @@ fn shown_defaults_are_the_built_in_defaults() {
             },
         ]
     );
+    // Not a default either: the example notifier (the default is the desktop's).
+    assert_eq!(
+        c.notify,
+        config::NotifyConfig {
+            command: Some(vec!["notify-send".into(), "--urgency=critical".into()]),
+            ..d.notify.clone()
+        }
+    );
     let empty_container = config::parse("[container]\n", Path::new("c.toml"), &env()).unwrap();
     let default_container = empty_container.container.unwrap();
     assert_eq!(

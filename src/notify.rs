@@ -1,0 +1,700 @@
+//! Desktop notifications when an SSO session can no longer be renewed: the refresh token was
+//! refused, or a token that cannot be refreshed is about to expire (`[notify] before`) or has
+//! expired. One notification per event, however many profiles use the session and however many
+//! rounds see it; a new sign-in (another token) starts over.
+//!
+//! [`Notifier::observe`] is the pure core: the sessions as `status` shows them and the time in,
+//! the notices to send out. [`Sender`] is the edge: it hands a notice to the user's
+//! `[notify] command`, else to the desktop: on Linux the freedesktop notification service
+//! (`org.freedesktop.Notifications.Notify` on the session bus, through systemd's `busctl`, else
+//! libnotify's `notify-send`), on macOS Notification Center (`osascript`). Each program is run
+//! directly with the text in its arguments, never through a shell. With no notifier at hand it
+//! says so in one log line and nothing more. Notices hold names, times and the login command,
+//! never a secret.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::NotifyConfig;
+use crate::state::{NotRefreshable, SessionStatus};
+use crate::timefmt::{humane, rfc3339};
+
+/// What happened to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// SSO-OIDC refused the refresh token.
+    Refused,
+    /// A token that cannot be refreshed expires within `[notify] before`.
+    EndsSoon,
+    /// A token that cannot be refreshed has expired (first seen expired, no earlier notice).
+    Ended,
+}
+
+/// One notification: for which session, why, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub session: String,
+    pub event: Event,
+    /// One line: "credsync: sign in to SESSION".
+    pub summary: String,
+    /// What happened, until when the session and the credentials on disk work, the command.
+    pub body: String,
+}
+
+/// What has been said about one session's token (a token is known by its expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Said {
+    token_expires_at: SystemTime,
+    refused: bool,
+    ending: bool,
+}
+
+/// Remembers which notices were sent, so each event gives one.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    said: BTreeMap<String, Said>,
+}
+
+impl Notifier {
+    pub fn new() -> Notifier {
+        Notifier::default()
+    }
+
+    /// The notices `sessions` call for at `now`, each given once per token: a refused refresh,
+    /// then (or alone) the end of a token that cannot be refreshed, `before` ahead of it. A
+    /// refusal that comes within `before` of the end says both in one notice.
+    pub fn observe(
+        &mut self,
+        sessions: &[SessionStatus],
+        before: Duration,
+        now: SystemTime,
+    ) -> Vec<Notice> {
+        let mut out = Vec::new();
+        self.said
+            .retain(|name, _| sessions.iter().any(|s| &s.name == name));
+        for s in sessions {
+            let Some(expires) = s.token_expires_at else {
+                // Signed out, or never signed in: nothing to warn about, and the next token
+                // is a new one.
+                self.said.remove(&s.name);
+                continue;
+            };
+            let said = self.said.entry(s.name.clone()).or_insert(Said {
+                token_expires_at: expires,
+                refused: false,
+                ending: false,
+            });
+            if said.token_expires_at != expires {
+                // Another token: signed in again, or refreshed.
+                *said = Said {
+                    token_expires_at: expires,
+                    refused: false,
+                    ending: false,
+                };
+            }
+            let Some(why) = s.not_refreshable.filter(|_| !s.refreshable) else {
+                continue;
+            };
+            let due = now
+                >= expires
+                    .checked_sub(before)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+            if why == NotRefreshable::RefreshRefused && !said.refused {
+                said.refused = true;
+                said.ending |= due;
+                out.push(notice(s, Event::Refused, why, expires, now));
+            } else if why != NotRefreshable::NoToken && due && !said.ending {
+                said.ending = true;
+                let event = if now >= expires {
+                    Event::Ended
+                } else {
+                    Event::EndsSoon
+                };
+                out.push(notice(s, event, why, expires, now));
+            }
+        }
+        out
+    }
+
+    /// When the next notice can fall due with the sessions as they are: `before` ahead of the
+    /// earliest expiry of a token that cannot be refreshed and was not warned about. The daemon
+    /// wakes up then.
+    pub fn next_due(&self, sessions: &[SessionStatus], before: Duration) -> Option<SystemTime> {
+        sessions
+            .iter()
+            .filter(|s| !s.refreshable && s.not_refreshable.is_some())
+            .filter_map(|s| {
+                let expires = s.token_expires_at?;
+                let said = self.said.get(&s.name);
+                let warned = said.is_some_and(|d| d.token_expires_at == expires && d.ending);
+                (!warned).then(|| {
+                    expires
+                        .checked_sub(before)
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                })
+            })
+            .min()
+    }
+}
+
+/// The text of a notice.
+fn notice(
+    s: &SessionStatus,
+    event: Event,
+    why: NotRefreshable,
+    expires: SystemTime,
+    now: SystemTime,
+) -> Notice {
+    let when = |t: SystemTime| match t.duration_since(now) {
+        Ok(left) if !left.is_zero() => format!("{} (in {})", rfc3339(t), humane(left)),
+        _ => format!(
+            "{} ({} ago)",
+            rfc3339(t),
+            humane(now.duration_since(t).unwrap_or_default())
+        ),
+    };
+    let name = &s.name;
+    let what = match event {
+        Event::Refused => format!(
+            "The SSO session {name} can no longer be renewed: the refresh token was refused{}. \
+             Its token {} {}.",
+            s.refused_at
+                .map(|t| format!(" at {}", rfc3339(t)))
+                .unwrap_or_default(),
+            if expires > now { "expires" } else { "expired" },
+            when(expires)
+        ),
+        Event::EndsSoon => format!(
+            "The SSO session {name} ends {} and cannot be renewed: {}.",
+            when(expires),
+            why.describe()
+        ),
+        Event::Ended => format!(
+            "The SSO session {name} ended {} and cannot be renewed: {}.",
+            when(expires),
+            why.describe()
+        ),
+    };
+    let disk = match s.credentials_until {
+        Some(t) if t > now => format!(
+            " The credentials on disk (and the containers reading them) keep working until {}.",
+            when(t)
+        ),
+        Some(_) => " The credentials on disk have expired.".to_owned(),
+        None => String::new(),
+    };
+    Notice {
+        session: name.clone(),
+        event,
+        summary: format!("credsync: sign in to {name}"),
+        body: format!("{what}{disk} Sign in again: {}", s.login_command),
+    }
+}
+
+/// How long a notifier program may run before it is stopped.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hands notices to a notifier (see the module header for which).
+pub struct Sender {
+    cfg: NotifyConfig,
+    /// Whether "no notifier" was logged already (it is said once).
+    said_unavailable: bool,
+}
+
+impl Sender {
+    pub fn new(cfg: NotifyConfig) -> Sender {
+        Sender {
+            cfg,
+            said_unavailable: false,
+        }
+    }
+
+    /// Takes a new `[notify]` (a reload).
+    pub fn set_config(&mut self, cfg: NotifyConfig) {
+        self.cfg = cfg;
+    }
+
+    pub fn config(&self) -> &NotifyConfig {
+        &self.cfg
+    }
+
+    /// Logs `notice` and sends it in the background (a blocking thread: the program may take
+    /// its time). A program that fails is logged; none found is logged once.
+    pub fn send(&mut self, notice: &Notice) {
+        if !self.cfg.enabled {
+            tracing::info!(
+                session = %notice.session,
+                "not notifying ([notify] enabled = false): {}",
+                notice.body
+            );
+            return;
+        }
+        tracing::warn!(session = %notice.session, "notifying: {}", notice.body);
+        let candidates = match &self.cfg.command {
+            Some(argv) => vec![with_text(argv, notice)],
+            None => desktop(notice),
+        };
+        if candidates.is_empty() {
+            self.unavailable("no desktop notifier on this platform");
+            return;
+        }
+        if self.cfg.command.is_none() && cfg!(target_os = "linux") && !session_bus() {
+            self.unavailable(
+                "no session bus (DBUS_SESSION_BUS_ADDRESS unset and no $XDG_RUNTIME_DIR/bus)",
+            );
+            return;
+        }
+        let session = notice.session.clone();
+        let user_command = self.cfg.command.is_some();
+        tokio::task::spawn_blocking(move || {
+            for argv in &candidates {
+                match run(argv) {
+                    Ok(()) => return,
+                    Err(RunError::NotFound) if !user_command => continue,
+                    Err(e) => {
+                        tracing::warn!(%session, "the notification was not shown: {}: {e}", argv[0]);
+                        return;
+                    }
+                }
+            }
+            let tried: Vec<&str> = candidates.iter().map(|a| a[0].as_str()).collect();
+            tracing::warn!(
+                %session,
+                "the notification was not shown: none of {} is installed",
+                tried.join(", ")
+            );
+        });
+    }
+
+    fn unavailable(&mut self, why: &str) {
+        if !self.said_unavailable {
+            self.said_unavailable = true;
+            tracing::warn!(
+                "desktop notifications are not available ({why}); set [notify] command to a \
+                 program of your own, or [notify] enabled = false"
+            );
+        }
+    }
+}
+
+/// `argv` followed by the summary and the body.
+fn with_text(argv: &[String], n: &Notice) -> Vec<String> {
+    let mut out = argv.to_vec();
+    out.push(n.summary.clone());
+    out.push(n.body.clone());
+    out
+}
+
+/// The desktop's notifiers to try, in order, as argument vectors.
+fn desktop(n: &Notice) -> Vec<Vec<String>> {
+    let v = |args: &[&str]| args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    if cfg!(target_os = "macos") {
+        // The text reaches the script as `argv`, never inside its source.
+        let mut argv = v(&[
+            "osascript",
+            "-e",
+            "on run argv",
+            "-e",
+            "display notification (item 2 of argv) with title (item 1 of argv)",
+            "-e",
+            "end run",
+            "--",
+        ]);
+        argv.push(n.summary.clone());
+        argv.push(n.body.clone());
+        vec![argv]
+    } else if cfg!(target_os = "linux") {
+        // The body may hold markup for servers that support it: escape what would be read as
+        // markup.
+        let body = escape_markup(&n.body);
+        let mut busctl = v(&[
+            "busctl",
+            "--user",
+            "--timeout=10",
+            "--",
+            "call",
+            "org.freedesktop.Notifications",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "Notify",
+            "susssasa{sv}i",
+            "credsync",
+            "0",
+            "dialog-warning",
+        ]);
+        busctl.push(n.summary.clone());
+        busctl.push(body.clone());
+        // No actions, one hint (critical urgency: the user must act), the server's timeout.
+        busctl.extend(v(&["0", "1", "urgency", "y", "2", "-1"]));
+        let mut notify_send = v(&[
+            "notify-send",
+            "--app-name=credsync",
+            "--urgency=critical",
+            "--icon=dialog-warning",
+            "--",
+        ]);
+        notify_send.push(n.summary.clone());
+        notify_send.push(body);
+        vec![busctl, notify_send]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `&`, `<` and `>` as entities (the freedesktop body markup is a subset of XML).
+fn escape_markup(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Whether a D-Bus session bus can be reached the way sd-bus and libdbus look for it.
+fn session_bus() -> bool {
+    let env = crate::config::Env::from_process();
+    env.get("DBUS_SESSION_BUS_ADDRESS").is_some()
+        || env
+            .get("XDG_RUNTIME_DIR")
+            .is_some_and(|d| std::path::Path::new(d).join("bus").exists())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("not installed")]
+    NotFound,
+    #[error("could not start it: {0}")]
+    Spawn(std::io::Error),
+    #[error("it did not finish within {}s; stopped", PROGRAM_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("it failed ({status}){stderr}")]
+    Failed { status: String, stderr: String },
+}
+
+/// Runs `argv` (no shell), waits up to [`PROGRAM_TIMEOUT`], and reports how it went.
+fn run(argv: &[String]) -> Result<(), RunError> {
+    let (program, args) = argv.split_first().ok_or(RunError::NotFound)?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RunError::NotFound,
+            _ => RunError::Spawn(e),
+        })?;
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Timeout);
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.by_ref().take(1024).read_to_string(&mut stderr);
+    }
+    let first = stderr.lines().next().unwrap_or("").trim();
+    Err(RunError::Failed {
+        status: status.to_string(),
+        stderr: if first.is_empty() {
+            String::new()
+        } else {
+            format!(": {first}")
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_795_964_400;
+    const MIN: u64 = 60;
+    const BEFORE: Duration = Duration::from_secs(30 * MIN);
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn refreshable(name: &str, expires: u64) -> SessionStatus {
+        SessionStatus {
+            token_expires_at: Some(at(expires)),
+            refreshable: true,
+            not_refreshable: None,
+            ends_at: Some(at(NOW + 90 * 86400)),
+            credentials_until: Some(at(NOW + 50 * MIN)),
+            ..SessionStatus::new(name, &format!("credsync login --sso-session {name}"))
+        }
+    }
+
+    fn refused(name: &str, expires: u64) -> SessionStatus {
+        SessionStatus {
+            refreshable: false,
+            not_refreshable: Some(NotRefreshable::RefreshRefused),
+            refused_at: Some(at(NOW)),
+            ends_at: Some(at(expires)),
+            ..refreshable(name, expires)
+        }
+    }
+
+    fn no_refresh_token(name: &str, expires: u64) -> SessionStatus {
+        SessionStatus {
+            refreshable: false,
+            not_refreshable: Some(NotRefreshable::NoRefreshToken),
+            ends_at: Some(at(expires)),
+            ..refreshable(name, expires)
+        }
+    }
+
+    fn events(n: &[Notice]) -> Vec<(&str, Event)> {
+        n.iter().map(|n| (n.session.as_str(), n.event)).collect()
+    }
+
+    #[test]
+    fn a_refused_refresh_gives_one_notice_however_many_rounds() {
+        let mut notifier = Notifier::new();
+        let sessions = [refused("corp", NOW + 4 * 3600)];
+        let first = notifier.observe(&sessions, BEFORE, at(NOW));
+        assert_eq!(events(&first), [("corp", Event::Refused)]);
+        let n = &first[0];
+        assert_eq!(n.summary, "credsync: sign in to corp");
+        assert!(
+            n.body
+                .contains("the refresh token was refused at 2026-11-29T15:00:00Z"),
+            "{}",
+            n.body
+        );
+        assert!(
+            n.body.contains("expires 2026-11-29T19:00:00Z (in 4h00m)"),
+            "{}",
+            n.body
+        );
+        assert!(
+            n.body
+                .contains("keep working until 2026-11-29T15:50:00Z (in 50m)"),
+            "{}",
+            n.body
+        );
+        assert!(
+            n.body
+                .ends_with("Sign in again: credsync login --sso-session corp"),
+            "{}",
+            n.body
+        );
+        for minutes in 1..100 {
+            let again = notifier.observe(&sessions, BEFORE, at(NOW + minutes * MIN));
+            assert!(again.is_empty(), "minute {minutes}: {again:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_still_warned_about_before_it_ends() {
+        let mut notifier = Notifier::new();
+        let expires = NOW + 2 * 3600;
+        let sessions = [refused("corp", expires)];
+        assert_eq!(notifier.observe(&sessions, BEFORE, at(NOW)).len(), 1);
+        assert_eq!(
+            notifier.next_due(&sessions, BEFORE),
+            Some(at(expires - 30 * MIN))
+        );
+        assert!(
+            notifier
+                .observe(&sessions, BEFORE, at(expires - 30 * MIN - 1))
+                .is_empty()
+        );
+        let soon = notifier.observe(&sessions, BEFORE, at(expires - 30 * MIN));
+        assert_eq!(events(&soon), [("corp", Event::EndsSoon)]);
+        assert!(soon[0].body.contains("(in 30m)"), "{}", soon[0].body);
+        assert_eq!(notifier.next_due(&sessions, BEFORE), None);
+        assert!(
+            notifier
+                .observe(&sessions, BEFORE, at(expires + 1))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_refusal_close_to_the_end_is_one_notice() {
+        let mut notifier = Notifier::new();
+        let sessions = [refused("corp", NOW + 10 * MIN)];
+        assert_eq!(
+            events(&notifier.observe(&sessions, BEFORE, at(NOW))),
+            [("corp", Event::Refused)]
+        );
+        for t in [NOW + MIN, NOW + 11 * MIN, NOW + 3600] {
+            assert!(notifier.observe(&sessions, BEFORE, at(t)).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_token_without_refresh_is_warned_about_before_it_ends_once() {
+        let mut notifier = Notifier::new();
+        let expires = NOW + 3600;
+        let sessions = [no_refresh_token("corp", expires)];
+        assert!(notifier.observe(&sessions, BEFORE, at(NOW)).is_empty());
+        assert_eq!(
+            notifier.next_due(&sessions, BEFORE),
+            Some(at(expires - 30 * MIN))
+        );
+        let soon = notifier.observe(&sessions, BEFORE, at(expires - 20 * MIN));
+        assert_eq!(events(&soon), [("corp", Event::EndsSoon)]);
+        assert!(
+            soon[0].body.contains(
+                "ends 2026-11-29T16:00:00Z (in 20m) and cannot be renewed: the sign-in gave no \
+                 refresh token."
+            ),
+            "{}",
+            soon[0].body
+        );
+        for t in [expires - MIN, expires, expires + 3600] {
+            assert!(notifier.observe(&sessions, BEFORE, at(t)).is_empty());
+        }
+        // `before` is the setting's: an hour ahead with "1h".
+        let mut early = Notifier::new();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(early.observe(&sessions, hour, at(NOW)).len(), 1);
+    }
+
+    #[test]
+    fn first_seen_expired_says_it_ended() {
+        let mut notifier = Notifier::new();
+        let mut s = no_refresh_token("corp", NOW - 3600);
+        s.credentials_until = Some(at(NOW - 60));
+        let n = notifier.observe(&[s], BEFORE, at(NOW));
+        assert_eq!(events(&n), [("corp", Event::Ended)]);
+        assert!(
+            n[0].body.contains("ended 2026-11-29T14:00:00Z (1h00m ago)"),
+            "{}",
+            n[0].body
+        );
+        assert!(
+            n[0].body.contains("The credentials on disk have expired."),
+            "{}",
+            n[0].body
+        );
+    }
+
+    #[test]
+    fn a_new_sign_in_starts_over() {
+        let mut notifier = Notifier::new();
+        assert_eq!(
+            notifier
+                .observe(&[refused("corp", NOW + 4 * 3600)], BEFORE, at(NOW))
+                .len(),
+            1
+        );
+        // Signed in again: refreshable, then refused again later: a new notice.
+        let later = NOW + 3600;
+        assert!(
+            notifier
+                .observe(&[refreshable("corp", later + 8 * 3600)], BEFORE, at(later))
+                .is_empty()
+        );
+        let again = notifier.observe(&[refused("corp", later + 8 * 3600)], BEFORE, at(later));
+        assert_eq!(events(&again), [("corp", Event::Refused)]);
+        // Signed out: forgotten, and the same token coming back is news again.
+        assert!(
+            notifier
+                .observe(&[SessionStatus::new("corp", "x")], BEFORE, at(later))
+                .is_empty()
+        );
+        assert_eq!(
+            notifier
+                .observe(&[refused("corp", later + 8 * 3600)], BEFORE, at(later))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn sessions_are_told_apart_and_healthy_or_absent_ones_say_nothing() {
+        let mut notifier = Notifier::new();
+        let sessions = [
+            refreshable("fine", NOW + 10 * MIN),
+            SessionStatus::new("never", "credsync login --sso-session never"),
+            refused("a", NOW + 4 * 3600),
+            no_refresh_token("b", NOW + 5 * MIN),
+        ];
+        let n = notifier.observe(&sessions, BEFORE, at(NOW));
+        assert_eq!(events(&n), [("a", Event::Refused), ("b", Event::EndsSoon)]);
+        assert_eq!(
+            notifier.next_due(&sessions, BEFORE),
+            Some(at(NOW + 4 * 3600 - 30 * MIN))
+        );
+        assert!(
+            notifier
+                .observe(&sessions, BEFORE, at(NOW + MIN))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn desktop_text_goes_in_arguments_and_markup_is_escaped() {
+        let n = Notice {
+            session: "a&b".into(),
+            event: Event::Refused,
+            summary: "credsync: sign in to a&b".into(),
+            body: "-x <b>$(rm -rf ~)</b>".into(),
+        };
+        assert_eq!(
+            with_text(&["prog".into(), "--flag".into()], &n),
+            [
+                "prog",
+                "--flag",
+                "credsync: sign in to a&b",
+                "-x <b>$(rm -rf ~)</b>"
+            ]
+        );
+        if cfg!(target_os = "linux") {
+            let d = desktop(&n);
+            let busctl = &d[0];
+            assert_eq!(busctl[0], "busctl");
+            // Options end before the call, so a body starting with "-" is not an option.
+            let end = busctl.iter().position(|a| a == "--").unwrap();
+            let summary = busctl.iter().position(|a| a == &n.summary).unwrap();
+            assert!(end < summary);
+            assert!(busctl.contains(&"-x &lt;b&gt;$(rm -rf ~)&lt;/b&gt;".to_owned()));
+            assert_eq!(d[1][0], "notify-send");
+            assert_eq!(d[1][d[1].len() - 3], "--");
+        }
+    }
+
+    #[test]
+    fn a_program_is_run_without_a_shell_and_its_failure_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("args");
+        let script = dir.path().join("record");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", out.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let argv = [
+            script.display().to_string(),
+            "$(echo no)".into(),
+            "a b".into(),
+        ];
+        run(&argv).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "$(echo no)\na b\n");
+        assert!(matches!(
+            run(&["/nonexistent/notifier".into()]),
+            Err(RunError::NotFound)
+        ));
+        let e = run(&["sh".into(), "-c".into(), "echo broken >&2; exit 3".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "it failed (exit status: 3): broken");
+    }
+}

@@ -44,16 +44,16 @@ pub struct AwsConfig {
     /// By profile name: `[default]` is `default`, `[profile dev]` is `dev`.
     pub profiles: BTreeMap<String, Profile>,
     /// By session name: `[sso-session corp]` is `corp`.
-    pub sso_sessions: BTreeMap<String, SsoSession>,
+    pub(crate) sso_sessions: BTreeMap<String, SsoSession>,
 }
 
 /// One profile's keys (lower-cased, as botocore reads them), and where it stands.
 #[derive(Clone, Default)]
 pub struct Profile {
-    pub name: String,
+    pub(crate) name: String,
     /// 1-based line of the section header.
-    pub line: usize,
-    pub keys: BTreeMap<String, String>,
+    pub(crate) line: usize,
+    pub(crate) keys: BTreeMap<String, String>,
 }
 
 /// Keys whose values `Debug` of a [`Profile`] hides.
@@ -86,10 +86,10 @@ impl fmt::Debug for Profile {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct SsoSession {
-    pub name: String,
-    pub line: usize,
-    pub keys: BTreeMap<String, String>,
+pub(crate) struct SsoSession {
+    pub(crate) name: String,
+    pub(crate) line: usize,
+    pub(crate) keys: BTreeMap<String, String>,
 }
 
 /// Everything needed to get role credentials for an SSO profile.
@@ -98,13 +98,13 @@ pub struct SsoProfile {
     pub profile: String,
     /// `Some(name)` for `sso_session` profiles, `None` for legacy ones.
     pub session: Option<String>,
-    pub start_url: String,
+    pub(crate) start_url: String,
     /// The region of the SSO portal (`sso_region`).
     pub sso_region: String,
-    pub account_id: String,
+    pub(crate) account_id: String,
     pub role_name: String,
     /// The profile's own `region`, if any.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 impl SsoProfile {
@@ -114,7 +114,7 @@ impl SsoProfile {
     }
 
     /// The command that logs the user in for this profile.
-    pub fn login_command(&self) -> String {
+    pub(crate) fn login_command(&self) -> String {
         match &self.session {
             Some(s) => format!("aws sso login --sso-session {s}"),
             None => format!("aws sso login --profile {}", self.profile),
@@ -190,10 +190,10 @@ pub enum ProfileError {
 /// What [`ProfileError::Inconsistent`] found (boxed to keep the error small).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
-    pub session: String,
-    pub key: String,
-    pub profile_value: String,
-    pub session_value: String,
+    pub(crate) session: String,
+    pub(crate) key: String,
+    pub(crate) profile_value: String,
+    pub(crate) session_value: String,
 }
 
 fn known_hint(known: &[String]) -> String {
@@ -277,7 +277,7 @@ pub fn parse_credentials(
 
 impl AwsConfig {
     /// Profile `name`, if the file defines it.
-    pub fn get(&self, name: &str) -> Option<&Profile> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }
 

@@ -81,10 +81,10 @@ pub struct ManagedSection<'a> {
 /// A section the user (or another tool) owns, which credsync was asked to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    pub section: String,
+    pub(crate) section: String,
     /// 1-based line of the section's header in the old text; `0` when the name itself cannot be
     /// written as a section header (see [`is_writable_name`]).
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 /// The result of an edit.
@@ -243,7 +243,7 @@ pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)>
 /// ASCII letters, digits and `_-/.%@:+` (`[ünï]` is fine for botocore, invisible to the SDK).
 /// Such names are still written (the configuration accepts them: botocore, which the containers
 /// use, reads them).
-pub fn is_writable_name(name: &str) -> bool {
+pub(crate) fn is_writable_name(name: &str) -> bool {
     !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\r', '\n'])
 }
 

@@ -44,7 +44,7 @@ fn is_capped(target: &str) -> bool {
 /// The filter for `spec` (a `CREDSYNC_LOG` value), else `default` (a level) when it is unset or
 /// does not parse. Directives naming an SDK crate (or a module inside one) are lowered to
 /// `warn`, and every SDK crate gets at most `warn` from the default level.
-pub fn filter(spec: Option<&str>, default: LevelFilter) -> Targets {
+pub(crate) fn filter(spec: Option<&str>, default: LevelFilter) -> Targets {
     let parsed = spec.and_then(|s| s.parse::<Targets>().ok());
     let default_level =
         parsed

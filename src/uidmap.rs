@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{ContainerConfig, ContainerEngine, Env};
 
 /// The file rootless Podman (through `newuidmap`) takes subordinate uids from.
-pub const SUBUID: &str = "/etc/subuid";
+pub(crate) const SUBUID: &str = "/etc/subuid";
 
 /// The host uid credsync grants access to, and why it is that one (for `doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub enum MapError {
 /// The host uid of `container_uid` under rootless Podman run by `user` (uid `user_uid`), given
 /// the text of `/etc/subuid` (`path` is only for messages). Lines name the user or its uid;
 /// blank lines and `#` comments are skipped; ranges are used in file order, as `newuidmap` does.
-pub fn map_rootless(
+pub(crate) fn map_rootless(
     subuid: &str,
     path: &Path,
     user: &str,
@@ -105,7 +105,7 @@ pub fn map_rootless(
 
 /// Whether Astro CLI's config (`~/.astro/config.yaml`) says `container: binary: podman`.
 /// A line scan, not a YAML parser: the key is `binary` under a top-level `container:`.
-pub fn astro_uses_podman(config_yaml: &str) -> bool {
+pub(crate) fn astro_uses_podman(config_yaml: &str) -> bool {
     let mut in_container = false;
     for line in config_yaml.lines() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -124,7 +124,7 @@ pub fn astro_uses_podman(config_yaml: &str) -> bool {
 
 /// The engine: `[container] engine` when set, else rootless Podman when Astro CLI is set to use
 /// Podman and credsync does not run as root, else Docker. The second value says why.
-pub fn detect_engine(
+pub(crate) fn detect_engine(
     container: &ContainerConfig,
     env: &Env,
     euid: u32,

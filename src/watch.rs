@@ -77,7 +77,7 @@ pub struct WatchSpec {
 
 impl WatchSpec {
     /// Every change this spec can report: what a full re-read covers.
-    pub fn changes(&self) -> BTreeSet<Change> {
+    pub(crate) fn changes(&self) -> BTreeSet<Change> {
         let mut all = BTreeSet::from([
             Change::AwsConfig,
             Change::TokenCache,
@@ -163,7 +163,7 @@ impl Watcher {
 
     /// Like [`Watcher::note_own_write`], with the identity the writer took from the file it
     /// wrote (so a change made between the write and this call is not mistaken for ours).
-    pub fn note_own_write_as(&self, path: &Path, identity: Identity) {
+    pub(crate) fn note_own_write_as(&self, path: &Path, identity: Identity) {
         let Ok(key) = fs::canonicalize(path) else {
             debug!(path = %path.display(), "own write: file is gone, nothing to note");
             return;

@@ -105,14 +105,14 @@ pub enum WriteError {
 }
 
 /// Files larger than this are refused (16 MiB).
-pub const MAX_FILE_SIZE: u64 = 16 << 20;
+pub(crate) const MAX_FILE_SIZE: u64 = 16 << 20;
 
 /// How many times the target is read before giving up on a file that keeps changing.
 pub const MAX_ATTEMPTS: u32 = 5;
 
 /// Symlink hops followed before giving up, by the writer and the watcher (the kernel's `ELOOP`
 /// limit).
-pub const MAX_SYMLINK_HOPS: usize = 40;
+pub(crate) const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Temp file names tried before giving up when they all exist.
 const MAX_TEMP_NAMES: usize = 16;
@@ -166,7 +166,7 @@ where
 
 /// [`update`], also returning the identity of the file as credsync left it (taken from the
 /// written file itself, so a change someone makes right after cannot be mistaken for it).
-pub fn update_identified<F>(
+pub(crate) fn update_identified<F>(
     path: &Path,
     opts: &WriteOptions,
     edit: F,
@@ -185,7 +185,7 @@ where
 
 /// Reads `path` (symlinks followed) the way [`update`] does: only a regular file of at most
 /// [`MAX_FILE_SIZE`] bytes, and never blocking on a FIFO. `Ok(None)` when it does not exist.
-pub fn read(path: &Path) -> Result<Option<Vec<u8>>, WriteError> {
+pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>, WriteError> {
     let target = resolve_symlinks(path)?;
     Ok(read_snapshot(&target)?.map(|s| s.bytes))
 }
@@ -263,7 +263,7 @@ fn parse_temp_name(file_name: &OsStr, candidate: &OsStr) -> Option<u64> {
 
 /// Whether `name` is a temp file name [`temp_name`] gives some file (any file name), so a
 /// watcher can tell credsync's own temp files from the files it watches.
-pub fn is_temp_name(name: &OsStr) -> bool {
+pub(crate) fn is_temp_name(name: &OsStr) -> bool {
     let Some(rest) = name.as_bytes().strip_prefix(b".") else {
         return false;
     };
@@ -307,7 +307,7 @@ fn pid_is_dead(pid: u64) -> bool {
 /// (joined, not normalised: `..` after a symlinked directory must mean what the kernel says it
 /// means). `None` when `path` is not a symlink. One hop; callers stop after
 /// [`MAX_SYMLINK_HOPS`].
-pub fn follow_link(path: &Path) -> io::Result<Option<PathBuf>> {
+pub(crate) fn follow_link(path: &Path) -> io::Result<Option<PathBuf>> {
     if !fs::symlink_metadata(path)?.file_type().is_symlink() {
         return Ok(None);
     }
@@ -393,7 +393,7 @@ pub struct Identity {
 
 impl Identity {
     /// The identity in `m`.
-    pub fn of(m: &fs::Metadata) -> Self {
+    pub(crate) fn of(m: &fs::Metadata) -> Self {
         Identity {
             dev: m.dev(),
             ino: m.ino(),
@@ -404,7 +404,7 @@ impl Identity {
     }
 
     /// The identity of the file at `path` (symlinks followed), `None` when it cannot be read.
-    pub fn of_path(path: &Path) -> Option<Self> {
+    pub(crate) fn of_path(path: &Path) -> Option<Self> {
         fs::metadata(path).ok().map(|m| Identity::of(&m))
     }
 }

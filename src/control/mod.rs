@@ -2,10 +2,10 @@
 //! daemon. [`protocol`] is the wire format, [`server`] the daemon's side, [`client`] the
 //! CLI's side, [`table`] the human rendering of a status.
 
-pub mod client;
-pub mod protocol;
-pub mod server;
-pub mod table;
+pub(crate) mod client;
+pub(crate) mod protocol;
+pub(crate) mod server;
+pub(crate) mod table;
 
 pub use client::{ClientError, request};
 pub use protocol::{MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, Response, parse_request};

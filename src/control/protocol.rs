@@ -17,7 +17,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 
 /// The commands a request may name, for error messages.
-pub const ACCEPTED_COMMANDS: &str = "status, refresh (optional \"profile\"), reload";
+pub(crate) const ACCEPTED_COMMANDS: &str = "status, refresh (optional \"profile\"), reload";
 
 /// One request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +104,7 @@ impl TryFrom<WireResponse> for Response {
 
 impl Request {
     /// The request as one line of JSON, with its newline.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let wire = WireRequest {
             version: PROTOCOL_VERSION,
             request: self,
@@ -118,7 +118,7 @@ impl Request {
 
 impl Response {
     /// The reply as one line of JSON, with its newline.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         // A Status holds only strings, numbers and times: serialising cannot fail.
         let mut line = serde_json::to_string(self).unwrap_or_else(|e| {
             format!(

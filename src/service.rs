@@ -9,13 +9,13 @@
 //! started again; any other failure is an error carrying the unit's result and status.
 
 use std::fmt;
-use std::io::{self, Write as _};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Env, Origin};
+use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
 /// The systemd unit's name.
 pub const SYSTEMD_UNIT: &str = "credsync.service";
@@ -579,6 +579,8 @@ pub enum ServiceError {
     CurrentExe { source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    File(#[from] WriteError),
     #[error("cannot remove {path}: {source}")]
     Remove { path: PathBuf, source: io::Error },
     #[error("`{command}` failed: {detail}\n{done}")]
@@ -1192,41 +1194,23 @@ fn run(argv: &[&str]) -> Result<(), RunError> {
     }
 }
 
-/// Writes `text` to `path` (0644, through a temp file and a rename) unless it already holds
-/// exactly that.
+/// Writes `text` to `path` with [`write::update`] (atomically; a new file `0644`) unless it
+/// already holds exactly that.
 fn write_if_changed(path: &Path, text: &str) -> Result<FileOutcome, ServiceError> {
-    let err = |source| ServiceError::Write {
-        path: path.to_owned(),
-        source,
+    let mut existed = false;
+    let opts = WriteOptions {
+        mode: WriteMode::Atomic,
+        new_file_mode: 0o644,
     };
-    let outcome = match std::fs::read(path) {
-        Ok(old) if old == text.as_bytes() => return Ok(FileOutcome::Unchanged),
-        Ok(_) => FileOutcome::Updated,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => FileOutcome::Created,
-        Err(e) => return Err(err(e)),
-    };
-    let dir = path
-        .parent()
-        .ok_or_else(|| err(io::ErrorKind::InvalidInput.into()))?;
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = dir.join(format!(
-        ".{}.credsync-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(outcome)
+    let outcome = write::update(path, &opts, |old| {
+        existed = old.is_some();
+        Ok((old != Some(text.as_bytes())).then(|| text.as_bytes().to_vec()))
+    })?;
+    Ok(match (outcome, existed) {
+        (write::Outcome::Unchanged, _) => FileOutcome::Unchanged,
+        (write::Outcome::Written, true) => FileOutcome::Updated,
+        (write::Outcome::Written, false) => FileOutcome::Created,
+    })
 }
 
 /// Tells systemd the daemon is ready (`READY=1`). A no-op when `NOTIFY_SOCKET` is unset (not

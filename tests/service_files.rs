@@ -373,6 +373,48 @@ fn install_and_uninstall_a_systemd_unit_in_a_temp_home() {
 }
 
 #[test]
+fn install_writes_through_a_fresh_temp_file_never_a_planted_one() {
+    // The unit once went through a fixed temp name, created without O_EXCL: a symlink planted
+    // there sent the unit's text into the file it points at.
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let unit = t.service_file();
+    let dir = unit.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let victim = home.path().join("victim");
+    std::fs::write(&victim, "the user's bytes").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join(".credsync.service.credsync-tmp")).unwrap();
+    std::fs::write(&unit, "an older unit\n").unwrap();
+
+    let r = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    assert_eq!(r.file, FileOutcome::Updated);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the user's bytes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&unit).unwrap(),
+        service::render(&spec("/usr/bin/credsync"), &t)
+    );
+    assert!(
+        std::fs::symlink_metadata(&unit)
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+    // No temp file of credsync's is left beside the unit.
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [".credsync.service.credsync-tmp", "credsync.service"]
+    );
+}
+
+#[test]
 fn a_binary_path_systemd_cannot_run_is_refused_before_writing() {
     let home = tempfile::tempdir().unwrap();
     let t = target(Platform::Linux, home.path());

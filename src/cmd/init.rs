@@ -1,8 +1,8 @@
 //! `credsync init`: writes a starting config listing the SSO and role profiles of the AWS
-//! config as `[[profiles]]` (the rest as commented hints). Never overwrites a file.
+//! config as `[[profiles]]` (the rest as commented hints). Never overwrites a file; writes through
+//! the atomic writer (`credsync::write`).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,6 +10,7 @@ use credsync::aws_profile::{self, AwsConfig};
 use credsync::chain::{self, Base};
 use credsync::config::{self, Env};
 use credsync::state::Kind;
+use credsync::write::{self, WriteMode, WriteOptions};
 
 pub fn run(explicit: Option<&Path>) -> ExitCode {
     let env = Env::from_process();
@@ -34,24 +35,19 @@ pub fn run(explicit: Option<&Path>) -> ExitCode {
         credsync::ini_edit::source_credentials(&creds_text, creds_path).unwrap_or_default();
     let text = starting_config(&aws, &credentials);
 
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        eprintln!("credsync init: cannot create {}: {e}", dir.display());
-        return ExitCode::from(super::EXIT_USAGE);
-    }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path);
-    let result = file.and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    // Through the atomic writer: a reader never sees half a config, and a file that exists
+    // (or appears meanwhile) is left alone.
+    let mut existed = false;
+    let opts = WriteOptions {
+        mode: WriteMode::Atomic,
+        new_file_mode: 0o644,
+    };
+    let result = write::update(&path, &opts, |old| {
+        existed = old.is_some();
+        Ok((!existed).then(|| text.as_bytes().to_vec()))
+    });
     match result {
-        Ok(()) => {
-            println!("wrote {}:\n\n{text}", path.display());
-            println!("next: `credsync sync` to try it, then `credsync service install`");
-            ExitCode::SUCCESS
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        Ok(_) if existed => {
             eprintln!(
                 "credsync init: {} already exists; not overwriting it (edit it, or move it away \
                  and run `credsync init` again)",
@@ -59,8 +55,13 @@ pub fn run(explicit: Option<&Path>) -> ExitCode {
             );
             ExitCode::from(super::EXIT_USAGE)
         }
+        Ok(_) => {
+            println!("wrote {}:\n\n{text}", path.display());
+            println!("next: `credsync sync` to try it, then `credsync service install`");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("credsync init: cannot write {}: {e}", path.display());
+            eprintln!("credsync init: {e}");
             ExitCode::from(super::EXIT_USAGE)
         }
     }

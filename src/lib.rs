@@ -10,6 +10,7 @@ pub mod engine;
 pub(crate) mod ini;
 pub mod ini_edit;
 pub mod logging;
+pub mod login;
 pub mod notify;
 pub mod resolve;
 pub mod schedule;

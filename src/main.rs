@@ -45,6 +45,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sign in to IAM Identity Center (in a browser, or with a device code) and cache the
+    /// token where the AWS CLI and botocore find it
+    Login(cmd::login::Args),
+    /// Sign out of IAM Identity Center: end the session and remove its cached token
+    Logout(cmd::login::LogoutArgs),
     /// Run in the foreground, refreshing before anything expires (what the service runs)
     Daemon,
     /// Refresh every managed profile now, write the credentials file, and exit
@@ -81,6 +86,8 @@ fn main() -> ExitCode {
             Err(code) => code,
         };
     let code = match &cli.command {
+        Command::Login(args) => cmd::login::run(args, config),
+        Command::Logout(args) => cmd::login::run_logout(args, config),
         Command::Daemon => cmd::daemon::run(config),
         Command::Sync => cmd::sync::run(config),
         Command::Status(args) => cmd::status::run(args, &cmd::load_config_for_client(config)),

@@ -285,6 +285,32 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// The base URL of SSO-OIDC for `region` (its endpoint with the edge's overrides, else
+    /// AWS's `https://oidc.<region>.amazonaws.com`): where the authorization-code sign-in's
+    /// `/authorize` page is, as the AWS CLI derives it.
+    pub async fn oidc_endpoint(&mut self, region: &str) -> String {
+        let loaded = self.sdk(region).await;
+        if let Some(url) = self
+            .edge
+            .endpoint(&self.edge.oidc_endpoint_url, loaded.profile_ignores)
+        {
+            return url;
+        }
+        if !loaded.profile_ignores
+            && let Some(url) = loaded.sdk.endpoint_url()
+        {
+            return url.to_owned();
+        }
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        format!("https://oidc.{region}.{suffix}")
+    }
+}
+
 /// The SDK's default HTTPS client (hyper and rustls, the system's trusted roots, the proxy
 /// settings of `proxy`), with ring as rustls' crypto provider instead of aws-lc.
 pub fn https_client(proxy: Proxy) -> aws_sdk_sso::config::SharedHttpClient {

@@ -338,6 +338,24 @@ pub fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, Writ
     crate::write::update(&target, &opts, |current| merge_onto(current, token))
 }
 
+/// Writes `token` to `<dir>/<file_name(key)>` atomically, whatever the file held: what a new
+/// sign-in does (the AWS CLI replaces the file too). A new file gets mode 0600.
+pub fn replace(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
+    let opts = WriteOptions {
+        mode: WriteMode::Atomic,
+        new_file_mode: 0o600,
+    };
+    let target = path(dir, key);
+    if let Err(e) = crate::write::remove_stale_temps(&target) {
+        tracing::warn!(
+            "could not look for stale temp files beside {}: {e}",
+            target.display()
+        );
+    }
+    let bytes = to_json(token);
+    crate::write::update(&target, &opts, |_| Ok(Some(bytes.clone())))
+}
+
 /// The edit [`write`] makes: the new bytes, `None` to keep a newer token, or why not now.
 fn merge_onto(current: Option<&[u8]>, token: &CachedToken) -> Result<Option<Vec<u8>>, String> {
     if let Some(bytes) = current {

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::{CreateTokenError, CreateTokenOutput};
 
+use crate::login::lock::{LockError, SessionLock};
 use crate::resolve::{self, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::{self, CachedToken};
@@ -26,6 +27,10 @@ use crate::write::{Outcome, WriteError};
 
 /// The service name in errors.
 const SERVICE: &str = "SSO-OIDC";
+
+/// How long a refresh waits for a sign-in of the same session (`credsync login`) before it
+/// gives up for now and tries again later.
+const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether `token` should be refreshed now: at most `before` left before it expires (credsync
 /// uses `token_refresh_before`, 30 min by default, earlier than botocore's 15-minute window).
@@ -219,7 +224,8 @@ pub fn store(
     }
 }
 
-/// [`refresh`], then [`store`]. When SSO-OIDC refuses a refreshable token as `LoginRequired`
+/// [`refresh`], then [`store`], holding the session's sign-in lock (`login::lock`): a sign-in in
+/// progress makes it a retryable [`ResolveError::Transient`] after a few seconds. When SSO-OIDC refuses a refreshable token as `LoginRequired`
 /// (say, the AWS CLI refreshed first and the refresh token rotated), the cache file is read
 /// again: a token there that expires later than `token` and is still valid at `now` is
 /// returned instead. A token that cannot be refreshed at all fails at once, without a call.
@@ -232,6 +238,24 @@ pub async fn refresh_and_store(
     login_command: &str,
     now: SystemTime,
 ) -> Result<CachedToken, ResolveError> {
+    // One sign-in or refresh of a session at a time (see `login::lock`). A lock that cannot
+    // even be opened (a read-only cache directory) does not stop the refresh.
+    let _lock = match SessionLock::acquire(cache_dir, cache_key, REFRESH_LOCK_WAIT, || {}).await {
+        Ok(lock) => Some(lock),
+        Err(LockError::Busy { .. }) => {
+            return Err(ResolveError::Transient {
+                service: "SSO token cache",
+                message: "a sign-in to this session is in progress (`credsync login`); trying \
+                          again shortly"
+                    .to_owned(),
+                retry_after: Some(REFRESH_LOCK_WAIT),
+            });
+        }
+        Err(e) => {
+            tracing::warn!("refreshing without the session lock: {e}");
+            None
+        }
+    };
     match refresh(client, token, login_command, now).await {
         Ok(new) => store(cache_dir, cache_key, &new),
         // Refused by SSO-OIDC (not refusable before asking): maybe someone else won a race.

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod daemon;
 pub mod doctor;
 pub mod init;
+pub mod login;
 pub mod man;
 pub mod out;
 pub mod refresh;

@@ -14,6 +14,22 @@
 //! CreateToken are `fake-access-<n>`, rotated refresh tokens `fake-refresh-<n>`.
 //!
 //! Time is the real wall clock plus an offset the test can set (`set_clock_offset`).
+//!
+//! Signing in (SSO-OIDC and the SSO portal's Logout): `RegisterClient` (`POST /client/register`)
+//! records each client (`fake-client-<n>`, secret `fake-client-secret-<n>`) with its grant
+//! types, redirect URIs and scopes. The authorization-code grant: `GET /authorize` checks the
+//! client, the redirect URI (against the registered ones; a loopback URI matches on any port)
+//! and the S256 challenge, and answers `302 Location: <redirect_uri>?code=fake-code-<n>&state=…`;
+//! `CreateToken(authorization_code)` checks the code, the client, the redirect URI (the same as
+//! the authorize request's) and the `codeVerifier` against the challenge. The device grant:
+//! `StartDeviceAuthorization` (`POST /device_authorization`) answers a `fake-device-<n>` code
+//! with `interval` seconds (`set_device_interval`), and each `CreateToken(device_code)` poll
+//! takes the next answer of a script (`set_device_script`: pending, slow down, approve, deny,
+//! expire). A poll that comes sooner than the interval in force (by the fake's clock; 5 s more
+//! after every SlowDown) is answered SlowDown and counted (`device_polls_too_early`). Both grants
+//! issue `fake-access-<n>` and a refresh token `fake-refresh-<n>` bound to the client, so
+//! botocore's and credsync's refreshes work with them. `POST /logout` (the portal's Logout)
+//! revokes the bearer token.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -34,6 +50,12 @@ pub enum Route {
     GetRoleCredentials,
     CreateToken,
     AssumeRole,
+    RegisterClient,
+    StartDeviceAuthorization,
+    /// `GET /authorize`: the authorization-code grant's browser step.
+    Authorize,
+    /// The SSO portal's Logout.
+    Logout,
     /// Every request, whatever its route (including unknown ones).
     Any,
 }
@@ -45,6 +67,10 @@ impl Route {
             Route::GetRoleCredentials => "GetRoleCredentials",
             Route::CreateToken => "CreateToken",
             Route::AssumeRole => "AssumeRole",
+            Route::RegisterClient => "RegisterClient",
+            Route::StartDeviceAuthorization => "StartDeviceAuthorization",
+            Route::Authorize => "Authorize",
+            Route::Logout => "Logout",
             Route::Any => "Any",
         }
     }
@@ -130,9 +156,55 @@ pub struct IssuedToken {
     pub expires_in: i64,
     /// The refresh token the client presented.
     pub refresh_token_used: String,
-    /// The rotated refresh token returned, when rotation is on.
+    /// The rotated refresh token returned, when rotation is on (for the sign-in grants: the
+    /// refresh token issued).
     pub new_refresh_token: Option<String>,
     pub client_id: String,
+    /// `refresh_token`, `authorization_code` or `urn:ietf:params:oauth:grant-type:device_code`.
+    pub grant_type: String,
+}
+
+/// A client RegisterClient registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_name: String,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub issuer_url: Option<String>,
+}
+
+/// What the next device-code poll answers (see `FakeAws::set_device_script`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStep {
+    Pending,
+    SlowDown,
+    Approve,
+    Deny,
+    Expire,
+}
+
+/// One authorization code `/authorize` handed out.
+#[derive(Clone, Debug)]
+struct AuthCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    used: bool,
+}
+
+/// One device authorization in progress.
+#[derive(Clone, Debug)]
+struct DeviceAuth {
+    client_id: String,
+    script: VecDeque<DeviceStep>,
+    /// When the client last called (StartDeviceAuthorization or a poll), by the fake's clock.
+    last_contact: SystemTime,
+    /// The wait in force, seconds (the interval, plus 5 per SlowDown).
+    gap_secs: i64,
+    done: bool,
 }
 
 /// A request as received.
@@ -227,6 +299,15 @@ struct State {
     queued: HashMap<Route, VecDeque<Fault>>,
     persistent: HashMap<Route, Fault>,
     revoked: HashSet<String>,
+    clients: Vec<FakeClient>,
+    codes: HashMap<String, AuthCode>,
+    devices: HashMap<String, DeviceAuth>,
+    device_script: Vec<DeviceStep>,
+    device_interval: i64,
+    device_polls: usize,
+    device_polls_too_early: usize,
+    authorize_state_override: Option<String>,
+    logged_out: Vec<String>,
 }
 
 impl Default for FakeAws {
@@ -259,6 +340,15 @@ impl FakeAws {
                 queued: HashMap::new(),
                 persistent: HashMap::new(),
                 revoked: HashSet::new(),
+                clients: Vec::new(),
+                codes: HashMap::new(),
+                devices: HashMap::new(),
+                device_script: vec![DeviceStep::Pending, DeviceStep::Approve],
+                device_interval: 1,
+                device_polls: 0,
+                device_polls_too_early: 0,
+                authorize_state_override: None,
+                logged_out: Vec::new(),
             }),
             shutdown: AtomicBool::new(false),
             shutdown_cv: Condvar::new(),
@@ -371,6 +461,46 @@ impl FakeAws {
 
     pub fn is_refresh_token_valid(&self, refresh: &str) -> bool {
         self.state().refresh_tokens.contains_key(refresh)
+    }
+
+    // ---- signing in -------------------------------------------------------------------------
+
+    /// Every client RegisterClient registered, in order.
+    pub fn clients(&self) -> Vec<FakeClient> {
+        self.state().clients.clone()
+    }
+
+    /// The answers of the polls of each later device authorization, in order; after the
+    /// script, every poll is approved. Default: pending, then approved.
+    pub fn set_device_script(&self, steps: &[DeviceStep]) {
+        self.state().device_script = steps.to_vec();
+    }
+
+    /// The `interval` StartDeviceAuthorization answers (seconds; default 1).
+    pub fn set_device_interval(&self, secs: i64) {
+        self.state().device_interval = secs;
+    }
+
+    /// Device-code polls answered so far, and how many of them came too early.
+    pub fn device_polls(&self) -> (usize, usize) {
+        let st = self.state();
+        (st.device_polls, st.device_polls_too_early)
+    }
+
+    /// `/authorize` redirects with this `state` instead of the one it was given (a forged or
+    /// stale answer).
+    pub fn set_authorize_state_override(&self, state: Option<&str>) {
+        self.state().authorize_state_override = state.map(str::to_owned);
+    }
+
+    /// The authorization codes `/authorize` handed out.
+    pub fn issued_codes(&self) -> Vec<String> {
+        self.state().codes.keys().cloned().collect()
+    }
+
+    /// The access tokens the portal's Logout revoked.
+    pub fn logged_out(&self) -> Vec<String> {
+        self.state().logged_out.clone()
     }
 
     // ---- STS --------------------------------------------------------------------------------
@@ -683,6 +813,10 @@ fn handle(shared: &Shared, conn: u64, req: Request, writer: &mut TcpStream, clos
     let route = match (req.method.as_str(), path.as_str()) {
         ("GET", "/federation/credentials") => Some(Route::GetRoleCredentials),
         ("POST", "/token") => Some(Route::CreateToken),
+        ("POST", "/client/register") => Some(Route::RegisterClient),
+        ("POST", "/device_authorization") => Some(Route::StartDeviceAuthorization),
+        ("GET", "/authorize") => Some(Route::Authorize),
+        ("POST", "/logout") => Some(Route::Logout),
         ("POST", "/") if lookup(&form, "Action") == Some("AssumeRole") => Some(Route::AssumeRole),
         _ => None,
     };
@@ -805,6 +939,10 @@ fn answer(
     match route {
         Some(Route::GetRoleCredentials) => get_role_credentials(shared, req, query),
         Some(Route::CreateToken) => create_token(shared, req),
+        Some(Route::RegisterClient) => register_client(shared, req),
+        Some(Route::StartDeviceAuthorization) => start_device_authorization(shared, req),
+        Some(Route::Authorize) => authorize(shared, query),
+        Some(Route::Logout) => logout(shared, req),
         Some(Route::AssumeRole) => assume_role(shared, req, form),
         Some(Route::Any) | None => {
             if req.method == "POST" && req.target.split('?').next() == Some("/") {
@@ -876,13 +1014,18 @@ fn create_token(shared: &Shared, req: &Request) -> Response {
     };
     let (client_id, grant_type, refresh) =
         (field("clientId"), field("grantType"), field("refreshToken"));
-    if grant_type != "refresh_token" {
-        return oidc_error(
-            400,
-            "UnsupportedGrantTypeException",
-            "unsupported_grant_type",
-            "only refresh_token is supported by the fake",
-        );
+    match grant_type.as_str() {
+        "refresh_token" => {}
+        "authorization_code" => return create_token_auth_code(shared, &field),
+        DEVICE_GRANT => return create_token_device(shared, &field),
+        _ => {
+            return oidc_error(
+                400,
+                "UnsupportedGrantTypeException",
+                "unsupported_grant_type",
+                "the fake supports refresh_token, authorization_code and device_code",
+            );
+        }
     }
     if field("clientSecret").is_empty() || client_id.is_empty() {
         return oidc_error(
@@ -927,6 +1070,7 @@ fn create_token(shared: &Shared, req: &Request) -> Response {
         refresh_token_used: refresh,
         new_refresh_token: new_refresh.clone(),
         client_id,
+        grant_type,
     });
     let mut out = json!({
         "accessToken": access_token,
@@ -1021,7 +1165,7 @@ fn split_role_arn(arn: &str) -> (&str, &str) {
 fn error_response(route: Option<Route>, code: u16, error_type: &str, message: &str) -> Response {
     match route {
         Some(Route::AssumeRole) => sts_error(code, error_type, message),
-        Some(Route::CreateToken) => {
+        Some(Route::CreateToken | Route::RegisterClient | Route::StartDeviceAuthorization) => {
             let short = error_type
                 .strip_suffix("Exception")
                 .unwrap_or(error_type)
@@ -1091,6 +1235,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -1310,4 +1455,366 @@ fn epoch_ms(t: SystemTime) -> i64 {
 fn add_signed_ms(t: SystemTime, ms: i64) -> SystemTime {
     let d = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 { t + d } else { t - d }
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The client `id` if it is registered with `secret`.
+fn registered_client(st: &State, id: &str, secret: &str) -> Option<FakeClient> {
+    st.clients
+        .iter()
+        .find(|c| c.client_id == id && c.client_secret == secret)
+        .cloned()
+}
+
+fn invalid_client() -> Response {
+    oidc_error(
+        401,
+        "InvalidClientException",
+        "invalid_client",
+        "unknown client or wrong secret",
+    )
+}
+
+fn invalid_grant(why: &str) -> Response {
+    oidc_error(400, "InvalidGrantException", "invalid_grant", why)
+}
+
+/// Issues an access token and a refresh token bound to `client_id` for a sign-in grant.
+fn issue_sign_in_token(st: &mut State, client_id: &str, grant_type: &str) -> Response {
+    st.counter += 1;
+    let n = st.counter;
+    let access_token = format!("fake-access-{n}");
+    let refresh = format!("fake-refresh-{n}");
+    let expires_in = st.token_expires_in;
+    let now = st.now();
+    st.tokens.insert(
+        access_token.clone(),
+        Some(add_signed_ms(now, expires_in.saturating_mul(1000))),
+    );
+    st.refresh_tokens
+        .insert(refresh.clone(), client_id.to_owned());
+    st.issued_tokens.push(IssuedToken {
+        access_token: access_token.clone(),
+        expires_in,
+        refresh_token_used: String::new(),
+        new_refresh_token: Some(refresh.clone()),
+        client_id: client_id.to_owned(),
+        grant_type: grant_type.to_owned(),
+    });
+    Response::json(
+        200,
+        &json!({
+            "accessToken": access_token,
+            "tokenType": "Bearer",
+            "expiresIn": expires_in,
+            "refreshToken": refresh,
+        }),
+    )
+}
+
+fn register_client(shared: &Shared, req: &Request) -> Response {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "body is not JSON",
+        );
+    };
+    let strings = |k: &str| -> Vec<String> {
+        body.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let name = body
+        .get("clientName")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let client_type = body
+        .get("clientType")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if name.is_empty() || client_type != "public" {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "clientName and clientType=public are required",
+        );
+    }
+    let grant_types = strings("grantTypes");
+    let redirect_uris = strings("redirectUris");
+    if grant_types.iter().any(|g| g == "authorization_code")
+        && (redirect_uris.is_empty() || body.get("issuerUrl").is_none())
+    {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "an authorization_code client needs redirectUris and issuerUrl",
+        );
+    }
+    let mut st = lock(&shared.state);
+    st.counter += 1;
+    let n = st.counter;
+    let client = FakeClient {
+        client_id: format!("fake-client-{n}"),
+        client_secret: format!("fake-client-secret-{n}"),
+        client_name: name.to_owned(),
+        grant_types,
+        redirect_uris,
+        scopes: strings("scopes"),
+        issuer_url: body
+            .get("issuerUrl")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+    };
+    let now = epoch_ms(st.now()) / 1000;
+    st.clients.push(client.clone());
+    Response::json(
+        200,
+        &json!({
+            "clientId": client.client_id,
+            "clientSecret": client.client_secret,
+            "clientIdIssuedAt": now,
+            "clientSecretExpiresAt": now + 90 * 24 * 3600,
+        }),
+    )
+}
+
+/// Whether `uri` is one of `registered`: equal, or a loopback URI equal but for its port
+/// (RFC 8252 section 7.3).
+fn redirect_matches(registered: &[String], uri: &str) -> bool {
+    let without_port = |u: &str| -> String {
+        match u.strip_prefix("http://127.0.0.1:") {
+            Some(rest) => {
+                let path = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+                format!("http://127.0.0.1{path}")
+            }
+            None => u.to_owned(),
+        }
+    };
+    registered
+        .iter()
+        .any(|r| r == uri || without_port(r) == without_port(uri))
+}
+
+fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
+    let q = |k: &str| lookup(query, k).unwrap_or("").to_owned();
+    let (client_id, redirect_uri, state, challenge) = (
+        q("client_id"),
+        q("redirect_uri"),
+        q("state"),
+        q("code_challenge"),
+    );
+    let bad = |why: &str| Response::new(400, "text/plain", why.to_owned());
+    if q("response_type") != "code" || q("code_challenge_method") != "S256" {
+        return bad("response_type=code and code_challenge_method=S256 are required");
+    }
+    if state.is_empty() || challenge.is_empty() || q("scopes").is_empty() {
+        return bad("state, code_challenge and scopes are required");
+    }
+    let mut st = lock(&shared.state);
+    let Some(client) = st
+        .clients
+        .iter()
+        .find(|c| c.client_id == client_id)
+        .cloned()
+    else {
+        return bad("unknown client_id");
+    };
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return bad("the client is not registered for authorization_code");
+    }
+    if !redirect_matches(&client.redirect_uris, &redirect_uri) {
+        return bad("redirect_uri is not one the client registered");
+    }
+    st.counter += 1;
+    let code = format!("fake-code-{}", st.counter);
+    st.codes.insert(
+        code.clone(),
+        AuthCode {
+            client_id,
+            redirect_uri: redirect_uri.clone(),
+            challenge,
+            used: false,
+        },
+    );
+    let state = st.authorize_state_override.clone().unwrap_or(state);
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let location = format!("{redirect_uri}?code={}&state={}", enc(&code), enc(&state));
+    Response::new(302, "text/plain", "").header("Location", &location)
+}
+
+/// base64url(SHA-256(verifier)) without padding.
+fn s256(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+fn create_token_auth_code(shared: &Shared, field: &dyn Fn(&str) -> String) -> Response {
+    let mut st = lock(&shared.state);
+    let Some(client) = registered_client(&st, &field("clientId"), &field("clientSecret")) else {
+        return invalid_client();
+    };
+    let code = field("code");
+    let Some(issued) = st.codes.get(&code).cloned() else {
+        return invalid_grant("unknown authorization code");
+    };
+    if issued.used || issued.client_id != client.client_id {
+        return invalid_grant("the code was used already or belongs to another client");
+    }
+    let redirect_uri = field("redirectUri");
+    if redirect_uri != issued.redirect_uri
+        || !redirect_matches(&client.redirect_uris, &redirect_uri)
+    {
+        return invalid_grant("redirectUri differs from the authorize request's");
+    }
+    if s256(&field("codeVerifier")) != issued.challenge {
+        return invalid_grant("codeVerifier does not match the code_challenge");
+    }
+    if let Some(c) = st.codes.get_mut(&code) {
+        c.used = true;
+    }
+    issue_sign_in_token(&mut st, &client.client_id, "authorization_code")
+}
+
+fn start_device_authorization(shared: &Shared, req: &Request) -> Response {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "body is not JSON",
+        );
+    };
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut st = lock(&shared.state);
+    let Some(client) = registered_client(&st, &field("clientId"), &field("clientSecret")) else {
+        return invalid_client();
+    };
+    if field("startUrl").is_empty() {
+        return oidc_error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "startUrl is required",
+        );
+    }
+    st.counter += 1;
+    let n = st.counter;
+    let device_code = format!("fake-device-{n}");
+    let user_code = format!("FAKE-{n:04}");
+    let interval = st.device_interval;
+    let now = st.now();
+    let script = st.device_script.iter().copied().collect();
+    st.devices.insert(
+        device_code.clone(),
+        DeviceAuth {
+            client_id: client.client_id,
+            script,
+            last_contact: now,
+            gap_secs: interval,
+            done: false,
+        },
+    );
+    Response::json(
+        200,
+        &json!({
+            "deviceCode": device_code,
+            "userCode": user_code,
+            "verificationUri": "https://device.sso.fake.amazonaws.com/",
+            "verificationUriComplete": format!("https://device.sso.fake.amazonaws.com/?user_code={user_code}"),
+            "expiresIn": 600,
+            "interval": interval,
+        }),
+    )
+}
+
+fn create_token_device(shared: &Shared, field: &dyn Fn(&str) -> String) -> Response {
+    let mut st = lock(&shared.state);
+    let Some(client) = registered_client(&st, &field("clientId"), &field("clientSecret")) else {
+        return invalid_client();
+    };
+    let device_code = field("deviceCode");
+    let now = st.now();
+    let Some(mut dev) = st.devices.get(&device_code).cloned() else {
+        return invalid_grant("unknown device code");
+    };
+    if dev.client_id != client.client_id || dev.done {
+        return invalid_grant("the device code belongs to another client or was used");
+    }
+    st.device_polls += 1;
+    let since_ms = now
+        .duration_since(dev.last_contact)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(-1);
+    dev.last_contact = now;
+    let step = if since_ms < dev.gap_secs.saturating_mul(1000) {
+        st.device_polls_too_early += 1;
+        DeviceStep::SlowDown
+    } else {
+        dev.script.pop_front().unwrap_or(DeviceStep::Approve)
+    };
+    if step == DeviceStep::SlowDown {
+        dev.gap_secs += 5;
+    }
+    if step == DeviceStep::Approve {
+        dev.done = true;
+    }
+    st.devices.insert(device_code, dev);
+    match step {
+        DeviceStep::Pending => oidc_error(
+            400,
+            "AuthorizationPendingException",
+            "authorization_pending",
+            "not approved yet",
+        ),
+        DeviceStep::SlowDown => oidc_error(400, "SlowDownException", "slow_down", "slow down"),
+        DeviceStep::Deny => oidc_error(400, "AccessDeniedException", "access_denied", "denied"),
+        DeviceStep::Expire => oidc_error(400, "ExpiredTokenException", "expired_token", "expired"),
+        DeviceStep::Approve => issue_sign_in_token(&mut st, &client.client_id, DEVICE_GRANT),
+    }
+}
+
+fn logout(shared: &Shared, req: &Request) -> Response {
+    let token = req
+        .header("x-amz-sso_bearer_token")
+        .unwrap_or("")
+        .to_owned();
+    let mut st = lock(&shared.state);
+    let now = st.now();
+    if !st.token_valid(&token, now) {
+        return json_error(
+            401,
+            "UnauthorizedException",
+            "Session token not found or invalid",
+        );
+    }
+    st.tokens.remove(&token);
+    st.revoked.insert(token.clone());
+    st.logged_out.push(token);
+    Response::new(200, "application/json", "{}")
 }

@@ -1,0 +1,209 @@
+//! `credsync login` and `credsync logout`: which sessions, which flow, what to print. The
+//! sign-in itself is the library's `login` module.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use credsync::config::{self, Config, Env};
+use credsync::login::opener::Opener;
+use credsync::login::registration::Grant;
+use credsync::login::{self, LoggedOut, Options, Outcome, Target};
+use credsync::resolve::{AwsEdge, Clients};
+use credsync::timefmt;
+
+use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Sign in to this [sso-session NAME] of the AWS config [default: every session (and
+    /// legacy start URL) of the managed profiles that needs it]
+    #[arg(long, value_name = "NAME", conflicts_with = "profile")]
+    sso_session: Option<String>,
+    /// Sign in to the session (or legacy start URL) that this AWS profile uses
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Use device authorization: a code you confirm in a browser on any device (the default
+    /// over SSH, without a display, and for legacy sso_start_url profiles)
+    #[arg(long)]
+    device_code: bool,
+    /// Do not open a browser; print the page to open
+    #[arg(long)]
+    no_browser: bool,
+    /// Sign out first, so that the IAM Identity Center session starts again at its full length
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(clap::Args)]
+pub struct LogoutArgs {
+    /// Sign out of this [sso-session NAME] [default: every session of the managed profiles]
+    #[arg(long, value_name = "NAME", conflicts_with = "profile")]
+    sso_session: Option<String>,
+    /// Sign out of the session (or legacy start URL) that this AWS profile uses
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+/// Whether a browser can open on this machine, as the environment says: not over SSH, and on
+/// Linux (and the BSDs) only with a display.
+fn browser_here(env: &Env) -> bool {
+    let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
+    if set("SSH_CONNECTION") {
+        return false;
+    }
+    cfg!(target_os = "macos") || set("DISPLAY") || set("WAYLAND_DISPLAY")
+}
+
+/// The config, the edge and the targets, or the exit code after saying why not.
+fn prepare(
+    explicit: Option<&Path>,
+    env: &Env,
+    sso_session: Option<&str>,
+    profile: Option<&str>,
+) -> Result<(Config, AwsEdge, Vec<Target>), ExitCode> {
+    let usage = |msg: String| {
+        eprintln!("credsync: {msg}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let cfg = config::load(explicit, env).map_err(|e| usage(e.to_string()))?;
+    let edge = AwsEdge::from_env(env);
+    let aws =
+        credsync::aws_profile::load(&cfg.aws.config_file).map_err(|e| usage(e.to_string()))?;
+    let targets = match (sso_session, profile) {
+        (Some(s), _) => vec![login::session_target(&aws, s).map_err(|e| usage(e.to_string()))?],
+        (None, Some(p)) => vec![login::profile_target(&aws, p).map_err(|e| usage(e.to_string()))?],
+        (None, None) => {
+            let names: Vec<String> = cfg.profiles.iter().map(|p| p.source.clone()).collect();
+            let (targets, skipped) = login::managed_targets(&aws, &names);
+            if targets.is_empty() {
+                let why = if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n  {}", skipped.join("\n  "))
+                };
+                return Err(usage(format!(
+                    "none of the managed profiles signs in through IAM Identity Center{why}\n\
+                     name one: `credsync login --sso-session NAME` or `--profile NAME`"
+                )));
+            }
+            for s in &skipped {
+                tracing::info!("not signing in for {s}");
+            }
+            targets
+        }
+    };
+    Ok((cfg, edge, targets))
+}
+
+fn say(text: &str) {
+    eprintln!("{text}");
+}
+
+pub fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
+    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
+    let env = Env::from_process();
+    let (cfg, edge, targets) = match prepare(
+        explicit,
+        &env,
+        args.sso_session.as_deref(),
+        args.profile.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = Options {
+        device_code: args.device_code,
+        browser_here: browser_here(&env),
+        opener: Opener::choose(env.get("BROWSER"), args.no_browser),
+        fresh: args.fresh,
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("credsync: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+    };
+    let mut clients = Clients::new(edge);
+    let mut ok = true;
+    for target in &targets {
+        let label = target.label();
+        let result = rt.block_on(login::login(
+            &mut clients,
+            &cfg.aws.sso_cache_dir,
+            target,
+            &opts,
+            &say,
+            &SystemTime::now,
+        ));
+        match result {
+            Ok(Outcome::AlreadySignedIn { expires_at }) => println!(
+                "{label}: already signed in until {} (`credsync login --fresh` signs in again)",
+                timefmt::rfc3339(expires_at)
+            ),
+            Ok(Outcome::Renewed { expires_at }) => println!(
+                "{label}: renewed until {} (no sign-in needed)",
+                timefmt::rfc3339(expires_at)
+            ),
+            Ok(Outcome::SignedIn {
+                expires_at, grant, ..
+            }) => println!(
+                "{label}: signed in until {} ({})",
+                timefmt::rfc3339(expires_at),
+                match grant {
+                    Grant::AuthorizationCode => "authorization code",
+                    Grant::DeviceCode => "device code",
+                }
+            ),
+            Err(e) => {
+                ok = false;
+                eprintln!("credsync login: {label}: {e}");
+            }
+        }
+    }
+    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
+}
+
+pub fn run_logout(args: &LogoutArgs, explicit: Option<&Path>) -> ExitCode {
+    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
+    let env = Env::from_process();
+    let (cfg, edge, targets) = match prepare(
+        explicit,
+        &env,
+        args.sso_session.as_deref(),
+        args.profile.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("credsync: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+    };
+    let mut clients = Clients::new(edge);
+    let mut ok = true;
+    for target in &targets {
+        let label = target.label();
+        match rt.block_on(login::logout(
+            &mut clients,
+            &cfg.aws.sso_cache_dir,
+            target,
+            &say,
+        )) {
+            Ok(LoggedOut::NotSignedIn) => println!("{label}: not signed in"),
+            Ok(LoggedOut::Removed { revoked: true }) => println!("{label}: signed out"),
+            Ok(LoggedOut::Removed { revoked: false }) => {
+                println!("{label}: cached token removed (the portal did not confirm the sign-out)")
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("credsync logout: {label}: {e}");
+            }
+        }
+    }
+    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
+}

@@ -1,0 +1,279 @@
+//! The loopback listener of an authorization-code sign-in: `127.0.0.1:<ephemeral port>`,
+//! path `/oauth/callback`, where the browser lands after the user approves, with `code` and
+//! `state` in the query (or `error`).
+//!
+//! [`read_target`] is the pure part: one request line's target read against the `state` this
+//! sign-in sent. [`Listener::wait`] is the edge: it accepts connections until the callback
+//! comes, answers each with a short page, and gives up on a connection that sends nothing
+//! within a few seconds (so a stray client cannot block the sign-in). The code never leaves
+//! this module except as a [`SecretString`], and no answer or error quotes it.
+
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::secret::SecretString;
+
+/// The redirect URI registered with SSO-OIDC: the loopback address without a port (any port
+/// matches, RFC 8252), as the AWS CLI registers it.
+pub const REDIRECT_URI_WITHOUT_PORT: &str = "http://127.0.0.1/oauth/callback";
+
+/// The callback's path.
+pub const CALLBACK_PATH: &str = "/oauth/callback";
+
+/// How long one connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most of a request head read.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// What one request told.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Not the callback (a favicon, another path): answer 404 and keep waiting.
+    NotCallback,
+    /// The authorization code, with the state this sign-in sent.
+    Code(String),
+    /// The identity provider said no (`error=...`; the value is an OAuth error code).
+    Denied(String),
+    /// A code with another `state` (or none): not an answer to this sign-in.
+    StateMismatch,
+    /// The callback without `code`.
+    Malformed,
+}
+
+/// Why the sign-in's callback failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the sign-in was refused in the browser ({0})")]
+    Denied(String),
+    #[error(
+        "the browser came back with a `state` that is not this sign-in's, so its code was not \
+         used (an old browser tab, or a page that is not AWS's); run the command again"
+    )]
+    StateMismatch,
+    #[error("the browser came back without an authorization code; run the command again")]
+    Malformed,
+    #[error("the local sign-in listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The decoded query pairs of a request target (`+` is a space).
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Reads a request target (`/oauth/callback?code=…&state=…`) for the sign-in that sent
+/// `expected_state`.
+pub fn read_target(target: &str, expected_state: &str) -> Answer {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != CALLBACK_PATH {
+        return Answer::NotCallback;
+    }
+    let pairs = query_pairs(query);
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if let Some(error) = get("error") {
+        // An OAuth error code is a short token; anything else is not shown.
+        let shown = if error.len() <= 64
+            && error
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            error.to_owned()
+        } else {
+            "an error".to_owned()
+        };
+        return Answer::Denied(shown);
+    }
+    match (get("code"), get("state")) {
+        (Some(code), Some(state)) if !code.is_empty() && state == expected_state => {
+            Answer::Code(code.to_owned())
+        }
+        (Some(_), _) => Answer::StateMismatch,
+        (None, _) => Answer::Malformed,
+    }
+}
+
+/// The listener of one sign-in.
+pub struct Listener {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl Listener {
+    /// Binds `127.0.0.1` on a port the system picks.
+    pub async fn bind() -> std::io::Result<Listener> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        Ok(Listener { listener, port })
+    }
+
+    /// `http://127.0.0.1:<port>/oauth/callback`: the redirect URI of the authorize request and
+    /// of `CreateToken`.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}{CALLBACK_PATH}", self.port)
+    }
+
+    /// Waits for the callback of the sign-in that sent `expected_state` and returns its code.
+    /// (The caller bounds the whole wait.)
+    pub async fn wait(self, expected_state: &str) -> Result<SecretString, CallbackError> {
+        loop {
+            let (stream, _) = self.listener.accept().await?;
+            match answer_one(stream, expected_state).await {
+                Ok(Answer::NotCallback) | Err(_) => continue,
+                Ok(Answer::Code(code)) => return Ok(code.into()),
+                Ok(Answer::Denied(e)) => return Err(CallbackError::Denied(e)),
+                Ok(Answer::StateMismatch) => return Err(CallbackError::StateMismatch),
+                Ok(Answer::Malformed) => return Err(CallbackError::Malformed),
+            }
+        }
+    }
+}
+
+/// Reads one request, answers it, and says what it was.
+async fn answer_one(mut stream: TcpStream, expected_state: &str) -> std::io::Result<Answer> {
+    let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let target = head
+        .lines()
+        .next()
+        .and_then(|line| {
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next()) {
+                (Some("GET"), Some(target)) => Some(target.to_owned()),
+                _ => None,
+            }
+        })
+        .unwrap_or_default();
+    let answer = read_target(&target, expected_state);
+    let (status, text) = match &answer {
+        Answer::NotCallback => ("404 Not Found", "Not found.".to_owned()),
+        Answer::Code(_) => (
+            "200 OK",
+            "credsync: signed in. You can close this tab and return to the terminal.".to_owned(),
+        ),
+        Answer::Denied(e) => (
+            "400 Bad Request",
+            format!("credsync: the sign-in was refused ({e}). Return to the terminal."),
+        ),
+        Answer::StateMismatch => (
+            "400 Bad Request",
+            "credsync: this answer does not belong to the sign-in in progress; it was not used. \
+             Return to the terminal."
+                .to_owned(),
+        ),
+        Answer::Malformed => (
+            "400 Bad Request",
+            "credsync: no authorization code came back. Return to the terminal.".to_owned(),
+        ),
+    };
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>credsync</title></head>\
+         <body><p>{text}</p></body></html>"
+    );
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // The answer to the browser is a courtesy: the sign-in goes on if it cannot be sent.
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    Ok(answer)
+}
+
+/// The request head (up to the blank line, at most [`MAX_HEAD`] bytes).
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_HEAD {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callback_gives_the_code_only_with_this_sign_ins_state() {
+        assert_eq!(
+            read_target("/oauth/callback?code=fake-code%2B1&state=s-1", "s-1"),
+            Answer::Code("fake-code+1".into())
+        );
+        assert_eq!(
+            read_target("/oauth/callback?state=s-1&code=c", "s-2"),
+            Answer::StateMismatch
+        );
+        assert_eq!(
+            read_target("/oauth/callback?code=c", "s-1"),
+            Answer::StateMismatch
+        );
+        assert_eq!(
+            read_target("/oauth/callback?state=s-1", "s-1"),
+            Answer::Malformed
+        );
+        assert_eq!(
+            read_target("/oauth/callback?error=access_denied&state=s-1", "s-1"),
+            Answer::Denied("access_denied".into())
+        );
+        assert_eq!(
+            read_target("/oauth/callback?error=%3Cscript%3E", "s-1"),
+            Answer::Denied("an error".into())
+        );
+        assert_eq!(read_target("/favicon.ico", "s-1"), Answer::NotCallback);
+        assert_eq!(
+            read_target("/oauth/callbackx?code=c&state=s-1", "s-1"),
+            Answer::NotCallback
+        );
+    }
+
+    #[tokio::test]
+    async fn the_listener_skips_other_paths_and_returns_the_code() {
+        let l = Listener::bind().await.unwrap();
+        let uri = l.redirect_uri();
+        assert!(uri.starts_with("http://127.0.0.1:") && uri.ends_with(CALLBACK_PATH));
+        let port: u16 = uri["http://127.0.0.1:".len()..uri.len() - CALLBACK_PATH.len()]
+            .parse()
+            .unwrap();
+        let client = async move {
+            let mut answers = Vec::new();
+            for target in ["/favicon.ico", "/oauth/callback?code=fake-c&state=st"] {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).await.unwrap();
+                answers.push(out);
+            }
+            answers
+        };
+        let (code, answers) = tokio::join!(l.wait("st"), client);
+        use crate::secret::ExposeSecret;
+        assert_eq!(code.unwrap().expose_secret(), "fake-c");
+        assert!(answers[0].starts_with("HTTP/1.1 404"), "{}", answers[0]);
+        assert!(answers[1].starts_with("HTTP/1.1 200"), "{}", answers[1]);
+        assert!(!answers[1].contains("fake-c"));
+    }
+}

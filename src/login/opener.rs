@@ -1,0 +1,134 @@
+//! Opening a URL in the user's browser: `$BROWSER` when set, else the platform's opener
+//! (`xdg-open` on Linux and the BSDs, `open` on macOS). Which one is decided where the
+//! environment is read (the command); this module only runs it.
+//!
+//! `$BROWSER` is read as Python's `webbrowser` and `xdg-open` read it: commands separated by
+//! `:`, tried in turn; in each, `%s` stands for the URL, else the URL is added as the last
+//! argument. Words are split at whitespace; nothing goes through a shell. The opener runs in
+//! the background (a browser may not return until it is closed): credsync does not wait for it,
+//! and the URL is always printed too.
+
+use std::process::{Command, Stdio};
+
+/// How the sign-in page reaches a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opener {
+    /// The value of `$BROWSER`.
+    Browser(String),
+    /// The platform's opener program.
+    System(&'static str),
+    /// Print the URL only (`--no-browser`, or nothing to open it with).
+    PrintOnly,
+}
+
+impl Opener {
+    /// The opener for this platform: `browser_var` (`$BROWSER`) when set and not empty, else
+    /// the system's, else (`no_browser`) none.
+    pub fn choose(browser_var: Option<&str>, no_browser: bool) -> Opener {
+        if no_browser {
+            return Opener::PrintOnly;
+        }
+        match browser_var.map(str::trim).filter(|b| !b.is_empty()) {
+            Some(b) => Opener::Browser(b.to_owned()),
+            None if cfg!(target_os = "macos") => Opener::System("open"),
+            None => Opener::System("xdg-open"),
+        }
+    }
+
+    /// Starts the browser on `url`. `Err` says why none started (the caller tells the user to
+    /// open the printed URL).
+    pub fn open(&self, url: &str) -> Result<(), String> {
+        let commands = match self {
+            Opener::PrintOnly => return Ok(()),
+            Opener::System(program) => vec![vec![(*program).to_owned(), url.to_owned()]],
+            Opener::Browser(value) => browser_commands(value, url),
+        };
+        let mut failures = Vec::new();
+        for argv in commands {
+            let Some((program, args)) = argv.split_first() else {
+                continue;
+            };
+            match Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(mut child) => {
+                    // Reaped in the background: a browser may run until it is closed.
+                    let _ = std::thread::Builder::new()
+                        .name("browser".into())
+                        .spawn(move || child.wait());
+                    return Ok(());
+                }
+                Err(e) => failures.push(format!("{program}: {e}")),
+            }
+        }
+        Err(if failures.is_empty() {
+            "no browser command".to_owned()
+        } else {
+            failures.join("; ")
+        })
+    }
+}
+
+/// The argument vectors `$BROWSER = value` gives for `url`.
+fn browser_commands(value: &str, url: &str) -> Vec<Vec<String>> {
+    value
+        .split(':')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            let mut words: Vec<String> = c.split_whitespace().map(str::to_owned).collect();
+            if words.iter().any(|w| w.contains("%s")) {
+                for w in &mut words {
+                    *w = w.replace("%s", url);
+                }
+            } else {
+                words.push(url.to_owned());
+            }
+            words
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_is_a_colon_list_with_percent_s_or_the_url_last() {
+        let u = "https://x/authorize?a=1";
+        assert_eq!(
+            browser_commands("firefox --new-tab:w3m %s", u),
+            vec![
+                vec!["firefox".to_owned(), "--new-tab".into(), u.into()],
+                vec!["w3m".to_owned(), u.into()],
+            ]
+        );
+        assert_eq!(browser_commands(" : ", u), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn the_choice_follows_the_flags_and_the_variable() {
+        assert_eq!(Opener::choose(Some("x"), true), Opener::PrintOnly);
+        assert_eq!(
+            Opener::choose(Some("x"), false),
+            Opener::Browser("x".into())
+        );
+        assert!(matches!(
+            Opener::choose(Some(" "), false),
+            Opener::System(_)
+        ));
+        assert!(matches!(Opener::choose(None, false), Opener::System(_)));
+    }
+
+    #[test]
+    fn a_missing_program_is_reported_and_the_next_is_tried() {
+        let missing = "/nonexistent/credsync-browser";
+        let e = Opener::Browser(missing.into()).open("u").unwrap_err();
+        assert!(e.contains(missing), "{e}");
+        assert!(Opener::Browser(format!("{missing}:true")).open("u").is_ok());
+    }
+}

@@ -2,7 +2,7 @@
 //! through a stand-in browser, the device flow's polling, the AWS CLI's files, the session
 //! lock across processes, and no secret in what the commands print.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -20,6 +20,7 @@ mod fake_aws_selftest;
 mod faults_sim;
 mod fuzz_props;
 mod ini_edit_props;
+mod login;
 mod notify;
 mod package_deb;
 mod packaged_unit;

@@ -65,7 +65,7 @@ impl Env {
 
     /// An XDG base-directory variable, honoured only when it holds an absolute path (as the
     /// XDG spec and the `directories` crate require).
-    fn xdg_dir(&self, key: &str) -> Option<PathBuf> {
+    pub fn xdg_dir(&self, key: &str) -> Option<PathBuf> {
         self.get(key).map(PathBuf::from).filter(|p| p.is_absolute())
     }
 }

@@ -11,7 +11,7 @@ pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::acl;
@@ -19,7 +19,7 @@ use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
 use crate::config::{Config, ConfigError};
 use crate::ini_edit;
-use crate::service::Platform;
+use crate::service::{self, Platform};
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{State, Status};
 use crate::timefmt::humane;
@@ -506,48 +506,6 @@ pub fn check_container_uid(
 // ---------------------------------------------------------------------------------------------
 // The service and the daemon.
 
-/// The executable an installed service file runs: systemd's `ExecStart=` first word, or the
-/// plist's first `ProgramArguments` string.
-pub fn service_exe(platform: Platform, text: &str) -> Option<PathBuf> {
-    match platform {
-        Platform::Linux => {
-            let line = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("ExecStart="))?
-                .trim();
-            let line = line.trim_start_matches(['@', '-', ':', '+', '!']);
-            let word = if let Some(rest) = line.strip_prefix('"') {
-                let mut out = String::new();
-                let mut chars = rest.chars();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => out.extend(chars.next()),
-                        c => out.push(c),
-                    }
-                }
-                out
-            } else {
-                line.split_whitespace().next()?.to_owned()
-            };
-            Some(PathBuf::from(word.replace("%%", "%")))
-        }
-        Platform::MacOs => {
-            let after = text.split("<key>ProgramArguments</key>").nth(1)?;
-            let start = after.find("<string>")? + "<string>".len();
-            let end = after[start..].find("</string>")? + start;
-            let s = &after[start..end];
-            Some(PathBuf::from(
-                s.replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&quot;", "\"")
-                    .replace("&apos;", "'")
-                    .replace("&amp;", "&"),
-            ))
-        }
-    }
-}
-
 /// Whether the service is installed and runs this binary. `text` is the service file's
 /// content (`None`: not installed).
 pub fn check_service(
@@ -562,7 +520,7 @@ pub fn check_service(
             "run `credsync service install`",
         );
     };
-    match service_exe(platform, text) {
+    match service::installed_exe(platform, text) {
         None => Check::fail(
             format!("service: {} names no program", file.display()),
             "run `credsync service install`",
@@ -761,6 +719,7 @@ mod tests {
     use super::*;
     use crate::config::{self, Env};
     use crate::state::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
+    use std::path::PathBuf;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -963,11 +922,6 @@ mod tests {
 
     #[test]
     fn service_file_exe() {
-        let unit = "[Service]\nType=notify\nExecStart=\"/opt/my apps/cred%%sync\" --config /c.toml daemon\n";
-        assert_eq!(
-            service_exe(Platform::Linux, unit),
-            Some(PathBuf::from("/opt/my apps/cred%sync"))
-        );
         let unit = "ExecStart=/usr/bin/credsync daemon\n";
         let file = Path::new("/h/.config/systemd/user/credsync.service");
         assert_eq!(
@@ -993,11 +947,15 @@ mod tests {
             (c.level, c.fix.as_deref()),
             (Level::Warn, Some("run `credsync service install`"))
         );
+        // The program is read by the service module, which wrote it.
         let plist = "<key>ProgramArguments</key>\n<array>\n\t\t<string>/Apps/a&amp;b/credsync</string>\n\t\t<string>daemon</string>";
-        assert_eq!(
-            service_exe(Platform::MacOs, plist),
-            Some(PathBuf::from("/Apps/a&b/credsync"))
+        let c = check_service(
+            Platform::MacOs,
+            file,
+            Some(plist),
+            Path::new("/Apps/a&b/credsync"),
         );
+        assert_eq!(c.level, Level::Ok, "{c:?}");
     }
 
     #[test]

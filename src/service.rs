@@ -67,10 +67,7 @@ impl Target {
     /// This process's platform, home and uid.
     pub fn current(env: &Env) -> Result<Target, ServiceError> {
         let platform = Platform::current().ok_or(ServiceError::UnsupportedPlatform)?;
-        let xdg_config_home = env
-            .get("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
+        let xdg_config_home = env.xdg_dir("XDG_CONFIG_HOME");
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         let packaged_unit = Some(PathBuf::from(PACKAGED_UNIT))
@@ -84,15 +81,17 @@ impl Target {
         })
     }
 
+    /// `$XDG_CONFIG_HOME`, else `~/.config`: where systemd looks for user units (Linux).
+    fn config_home(&self) -> PathBuf {
+        self.xdg_config_home
+            .clone()
+            .unwrap_or_else(|| self.home.join(".config"))
+    }
+
     /// The file install writes.
     pub fn service_file(&self) -> PathBuf {
         match self.platform {
-            Platform::Linux => self
-                .xdg_config_home
-                .clone()
-                .unwrap_or_else(|| self.home.join(".config"))
-                .join("systemd/user")
-                .join(SYSTEMD_UNIT),
+            Platform::Linux => self.config_home().join("systemd/user").join(SYSTEMD_UNIT),
             Platform::MacOs => self
                 .home
                 .join("Library/LaunchAgents")
@@ -212,7 +211,7 @@ impl ServiceSpec {
             Origin::File(p) => Some(absolute(p)),
             Origin::Default { .. } => None,
         };
-        let runtime_dir = env.get("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let runtime_dir = env.xdg_dir("XDG_RUNTIME_DIR");
         Ok(ServiceSpec {
             exe,
             config,
@@ -451,6 +450,57 @@ fn quote_systemd(s: &str) -> String {
     out
 }
 
+/// The first word of an `Exec*=` value as [`systemd_word`] wrote it: double quotes with C
+/// escapes undone, `%%` back to `%`. `None` for an empty value.
+fn unquote_systemd_word(value: &str) -> Option<String> {
+    let word = match value.strip_prefix('"') {
+        Some(rest) => {
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next()? {
+                        'n' => out.push('\n'),
+                        't' => out.push('\t'),
+                        'x' => {
+                            let hex: String = chars.by_ref().take(2).collect();
+                            out.push(char::from(u8::from_str_radix(&hex, 16).ok()?));
+                        }
+                        c => out.push(c),
+                    },
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None => value.split_whitespace().next()?.to_owned(),
+    };
+    Some(word.replace("%%", "%"))
+}
+
+/// The executable an installed service file runs, read back as [`render`] writes it: the
+/// unit's first `ExecStart=` (its first word, after any `@-:+!` prefixes), or the plist's first
+/// `ProgramArguments` string. `None` when the file names none.
+pub fn installed_exe(platform: Platform, text: &str) -> Option<PathBuf> {
+    match platform {
+        Platform::Linux => {
+            let value = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("ExecStart="))?
+                .trim()
+                .trim_start_matches(['@', '-', ':', '+', '!']);
+            unquote_systemd_word(value).map(PathBuf::from)
+        }
+        Platform::MacOs => {
+            let after = text.split("<key>ProgramArguments</key>").nth(1)?;
+            let start = after.find("<string>")? + "<string>".len();
+            let end = after[start..].find("</string>")? + start;
+            Some(PathBuf::from(xml_unescape(&after[start..end])))
+        }
+    }
+}
+
 /// Whether systemd can run a binary at `exe`: it refuses executable paths with quotes,
 /// backslashes or control characters ("Executable name contains special characters").
 pub fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
@@ -461,6 +511,15 @@ pub fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
         });
     }
     Ok(())
+}
+
+/// [`xml_escape`] undone.
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// Text safe inside an XML element or attribute.
@@ -622,11 +681,7 @@ fn install_packaged(
     start: bool,
     manager: Manager,
 ) -> Result<Report, ServiceError> {
-    let default_config = target
-        .xdg_config_home
-        .clone()
-        .unwrap_or_else(|| target.home.join(".config"))
-        .join("credsync/config.toml");
+    let default_config = target.config_home().join("credsync/config.toml");
     let refused = |why: String, fix: String| ServiceError::PackagedUnit {
         unit: unit.to_owned(),
         why,
@@ -1309,6 +1364,48 @@ mod tests {
             "{unit}"
         );
         assert!(unit.contains("\nReadWritePaths=-%h/.aws -%t\n"), "{unit}");
+    }
+
+    #[test]
+    fn the_installed_exe_reads_back_what_render_wrote() {
+        for exe in [
+            "/usr/bin/credsync",
+            "/opt/my apps/cred%sync",
+            "/opt/a\"b\\c",
+            "/opt/tab\there\nand\u{1}",
+        ] {
+            let unit = format!(
+                "[Service]\nType=notify\nExecStart={} --config /c.toml daemon\n",
+                systemd_word(exe)
+            );
+            assert_eq!(
+                installed_exe(Platform::Linux, &unit),
+                Some(PathBuf::from(exe)),
+                "{unit}"
+            );
+            let plist = format!(
+                "<key>ProgramArguments</key>\n<array>\n\t\t<string>{}</string>\n\t\t<string>daemon</string>",
+                xml_escape(exe)
+            );
+            assert_eq!(
+                installed_exe(Platform::MacOs, &plist),
+                Some(PathBuf::from(exe))
+            );
+        }
+        let unit = "[Service]\nType=notify\nExecStart=\"/opt/my apps/cred%%sync\" --config /c.toml daemon\n";
+        assert_eq!(
+            installed_exe(Platform::Linux, unit),
+            Some(PathBuf::from("/opt/my apps/cred%sync"))
+        );
+        assert_eq!(
+            installed_exe(Platform::Linux, "[Service]\nType=notify\n"),
+            None
+        );
+        let plist = "<key>ProgramArguments</key>\n<array>\n\t\t<string>/Apps/a&amp;b/credsync</string>\n\t\t<string>daemon</string>";
+        assert_eq!(
+            installed_exe(Platform::MacOs, plist),
+            Some(PathBuf::from("/Apps/a&b/credsync"))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Origin};
 use crate::control::Command;
-use crate::engine::Engine;
+use crate::engine::{Engine, ProfileReport, Report};
 use crate::notify::{Notifier, Sender};
 use crate::schedule;
 use crate::state::Status;
@@ -46,18 +46,17 @@ impl Control {
 /// Prepares the engine for its first round: removes stale temp files, adopts credentials on
 /// disk that are still fresh (no network call for them). Cheap; call before signalling ready.
 pub fn prepare(engine: &mut Engine) {
-    match write::remove_stale_temps(&engine.cfg.aws.credentials_file) {
+    match write::remove_stale_temps(&engine.config().aws.credentials_file) {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} stale temp file(s) left by an earlier crash"),
         Err(e) => tracing::warn!("could not look for stale temp files: {e}"),
     }
-    for p in &engine.profiles {
-        if let Err(e) = &p.source {
-            tracing::warn!(profile = %p.entry.source, "cannot be managed: {e}");
+    for p in engine.profiles() {
+        if let Err(e) = p.source() {
+            tracing::warn!(profile = %p.entry().source, "cannot be managed: {e}");
         }
     }
-    engine.plan_sessions();
-    let adopted = engine.adopt_existing();
+    let adopted = engine.start();
     if adopted > 0 {
         tracing::info!("{adopted} profile(s) still fresh on disk; no refresh needed yet");
     }
@@ -77,18 +76,11 @@ pub async fn run(
     let mut watching = Watching::start(engine);
     let mut notices = Notices::new(engine);
     loop {
-        let sessions = engine.due_sessions();
-        if !sessions.is_empty() {
-            engine.refresh_sessions(&sessions).await;
+        let report = engine.round(1).await;
+        if !report.profiles.is_empty() || !report.sessions.is_empty() {
             release_freed_memory();
         }
-        let due = engine.due();
-        if !due.is_empty() {
-            run_round(engine, &due).await;
-        }
-        if !engine.removed_targets.is_empty() {
-            write_logged(engine);
-        }
+        log_round(&report);
         let next_notice = notices.publish(engine, &control.status);
         let next = engine.next_deadline().into_iter().chain(next_notice).min();
         let wait = schedule::sleep_for(engine.now(), next);
@@ -100,7 +92,7 @@ pub async fn run(
             }
             changes = watching.next() => match changes {
                 Some(changes) => {
-                    on_changes(engine, &changes, reload);
+                    on_changes(engine, &changes, reload).await;
                     watching.follow(engine);
                 }
                 None => watching.stop(),
@@ -121,7 +113,7 @@ impl Notices {
     fn new(engine: &Engine) -> Notices {
         Notices {
             notifier: Notifier::new(),
-            sender: Sender::new(engine.cfg.notify.clone()),
+            sender: Sender::new(engine.config().notify.clone()),
         }
     }
 
@@ -134,10 +126,10 @@ impl Notices {
     ) -> Option<std::time::SystemTime> {
         let now = engine.now();
         let current = engine.status();
-        if self.sender.config() != &engine.cfg.notify {
-            self.sender.set_config(engine.cfg.notify.clone());
+        if self.sender.config() != &engine.config().notify {
+            self.sender.set_config(engine.config().notify.clone());
         }
-        let before = engine.cfg.notify.before;
+        let before = engine.config().notify.before;
         for notice in self.notifier.observe(&current.sso_sessions, before, now) {
             self.sender.send(&notice);
         }
@@ -171,7 +163,7 @@ impl Watching {
 
     /// (Re)starts the watcher when the files to watch are not the ones watched.
     fn follow(&mut self, engine: &mut Engine) {
-        let spec = spec_of(&engine.cfg);
+        let spec = spec_of(engine.config());
         if self.spec.as_ref() == Some(&spec) {
             return;
         }
@@ -224,7 +216,7 @@ fn spec_of(cfg: &Config) -> WatchSpec {
 /// Acts on changed files: a changed config is a reload, a changed token cache wakes the
 /// profiles waiting for a login, a changed credentials file is written again if a managed
 /// section went missing or was altered.
-fn on_changes(
+async fn on_changes(
     engine: &mut Engine,
     changes: &BTreeSet<Change>,
     reload: &dyn Fn() -> Result<Config, String>,
@@ -248,13 +240,13 @@ fn on_changes(
         }
     }
     if changes.contains(&Change::CredentialsFile) {
-        engine.credentials_file_changed();
-    }
-    if changes.contains(&Change::CredentialsFile) && engine.credentials_file_drifted() {
-        tracing::info!(
-            "a managed section in the credentials file was removed or changed; writing it again"
-        );
-        write_logged(engine);
+        let report = engine.credentials_file_changed().await;
+        if report.write.is_some() {
+            tracing::info!(
+                "a managed section in the credentials file was removed or changed; wrote it again"
+            );
+        }
+        log_round(&report);
     }
 }
 
@@ -269,59 +261,45 @@ fn release_freed_memory() {
     }
 }
 
-/// Writes the credentials file, logging a failure (the profiles keep their state).
-fn write_logged(engine: &mut Engine) {
-    if let Err(e) = engine.write() {
+/// Logs what a round did: each profile tried, and a failed write.
+fn log_round(report: &Report) {
+    for r in &report.profiles {
+        match (&r.error, r.expires_at) {
+            (None, Some(exp)) => {
+                let exp = crate::timefmt::rfc3339(exp);
+                tracing::info!(profile = %r.source, target = %r.target, "refreshed; expires {exp}");
+            }
+            (err, _) => {
+                let err = err.as_deref().unwrap_or("no credentials");
+                tracing::warn!(profile = %r.source, "refresh failed: {err}");
+            }
+        }
+    }
+    if let Some(e) = report.write_error() {
         tracing::error!("{e}");
     }
 }
 
-/// One round: refresh `due`, log each outcome, write if anything new came. Returns a line per
-/// profile, for `refresh` replies.
-async fn run_round(engine: &mut Engine, due: &[usize]) -> Vec<String> {
-    let outcomes = engine.refresh(due, 1).await;
-    if (outcomes.iter().any(|(_, o)| o.is_ok()) || !engine.removed_targets.is_empty())
-        && let Err(e) = engine.write()
-    {
-        tracing::error!("{e}");
-        for (i, _) in &outcomes {
-            let status = &mut engine.profiles[*i].status;
-            status.last_error = Some(e.to_string());
-            // The new credentials did not reach the disk: not fresh, whatever was fetched.
-            if status.state == crate::state::State::Fresh {
-                status.state = crate::state::State::Degraded;
-            }
-        }
-    }
-    release_freed_memory();
-    let mut lines = Vec::new();
-    for (i, _) in &outcomes {
-        let p = &engine.profiles[*i];
-        let s = &p.status;
-        match (&s.last_error, s.expires_at) {
-            (None, Some(exp)) => {
-                let exp = crate::timefmt::rfc3339(exp);
-                tracing::info!(profile = %s.source, target = %s.target, "refreshed; expires {exp}");
-                lines.push(format!(
-                    "{} -> [{}]: {}, expires {exp}",
-                    s.source,
-                    s.target,
-                    s.state.as_str()
-                ));
-            }
-            (err, _) => {
-                let err = err.as_deref().unwrap_or("no credentials");
-                tracing::warn!(profile = %s.source, "refresh failed: {err}");
-                lines.push(format!(
-                    "{} -> [{}]: {}: {err}",
-                    s.source,
-                    s.target,
-                    s.state.as_str()
-                ));
-            }
-        }
-    }
-    lines
+/// A line per profile of `report` among `which`, for `refresh` replies.
+fn reply_lines(report: &Report, which: &[usize]) -> Vec<String> {
+    let lines = report.profiles.iter().filter(|r| which.contains(&r.index));
+    let line = |r: &ProfileReport| match (&r.error, r.expires_at) {
+        (None, Some(exp)) => format!(
+            "{} -> [{}]: {}, expires {}",
+            r.source,
+            r.target,
+            r.state.as_str(),
+            crate::timefmt::rfc3339(exp)
+        ),
+        (err, _) => format!(
+            "{} -> [{}]: {}: {}",
+            r.source,
+            r.target,
+            r.state.as_str(),
+            err.as_deref().unwrap_or("no credentials")
+        ),
+    };
+    lines.map(line).collect()
 }
 
 /// Answers one command. The status is published before the reply, so a client that asks for
@@ -335,12 +313,12 @@ async fn handle(
 ) {
     match cmd {
         Command::Refresh { profile, reply } => {
-            let due = engine.make_due(profile.as_deref());
+            let due = engine.request_refresh(profile.as_deref());
             if due.is_empty() {
                 let names: Vec<String> = engine
-                    .profiles
+                    .profiles()
                     .iter()
-                    .map(|p| p.entry.source.clone())
+                    .map(|p| p.entry().source.clone())
                     .collect();
                 let _ = reply.send(Err(format!(
                     "no managed profile is named {:?}; managed: {}",
@@ -349,10 +327,13 @@ async fn handle(
                 )));
                 return;
             }
-            let lines = run_round(engine, &due).await;
+            let report = engine.round(1).await;
+            release_freed_memory();
+            log_round(&report);
+            let lines = reply_lines(&report, &due);
             let failed = due
                 .iter()
-                .any(|&i| !engine.profiles[i].status.state.is_healthy());
+                .any(|&i| !engine.profiles()[i].status().state.is_healthy());
             notices.publish(engine, status);
             let text = lines.join("\n");
             let _ = reply.send(if failed { Err(text) } else { Ok(text) });
@@ -361,7 +342,7 @@ async fn handle(
             let result =
                 reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string()));
             match &result {
-                Ok(()) => tracing::info!("reloaded; {}", engine.cfg.describe_origin()),
+                Ok(()) => tracing::info!("reloaded; {}", engine.config().describe_origin()),
                 Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),
             }
             notices.publish(engine, status);
@@ -370,8 +351,8 @@ async fn handle(
                     .map(|()| {
                         format!(
                             "reloaded: {}; managing {} profile(s)",
-                            engine.cfg.describe_origin(),
-                            engine.profiles.len()
+                            engine.config().describe_origin(),
+                            engine.profiles().len()
                         )
                     })
                     .map_err(|e| format!("reload refused, the old configuration stays: {e}")),

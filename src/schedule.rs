@@ -6,7 +6,7 @@
 //! [`MAX_SLEEP`] at a time and looks at the clock again, so after a resume anything due is
 //! refreshed within that.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The longest the daemon sleeps without looking at the wall clock again.
@@ -33,29 +33,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<Mutex<SystemTime>>);
+/// Uniform numbers in `[0, 1)`: the jitter of deadlines and backoffs. Injected like the
+/// [`Clock`], so that tests can pin it.
+pub type Random = Arc<dyn Fn() -> f64 + Send + Sync>;
 
-impl ManualClock {
-    pub fn new(start: SystemTime) -> ManualClock {
-        ManualClock(Arc::new(Mutex::new(start)))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t += by;
-    }
-
-    pub fn set(&self, to: SystemTime) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// The random source of production: `fastrand`'s thread-local generator.
+pub fn system_random() -> Random {
+    Arc::new(fastrand::f64)
 }
 
 /// How much must be left on disk at every moment for credentials of `lifetime`:
@@ -214,13 +198,5 @@ mod tests {
         assert_eq!(sleep_for(t(0), Some(t(10))), Duration::from_secs(10));
         assert_eq!(sleep_for(t(10), Some(t(0))), Duration::ZERO);
         assert_eq!(sleep_for(t(0), None), MAX_SLEEP);
-    }
-
-    #[test]
-    fn manual_clock_moves_only_when_told() {
-        let c = ManualClock::new(t(0));
-        assert_eq!(c.now(), t(0));
-        c.advance(Duration::from_secs(3 * 3600));
-        assert_eq!(c.now(), t(3 * 3600));
     }
 }

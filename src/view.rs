@@ -79,7 +79,7 @@ pub enum ViewError {
 }
 
 impl ViewError {
-    /// The same failure as a [`WriteError`] (what [`crate::engine::Engine::write`] returns).
+    /// The same failure as a [`WriteError`] (what the engine's write reports).
     pub fn into_write_error(self) -> WriteError {
         match self {
             ViewError::Write(e) => e,

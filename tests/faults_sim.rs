@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::config::{self, Env};
-use credsync::engine::{Engine, Outcome};
+use credsync::engine::Engine;
 use credsync::ini_edit;
-use credsync::resolve::AwsEdge;
-use credsync::schedule::{self, Clock, ManualClock};
+use credsync::resolve::{AwsEdge, ResolveError};
+use credsync::schedule::{self, Clock};
 use credsync::secret::ExposeSecret;
 use credsync::state::{ProfileStatus, State};
 use support::fake_aws::{FakeAws, Fault, Route};
-use support::{TestEnv, botocore_token_json};
+use support::{ManualClock, TestEnv, botocore_token_json};
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// The HTTP timeout while a fault stands: a hung request gives up after half a second.
@@ -56,8 +56,6 @@ impl Sim {
     /// `corp`, logged in, managed with `refresh_toml` as credsync's `[refresh]` table.
     fn new(name: &str, n: usize, refresh_toml: &str) -> Sim {
         let fake = own_fake();
-        // Deterministic jitter: the engine draws it on this thread (current-thread runtime).
-        fastrand::seed(0x5eed);
         let env = TestEnv::with_fake(&fake);
         let mut aws = String::from(
             "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n",
@@ -86,8 +84,14 @@ impl Sim {
         let cfg = config::parse(&toml, &env.config_toml_path(), &cfg_env).expect("config");
         let clock = ManualClock::new(start);
         // Calls that must succeed get time even on a loaded machine; outages shorten it.
-        let engine =
-            Engine::new(cfg, Arc::new(clock.clone()), edge(&fake, CALM_TIMEOUT)).expect("engine");
+        // Deterministic jitter: the engine's random source is pinned.
+        let engine = Engine::new(
+            cfg,
+            Arc::new(clock.clone()),
+            support::seeded_random(0x5eed),
+            edge(&fake, CALM_TIMEOUT),
+        )
+        .expect("engine");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -117,18 +121,17 @@ impl Sim {
     }
 
     /// One pass of the daemon's loop without the sleep: refresh what is due, write when anything
-    /// succeeded. Returns the outcomes (empty when nothing was due).
-    fn round(&mut self) -> Vec<(usize, Outcome)> {
+    /// succeeded. Returns each profile's outcome (empty when nothing was due): the new expiry,
+    /// or the failure.
+    fn round(&mut self) -> Vec<(usize, Result<Option<SystemTime>, ResolveError>)> {
         self.sync_fake_clock();
-        let due = self.engine.due();
-        if due.is_empty() {
+        if self.engine.due().is_empty() {
             return Vec::new();
         }
-        let outcomes = self.rt.block_on(self.engine.refresh(&due, 1));
-        if outcomes.iter().any(|(_, o)| o.is_ok()) {
-            self.engine.write().expect("write the credentials file");
-        }
-        outcomes
+        let report = self.rt.block_on(self.engine.round(1));
+        assert_eq!(report.write_error(), None, "write the credentials file");
+        let outcomes = report.profiles.into_iter().map(|r| (r.index, r.outcome));
+        outcomes.collect()
     }
 
     /// The daemon's sleep: until the next deadline, at most `MAX_SLEEP` (and at least a second,
@@ -230,6 +233,8 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     let mut request_times = Vec::new();
     let mut failures = 0u32;
     let mut last_failure_at = outage_start;
+    // The failure of the last attempt (what the engine keeps while the profile is failing).
+    let mut last_failure: Option<ResolveError> = None;
     while sim.now() < outage_end {
         let sent = sim.fake.count("GetRoleCredentials");
         let at = sim.now();
@@ -241,6 +246,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
             assert!(o.is_err(), "{name}: a refresh succeeded during the outage");
             failures += 1;
             last_failure_at = at;
+            last_failure = o.as_ref().err().cloned();
         }
         let s = sim.status(0);
         if failures > 0 {
@@ -257,7 +263,7 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
                 since(outage_start, last_failure_at)
             );
             assert!(s.last_error.is_some(), "{name}: no last_error");
-            let failure = sim.engine.profiles[0].last_failure.as_ref();
+            let failure = last_failure.as_ref();
             assert_eq!(
                 failure.is_some_and(|e| e.is_retryable()),
                 expected == State::Degraded,

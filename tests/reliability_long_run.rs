@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::ini_edit;
 use credsync::resolve::AwsEdge;
-use credsync::schedule::{self, Clock, ManualClock};
+use credsync::schedule::{self, Clock};
 use credsync::state::State;
 use support::fake_aws::{FakeAws, Fault, Route};
-use support::{TestEnv, botocore_token_json};
+use support::{ManualClock, TestEnv, botocore_token_json};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -75,9 +75,13 @@ fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
         &botocore_token_json("tok", start + (days + 2) * DAY, None),
     );
     let clock = ManualClock::new(start);
-    let mut engine = support::in_process_engine(&env, &fake, &toml, Arc::new(clock.clone()));
     // Short timeouts: a hang fault costs a second, not the default HTTP timeout.
-    engine.set_edge(AwsEdge::only(&fake.url()).with_timeout(Duration::from_secs(2)));
+    let mut engine = support::in_process_engine_with(
+        &env,
+        AwsEdge::only(&fake.url()).with_timeout(Duration::from_secs(2)),
+        &toml,
+        Arc::new(clock.clone()),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -122,11 +126,11 @@ fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
         let due = engine.due();
         if !due.is_empty() {
             let before = fake.count("GetRoleCredentials");
-            rt.block_on(engine.refresh(&due, 1));
+            let report = rt.block_on(engine.round(1));
             if fault_until.is_some() {
                 outage_requests += fake.count("GetRoleCredentials") - before;
             }
-            engine.write().expect("write");
+            assert_eq!(report.write_error(), None, "write");
             rounds += 1;
         }
         // Outside faults (once the backoff after one has run out), what is on disk is valid.
@@ -146,11 +150,10 @@ fn a_simulated_week_with_faults_keeps_memory_fds_and_tasks_flat() {
     // Recovered: the last fault has cleared and every profile is fresh again.
     fake.set_fault(Route::GetRoleCredentials, None);
     clock.advance(schedule::MAX_BACKOFF * 2);
-    let due = engine.due();
-    rt.block_on(engine.refresh(&due, 1));
-    engine.write().expect("write");
-    for p in &engine.profiles {
-        assert_eq!(p.status.state, State::Fresh, "{:?}", p.status);
+    let report = rt.block_on(engine.round(1));
+    assert_eq!(report.write_error(), None, "write");
+    for p in engine.status().profiles {
+        assert_eq!(p.state, State::Fresh, "{p:?}");
     }
 
     let (rss0, fds0, tasks0) = warm.expect("measured after a day");

@@ -218,18 +218,22 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
         "[[profiles]]\nsource = \"p0\"\ntarget = \"t0\"\n[[profiles]]\nsource = \"p1\"\ntarget = \"t1\"\n",
         Arc::new(SystemClock),
     );
-    engine.plan_sessions();
+    engine.start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
 
     let round = |engine: &mut Engine| {
-        engine.make_due(None);
-        let all: Vec<usize> = (0..engine.profiles.len()).collect();
-        let outcomes = rt.block_on(engine.refresh(&all, 1));
-        assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
-        engine.write().expect("write");
+        let all = engine.request_refresh(None);
+        let report = rt.block_on(engine.round(1));
+        let tried: Vec<usize> = report.profiles.iter().map(|r| r.index).collect();
+        assert_eq!(tried, all, "every profile tried: {report:?}");
+        assert!(
+            report.profiles.iter().all(|r| r.outcome.is_ok()),
+            "{report:?}"
+        );
+        assert_eq!(report.write_error(), None, "write");
     };
     // The first write before the readers start: from then on both sections must always be there.
     round(&mut engine);

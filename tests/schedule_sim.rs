@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::ini_edit;
-use credsync::schedule::{self, Clock, ManualClock};
+use credsync::schedule::{self, Clock};
 use support::fake_aws::FakeAws;
-use support::{TestEnv, botocore_token_json};
+use support::{ManualClock, TestEnv, botocore_token_json};
 
 const MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -66,9 +66,12 @@ fn simulate_day(lifetime: Duration) -> usize {
                 );
             }
             first = false;
-            let outcomes = rt.block_on(engine.refresh(&due, 1));
-            assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
-            engine.write().expect("write");
+            let report = rt.block_on(engine.round(1));
+            assert!(
+                report.profiles.iter().all(|r| r.outcome.is_ok()),
+                "{report:?}"
+            );
+            assert_eq!(report.write_error(), None, "write");
         }
         clock.advance(
             schedule::sleep_for(clock.now(), engine.next_deadline()).max(Duration::from_secs(1)),
@@ -102,4 +105,13 @@ fn the_invariant_holds_over_a_day_with_close_to_the_fewest_refreshes() {
             "{lifetime:?}: {calls} refresh calls in 24 simulated hours (fewest possible {fewest})"
         );
     }
+}
+
+#[test]
+fn manual_clock_moves_only_when_told() {
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let c = ManualClock::new(start);
+    assert_eq!(c.now(), start);
+    c.advance(Duration::from_secs(3 * 3600));
+    assert_eq!(c.now(), start + Duration::from_secs(3 * 3600));
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use credsync::control::{self, BindError, Command};
 use credsync::daemon::Control;
 use credsync::engine::Engine;
-use credsync::schedule::SystemClock;
+use credsync::schedule::{SystemClock, system_random};
 use credsync::service;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -47,7 +47,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), edge) {
+    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), system_random(), edge) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use credsync::engine::Engine;
-use credsync::schedule::SystemClock;
+use credsync::engine::{Engine, Report};
+use credsync::schedule::{SystemClock, system_random};
 use credsync::state::State;
 use credsync::timefmt;
 
@@ -21,14 +22,14 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), edge) {
+    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), system_random(), edge) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Err(e) = credsync::write::remove_stale_temps(&engine.cfg.aws.credentials_file) {
+    if let Err(e) = credsync::write::remove_stale_temps(&engine.config().aws.credentials_file) {
         tracing::warn!("could not look for stale temp files: {e}");
     }
     let rt = match super::runtime() {
@@ -38,40 +39,38 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
-    let all: Vec<usize> = (0..engine.profiles.len()).collect();
-    let outcomes = rt.block_on(engine.refresh(&all, ATTEMPTS));
-    let mut write_error = None;
-    if outcomes.iter().any(|(_, o)| o.is_ok())
-        && let Err(e) = engine.write()
-    {
-        write_error = Some(e.to_string());
+    engine.request_refresh(None);
+    let report = rt.block_on(engine.round(ATTEMPTS));
+    let ok = print(&report, engine.now());
+    if let Some(w) = report.write_error() {
+        eprintln!("credsync: {w}");
     }
-    let now = engine.now();
+    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
+}
+
+/// Prints a line per profile of `report`; returns whether all are fresh and written.
+fn print(report: &Report, now: SystemTime) -> bool {
+    let write_error = report.write_error();
     let mut ok = write_error.is_none();
-    for p in &engine.profiles {
-        let s = &p.status;
-        let head = format!("{} -> [{}]", s.source, s.target);
-        match (&write_error, s.state) {
-            (None, State::Fresh) => {
-                let expires = s.expires_at.unwrap_or(now);
+    for r in &report.profiles {
+        let head = format!("{} -> [{}]", r.source, r.target);
+        match (write_error, &r.outcome, r.state) {
+            (Some(w), Ok(_), State::Degraded) => println!("{head}: not written: {w}"),
+            (None, _, State::Fresh) => {
+                let expires = r.expires_at.unwrap_or(now);
                 let left = expires.duration_since(now).unwrap_or_default();
-                let left =
-                    humantime::format_duration(std::time::Duration::from_secs(left.as_secs()));
+                let left = humantime::format_duration(Duration::from_secs(left.as_secs()));
                 println!(
                     "{head}: fresh, expires {} (in {left})",
                     timefmt::rfc3339(expires)
                 );
             }
-            (Some(w), State::Fresh) => println!("{head}: not written: {w}"),
-            (_, state) => {
+            (_, _, state) => {
                 ok = false;
-                let why = s.last_error.as_deref().unwrap_or("not resolved");
+                let why = r.error.as_deref().unwrap_or("not resolved");
                 println!("{head}: {}: {why}", state.as_str());
             }
         }
     }
-    if let Some(w) = &write_error {
-        eprintln!("credsync: {w}");
-    }
-    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
+    ok
 }

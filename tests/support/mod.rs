@@ -521,11 +521,58 @@ impl Drop for Daemon {
     }
 }
 
+/// A clock that only moves when told to (the engine's `Clock` in simulations).
+#[derive(Debug, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> ManualClock {
+        ManualClock(std::sync::Arc::new(std::sync::Mutex::new(start)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+
+    pub fn set(&self, to: SystemTime) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+}
+
+impl credsync::schedule::Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The engine's random source, pinned: the same sequence of draws from `seed` every run.
+pub fn seeded_random(seed: u64) -> credsync::schedule::Random {
+    let rng = std::sync::Mutex::new(fastrand::Rng::with_seed(seed));
+    std::sync::Arc::new(move || rng.lock().unwrap_or_else(|p| p.into_inner()).f64())
+}
+
 /// An in-process refresh engine for `env`'s HOME, configured by `config_toml`, that reaches
-/// nothing but `fake` (every AWS service at its URL, no proxy, no user AWS files).
+/// nothing but `fake` (every AWS service at its URL, no proxy, no user AWS files), with its
+/// jitter from [`seeded_random`].
 pub fn in_process_engine(
     env: &TestEnv,
     fake: &FakeAws,
+    config_toml: &str,
+    clock: std::sync::Arc<dyn credsync::schedule::Clock>,
+) -> credsync::engine::Engine {
+    in_process_engine_with(
+        env,
+        credsync::resolve::AwsEdge::only(&fake.url()),
+        config_toml,
+        clock,
+    )
+}
+
+/// [`in_process_engine`] reaching AWS through `edge`.
+pub fn in_process_engine_with(
+    env: &TestEnv,
+    edge: credsync::resolve::AwsEdge,
     config_toml: &str,
     clock: std::sync::Arc<dyn credsync::schedule::Clock>,
 ) -> credsync::engine::Engine {
@@ -535,8 +582,7 @@ pub fn in_process_engine(
     };
     let cfg = credsync::config::parse(config_toml, &env.config_toml_path(), &cfg_env)
         .expect("test config parses");
-    credsync::engine::Engine::new(cfg, clock, credsync::resolve::AwsEdge::only(&fake.url()))
-        .expect("engine")
+    credsync::engine::Engine::new(cfg, clock, seeded_random(0x5eed), edge).expect("engine")
 }
 
 /// The fenced code blocks of a Markdown text, in order: (info string, body).

@@ -1,0 +1,690 @@
+//! The refresh engine: the managed profiles' state machine ([`machine`]) and the edge around it
+//! that reads files, calls AWS and writes. One round (the daemon's, `sync`'s): look at the
+//! token caches the profiles waiting for a login depend on, apply a due check, then do what
+//! the machine answers — refresh the sso-session tokens due, resolve the due profiles
+//! concurrently (at most `max_concurrency` in flight, one token read — and at most one token
+//! refresh — per sso-session), write the credentials file once — feeding every outcome back
+//! as an event. The round ends with one [`Report`]; `status` is a view of the state.
+
+mod machine;
+mod report;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
+use crate::chain::{self, Base};
+use crate::config::{Config, Origin};
+use crate::ini_edit;
+use crate::resolve::{self, AwsEdge, Clients, ResolveError};
+use crate::schedule::{self, Clock, Random};
+use crate::secret::Credentials;
+use crate::sso_cache::{self, CachedToken};
+use crate::state::{DaemonInfo, Effective, STATUS_VERSION, Status};
+use crate::token;
+use crate::view;
+use crate::write::{self, Identity, WriteError, WriteOptions};
+
+pub use machine::{Action, Event, Fetched, Outcome, Profile, TokenFacts};
+use machine::{Machine, Settings, TokenStep};
+pub use report::{ProfileReport, Report, SessionOutcome, SessionReport};
+
+/// Called with each file credsync has just written, and its identity when the writer knows it
+/// (the watcher ignores those changes).
+pub type OnWrite = Arc<dyn Fn(&Path, Option<Identity>) + Send + Sync>;
+
+/// Errors that stop the engine before any profile is tried.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    AwsConfig(#[from] ProfileError),
+}
+
+/// The engine: the configuration, the state machine, and how AWS and the files are reached.
+pub struct Engine {
+    cfg: Config,
+    aws: AwsConfig,
+    machine: Machine,
+    clients: Clients,
+    /// Where and how AWS is reached (the environment, read once where the program started).
+    edge: AwsEdge,
+    clock: Arc<dyn Clock>,
+    on_write: Option<OnWrite>,
+    started_at: SystemTime,
+}
+
+impl Engine {
+    /// Loads the AWS config file and plans the managed profiles; AWS is reached through `edge`,
+    /// time read from `clock`, jitter drawn from `random`. Nothing is written.
+    pub fn new(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        random: Random,
+        edge: AwsEdge,
+    ) -> Result<Engine, EngineError> {
+        let now = clock.now();
+        let aws = aws_profile::load(&cfg.aws.config_file)?;
+        let profiles = plan(&cfg, &aws, &random);
+        let machine = Machine::new(profiles, settings(&cfg), random);
+        Ok(Engine {
+            cfg,
+            aws,
+            machine,
+            clients: Clients::new(edge.clone()),
+            edge,
+            clock,
+            on_write: None,
+            started_at: now,
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The managed profiles, in the configuration's order.
+    pub fn profiles(&self) -> &[Profile] {
+        self.machine.profiles()
+    }
+
+    /// Registers a callback told of every file the engine writes.
+    pub fn set_on_write(&mut self, f: OnWrite) {
+        self.on_write = Some(f);
+    }
+
+    /// Reaches AWS through `edge` from now on (the SDK configurations are loaded again). The
+    /// fault simulations shorten the timeout for an outage this way.
+    pub fn set_edge(&mut self, edge: AwsEdge) {
+        self.clients = Clients::new(edge.clone());
+        self.edge = edge;
+    }
+
+    /// Prepares the daemon's first round: schedules the sso-session token refreshes from the
+    /// cache files, and adopts credentials on disk that are still fresh (no network call for
+    /// them). Returns how many profiles were adopted.
+    pub fn start(&mut self) -> usize {
+        let now = self.clock.now();
+        let tokens = self.read_tokens();
+        self.machine.apply(now, Event::TokensRead(tokens));
+        // Never `fs::read_to_string`: a FIFO at the path would block forever.
+        let credentials = write::read_text_or_empty(&self.cfg.aws.credentials_file);
+        let fresh = |m: &Machine| {
+            let p = m.profiles().iter();
+            p.filter(|p| p.status().state == crate::state::State::Fresh)
+                .count()
+        };
+        let before = fresh(&self.machine);
+        self.machine.apply(now, Event::Started { credentials });
+        fresh(&self.machine) - before
+    }
+
+    /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
+    /// stay (same source and target) keep their credentials, state and schedule. On error
+    /// nothing changes.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), EngineError> {
+        let aws = aws_profile::load(&cfg.aws.config_file)?;
+        let profiles = plan(&cfg, &aws, &self.machine.random());
+        let now = self.clock.now();
+        let settings = settings(&cfg);
+        self.machine
+            .apply(now, Event::Reconfigured { profiles, settings });
+        let previous = std::mem::replace(&mut self.cfg, cfg).container;
+        self.aws = aws;
+        let tokens = self.read_tokens();
+        self.machine.apply(now, Event::TokensRead(tokens));
+        // A reload that narrows access takes it back now, not at the next refresh.
+        if let Err(e) = self.revoke_acls(previous.as_ref()) {
+            tracing::warn!("{e}");
+        }
+        Ok(())
+    }
+
+    /// Makes the profiles named `name` (source or target; all when `None`) due at the next
+    /// round, waiting for a login or not. Returns their indices; empty when no profile has
+    /// that name.
+    pub fn request_refresh(&mut self, name: Option<&str>) -> Vec<usize> {
+        let hit = (0..self.profiles().len()).filter(|&i| {
+            let e = self.profiles()[i].entry();
+            name.is_none_or(|n| e.source == n || e.target == n)
+        });
+        let hit: Vec<usize> = hit.collect();
+        let now = self.clock.now();
+        self.machine
+            .apply(now, Event::RefreshRequested(name.map(str::to_owned)));
+        hit
+    }
+
+    /// The engine's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Indices of the profiles due now.
+    pub fn due(&self) -> Vec<usize> {
+        self.machine.due(self.clock.now())
+    }
+
+    /// The earliest next refresh among all profiles and sso-session tokens.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.machine.next_deadline()
+    }
+
+    /// One round: everything due now, and the write that follows. Retryable failures are
+    /// tried up to `attempts` times within the round (with backoff); the daemon passes 1 and
+    /// reschedules instead.
+    pub async fn round(&mut self, attempts: u32) -> Report {
+        let now = self.clock.now();
+        let dir = self.cfg.aws.sso_cache_dir.clone();
+        for key in self.machine.blocked_sessions(now) {
+            let identity = Identity::of_path(&sso_cache::path(&dir, &key));
+            self.machine
+                .apply(now, Event::TokenCacheSeen { key, identity });
+        }
+        let actions = self.machine.apply(now, Event::Tick);
+        self.act(actions, attempts).await;
+        let report = self.machine.take_report();
+        report.log_sessions();
+        report
+    }
+
+    /// The token cache changed (the user ran `aws sso login`, or the AWS CLI refreshed): the
+    /// sessions are planned again from the files, and the profiles waiting for a login are due
+    /// now. Returns those.
+    pub fn token_cache_changed(&mut self) -> Vec<usize> {
+        let woken = self.machine.waiting_for_login();
+        let tokens = self.read_tokens();
+        let now = self.clock.now();
+        self.machine.apply(now, Event::TokenCacheChanged(tokens));
+        woken
+    }
+
+    /// The credentials file changed: profiles in `conflict` are due again, and a managed
+    /// section that was removed or altered is written again (the report says whether).
+    pub async fn credentials_file_changed(&mut self) -> Report {
+        let text = write::read_text_or_empty(&self.cfg.aws.credentials_file);
+        let now = self.clock.now();
+        let actions = self
+            .machine
+            .apply(now, Event::CredentialsFileChanged { text });
+        self.act(actions, 1).await;
+        self.machine.take_report()
+    }
+
+    /// Does what the machine asked, feeding each outcome back, until it asks for nothing more.
+    async fn act(&mut self, actions: Vec<Action>, attempts: u32) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            let event = match action {
+                Action::RefreshTokens(keys) => {
+                    self.refresh_tokens(&keys).await;
+                    continue;
+                }
+                Action::Fetch(which) => Event::Fetched(self.fetch(&which, attempts).await),
+                Action::Write => self.write(),
+            };
+            let now = self.clock.now();
+            queue.extend(self.machine.apply(now, event));
+        }
+    }
+
+    /// Each session's token as its cache file holds it now.
+    fn read_tokens(&self) -> Vec<(String, Option<TokenFacts>)> {
+        let now = self.clock.now();
+        let dir = &self.cfg.aws.sso_cache_dir;
+        let read = |(key, legacy): (String, bool)| {
+            let token = match sso_cache::read(dir, &key) {
+                Ok(sso_cache::Read::Token(t)) => Some(TokenFacts::of(&t, legacy, now)),
+                _ => None,
+            };
+            (key, token)
+        };
+        self.machine.session_keys().into_iter().map(read).collect()
+    }
+
+    /// Refreshes the tokens of the sso-sessions `keys` (no role credentials are fetched).
+    async fn refresh_tokens(&mut self, keys: &[String]) {
+        let now = self.clock.now();
+        for key in keys {
+            let sso = self
+                .profiles()
+                .iter()
+                .filter_map(|p| p.source().as_ref().ok()?.sso())
+                .find(|s| s.cache_key() == key)
+                .cloned();
+            if let Some(sso) = sso
+                && let Err(e) = self.session_token(&sso, now).await
+            {
+                tracing::warn!("SSO session {key}: {e}");
+            }
+        }
+    }
+
+    /// Resolves the profiles at `which`; retryable failures are tried again, up to `attempts`
+    /// in all, after a backoff. Each outcome comes with its session's token cache identity.
+    async fn fetch(&mut self, which: &[usize], attempts: u32) -> Vec<Fetched> {
+        let mut outcomes = Vec::new();
+        let mut pending: Vec<usize> = which.to_vec();
+        for attempt in 1..=attempts.max(1) {
+            let round = self.fetch_once(&pending).await;
+            let (done, retry, wait) = split_retries(round, attempt, attempts);
+            outcomes.extend(done);
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        outcomes.sort_by_key(|(i, _)| which.iter().position(|w| w == i));
+        let dir = &self.cfg.aws.sso_cache_dir;
+        let identity = |i: usize| {
+            let sso = self.profiles()[i].source().as_ref().ok()?.sso()?;
+            Identity::of_path(&sso_cache::path(dir, sso.cache_key()))
+        };
+        let with_cache = outcomes.into_iter().map(|(index, outcome)| Fetched {
+            index,
+            cache: identity(index),
+            outcome,
+        });
+        with_cache.collect()
+    }
+
+    /// One attempt at the profiles at `which` (each has a plan), concurrently.
+    async fn fetch_once(&mut self, which: &[usize]) -> Vec<(usize, Outcome)> {
+        let now = self.clock.now();
+        // One token per sso-session (or legacy start URL) for the attempt, shared by its
+        // profiles: read once, and refreshed at most once.
+        let mut tokens: BTreeMap<String, Result<CachedToken, ResolveError>> = BTreeMap::new();
+        let mut results = Vec::new();
+        let mut jobs = JoinSet::new();
+        let limit = Arc::new(Semaphore::new(self.cfg.refresh.max_concurrency.max(1)));
+        for &i in which {
+            let Ok(plan) = self.profiles()[i].source().clone() else {
+                continue;
+            };
+            // The base credentials: SSO role credentials (with the session's token), or local.
+            let base = match &plan.base {
+                Base::Sso(sso) => {
+                    let key = sso.cache_key().to_owned();
+                    if !tokens.contains_key(&key) {
+                        let t = self.session_token(sso, now).await;
+                        tokens.insert(key.clone(), t);
+                    }
+                    match &tokens[&key] {
+                        Ok(t) => BaseJob::Sso(
+                            self.clients.sso(&sso.sso_region).await,
+                            Box::new((sso.clone(), t.clone())),
+                        ),
+                        Err(e) => {
+                            results.push((i, Err(e.clone())));
+                            continue;
+                        }
+                    }
+                }
+                other => match other.local_credentials(&self.edge) {
+                    Some(Ok(c)) => BaseJob::Local(c),
+                    Some(Err(e)) => {
+                        results.push((i, Err(e)));
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            let sts = if plan.hops.is_empty() {
+                None
+            } else {
+                Some(self.clients.sts(plan.sts_region()).await)
+            };
+            let limit = limit.clone();
+            let clock = self.clock.clone();
+            jobs.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, resolve_job(base, sts, &plan.hops, clock).await)
+            });
+        }
+        while let Some(joined) = jobs.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::error!("a refresh task failed: {e}"),
+            }
+        }
+        results
+    }
+
+    /// The token of `sso`'s session, refreshed first through SSO-OIDC when the machine says
+    /// so (less than `token_refresh_before` left, and it can be).
+    async fn session_token(
+        &mut self,
+        sso: &SsoProfile,
+        now: SystemTime,
+    ) -> Result<CachedToken, ResolveError> {
+        let dir = self.cfg.aws.sso_cache_dir.clone();
+        let key = sso.cache_key().to_owned();
+        let token = match sso_cache::read(&dir, &key) {
+            Ok(sso_cache::Read::Token(t)) => t,
+            _ => {
+                let token = None;
+                self.machine.apply(now, Event::TokenRead { key, token });
+                return resolve::read_token(&dir, sso, now);
+            }
+        };
+        let legacy = sso.session.is_none();
+        let old = TokenFacts::of(&token, legacy, now);
+        if self.machine.token_step(now, &key, old.clone()) == TokenStep::Refresh {
+            let client = self.clients.oidc(&sso.sso_region).await;
+            let login = sso.login_command();
+            let result = token::refresh_and_store(&client, &dir, &key, &token, &login, now).await;
+            if result.is_ok() {
+                self.notify_write(&sso_cache::path(&dir, &key));
+            }
+            let facts = result.as_ref().map(|t| TokenFacts::of(t, legacy, now));
+            let event = Event::TokenRefreshed {
+                key,
+                old,
+                result: facts.map_err(Clone::clone),
+            };
+            self.machine.apply(now, event);
+            return match result {
+                Ok(new) => Ok(new),
+                Err(_) if !token.is_expired(now) => Ok(token),
+                Err(e) => Err(e),
+            };
+        }
+        resolve::read_token(&dir, sso, now)
+    }
+
+    fn notify_write(&self, path: &Path) {
+        self.notify_write_as(path, None);
+    }
+
+    fn notify_write_as(&self, path: &Path, identity: Option<Identity>) {
+        if let Some(f) = &self.on_write {
+            f(path, identity);
+        }
+    }
+
+    /// Writes every profile's known credentials to the credentials file in one edit (and the
+    /// container view after it). The sections that belong to someone else are reported, not
+    /// written.
+    fn write(&self) -> Event {
+        let mut conflicts = Vec::new();
+        let result = self.write_files(&mut conflicts);
+        Event::Written {
+            conflicts,
+            result: result.map_err(|e| e.to_string()),
+        }
+    }
+
+    fn write_files(
+        &self,
+        conflicts: &mut Vec<ini_edit::Conflict>,
+    ) -> Result<write::Outcome, WriteError> {
+        let path = &self.cfg.aws.credentials_file;
+        let opts = WriteOptions {
+            mode: self.cfg.write.mode,
+            new_file_mode: self.cfg.write.file_mode,
+        };
+        let sections = self.machine.sections();
+        let removed: Vec<&str> = self
+            .machine
+            .removed_targets()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        // Access credsync granted and no longer should goes first: the rewrite carries the
+        // file's ACL over to the new inode.
+        self.revoke_acls(None)
+            .map_err(view::ViewError::into_write_error)?;
+        if sections.is_empty() && removed.is_empty() {
+            return Ok(write::Outcome::Unchanged);
+        }
+        let result = write::update_identified(path, &opts, |old| {
+            let old = match old {
+                None => "",
+                Some(bytes) => std::str::from_utf8(bytes).map_err(|e| {
+                    format!(
+                        "the file is not UTF-8 text (byte {}); credsync will not edit it — fix or move it",
+                        e.valid_up_to()
+                    )
+                })?,
+            };
+            let edit = ini_edit::apply(old, &sections, &removed);
+            *conflicts = edit.conflicts;
+            Ok(Some(edit.text.into_bytes()))
+        });
+        let (outcome, identity) = result?;
+        if outcome == write::Outcome::Written {
+            self.notify_write_as(path, identity);
+        }
+        let conflicting = |target: &str| conflicts.iter().any(|c| c.section == target);
+        self.write_view(path, &conflicting)?;
+        Ok(outcome)
+    }
+
+    /// After the credentials file: the container view (`[container]`), with every profile that
+    /// has credentials (but those `conflicting`), and with `[container] uid` read access to the credentials file too.
+    fn write_view(
+        &self,
+        credentials_file: &Path,
+        conflicting: &dyn Fn(&str) -> bool,
+    ) -> Result<(), WriteError> {
+        let Some(container) = &self.cfg.container else {
+            return Ok(());
+        };
+        let sections: Vec<view::ViewSection<'_>> = self
+            .profiles()
+            .iter()
+            .filter(|p| !conflicting(&p.entry().target))
+            .filter_map(|p| {
+                let region = self
+                    .aws
+                    .get(&p.entry().source)
+                    .and_then(|s| s.keys.get("region"))
+                    .map(String::as_str);
+                Some((p.entry().target.as_str(), region, p.credentials()?))
+            })
+            .collect();
+        let removed: Vec<&str> = self
+            .machine
+            .removed_targets()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let host_uid = self.host_uid();
+        let written = view::write_view(
+            container,
+            host_uid,
+            &sections,
+            &removed,
+            self.cfg.write.file_mode,
+        )
+        .and_then(|written| {
+            let wanted = view::wanted_grants(Some(container), host_uid, credentials_file);
+            view::apply_grants(&wanted)?;
+            Ok(written)
+        })
+        .map_err(view::ViewError::into_write_error)?;
+        for path in &written {
+            self.notify_write(path);
+        }
+        Ok(())
+    }
+
+    /// The host uid that `[container] uid` is (see [`crate::uidmap`]); `None` without a uid,
+    /// or (logged) when rootless Podman's mapping has no such uid.
+    fn host_uid(&self) -> Option<u32> {
+        let c = self.cfg.container.as_ref()?;
+        match crate::uidmap::resolve(c, &crate::config::Env::from_process()) {
+            Ok(h) => h.map(|h| h.uid),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Takes back the ACL entries credsync added that the configuration no longer asks for
+    /// (`share_credentials_file` turned off, `[container]` or its uid changed or removed), on the
+    /// credentials file, its directory and the view (the current one, `previous`'s, and the
+    /// default one). Entries credsync did not add are never touched (see [`view::RECORD_XATTR`]).
+    pub fn revoke_acls(
+        &self,
+        previous: Option<&crate::config::ContainerConfig>,
+    ) -> Result<(), view::ViewError> {
+        let path = &self.cfg.aws.credentials_file;
+        let host_uid = self.host_uid();
+        let wanted = view::wanted_grants(self.cfg.container.as_ref(), host_uid, path);
+        let mut candidates = view::grant_candidates(self.cfg.container.as_ref(), path);
+        if let Some(p) = previous {
+            candidates.extend(view::grant_candidates(Some(p), path));
+        }
+        if self.cfg.container.is_none() {
+            // Removed while credsync was not running: the default place is still looked at.
+            let env = crate::config::Env::from_process();
+            if let Some(c) = crate::config::parse("[container]\n", Path::new("(default)"), &env)
+                .ok()
+                .and_then(|c| c.container)
+            {
+                candidates.extend(view::grant_candidates(Some(&c), path));
+            }
+        }
+        for changed in view::revoke_unwanted(&candidates, &wanted)? {
+            tracing::info!(
+                "took back the access credsync had granted on {}",
+                changed.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The status as `status` shows it: a view of the state (the sessions' tokens as last
+    /// read or refreshed; no file is read).
+    pub fn status(&self) -> Status {
+        let now = self.clock.now();
+        Status {
+            version: STATUS_VERSION,
+            daemon: DaemonInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                started_at: self.started_at,
+                config: self.cfg.describe_origin(),
+                credentials_file: self.cfg.aws.credentials_file.display().to_string(),
+                effective: Some(Effective {
+                    config_file: match &self.cfg.origin {
+                        Origin::File(p) => Some(p.display().to_string()),
+                        Origin::Default { .. } => None,
+                    },
+                    aws_config_file: self.cfg.aws.config_file.display().to_string(),
+                }),
+            },
+            profiles: self.profiles().iter().map(Profile::status).collect(),
+            sso_sessions: self.machine.session_status(now),
+        }
+    }
+}
+
+/// What the state machine needs of `cfg`.
+fn settings(cfg: &Config) -> Settings {
+    Settings {
+        min_remaining: cfg.refresh.min_remaining,
+        token_refresh_before: cfg.refresh.token_refresh_before,
+        credentials_file: cfg.aws.credentials_file.clone(),
+    }
+}
+
+/// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot), and
+/// its jitter drawn from `random`.
+fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<Profile> {
+    // Static keys of source profiles, from the credentials file without credsync's own sections
+    // (a managed section must never become the source of another profile).
+    let path = &cfg.aws.credentials_file;
+    // Never `fs::read_to_string`: a FIFO at the path would block forever.
+    let text = write::read_text_or_empty(path);
+    let credentials = ini_edit::source_credentials(&text, path).unwrap_or_else(|e| {
+        tracing::warn!("{e}; static keys in it are not used as role sources");
+        BTreeMap::new()
+    });
+    let credentials = &credentials;
+    let plan_one = |entry: &crate::config::ProfileEntry| {
+        let source = chain::plan(aws, credentials, &entry.source).map_err(|e| {
+            ResolveError::Config(match e {
+                chain::ChainError::Profile(ProfileError::UnknownProfile { .. }) => format!(
+                    "{e}; fix `source` in credsync's config or add the profile to the AWS config"
+                ),
+                _ => e.to_string(),
+            })
+        });
+        Profile::new(entry.clone(), source, random())
+    };
+    cfg.profiles.iter().map(plan_one).collect()
+}
+
+/// Splits one attempt's outcomes into those that are final and the profiles to try again
+/// (retryable failures while attempts remain), with the wait before that attempt.
+fn split_retries(
+    outcomes: Vec<(usize, Outcome)>,
+    attempt: u32,
+    attempts: u32,
+) -> (Vec<(usize, Outcome)>, Vec<usize>, Duration) {
+    let mut done = Vec::new();
+    let mut retry = Vec::new();
+    let mut wait = Duration::ZERO;
+    for (i, outcome) in outcomes {
+        match &outcome {
+            Err(e) if e.is_retryable() && attempt < attempts => {
+                wait = wait.max(schedule::backoff(attempt, e.retry_after(), 0.5));
+                retry.push(i);
+            }
+            _ => done.push((i, outcome)),
+        }
+    }
+    (done, retry, wait.min(Duration::from_secs(10)))
+}
+
+/// Resolves one profile inside a spawned task: its base credentials, then its role hops.
+async fn resolve_job(
+    base: BaseJob,
+    sts: Option<aws_sdk_sts::Config>,
+    hops: &[chain::RoleHop],
+    clock: Arc<dyn Clock>,
+) -> Outcome {
+    let creds = match base {
+        BaseJob::Sso(client, job) => {
+            let (sso, token) = *job;
+            resolve::sso_role_credentials(&client, &sso, &token).await
+        }
+        BaseJob::Local(c) => Ok(c),
+    };
+    let creds = match (creds, sts) {
+        (Ok(c), Some(sdk)) => crate::sts::assume_chain(&sdk, hops, c, clock.now()).await,
+        (other, _) => other,
+    };
+    creds.and_then(|c| not_yet_expired(c, clock.now()))
+}
+
+/// How one profile's base credentials are obtained inside a spawned refresh task.
+enum BaseJob {
+    Sso(aws_sdk_sso::Client, Box<(SsoProfile, CachedToken)>),
+    Local(Credentials),
+}
+
+/// Refuses credentials that arrive already expired (a wrong clock here or there): writing them
+/// would replace valid ones with useless ones. A transient failure, retried with backoff.
+fn not_yet_expired(creds: Credentials, now: SystemTime) -> Result<Credentials, ResolveError> {
+    match creds.expiration {
+        Some(t) if t <= now => Err(ResolveError::Transient {
+            service: "AWS",
+            message: format!(
+                "the credentials returned had already expired (at {}); check this machine's clock",
+                crate::timefmt::rfc3339(t)
+            ),
+            retry_after: None,
+        }),
+        _ => Ok(creds),
+    }
+}

@@ -242,7 +242,8 @@ impl Sender {
         }
         if self.cfg.command.is_none() && cfg!(target_os = "linux") && !session_bus() {
             self.unavailable(
-                "no session bus (DBUS_SESSION_BUS_ADDRESS unset and no $XDG_RUNTIME_DIR/bus)",
+                "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and there is no \
+                 $XDG_RUNTIME_DIR/bus",
             );
             return;
         }
@@ -273,7 +274,7 @@ impl Sender {
             self.said_unavailable = true;
             tracing::warn!(
                 "desktop notifications are not available ({why}); set [notify] command to a \
-                 program of your own, or [notify] enabled = false"
+                 program of your own, or [notify] enabled = false to silence this"
             );
         }
     }

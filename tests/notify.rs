@@ -3,10 +3,12 @@
 //! dbus-next) that records each `org.freedesktop.Notifications.Notify` call: a refused refresh
 //! token gives exactly one notification however many profiles and rounds, `[notify] before`
 //! one ahead of the end of a token that cannot be refreshed, `enabled = false` none, and
-//! `[notify] command` gets the text as its arguments.
+//! `[notify] command` gets the text as its arguments. Without any notifier, one log line says
+//! so, and a new sign-in makes a new event.
 //!
-//! Needs `dbus-daemon` and the test venv's python with dbus-next (scripts/test installs both).
-//! Under CI a missing one fails; elsewhere the test prints why it skips.
+//! Needs `dbus-daemon` and the test venv's python with dbus-next (scripts/test installs both);
+//! the daemon reaches the bus through `busctl`. Under CI a missing one fails; elsewhere the
+//! tests print why they skip.
 
 use crate::support;
 
@@ -119,9 +121,11 @@ impl Drop for Desktop {
 
 /// Three profiles on sso-session `corp`, signed in with `token_json`, the daemon's desktop
 /// being `desktop`'s bus; `notify` is credsync's `[notify]` section (and anything after it).
-fn setup(fake: &FakeAws, desktop: &Desktop, token_json: &str, notify: &str) -> TestEnv {
+fn setup(fake: &FakeAws, desktop: Option<&Desktop>, token_json: &str, notify: &str) -> TestEnv {
     let mut env = TestEnv::with_fake(fake);
-    env.env("DBUS_SESSION_BUS_ADDRESS", &desktop.address);
+    if let Some(desktop) = desktop {
+        env.env("DBUS_SESSION_BUS_ADDRESS", &desktop.address);
+    }
     let mut aws = String::from(
         "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n",
     );
@@ -147,9 +151,13 @@ fn setup(fake: &FakeAws, desktop: &Desktop, token_json: &str, notify: &str) -> T
 /// A refreshable token (1 hour left, so due for a refresh under `token_refresh_before = "2h"`)
 /// whose refresh token the fake does not know: SSO-OIDC refuses it.
 fn refused_token() -> String {
+    refused_token_expiring(SystemTime::now() + HOUR)
+}
+
+fn refused_token_expiring(at: SystemTime) -> String {
     botocore_token_json(
         "tok-corp",
-        SystemTime::now() + HOUR,
+        at,
         Some(("rt-corp", "cid-corp", "csecret-corp")),
     )
 }
@@ -202,7 +210,7 @@ fn a_refused_refresh_token_gives_one_notification_naming_the_session_and_the_com
         return;
     };
     let fake = FakeAws::new();
-    let env = setup(&fake, &desktop, &refused_token(), "");
+    let env = setup(&fake, Some(&desktop), &refused_token(), "");
     let daemon = env.daemon(std::iter::empty::<&str>());
     let session = settled(&env, &daemon, "refresh_refused");
     assert_eq!(session["refreshable"], false);
@@ -260,7 +268,7 @@ fn notify_before_gives_one_notification_ahead_of_the_end_of_a_token_without_refr
     let fake = FakeAws::new();
     // No refresh token, 50 minutes left: inside `before = "1h"` (not the default 30 minutes).
     let token = botocore_token_json("tok-corp", SystemTime::now() + 50 * MIN, None);
-    let env = setup(&fake, &desktop, &token, "[notify]\nbefore = \"1h\"\n");
+    let env = setup(&fake, Some(&desktop), &token, "[notify]\nbefore = \"1h\"\n");
     let daemon = env.daemon(std::iter::empty::<&str>());
     let session = settled(&env, &daemon, "no_refresh_token");
     daemon.expect_within("one notification", || desktop.calls().len() == 1, WAIT);
@@ -291,7 +299,7 @@ fn notify_enabled_false_gives_none() {
     let fake = FakeAws::new();
     let env = setup(
         &fake,
-        &desktop,
+        Some(&desktop),
         &refused_token(),
         "[notify]\nenabled = false\n",
     );
@@ -330,7 +338,7 @@ fn notify_command_receives_the_message_as_arguments() {
         "[notify]\ncommand = [{:?}, \"--urgent\", \"two words; $(no shell)\"]\n",
         script.display().to_string()
     );
-    let env = setup(&fake, &desktop, &refused_token(), &notify);
+    let env = setup(&fake, Some(&desktop), &refused_token(), &notify);
     let daemon = env.daemon(std::iter::empty::<&str>());
     let session = settled(&env, &daemon, "refresh_refused");
     let read = || std::fs::read(&out).unwrap_or_default();
@@ -361,4 +369,32 @@ fn notify_command_receives_the_message_as_arguments() {
     assert_no_secret(&text);
     // Instead of the desktop's, not beside it.
     assert!(desktop.calls().is_empty(), "{:?}", desktop.calls());
+}
+
+#[test]
+fn without_a_notifier_one_log_line_says_so_and_a_new_sign_in_is_news_again() {
+    // No session bus at all (no DBUS_SESSION_BUS_ADDRESS, no $XDG_RUNTIME_DIR/bus): needs no
+    // D-Bus software, so it runs everywhere.
+    let fake = FakeAws::new();
+    let env = setup(&fake, None, &refused_token(), "");
+    let daemon = env.daemon(std::iter::empty::<&str>());
+    settled(&env, &daemon, "refresh_refused");
+    let unavailable = "desktop notifications are not available (no session bus";
+    assert!(daemon.wait_for_log(unavailable, WAIT), "{}", daemon.logs());
+    // Signed in again, and that token's refresh is refused too: a second event.
+    env.write_token_cache(
+        "corp",
+        &refused_token_expiring(SystemTime::now() + HOUR + 5 * MIN),
+    );
+    daemon.expect_within(
+        "a second notification for the new token",
+        || daemon.logs().matches("notifying: ").count() == 2,
+        WAIT,
+    );
+    rounds(&env, 2);
+    let logs = daemon.logs();
+    assert_eq!(logs.matches("notifying: ").count(), 2, "{logs}");
+    assert_eq!(logs.matches(unavailable).count(), 1, "{logs}");
+    assert_eq!(fake.count("CreateToken"), 2, "one refusal per token");
+    assert_no_secret(&logs);
 }

@@ -12,7 +12,7 @@ use support::browser::Browser;
 use support::fake_aws::DeviceStep;
 use support::{Daemon, FakeAws, TestEnv, sha1_hex};
 
-const START_URL: &str = "https://corp.awsapps.com/start";
+pub(crate) const START_URL: &str = "https://corp.awsapps.com/start";
 
 const AWS_CONFIG: &str = "\
 [sso-session corp]
@@ -37,7 +37,7 @@ fn registration_name() -> String {
 
 /// A HOME signed in to nothing, its AWS config, a stand-in browser, and a display (so the
 /// browser flow is the default).
-fn setup(fake: &FakeAws, delay_secs: u32) -> (TestEnv, Browser) {
+pub(crate) fn setup(fake: &FakeAws, delay_secs: u32) -> (TestEnv, Browser) {
     let mut env = TestEnv::with_fake(fake);
     env.write_aws_config(AWS_CONFIG);
     let browser = Browser::new(env.root(), delay_secs);
@@ -48,7 +48,7 @@ fn setup(fake: &FakeAws, delay_secs: u32) -> (TestEnv, Browser) {
 }
 
 /// Runs `credsync ARGS` to completion (at most 60 s) and returns (exit code, stdout+stderr).
-fn login(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn login(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
     let mut p = Daemon::spawn(env.cmd(args), env.root());
     let status = p.wait_exit(Duration::from_secs(60));
     (status.code(), p.logs())
@@ -56,7 +56,7 @@ fn login(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
 
 /// Every secret the fake handed out or was sent (tokens, refresh tokens, client secrets, codes,
 /// device codes, code verifiers): none may appear in `text`.
-fn assert_no_secrets(fake: &FakeAws, text: &str) {
+pub(crate) fn assert_no_secrets(fake: &FakeAws, text: &str) {
     let mut secrets: Vec<String> = Vec::new();
     for t in fake.issued_tokens() {
         secrets.push(t.access_token);

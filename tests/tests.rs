@@ -21,6 +21,7 @@ mod faults_sim;
 mod fuzz_props;
 mod ini_edit_props;
 mod login;
+mod login_interop;
 mod notify;
 mod package_deb;
 mod packaged_unit;

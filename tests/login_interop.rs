@@ -133,7 +133,7 @@ fn the_aws_cli_shares_credsyncs_sign_in_both_ways() {
             .access_key_id
             .as_str()
     );
-    assert_eq!(bearers(&fake), [first.clone()]);
+    assert_eq!(bearers(&fake), std::slice::from_ref(&first));
 
     // `aws sso login` reuses credsync's client registration: no second RegisterClient.
     let o = aws(

@@ -613,26 +613,47 @@ impl Config {
         }
     }
 
-    /// Settings that are valid but probably not what the user wants, one sentence each.
-    pub fn warnings(&self) -> Vec<String> {
+    /// Settings that are valid but probably not what the user wants.
+    pub fn warnings(&self) -> Vec<Warning> {
         let mut out = Vec::new();
         if self.write.file_mode & 0o070 != 0 {
-            out.push(format!(
-                "[write] file_mode {:04o} lets the file's group read credentials; \
-                 set file_mode = \"0600\" under [write] in credsync's config, unless a container \
-                 user needs group access (then prefer [container] uid)",
-                self.write.file_mode
-            ));
+            out.push(Warning {
+                what: format!(
+                    "[write] file_mode {:04o} lets the file's group read credentials",
+                    self.write.file_mode
+                ),
+                fix: "set file_mode = \"0600\" under [write] in credsync's config, unless a \
+                      container user needs group access (then prefer [container] uid)"
+                    .to_owned(),
+            });
         }
         if self.refresh.token_refresh_before <= BOTOCORE_TOKEN_WINDOW {
-            out.push(format!(
-                "[refresh] token_refresh_before is {}, within botocore's own 15-minute refresh \
-                 window: botocore may refresh the SSO token first and rotate the refresh token; \
-                 set token_refresh_before = \"30m\" under [refresh] in credsync's config",
-                humantime::format_duration(self.refresh.token_refresh_before)
-            ));
+            out.push(Warning {
+                what: format!(
+                    "[refresh] token_refresh_before is {}, within botocore's own 15-minute \
+                     refresh window: botocore may refresh the SSO token first and rotate the \
+                     refresh token",
+                    humantime::format_duration(self.refresh.token_refresh_before)
+                ),
+                fix: "set token_refresh_before = \"30m\" under [refresh] in credsync's config"
+                    .to_owned(),
+            });
         }
         out
+    }
+}
+
+/// A setting that is valid but probably not what the user wants: what it does, and the fix.
+/// Shown as one sentence, `what; fix` (the daemon's log), or apart (`doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub what: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.what, self.fix)
     }
 }
 
@@ -1505,7 +1526,16 @@ socket = "/run/credsync.sock"
         assert_eq!(c.describe_origin(), "config file /c/config.toml");
         // Group read is allowed, but worth a warning.
         assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
-        assert!(c.warnings()[0].contains("0640"));
+        assert!(c.warnings()[0].what.contains("0640"));
+        assert!(c.warnings()[0].fix.starts_with("set file_mode = \"0600\""));
+        // One sentence in the daemon's log.
+        assert!(
+            c.warnings()[0]
+                .to_string()
+                .contains("read credentials; set file_mode"),
+            "{}",
+            c.warnings()[0]
+        );
     }
 
     #[test]
@@ -1816,7 +1846,7 @@ socket = "~/s/credsync.sock"
     fn short_token_window_warns() {
         let c = p("[refresh]\ntoken_refresh_before = \"10m\"\n").unwrap();
         assert_eq!(c.warnings().len(), 1);
-        assert!(c.warnings()[0].contains("15-minute"));
+        assert!(c.warnings()[0].what.contains("15-minute"));
     }
 
     #[test]

@@ -116,11 +116,7 @@ pub fn check_config(loaded: &Result<Config, ConfigError>) -> Vec<Check> {
                 if cfg.profiles.len() == 1 { "" } else { "s" }
             ))];
             for w in cfg.warnings() {
-                let (what, fix) = match w.rsplit_once("; ") {
-                    Some((what, fix)) => (what.to_owned(), fix.to_owned()),
-                    None => (w.clone(), "see config.example.toml".to_owned()),
-                };
-                out.push(Check::warn(format!("credsync config: {what}"), fix));
+                out.push(Check::warn(format!("credsync config: {}", w.what), w.fix));
             }
             out
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credsync::config::{self, Env};
-use credsync::engine::Engine;
+use credsync::engine::{Engine, Seams};
 use credsync::ini_edit;
 use credsync::resolve::{AwsEdge, ResolveError};
 use credsync::schedule::{self, Clock};
@@ -85,13 +85,13 @@ impl Sim {
         let clock = ManualClock::new(start);
         // Calls that must succeed get time even on a loaded machine; outages shorten it.
         // Deterministic jitter: the engine's random source is pinned.
-        let engine = Engine::new(
-            cfg,
-            Arc::new(clock.clone()),
-            support::seeded_random(0x5eed),
-            edge(&fake, CALM_TIMEOUT),
-        )
-        .expect("engine");
+        let seams = Seams {
+            clock: Arc::new(clock.clone()),
+            random: support::seeded_random(0x5eed),
+            aws: edge(&fake, CALM_TIMEOUT),
+            env: cfg_env,
+        };
+        let engine = Engine::new(cfg, seams).expect("engine");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

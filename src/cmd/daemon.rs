@@ -4,12 +4,10 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use credsync::control::{self, BindError, Command};
 use credsync::daemon::Control;
 use credsync::engine::Engine;
-use credsync::schedule::{SystemClock, system_random};
 use credsync::service;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -17,7 +15,7 @@ use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
 pub fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
-    let (cfg, edge) = match super::load_config_and_edge(config) {
+    let (cfg, seams) = match super::load_config_and_seams(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -47,7 +45,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), system_random(), edge) {
+    let mut engine = match Engine::new(cfg, seams) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");

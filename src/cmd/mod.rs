@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use credsync::config::{self, Config, Env};
-use credsync::resolve::AwsEdge;
+use credsync::engine::Seams;
 
 /// Everything fresh / done.
 pub const EXIT_OK: u8 = 0;
@@ -37,15 +37,15 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
     })
 }
 
-/// [`load_config`], and the AWS edge from the same reading of the environment: what the
-/// commands that call AWS (`sync`, `daemon`) start from.
-pub fn load_config_and_edge(explicit: Option<&Path>) -> Result<(Config, AwsEdge), ExitCode> {
+/// [`load_config`], and the engine's seams (AWS among them) from the same reading of the
+/// environment: what the commands that call AWS (`sync`, `daemon`) start from.
+pub fn load_config_and_seams(explicit: Option<&Path>) -> Result<(Config, Seams), ExitCode> {
     let env = Env::from_process();
     let cfg = config::load(explicit, &env).map_err(|e| {
         eprintln!("credsync: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    Ok((cfg, AwsEdge::from_env(&env)))
+    Ok((cfg, Seams::production(env)))
 }
 
 /// Loads the config for a command that only needs the socket path: when the file does not

@@ -3,11 +3,9 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use credsync::engine::{Engine, Report};
-use credsync::schedule::{SystemClock, system_random};
 use credsync::state::State;
 use credsync::timefmt;
 
@@ -18,11 +16,11 @@ const ATTEMPTS: u32 = 3;
 
 pub fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
-    let (cfg, edge) = match super::load_config_and_edge(config) {
+    let (cfg, seams) = match super::load_config_and_seams(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut engine = match Engine::new(cfg, Arc::new(SystemClock), system_random(), edge) {
+    let mut engine = match Engine::new(cfg, seams) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");

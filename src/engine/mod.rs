@@ -19,10 +19,10 @@ use tokio::task::JoinSet;
 
 use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base};
-use crate::config::{Config, Origin};
+use crate::config::{Config, Env, Origin};
 use crate::ini_edit;
 use crate::resolve::{self, AwsEdge, Clients, ResolveError};
-use crate::schedule::{self, Clock, Random};
+use crate::schedule::{self, Clock, Random, SystemClock};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{DaemonInfo, Effective, STATUS_VERSION, Status};
@@ -45,6 +45,28 @@ pub enum EngineError {
     AwsConfig(#[from] ProfileError),
 }
 
+/// What the engine reaches outside itself through, injected so that tests can pin it: wall
+/// time, the random source of jitter and backoff, AWS, and the process environment (read once
+/// where the program started).
+pub struct Seams {
+    pub clock: Arc<dyn Clock>,
+    pub random: Random,
+    pub aws: AwsEdge,
+    pub env: Env,
+}
+
+impl Seams {
+    /// The real ones: the system clock, `fastrand`, and AWS reached as `env` says.
+    pub fn production(env: Env) -> Seams {
+        Seams {
+            clock: Arc::new(SystemClock),
+            random: schedule::system_random(),
+            aws: AwsEdge::from_env(&env),
+            env,
+        }
+    }
+}
+
 /// The engine: the configuration, the state machine, and how AWS and the files are reached.
 pub struct Engine {
     cfg: Config,
@@ -53,20 +75,23 @@ pub struct Engine {
     clients: Clients,
     /// Where and how AWS is reached (the environment, read once where the program started).
     edge: AwsEdge,
+    /// The process environment, as read where the program started (the container's uid map).
+    env: Env,
     clock: Arc<dyn Clock>,
     on_write: Option<OnWrite>,
     started_at: SystemTime,
 }
 
 impl Engine {
-    /// Loads the AWS config file and plans the managed profiles; AWS is reached through `edge`,
-    /// time read from `clock`, jitter drawn from `random`. Nothing is written.
-    pub fn new(
-        cfg: Config,
-        clock: Arc<dyn Clock>,
-        random: Random,
-        edge: AwsEdge,
-    ) -> Result<Engine, EngineError> {
+    /// Loads the AWS config file and plans the managed profiles; the world is reached through
+    /// `seams`. Nothing is written.
+    pub fn new(cfg: Config, seams: Seams) -> Result<Engine, EngineError> {
+        let Seams {
+            clock,
+            random,
+            aws: edge,
+            env,
+        } = seams;
         let now = clock.now();
         let aws = aws_profile::load(&cfg.aws.config_file)?;
         let profiles = plan(&cfg, &aws, &random);
@@ -77,6 +102,7 @@ impl Engine {
             machine,
             clients: Clients::new(edge.clone()),
             edge,
+            env,
             clock,
             on_write: None,
             started_at: now,
@@ -519,7 +545,7 @@ impl Engine {
     /// or (logged) when rootless Podman's mapping has no such uid.
     fn host_uid(&self) -> Option<u32> {
         let c = self.cfg.container.as_ref()?;
-        match crate::uidmap::resolve(c, &crate::config::Env::from_process()) {
+        match crate::uidmap::resolve(c, &self.env) {
             Ok(h) => h.map(|h| h.uid),
             Err(e) => {
                 tracing::warn!("{e}");
@@ -532,7 +558,7 @@ impl Engine {
     /// (`share_credentials_file` turned off, `[container]` or its uid changed or removed), on the
     /// credentials file, its directory and the view (the current one, `previous`'s, and the
     /// default one). Entries credsync did not add are never touched (see [`view::RECORD_XATTR`]).
-    pub fn revoke_acls(
+    fn revoke_acls(
         &self,
         previous: Option<&crate::config::ContainerConfig>,
     ) -> Result<(), view::ViewError> {
@@ -545,10 +571,10 @@ impl Engine {
         }
         if self.cfg.container.is_none() {
             // Removed while credsync was not running: the default place is still looked at.
-            let env = crate::config::Env::from_process();
-            if let Some(c) = crate::config::parse("[container]\n", Path::new("(default)"), &env)
-                .ok()
-                .and_then(|c| c.container)
+            if let Some(c) =
+                crate::config::parse("[container]\n", Path::new("(default)"), &self.env)
+                    .ok()
+                    .and_then(|c| c.container)
             {
                 candidates.extend(view::grant_candidates(Some(&c), path));
             }

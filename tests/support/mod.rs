@@ -583,7 +583,13 @@ pub fn in_process_engine_with(
     };
     let cfg = credsync::config::parse(config_toml, &env.config_toml_path(), &cfg_env)
         .expect("test config parses");
-    credsync::engine::Engine::new(cfg, clock, seeded_random(0x5eed), edge).expect("engine")
+    let seams = credsync::engine::Seams {
+        clock,
+        random: seeded_random(0x5eed),
+        aws: edge,
+        env: cfg_env,
+    };
+    credsync::engine::Engine::new(cfg, seams).expect("engine")
 }
 
 /// The fenced code blocks of a Markdown text, in order: (info string, body).

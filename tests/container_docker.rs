@@ -23,7 +23,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use support::TestEnv;
-use support::docker::Docker;
+use support::docker::{BOTO3_KEYS, Docker};
 use support::fake_aws::FakeAws;
 
 const ACCOUNT: &str = "000000100000";
@@ -88,22 +88,12 @@ fn docs_volume(compose: &str, home: &Path) -> String {
 /// In the container, per line read: what a long-lived `boto3.Session` (made once, at start,
 /// from the environment) returns, what a new Session returns, and what a direct read of
 /// `~/.aws/credentials` gives for `[dev]` and `[personal]` (`ERR:<strerror>` when refused).
-const READER: &str = r#"
-import configparser, json, os, sys
-import boto3
-def session_creds():
-    try:
-        return boto3.Session().get_credentials(), None
-    except Exception as e:
-        return None, "ERR:" + type(e).__name__
+fn reader() -> String {
+    format!(
+        "{BOTO3_KEYS}{}",
+        r#"
+import configparser
 creds, err = session_creds()
-def key(c, err=None):
-    if c is None:
-        return err or "NONE"
-    try:
-        return c.get_frozen_credentials().access_key
-    except Exception as e:
-        return "ERR:" + type(e).__name__
 def from_file(section):
     try:
         cp = configparser.RawConfigParser()
@@ -122,7 +112,9 @@ for _ in sys.stdin:
         "new_session": key(*session_creds()),
         "dev": from_file("dev"), "personal": from_file("personal"),
     }), flush=True)
-"#;
+"#
+    )
+}
 
 fn text(o: &Output) -> String {
     support::output_text(o)
@@ -188,7 +180,7 @@ fn docs_setup_long_lived_session_refreshes_through_the_view_and_long_lived_keys_
 
     let mut args = astro_args(&project);
     args.extend(["-v".to_owned(), docs_volume(&d.compose, env.home())]);
-    let mut ctr = docker.spawn(&args, READER);
+    let mut ctr = docker.spawn(&args, &reader());
     let r = ctr.read_json();
     let pid = r["pid"].clone();
     assert_eq!(r["uid"], 50000);
@@ -251,7 +243,7 @@ fn docs_setup_without_the_acl_gets_no_credentials_and_doctor_says_so() {
     sync(&env, &fake);
     let mut args = astro_args(&project);
     args.extend(["-v".to_owned(), docs_volume(&d.compose, env.home())]);
-    let mut ctr = docker.spawn(&args, READER);
+    let mut ctr = docker.spawn(&args, &reader());
     let r = ctr.read_json();
     // boto3 gets no credentials at all: the view's config is unreadable, so the profile is
     // not even found.
@@ -288,7 +280,7 @@ fn single_file_mount_sees_in_place_writes_but_not_atomic_ones() {
         let first = sync(&env, &fake);
         let mut args = astro_args(&project);
         args.extend(["-v".to_owned(), docs_volume(&compose, env.home())]);
-        let mut ctr = docker.spawn(&args, READER);
+        let mut ctr = docker.spawn(&args, &reader());
         let r = ctr.read_json();
         assert_eq!(r["dev"], first.as_str(), "{mode}: {r}");
         assert_eq!(r["new_session"], first.as_str(), "{mode}: {r}");

@@ -13,9 +13,10 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::docker::{BOTO3_KEYS, Container, container_name};
 use support::fake_aws::FakeAws;
 use support::python::in_ci;
 use support::{TestEnv, credsync_bin};
@@ -30,31 +31,22 @@ const DOTENV: &str = "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\n\
 
 /// Per line: the host uid of container uid 50000 from the container's uid map, and the keys a
 /// long-lived and a new boto3 Session return.
-const READER: &str = r#"
-import json, os, sys
-import boto3
+fn reader() -> String {
+    format!(
+        "{BOTO3_KEYS}{}",
+        r#"
 def host_uid(uid):
     for line in open("/proc/self/uid_map"):
         inside, outside, count = map(int, line.split())
         if inside <= uid < inside + count:
             return outside + uid - inside
-def creds():
-    try:
-        return boto3.Session().get_credentials(), None
-    except Exception as e:
-        return None, "ERR:" + type(e).__name__
-def key(c, err=None):
-    if c is None:
-        return err or "NONE"
-    try:
-        return c.get_frozen_credentials().access_key
-    except Exception as e:
-        return "ERR:" + type(e).__name__
-long_lived, err = creds()
+long_lived, err = session_creds()
 for _ in sys.stdin:
     print(json.dumps({"uid": os.getuid(), "host_uid": host_uid(os.getuid()),
-                      "long_lived": key(long_lived, err), "new_session": key(*creds())}), flush=True)
-"#;
+                      "long_lived": key(long_lived, err), "new_session": key(*session_creds())}), flush=True)
+"#
+    )
+}
 
 /// The test user and the storage `scripts/podman-here` set up.
 struct Podman {
@@ -130,42 +122,6 @@ impl Podman {
             ])
             .args(args);
         cmd
-    }
-}
-
-/// A container answering one JSON line per line sent; removed on drop.
-struct Reader<'a> {
-    podman: &'a Podman,
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: std::io::BufReader<ChildStdout>,
-}
-
-impl Reader<'_> {
-    fn read(&mut self) -> serde_json::Value {
-        use std::io::{BufRead, Write};
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "go").expect("the container is gone");
-        stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read");
-        assert!(!line.is_empty(), "container {} exited", self.name);
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
-    }
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self
-            .podman
-            .cmd(["rm", "-f", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -254,33 +210,17 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     assert!(o.status.success(), "credsync sync: {}", text(&o));
     let first = fake.last_credentials(ACCOUNT, "Dev").unwrap().access_key_id;
 
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let name = format!(
-        "credsync-podman-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let mut cmd = p.cmd(["run", "-i", "--rm", "--network", "none", "--name", &name]);
-    cmd.args(["-u", "50000:50000", "--env-file"])
+    let name = container_name("credsync-podman");
+    let mut run = p.cmd(["run", "-i", "--rm", "--network", "none", "--name", &name]);
+    run.args(["-u", "50000:50000", "--env-file"])
         .arg(project.join(".env"))
         .arg("-v")
         .arg(format!("{}:/home/astro/.aws:ro", env.aws_dir().display()))
-        .args(["local/credsync-boto3", "python3", "-c", READER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("podman run");
-    let stdin = child.stdin.take();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut ctr = Reader {
-        podman: &p,
-        name,
-        child,
-        stdin,
-        stdout,
-    };
+        .args(["local/credsync-boto3", "python3", "-c", &reader()]);
+    let rm = p.cmd(["rm", "-f", &name]);
+    let mut ctr = Container::start(run, name, rm);
 
-    let r = ctr.read();
+    let r = ctr.read_json();
     assert_eq!(r["uid"], 50000);
     let host_uid = r["host_uid"].as_u64().expect("50000 is mapped") as u32;
     assert_ne!(host_uid, 50000, "rootless Podman remaps container uids");
@@ -315,7 +255,7 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
         fake.last_credentials(ACCOUNT, "Dev").unwrap().access_key_id
     };
     assert_ne!(next, first);
-    let r = ctr.read();
+    let r = ctr.read_json();
     assert_eq!(r["long_lived"], next.as_str(), "no restart: {r}");
 
     // The Docker mapping here grants the wrong uid: the mapped uid's entries are taken back
@@ -330,7 +270,7 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
             .any(|e| e.tag == credsync::acl::TAG_USER && e.id == host_uid),
         "{acl:?}"
     );
-    let r = ctr.read();
+    let r = ctr.read_json();
     let fresh = r["new_session"].as_str().unwrap_or_default();
     assert!(fresh == "NONE" || fresh.starts_with("ERR:"), "{r}");
     // doctor shows the uid it now grants, and why (it trusts the setting: the user said Docker).

@@ -57,31 +57,45 @@ impl Docker {
     /// script`, as a [`Container`] that answers one line per line sent. No network: the view
     /// needs none (`cat`).
     pub fn spawn(&self, args: &[String], script: &str) -> Container {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "credsync-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut cmd = self.cmd(["run", "-i", "--rm", "--network", "none", "--name", &name]);
-        cmd.args(args)
+        let name = container_name("credsync-test");
+        let mut run = self.cmd(["run", "-i", "--rm", "--network", "none", "--name", &name]);
+        run.args(args)
             .arg(&self.image)
-            .args(["python3", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn docker run");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Container {
-            docker: self.clone(),
-            name,
-            child,
-            stdin: Some(stdin),
-            stdout,
-        }
+            .args(["python3", "-c", script]);
+        let rm = self.cmd(["rm", "-f", &name]);
+        Container::start(run, name, rm)
     }
 }
+
+/// A container name no other container of this test run has: `PREFIX-<pid>-<n>`.
+pub fn container_name(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The Python the boto3 readers share: `session_creds()` (a new `boto3.Session`'s credentials,
+/// with `None` and the error's class when it fails) and `key(c, err)` (the access key `c`
+/// returns now, else the error). A reader script is this, then its own loop.
+pub const BOTO3_KEYS: &str = r#"
+import json, os, sys
+import boto3
+def session_creds():
+    try:
+        return boto3.Session().get_credentials(), None
+    except Exception as e:
+        return None, "ERR:" + type(e).__name__
+def key(c, err=None):
+    if c is None:
+        return err or "NONE"
+    try:
+        return c.get_frozen_credentials().access_key
+    except Exception as e:
+        return "ERR:" + type(e).__name__
+"#;
 
 fn find() -> Result<Docker, String> {
     let var = |k: &str, d: &str| {
@@ -117,7 +131,8 @@ fn find() -> Result<Docker, String> {
 
 /// A running container that answers one line of output per line of input; removed on drop.
 pub struct Container {
-    docker: Docker,
+    /// The engine command that removes it.
+    rm: Command,
     name: String,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -125,6 +140,24 @@ pub struct Container {
 }
 
 impl Container {
+    /// Starts `run` (an engine's `run -i --rm --name NAME ...`), whose standard input and
+    /// output become the container's; `rm` removes the container named `name` on drop.
+    pub fn start(mut run: Command, name: String, rm: Command) -> Container {
+        run.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = run.spawn().expect("start the container");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Container {
+            rm,
+            name,
+            child,
+            stdin: Some(stdin),
+            stdout,
+        }
+    }
+
     /// Asks for one reading; returns the line (panics if the container is gone).
     pub fn read(&mut self) -> String {
         let stdin = self.stdin.as_mut().expect("stdin");
@@ -151,12 +184,7 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         drop(self.stdin.take());
-        let _ = self
-            .docker
-            .cmd(["rm", "-f", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.rm.stdout(Stdio::null()).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -343,3 +343,37 @@ fn sigterm_during_a_refresh_finishes_the_write_first() {
     use credsync::secret::ExposeSecret;
     assert_eq!(creds.access_key_id.expose_secret(), served.access_key_id);
 }
+
+#[test]
+fn a_write_the_daemon_cannot_make_leaves_the_profiles_degraded_not_fresh() {
+    // The same rule as `sync`'s (one round, one write outcome): credentials fetched but not on
+    // disk are not fresh, and the status says why.
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    let garbage = b"[keep]\nx = \xff\xfe\n";
+    std::fs::write(env.credentials_path(), garbage).unwrap();
+    let daemon = env.daemon(Vec::<String>::new());
+    daemon.expect_within(
+        "both profiles tried and not written",
+        || {
+            let (code, v) = json_status(&env);
+            code.is_some_and(|c| c != 3)
+                && v["profiles"].as_array().is_some_and(|ps| {
+                    ps.len() == 2
+                        && ps.iter().all(|p| {
+                            p["state"] == "degraded"
+                                && p["last_error"]
+                                    .as_str()
+                                    .is_some_and(|e| e.contains("UTF-8"))
+                        })
+                })
+        },
+        Duration::from_secs(20),
+    );
+    assert!(fake.count("GetRoleCredentials") >= 2);
+    let o = env.run(["refresh", "ops"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("ops -> [ops]: degraded: "), "{}", out(&o));
+    assert!(out(&o).contains("UTF-8"), "{}", out(&o));
+    assert_eq!(std::fs::read(env.credentials_path()).unwrap(), garbage);
+}

@@ -456,6 +456,8 @@ fn bad_input_gives_a_clear_error_and_changes_nothing() {
         "{said}"
     );
     assert!(said.contains("UTF-8"), "{said}");
+    // Fetched but not on disk: said so per profile (the daemon shows it as degraded).
+    assert!(stdout(&out).contains("p0 -> [p0]: not written: "), "{said}");
     assert_eq!(fs::read(env.credentials_path()).unwrap(), garbage);
 }
 

@@ -442,6 +442,7 @@ impl Machine {
             .filter(|&i| self.profiles[i].blocked.is_some())
             .filter_map(|i| self.profiles[i].sso_key().map(str::to_owned))
             .collect();
+        keys.sort();
         keys.dedup();
         keys
     }

@@ -460,3 +460,44 @@ fn the_daemons_refresh_waits_for_a_sign_in_in_progress() {
         fake.issued_tokens()[0].access_token
     );
 }
+
+#[test]
+fn an_old_token_with_a_refresh_token_is_renewed_without_a_browser() {
+    let fake = FakeAws::new();
+    let (env, browser) = setup(&fake, 0);
+    fake.add_refresh_token("fake-refresh-old", "fake-client-old");
+    env.write_token_cache(
+        "corp",
+        &support::BotocoreToken {
+            start_url: START_URL.to_owned(),
+            region: "us-east-1".to_owned(),
+            access_token: "fake-access-old".to_owned(),
+            expires_at: std::time::SystemTime::now() + Duration::from_secs(5 * 60),
+            registration: Some(support::Registration {
+                refresh_token: "fake-refresh-old".to_owned(),
+                client_id: "fake-client-old".to_owned(),
+                client_secret: "fake-client-secret-old".to_owned(),
+                registration_expires_at: std::time::SystemTime::now()
+                    + Duration::from_secs(30 * 24 * 3600),
+            }),
+        }
+        .to_json(),
+    );
+    let (code, out) = login(&env, &["login"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("renewed until"), "{out}");
+    let issued = fake.issued_tokens();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].grant_type, "refresh_token");
+    assert_eq!(fake.count("Authorize") + fake.count("RegisterClient"), 0);
+    assert!(
+        browser.log().is_empty(),
+        "a browser opened: {}",
+        browser.log()
+    );
+    assert_eq!(
+        env.read_token_cache("corp")["accessToken"],
+        issued[0].access_token.as_str()
+    );
+    assert_no_secrets(&fake, &out);
+}

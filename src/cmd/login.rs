@@ -14,7 +14,25 @@ use credsync::timefmt;
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
+/// What `credsync login --help` adds below the options.
+const LOGIN_AFTER_HELP: &str = "\
+Sessions: without --sso-session or --profile, every sso-session (and legacy start URL) of the \
+profiles credsync manages, once each. A session whose cached token has more than 15 minutes \
+left is left alone; an older one is renewed with its refresh token when it can be; the others \
+are signed in.
+
+Flows: authorization code with PKCE (a browser on this machine opens the sign-in page, which \
+is always printed too; $BROWSER, else xdg-open or open), or device authorization (a page and \
+a code to confirm on any device). The device flow is used with --device-code, for legacy \
+sso_start_url profiles, over SSH (SSH_CONNECTION set), and on Linux without DISPLAY or \
+WAYLAND_DISPLAY.
+
+Files: the client registration and the token in the AWS CLI's SSO cache (~/.aws/sso/cache), \
+exactly as `aws sso login` writes them, so either command signs in for both; a lock file \
+beside the token makes a second sign-in to the same session wait for the first.";
+
 #[derive(clap::Args)]
+#[command(after_long_help = LOGIN_AFTER_HELP)]
 pub struct Args {
     /// Sign in to this [sso-session NAME] of the AWS config [default: every session (and
     /// legacy start URL) of the managed profiles that needs it]

@@ -98,7 +98,7 @@ pub fn airflow_of(dockerfile: &str) -> Option<Airflow> {
 
 /// What a host path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum PathKind {
     Missing,
     File,
     Dir,
@@ -106,7 +106,7 @@ pub enum Kind {
 
 /// The host files as the checks see them.
 pub trait HostFs {
-    fn kind(&self, path: &Path) -> Kind;
+    fn kind(&self, path: &Path) -> PathKind;
     fn read(&self, path: &Path) -> Option<String>;
     fn perms(&self, path: &Path) -> Option<Perms>;
 }
@@ -115,11 +115,11 @@ pub trait HostFs {
 pub struct RealFs;
 
 impl HostFs for RealFs {
-    fn kind(&self, path: &Path) -> Kind {
+    fn kind(&self, path: &Path) -> PathKind {
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => Kind::Dir,
-            Ok(_) => Kind::File,
-            Err(_) => Kind::Missing,
+            Ok(m) if m.is_dir() => PathKind::Dir,
+            Ok(_) => PathKind::File,
+            Err(_) => PathKind::Missing,
         }
     }
 
@@ -293,7 +293,7 @@ enum Route {
 
 /// A file the container's uid must read, and what its uid gets on each path from the mount
 /// root down to it.
-struct Access {
+struct Reach {
     in_view: bool,
     /// Each directory to search and then the file to read: the bits needed and the path's
     /// permissions (`None`: missing, reported elsewhere).
@@ -307,7 +307,7 @@ struct Facts<'a> {
     service: &'a str,
     mounts: &'a [(&'a Mount, PathBuf)],
     /// What each mount's source is on the host (same order as `mounts`).
-    kinds: Vec<Kind>,
+    kinds: Vec<PathKind>,
     config: FileVar,
     creds: FileVar,
     /// The container reads no credentials file: `/dev/null`, or set but empty.
@@ -319,7 +319,7 @@ struct Facts<'a> {
     view_row: bool,
     route: Route,
     /// Only gathered when the container uid is checked.
-    access: Vec<Access>,
+    access: Vec<Reach>,
 }
 
 impl<'a> Facts<'a> {
@@ -368,7 +368,7 @@ impl<'a> Facts<'a> {
             f.access = ctx
                 .needed(&f)
                 .into_iter()
-                .map(|(file, root, in_view)| Access {
+                .map(|(file, root, in_view)| Reach {
                     in_view,
                     steps: access_steps(fs, &file, &root),
                 })
@@ -387,7 +387,7 @@ fn access_steps(fs: &dyn HostFs, file: &Path, root: &Path) -> Vec<(PathBuf, u16,
     let mut paths: Vec<(PathBuf, u16)> = Vec::new();
     if let Ok(rest) = file.parent().unwrap_or(root).strip_prefix(root) {
         let mut dir = root.to_owned();
-        if fs.kind(root) == Kind::Dir {
+        if fs.kind(root) == PathKind::Dir {
             paths.push((dir.clone(), acl::SEARCH));
         }
         for c in rest.components() {
@@ -927,7 +927,7 @@ impl<'a> Ctx<'a> {
         None
     }
 
-    fn mount_check(&self, m: &Mount, host: &Path, kind: Kind, sso: bool) -> Check {
+    fn mount_check(&self, m: &Mount, host: &Path, kind: PathKind, sso: bool) -> Check {
         let written = format!(
             "{}:{}{}",
             m.source,
@@ -941,12 +941,12 @@ impl<'a> Ctx<'a> {
         };
         let what = |kind: &str| format!("mount {written}: {kind}, {mode}");
         match kind {
-            Kind::Missing => Check::warn(
+            PathKind::Missing => Check::warn(
                 what(&format!("{} does not exist on the host", host.display())),
                 "create it, or fix the path: Docker creates a missing source as an empty \
                  directory owned by root",
             ),
-            Kind::File => {
+            PathKind::File => {
                 if let Some(which) = self.replaced_by_rename(host) {
                     let parent = host.parent().unwrap_or(Path::new("/"));
                     let target_parent = Path::new(&m.target)
@@ -973,8 +973,8 @@ impl<'a> Ctx<'a> {
                     Check::ok(what("single file"))
                 }
             }
-            Kind::Dir if !m.read_only && !sso => Check::warn(what("directory"), ro_fix(m)),
-            Kind::Dir => Check::ok(what("directory")),
+            PathKind::Dir if !m.read_only && !sso => Check::warn(what("directory"), ro_fix(m)),
+            PathKind::Dir => Check::ok(what("directory")),
         }
     }
 
@@ -1411,13 +1411,13 @@ mod tests {
     }
 
     impl HostFs for FakeFs {
-        fn kind(&self, p: &Path) -> Kind {
+        fn kind(&self, p: &Path) -> PathKind {
             if self.files.borrow().contains_key(p) {
-                Kind::File
+                PathKind::File
             } else if self.dirs.borrow().contains_key(p) {
-                Kind::Dir
+                PathKind::Dir
             } else {
-                Kind::Missing
+                PathKind::Missing
             }
         }
         fn read(&self, p: &Path) -> Option<String> {

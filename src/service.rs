@@ -788,79 +788,95 @@ pub fn install(
         return Ok(report);
     }
     match target.platform {
-        Platform::Linux => {
-            if !systemctl(&mut report, manager, &["daemon-reload"])? {
-                return Ok(report);
-            }
-            systemctl(&mut report, manager, &["enable", SYSTEMD_UNIT])?;
-            // A running daemon keeps its old unit until restarted; an unchanged one that runs
-            // is left alone.
-            let verb = if file == FileOutcome::Updated {
-                "restart"
-            } else {
-                "start"
-            };
-            if manager == Manager::Skip {
-                report
-                    .steps
-                    .push(format!("skipped: systemctl --user {verb} {SYSTEMD_UNIT}"));
-                return Ok(report);
-            }
-            let state = start_and_wait(&mut report, verb)?;
-            match start_verdict(&state) {
-                Verdict::Ready => report.steps.push(ready_line(&state)),
-                Verdict::SandboxFailed(why) if !matches!(spec.sandbox, Sandbox::Off(_)) => {
-                    let bare = ServiceSpec {
-                        sandbox: Sandbox::Off(why.clone()),
-                        ..spec.clone()
-                    };
-                    write_if_changed(&path, &render(&bare, target))?;
-                    report.steps.push(format!(
-                        "the sandbox failed to start on this machine ({why}): \
-                         {SYSTEMD_UNIT} is rewritten without it and started again"
-                    ));
-                    systemctl(&mut report, manager, &["daemon-reload"])?;
-                    let _ = run(&["systemctl", "--user", "reset-failed", SYSTEMD_UNIT]);
-                    let state = start_and_wait(&mut report, "restart")?;
-                    match start_verdict(&state) {
-                        Verdict::Ready => report.steps.push(ready_line(&state)),
-                        Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
-                            return Err(not_started(&report, why));
-                        }
-                    }
-                }
-                Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
-                    return Err(not_started(&report, why));
-                }
-            }
-        }
-        Platform::MacOs => {
-            let domain = format!("gui/{}", target.uid);
-            let service = format!("{domain}/{LAUNCHD_LABEL}");
-            let plist = path.to_string_lossy().into_owned();
-            let loaded = manager == Manager::Run
-                && file == FileOutcome::Unchanged
-                && run(&["launchctl", "print", &service]).is_ok();
-            if loaded {
-                report.steps.push(format!("{service} is already loaded"));
-            } else {
-                // Unload an older definition first; failing because none is loaded is fine.
-                step(
-                    &mut report,
-                    manager,
-                    &["launchctl", "bootout", &service],
-                    true,
-                )?;
-                step(
-                    &mut report,
-                    manager,
-                    &["launchctl", "bootstrap", &domain, &plist],
-                    false,
-                )?;
-            }
-        }
+        Platform::Linux => start_systemd(spec, target, file, manager, &mut report)?,
+        Platform::MacOs => start_launchd(target, file, manager, &mut report)?,
     }
     Ok(report)
+}
+
+/// Reloads systemd, enables the unit and starts it (restarts it when `file` was updated), and
+/// waits until it is ready; a sandbox that fails on this machine is dropped and the unit
+/// started again ([`is_sandbox_failure`]).
+fn start_systemd(
+    spec: &ServiceSpec,
+    target: &Target,
+    file: FileOutcome,
+    manager: Manager,
+    report: &mut Report,
+) -> Result<(), ServiceError> {
+    if !systemctl(report, manager, &["daemon-reload"])? {
+        return Ok(());
+    }
+    systemctl(report, manager, &["enable", SYSTEMD_UNIT])?;
+    // A running daemon keeps its old unit until restarted; an unchanged one that runs is left
+    // alone.
+    let verb = if file == FileOutcome::Updated {
+        "restart"
+    } else {
+        "start"
+    };
+    if manager == Manager::Skip {
+        report
+            .steps
+            .push(format!("skipped: systemctl --user {verb} {SYSTEMD_UNIT}"));
+        return Ok(());
+    }
+    let state = start_and_wait(report, verb)?;
+    match start_verdict(&state) {
+        Verdict::Ready => report.steps.push(ready_line(&state)),
+        Verdict::SandboxFailed(why) if !matches!(spec.sandbox, Sandbox::Off(_)) => {
+            let bare = ServiceSpec {
+                sandbox: Sandbox::Off(why.clone()),
+                ..spec.clone()
+            };
+            write_if_changed(&report.path, &render(&bare, target))?;
+            report.steps.push(format!(
+                "the sandbox failed to start on this machine ({why}): {SYSTEMD_UNIT} is \
+                 rewritten without it and started again"
+            ));
+            systemctl(report, manager, &["daemon-reload"])?;
+            let _ = run(&["systemctl", "--user", "reset-failed", SYSTEMD_UNIT]);
+            let state = start_and_wait(report, "restart")?;
+            match start_verdict(&state) {
+                Verdict::Ready => report.steps.push(ready_line(&state)),
+                Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
+                    return Err(not_started(report, why));
+                }
+            }
+        }
+        Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
+            return Err(not_started(report, why));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the LaunchAgent into the user's `gui/<uid>` domain, unless the same file is loaded.
+fn start_launchd(
+    target: &Target,
+    file: FileOutcome,
+    manager: Manager,
+    report: &mut Report,
+) -> Result<(), ServiceError> {
+    let domain = format!("gui/{}", target.uid);
+    let service = format!("{domain}/{LAUNCHD_LABEL}");
+    let plist = report.path.to_string_lossy().into_owned();
+    let loaded = manager == Manager::Run
+        && file == FileOutcome::Unchanged
+        && run(&["launchctl", "print", &service]).is_ok();
+    if loaded {
+        report.steps.push(format!("{service} is already loaded"));
+        return Ok(());
+    }
+    // Unload an older definition first; failing because none is loaded is fine.
+    step(report, manager, &["launchctl", "bootout", &service], true)?;
+    step(
+        report,
+        manager,
+        &["launchctl", "bootstrap", &domain, &plist],
+        false,
+    )?;
+    Ok(())
 }
 
 /// How long install waits for the unit to become active and ready.

@@ -414,6 +414,16 @@ impl Machine {
         }
     }
 
+    /// Indices of the profiles named `name` (source or target; all when `None`).
+    pub fn named(&self, name: Option<&str>) -> Vec<usize> {
+        let hit = self
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| name.is_none_or(|n| p.entry.source == n || p.entry.target == n));
+        hit.map(|(i, _)| i).collect()
+    }
+
     /// Indices of the profiles due now (asked for, or planned and past their deadline).
     pub fn due(&self, now: SystemTime) -> Vec<usize> {
         (0..self.profiles.len())
@@ -629,12 +639,11 @@ impl Machine {
     }
 
     fn request(&mut self, now: SystemTime, name: Option<&str>) {
-        for p in &mut self.profiles {
-            if name.is_none_or(|n| p.entry.source == n || p.entry.target == n) {
-                p.next_refresh = Some(now);
-                p.blocked = None;
-                p.requested = true;
-            }
+        for i in self.named(name) {
+            let p = &mut self.profiles[i];
+            p.next_refresh = Some(now);
+            p.blocked = None;
+            p.requested = true;
         }
     }
 

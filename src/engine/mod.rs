@@ -175,11 +175,7 @@ impl Engine {
     /// round, waiting for a login or not. Returns their indices; empty when no profile has
     /// that name.
     pub fn request_refresh(&mut self, name: Option<&str>) -> Vec<usize> {
-        let hit = (0..self.profiles().len()).filter(|&i| {
-            let e = self.profiles()[i].entry();
-            name.is_none_or(|n| e.source == n || e.target == n)
-        });
-        let hit: Vec<usize> = hit.collect();
+        let hit = self.machine.named(name);
         let now = self.clock.now();
         self.machine
             .apply(now, Event::RefreshRequested(name.map(str::to_owned)));

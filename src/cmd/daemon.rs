@@ -45,7 +45,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
-    let mut engine = match Engine::new(cfg, seams) {
+    let engine = match Engine::new(cfg, seams) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("credsync: {e}");
@@ -61,49 +61,57 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     };
     let explicit = config.map(Path::to_owned);
     let reload = move || super::load_config_quiet(explicit.as_deref());
-    rt.block_on(async {
-        let signals = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        );
-        let (mut term, mut int, mut hup) = match signals {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                eprintln!("credsync: cannot install signal handlers: {e}");
-                return ExitCode::from(EXIT_DEGRADED);
+    rt.block_on(serve(engine, listener, &reload))
+}
+
+/// Runs the daemon on the bound `listener` until SIGTERM or SIGINT: the control server, SIGHUP
+/// as a reload request, and systemd's READY/STOPPING around the engine's loop.
+async fn serve(
+    mut engine: Engine,
+    listener: control::Listener,
+    reload: &dyn Fn() -> Result<credsync::config::Config, String>,
+) -> ExitCode {
+    let signals = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    );
+    let (mut term, mut int, mut hup) = match signals {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("credsync: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+    };
+    credsync::daemon::prepare(&mut engine);
+    let (control, handle) = Control::new(engine.status());
+    let commands = handle.commands.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(control::serve(listener, handle, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    // SIGHUP is a reload request like `credsync reload`.
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if commands.send(Command::Reload { reply }).await.is_err() {
+                break;
             }
-        };
-        credsync::daemon::prepare(&mut engine);
-        let (control, handle) = Control::new(engine.status());
-        let commands = handle.commands.clone();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut server_stop = stop_rx.clone();
-        let server = tokio::spawn(control::serve(listener, handle, async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }));
-        // SIGHUP is a reload request like `credsync reload`.
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                if commands.send(Command::Reload { reply }).await.is_err() {
-                    break;
-                }
-                let _ = answer.await;
-            }
-        });
-        service::notify_ready();
-        let shutdown = async {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
-        };
-        credsync::daemon::run(&mut engine, control, &reload, shutdown).await;
-        service::notify_stopping();
-        let _ = stop_tx.send(true);
-        let _ = server.await;
-        drop(stop_rx);
-        ExitCode::from(EXIT_OK)
-    })
+            let _ = answer.await;
+        }
+    });
+    service::notify_ready();
+    let shutdown = async {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    credsync::daemon::run(&mut engine, control, reload, shutdown).await;
+    service::notify_stopping();
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    drop(stop_rx);
+    ExitCode::from(EXIT_OK)
 }

@@ -116,8 +116,8 @@ impl SsoProfile {
     /// The command that logs the user in for this profile.
     pub(crate) fn login_command(&self) -> String {
         match &self.session {
-            Some(s) => format!("aws sso login --sso-session {s}"),
-            None => format!("aws sso login --profile {}", self.profile),
+            Some(s) => format!("credsync login --sso-session {s}"),
+            None => format!("credsync login --profile {}", self.profile),
         }
     }
 }
@@ -716,7 +716,7 @@ sso_registration_scopes = sso:account:access\n";
             }
         );
         assert_eq!(sso.cache_key(), "corp");
-        assert_eq!(sso.login_command(), "aws sso login --sso-session corp");
+        assert_eq!(sso.login_command(), "credsync login --sso-session corp");
         assert_eq!(c.get("dev").unwrap().line, 4);
         assert_eq!(c.sso_sessions["corp"].line, 10);
         assert_eq!(c.profiles.keys().collect::<Vec<_>>(), ["default", "dev"]);
@@ -732,7 +732,7 @@ sso_account_id = 123456789012\nsso_role_name = ReadOnly\n");
         assert_eq!(sso.sso_region, "eu-central-1");
         assert_eq!(sso.region, None);
         assert_eq!(sso.cache_key(), "https://x.awsapps.com/start");
-        assert_eq!(sso.login_command(), "aws sso login --profile old");
+        assert_eq!(sso.login_command(), "credsync login --profile old");
     }
 
     #[test]

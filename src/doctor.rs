@@ -695,7 +695,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 /// The command that logs `p` in: the one its own error names (the daemon's error says `run
-/// `<command>``), else the only session's, else `aws sso login --profile <source>`.
+/// `<command>``), else the only session's, else `credsync login --profile <source>`.
 fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
     let error = p.last_error.as_deref().unwrap_or_default();
     let named = status
@@ -706,7 +706,7 @@ fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
     match (named, status.sso_sessions.as_slice()) {
         (Some(c), _) => c.to_owned(),
         (None, [only]) => only.login_command.clone(),
-        (None, _) => format!("aws sso login --profile {}", p.source),
+        (None, _) => format!("credsync login --profile {}", p.source),
     }
 }
 
@@ -824,7 +824,7 @@ mod tests {
         assert_eq!(c.level, Level::Fail);
         assert_eq!(
             c.fix.as_deref(),
-            Some("run `aws sso login --sso-session corp`")
+            Some("run `credsync login --sso-session corp`")
         );
         let c = check_token(&sso, &token(t0() - HOUR, true), t0());
         assert_eq!(c.level, Level::Warn);
@@ -974,7 +974,7 @@ mod tests {
             profiles: vec![p1, p2],
             sso_sessions: vec![SessionStatus::new(
                 "corp",
-                "aws sso login --sso-session corp",
+                "credsync login --sso-session corp",
             )],
         };
         let c = check_daemon(Path::new("/s"), &Ok(status));
@@ -982,7 +982,7 @@ mod tests {
         assert_eq!(c[1].level, Level::Fail);
         assert_eq!(
             c[1].fix.as_deref(),
-            Some("run `aws sso login --sso-session corp`")
+            Some("run `credsync login --sso-session corp`")
         );
         let c = check_daemon(Path::new("/s"), &Err("no answer".into()));
         assert_eq!(c[0].level, Level::Fail);
@@ -1118,10 +1118,10 @@ mod tests {
         }
         // Two sessions; the profile that must log in belongs to the second.
         profiles[3].last_error = Some(
-            "login required: the SSO session ended; run `aws sso login --sso-session ops`".into(),
+            "login required: the SSO session ended; run `credsync login --sso-session ops`".into(),
         );
         let session =
-            |name: &str| SessionStatus::new(name, &format!("aws sso login --sso-session {name}"));
+            |name: &str| SessionStatus::new(name, &format!("credsync login --sso-session {name}"));
         let mut status = Status {
             version: 1,
             daemon: DaemonInfo {
@@ -1142,14 +1142,14 @@ mod tests {
         }
         assert_eq!(
             c[4].fix.as_deref(),
-            Some("run `aws sso login --sso-session ops`")
+            Some("run `credsync login --sso-session ops`")
         );
         // An error that names no session: the profile's own command, not every session's.
         status.profiles[3].last_error = None;
         let c = check_daemon(Path::new("/s"), &Ok(status));
         assert_eq!(
             c[4].fix.as_deref(),
-            Some("run `aws sso login --profile p3`")
+            Some("run `credsync login --profile p3`")
         );
         assert_instruction(c[0].fix.as_deref().unwrap_or("run `x`"));
         for c in check_daemon(Path::new("/s"), &Err("no answer".into())) {

@@ -305,7 +305,7 @@ fn doctor_with_an_expired_token_gives_the_login_command() {
         "{t}"
     );
     assert!(
-        t.contains("fix: run `aws sso login --sso-session corp`"),
+        t.contains("fix: run `credsync login --sso-session corp`"),
         "{t}"
     );
     assert!(t.contains("fail  daemon: not reachable"), "{t}");

@@ -471,7 +471,7 @@ fn login_required_recovers_within_two_seconds_of_a_login_without_a_restart() {
     assert!(
         v["sso_sessions"][0]["login_command"]
             .as_str()
-            .is_some_and(|c| c.contains("aws sso login")),
+            .is_some_and(|c| c.contains("credsync login --sso-session")),
         "{v}"
     );
     // Logged out: no call to the portal.

@@ -244,7 +244,7 @@ fn an_expired_token_is_login_required_exit_1_and_the_file_is_untouched() {
     let said = stdout(&out);
     assert!(said.contains("p0 -> [p0]: login_required"), "{said}");
     assert!(
-        said.contains("aws sso login --sso-session corp"),
+        said.contains("credsync login --sso-session corp"),
         "names the command: {said}"
     );
     assert_eq!(env.read_credentials(), before);
@@ -264,7 +264,7 @@ fn an_expired_token_is_login_required_exit_1_and_the_file_is_untouched() {
     let out = env.run(["sync"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("aws sso login --profile old"),
+        stdout(&out).contains("credsync login --profile old"),
         "{}",
         stdout(&out)
     );

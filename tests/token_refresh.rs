@@ -19,7 +19,7 @@ use support::fake_aws::{FakeAws, Fault, Route};
 use support::{FAKE_START_URL, TestEnv, botocore_token_json};
 
 const SESSION: &str = "corp";
-const LOGIN: &str = "aws sso login --sso-session corp";
+const LOGIN: &str = "credsync login --sso-session corp";
 const OLD_ACCESS: &str = "fake-access-old";
 const REFRESH: &str = "fake-refresh-0";
 const CLIENT_ID: &str = "fake-client-id";

@@ -82,7 +82,7 @@ fn main_page(cmd: &clap::Command) -> io::Result<Vec<u8>> {
 const DESCRIPTION: &str =
     "credsync is a per-user daemon that keeps AWS credentials fresh on disk, \
 for programs that cannot refresh them themselves (such as Airflow containers that bind-mount \
-~/.aws). After a single `aws sso login` it fetches the IAM Identity Center role credentials and \
+~/.aws). After a single `credsync login` (or `aws sso login`) it fetches the IAM Identity Center role credentials and \
 the roles assumed from them, and writes them into ~/.aws/credentials before the old ones \
 expire, refreshing the SSO access token itself. It rewrites the file atomically and only ever \
 touches the sections it created, each marked by a comment line.

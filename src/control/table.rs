@@ -199,7 +199,7 @@ mod tests {
                     not_refreshable: None,
                     ends_at: Some(at(89 * 86400 + 3600)),
                     credentials_until: Some(at(47 * 60 + 10)),
-                    ..SessionStatus::new("corp", "aws sso login --sso-session corp")
+                    ..SessionStatus::new("corp", "credsync login --sso-session corp")
                 },
                 SessionStatus {
                     token_expires_at: Some(at(25 * 60)),
@@ -207,11 +207,11 @@ mod tests {
                     not_refreshable: Some(NotRefreshable::RefreshRefused),
                     ends_at: Some(at(25 * 60)),
                     credentials_until: Some(at(3600)),
-                    ..SessionStatus::new("ops", "aws sso login --sso-session ops")
+                    ..SessionStatus::new("ops", "credsync login --sso-session ops")
                 },
                 SessionStatus::new(
                     "https://legacy.awsapps.com/start",
-                    "aws sso login --profile legacy",
+                    "credsync login --profile legacy",
                 ),
             ],
         }
@@ -229,8 +229,8 @@ new        new      -            pending  -               -             -
 
 SSO SESSION                       TOKEN EXPIRES IN  ENDS IN  CREDENTIALS LAST  REFRESHABLE
 corp                              7h12m             89d1h    47m               yes
-ops                               25m               25m      1h00m             no, the refresh token was refused; log in: aws sso login --sso-session ops
-https://legacy.awsapps.com/start  no token          -        -                 no, not signed in; log in: aws sso login --profile legacy
+ops                               25m               25m      1h00m             no, the refresh token was refused; log in: credsync login --sso-session ops
+https://legacy.awsapps.com/start  no token          -        -                 no, not signed in; log in: credsync login --profile legacy
 ";
         assert_eq!(render_table(&status(), at(0)), want);
     }

@@ -1037,7 +1037,7 @@ mod tests {
     fn login_required() -> ResolveError {
         ResolveError::LoginRequired {
             reason: "the SSO token expired".to_owned(),
-            login_command: "aws sso login --sso-session corp".to_owned(),
+            login_command: "credsync login --sso-session corp".to_owned(),
         }
     }
 
@@ -1401,7 +1401,7 @@ mod tests {
                 outcome: SessionOutcome::CannotRefresh {
                     ends_at: t(0) + HOUR,
                     why: Some("no refresh token".to_owned()),
-                    login_command: "aws sso login --sso-session corp".to_owned(),
+                    login_command: "credsync login --sso-session corp".to_owned(),
                 },
             }]
         );

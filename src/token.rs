@@ -43,8 +43,12 @@ pub fn needs_refresh(token: &CachedToken, now: SystemTime, before: Duration) -> 
 
 /// When a refresh will be due: `expires_at - before` (the Unix epoch if that is earlier).
 pub fn refresh_due_at(token: &CachedToken, before: Duration) -> SystemTime {
-    token
-        .expires_at
+    due_before(token.expires_at, before)
+}
+
+/// `before` ahead of `expires_at` (the Unix epoch if that is earlier).
+pub fn due_before(expires_at: SystemTime, before: Duration) -> SystemTime {
+    expires_at
         .checked_sub(before)
         .map_or(SystemTime::UNIX_EPOCH, |t| t.max(SystemTime::UNIX_EPOCH))
 }

@@ -81,9 +81,7 @@ impl TokenFacts {
 
     /// [`token::refresh_due_at`]: `before` ahead of the expiry.
     fn refresh_due_at(&self, before: Duration) -> SystemTime {
-        self.expires_at
-            .checked_sub(before)
-            .map_or(SystemTime::UNIX_EPOCH, |t| t.max(SystemTime::UNIX_EPOCH))
+        token::due_before(self.expires_at, before)
     }
 }
 
@@ -355,8 +353,9 @@ impl Machine {
         &self.profiles
     }
 
-    pub fn removed_targets(&self) -> &[String] {
-        &self.removed_targets
+    /// The targets of profiles that left the configuration, still to be removed from disk.
+    pub fn removed_targets(&self) -> Vec<&str> {
+        self.removed_targets.iter().map(String::as_str).collect()
     }
 
     /// Applies `event` at `now`; returns what to do next.
@@ -1295,7 +1294,7 @@ mod tests {
             settings: settings(),
         };
         m.apply(t(10), kept);
-        assert_eq!(m.removed_targets(), ["p1".to_owned()]);
+        assert_eq!(m.removed_targets(), ["p1"]);
         assert_eq!(
             m.profiles()[0].status().state,
             State::Fresh,

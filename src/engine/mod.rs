@@ -452,12 +452,7 @@ impl Engine {
             new_file_mode: self.cfg.write.file_mode,
         };
         let sections = self.machine.sections();
-        let removed: Vec<&str> = self
-            .machine
-            .removed_targets()
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let removed = self.machine.removed_targets();
         // Access credsync granted and no longer should goes first: the rewrite carries the
         // file's ACL over to the new inode.
         self.revoke_acls(None)
@@ -511,12 +506,7 @@ impl Engine {
                 Some((p.entry().target.as_str(), region, p.credentials()?))
             })
             .collect();
-        let removed: Vec<&str> = self
-            .machine
-            .removed_targets()
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let removed = self.machine.removed_targets();
         let host_uid = self.host_uid();
         let written = view::write_view(
             container,

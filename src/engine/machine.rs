@@ -314,7 +314,8 @@ pub enum TokenStep {
     Use,
 }
 
-/// The machine.
+/// The state of every managed profile and sso-session, and of the round in progress. Only
+/// [`Machine::apply`] (and [`Machine::token_step`], which records what a round read) change it.
 pub struct Machine {
     profiles: Vec<Profile>,
     sessions: BTreeMap<String, Session>,

@@ -1,4 +1,4 @@
-//! The refresh engine: the managed profiles' state machine ([`machine`]) and the edge around it
+//! The refresh engine: the managed profiles' state machine (`machine.rs`) and the edge around it
 //! that reads files, calls AWS and writes. One round (the daemon's, `sync`'s): look at the
 //! token caches the profiles waiting for a login depend on, apply a due check, then do what
 //! the machine answers — refresh the sso-session tokens due, resolve the due profiles

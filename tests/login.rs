@@ -131,7 +131,10 @@ fn pkce_login_writes_the_clis_files_and_a_second_login_reuses_the_registration()
         "{out}"
     );
     assert!(
-        browser.log().contains("followed 200 http://127.0.0.1:"),
+        support::wait_for(
+            || browser.log().contains("followed 200 http://127.0.0.1:"),
+            Duration::from_secs(10)
+        ),
         "{}",
         browser.log()
     );
@@ -245,7 +248,15 @@ fn a_wrong_state_is_refused_and_no_token_is_asked_for() {
     let (code, out) = login(&env, &["login", "--sso-session", "corp"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("`state` that is not this sign-in's"), "{out}");
-    assert!(browser.log().contains("followed 400"), "{}", browser.log());
+    // The browser was told too (it logs after credsync has already exited).
+    assert!(
+        support::wait_for(
+            || browser.log().contains("followed 400"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        browser.log()
+    );
     assert_eq!(fake.count("Authorize"), 1);
     assert_eq!(
         fake.count("CreateToken"),
@@ -377,6 +388,11 @@ fn two_logins_and_a_daemon_sign_in_once() {
         .count();
     assert_eq!(signed_in, 1, "{logs}");
     assert!(logs.contains("already signed in until"), "{logs}");
+    // One of them found the session locked by the other and waited.
+    assert!(
+        logs.contains("is in progress; waiting for it to finish"),
+        "{logs}"
+    );
     assert_eq!(
         env.read_token_cache("corp")["accessToken"],
         issued[0].access_token.as_str()
@@ -499,5 +515,101 @@ fn an_old_token_with_a_refresh_token_is_renewed_without_a_browser() {
         env.read_token_cache("corp")["accessToken"],
         issued[0].access_token.as_str()
     );
+    assert_no_secrets(&fake, &out);
+}
+
+#[test]
+fn a_legacy_profile_signs_in_with_a_device_code_under_the_start_urls_names() {
+    let fake = FakeAws::new();
+    let (env, _browser) = setup(&fake, 0);
+    let legacy_url = "https://legacy.awsapps.com/start";
+    env.write_aws_config(&format!(
+        "{AWS_CONFIG}\n[profile old]\nsso_start_url = {legacy_url}\nsso_region = eu-west-1\n\
+         sso_account_id = 222222222222\nsso_role_name = Dev\nregion = eu-west-1\n"
+    ));
+    fake.set_device_interval(1);
+    // A display and a browser: still the device flow, the only one for a legacy profile.
+    let (code, out) = login(&env, &["login", "--profile", "old"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("(device code)"), "{out}");
+    assert!(
+        out.contains(&format!("start URL {legacy_url} (profile \"old\")")),
+        "{out}"
+    );
+    let clients = fake.clients();
+    assert_eq!(clients.len(), 1);
+    assert!(clients[0].scopes.is_empty() && clients[0].grant_types.is_empty());
+    // The token under sha1(start URL), the registration under botocore's legacy key.
+    let token = env.read_token_cache(legacy_url);
+    assert_eq!(token["startUrl"], legacy_url);
+    assert_eq!(token["region"], "eu-west-1");
+    assert_eq!(token["clientId"], clients[0].client_id.as_str());
+    let key = format!(
+        r#"{{"region": "eu-west-1", "scopes": null, "session_name": null, "startUrl": "{legacy_url}", "tool": "botocore"}}"#
+    );
+    let reg = env.sso_cache_dir().join(format!("{}.json", sha1_hex(&key)));
+    assert!(reg.exists(), "no registration at {}", reg.display());
+    assert!(!env.token_cache_path("corp").exists());
+    // botocore reads the legacy profile with that token.
+    if support::python::python().is_some() {
+        let url = fake.url();
+        let got = support::python::botocore_read_credentials_json(
+            env.home(),
+            "old",
+            &[("AWS_ENDPOINT_URL", url.as_str())],
+        );
+        assert_eq!(got["method"], "sso", "{got}");
+        assert_eq!(
+            got["akid"],
+            fake.last_credentials("222222222222", "Dev")
+                .unwrap()
+                .access_key_id
+                .as_str()
+        );
+    } else {
+        support::python::skip(
+            "a_legacy_profile_signs_in_with_a_device_code_under_the_start_urls_names (botocore part)",
+        );
+    }
+}
+
+#[test]
+fn nothing_to_sign_in_to_is_a_usage_error_that_says_what_to_do() {
+    let fake = FakeAws::new();
+    let (mut env, _browser) = setup(&fake, 0);
+    env.write_aws_config(
+        "[profile keys]\naws_access_key_id = AKIAFAKE\naws_secret_access_key = x\n",
+    );
+    env.env("AWS_PROFILE", "keys");
+    let (code, out) = login(&env, &["login"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("keys: does not sign in through IAM Identity Center"),
+        "{out}"
+    );
+    assert!(out.contains("credsync login --sso-session NAME"), "{out}");
+    let (code, out) = login(&env, &["login", "--sso-session", "nope"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("there is no [sso-session nope]"), "{out}");
+    assert_eq!(fake.total_requests(), 0);
+}
+
+#[test]
+fn a_registration_aws_no_longer_knows_is_replaced_once() {
+    let fake = FakeAws::new();
+    let (env, _browser) = setup(&fake, 0);
+    fake.set_device_interval(1);
+    let (code, out) = login(&env, &["login", "--device-code", "--no-browser"]);
+    assert_eq!(code, Some(0), "{out}");
+    let old = fake.clients()[0].client_id.clone();
+    fake.revoke_client(&old);
+    let (code, out) = login(&env, &["login", "--fresh", "--device-code", "--no-browser"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(fake.count("RegisterClient"), 2);
+    let new = fake.clients()[0].client_id.clone();
+    assert_ne!(new, old);
+    let reg = fs::read_to_string(env.sso_cache_dir().join(registration_name())).unwrap();
+    assert!(reg.contains(&format!("\"clientId\": \"{new}\"")), "{reg}");
+    assert_eq!(env.read_token_cache("corp")["clientId"], new.as_str());
     assert_no_secrets(&fake, &out);
 }

@@ -266,6 +266,19 @@ pub enum LoginError {
     Local(String),
 }
 
+impl LoginError {
+    /// Whether SSO-OIDC refused the client registration itself (unknown client, wrong secret).
+    pub fn is_refused_client(&self) -> bool {
+        matches!(
+            self,
+            LoginError::Aws {
+                source: ResolveError::Refused { code, .. },
+                ..
+            } if code == "InvalidClientException" || code == "UnauthorizedClientException"
+        )
+    }
+}
+
 /// A `CreateToken` answer: the access token, its lifetime, the refresh token if any.
 pub(crate) struct Granted {
     access: SecretString,
@@ -331,17 +344,19 @@ pub fn new_token(
     }
 }
 
-/// The cached registration for `grant`, or a new one (`RegisterClient`, then saved); and
-/// whether it is new.
+/// The cached registration for `grant` (unless `renew`), or a new one (`RegisterClient`, then
+/// saved); and whether it is new.
 async fn registration_for(
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
     target: &Target,
     grant: Grant,
     now: SystemTime,
+    renew: bool,
 ) -> Result<(Registration, bool), LoginError> {
     let key = target.registration_key();
-    if let Some(reg) = registration::read(cache_dir, &key)
+    if !renew
+        && let Some(reg) = registration::read(cache_dir, &key)
         && reg.usable_for(grant, now)
     {
         tracing::debug!(
@@ -470,7 +485,8 @@ pub async fn login(
         }
     }
     let grant = choose_grant(target, opts);
-    let (reg, registered) = registration_for(&client, cache_dir, target, grant, now()).await?;
+    let (mut reg, mut registered) =
+        registration_for(&client, cache_dir, target, grant, now(), false).await?;
     let answer = match grant {
         Grant::AuthorizationCode => {
             let endpoint = clients.oidc_endpoint(&target.region).await;
@@ -486,7 +502,19 @@ pub async fn login(
             .await?
         }
         Grant::DeviceCode => {
-            device::run(&client, &reg, &target.start_url, &label, &opts.opener, say).await?
+            match device::run(&client, &reg, &target.start_url, &label, &opts.opener, say).await {
+                // A cached registration SSO-OIDC no longer knows (deleted, or the instance
+                // changed): register again, once, before anything was shown to the user.
+                Err(e) if !registered && e.is_refused_client() => {
+                    tracing::debug!(
+                        "the cached client registration was refused ({e}); registering again"
+                    );
+                    (reg, registered) =
+                        registration_for(&client, cache_dir, target, grant, now(), true).await?;
+                    device::run(&client, &reg, &target.start_url, &label, &opts.opener, say).await?
+                }
+                other => other?,
+            }
         }
     };
     let token = new_token(

@@ -465,6 +465,12 @@ impl FakeAws {
 
     // ---- signing in -------------------------------------------------------------------------
 
+    /// Forgets client `client_id` (deleted on the AWS side): its calls are refused with
+    /// `InvalidClientException`.
+    pub fn revoke_client(&self, client_id: &str) {
+        self.state().clients.retain(|c| c.client_id != client_id);
+    }
+
     /// Every client RegisterClient registered, in order.
     pub fn clients(&self) -> Vec<FakeClient> {
         self.state().clients.clone()

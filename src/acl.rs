@@ -19,6 +19,10 @@ pub const SEARCH: u16 = 1;
 pub const ACL_XATTR: &str = "system.posix_acl_access";
 const ACL_VERSION: u32 = 2;
 
+/// The extended attribute that lists the ACL entries credsync added to a file (`crate::view`
+/// keeps it; an atomic rewrite carries it over with the ACL).
+pub const RECORD_XATTR: &str = "user.credsync.acl";
+
 /// Entry tags (`linux/posix_acl.h`).
 pub const TAG_USER_OBJ: u16 = 0x01;
 pub const TAG_USER: u16 = 0x02;
@@ -190,19 +194,63 @@ pub fn write(path: &Path, entries: &[Entry]) -> io::Result<()> {
     write_xattr(path, ACL_XATTR, &encode(entries))
 }
 
-/// An extended attribute's value; `None` when the file has none of that name. The buffer grows
-/// on `ERANGE` up to the kernel's limit on a value (64 KiB).
+/// An extended attribute's value; `None` when the file has none of that name.
 #[cfg(target_os = "linux")]
 pub fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = c_name(name)?;
+    // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
+    read_growing(|buf| unsafe {
+        libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    })
+}
+
+/// [`read_xattr`] of an open file.
+#[cfg(target_os = "linux")]
+pub fn fread_xattr(file: &std::fs::File, name: &str) -> io::Result<Option<Vec<u8>>> {
+    use std::os::fd::AsRawFd;
+    let n = c_name(name)?;
+    // SAFETY: the fd is open, `n` NUL-terminated, `buf` valid for `buf.len()` bytes.
+    read_growing(|buf| unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })
+}
+
+/// [`write_xattr`] on an open file.
+#[cfg(target_os = "linux")]
+pub fn fwrite_xattr(file: &std::fs::File, name: &str, value: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let n = c_name(name)?;
+    // SAFETY: the fd is open, `n` NUL-terminated, `value` valid for its length.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Calls `get` (a `getxattr`) with a buffer that grows on `ERANGE` up to the kernel's limit on
+/// a value (64 KiB); `None` for `ENODATA` (no attribute of that name).
+#[cfg(target_os = "linux")]
+fn read_growing(mut get: impl FnMut(&mut [u8]) -> isize) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
-        let len =
-            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if len >= 0 {
-            buf.truncate(len as usize);
+        if let Ok(len) = usize::try_from(get(&mut buf)) {
+            buf.truncate(len);
             return Ok(Some(buf));
         }
         let e = io::Error::last_os_error();
@@ -214,10 +262,14 @@ pub fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+fn c_name(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
 #[cfg(target_os = "linux")]
 pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
     let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = c_name(name)?;
     // SAFETY: both strings are NUL-terminated.
     if unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } == 0 {
         return Ok(());
@@ -233,7 +285,7 @@ pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
 #[cfg(target_os = "linux")]
 pub fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = c_path(path)?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = c_name(name)?;
     // SAFETY: both strings are NUL-terminated; `value` is valid for `value.len()` bytes.
     let rc = unsafe {
         libc::setxattr(
@@ -255,6 +307,16 @@ pub fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 /// `system.posix_acl_access`: treated as "no ACL support".
 #[cfg(not(target_os = "linux"))]
 pub fn read_xattr(_path: &Path, _name: &str) -> io::Result<Option<Vec<u8>>> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn fread_xattr(_file: &std::fs::File, _name: &str) -> io::Result<Option<Vec<u8>>> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn fwrite_xattr(_file: &std::fs::File, _name: &str, _value: &[u8]) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 

@@ -573,7 +573,7 @@ pub fn apply_grants(wanted: &[Grant]) -> Result<(), ViewError> {
 // (the safe side), never a record of an entry that is the user's.
 
 /// The extended attribute that lists the ACL entries credsync added to a file.
-pub const RECORD_XATTR: &str = "user.credsync.acl";
+pub use crate::acl::RECORD_XATTR;
 
 /// One recorded grant: credsync gave `uid` the bits `added`; `created` when credsync created
 /// the entry (no entry for that uid existed), so that it may remove the entry itself.

@@ -21,10 +21,10 @@
 //!   content (up to [`MAX_ATTEMPTS`] reads). Then rename over the target and fsync the
 //!   directory. On any error the temp file is removed and the old file is untouched.
 //!   The old file's POSIX access ACL (`system.posix_acl_access`) and credsync's record of the
-//!   entries it added (`user.credsync.acl`, see `crate::view`) are copied to the temp file, so
-//!   ACL entries (the user's or credsync's) survive the rewrite and there is no moment when the
-//!   new file lacks them; other extended attributes are not copied. A file system without them
-//!   just has nothing to copy.
+//!   entries it added (`user.credsync.acl`), whatever their size, are copied to the temp file
+//!   (through `crate::acl`), so ACL entries (the user's or credsync's) survive the rewrite and
+//!   there is no moment when the new file lacks them; other extended attributes are not copied.
+//!   A file system without them just has nothing to copy.
 //! - **In-place mode** ([`WriteMode::InPlace`], for a single-file bind mount, where a rename
 //!   cannot replace the mount point): the file is opened read-write, locked with an exclusive
 //!   advisory lock (`flock`), read, edited, written from offset 0, truncated to the new length,
@@ -42,6 +42,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::acl;
 
 /// How a file is replaced (a setting of credsync's config, so defined there).
 pub use crate::config::WriteMode;
@@ -417,56 +419,28 @@ struct Snapshot {
     uid: u32,
     gid: u32,
     /// The extended attributes of [`COPIED_XATTRS`] it has, by name.
-    xattrs: Vec<(&'static std::ffi::CStr, Vec<u8>)>,
+    xattrs: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// The extended attributes an atomic rewrite carries over: the access ACL, and credsync's record
 /// of the ACL entries it added.
-const COPIED_XATTRS: [&std::ffi::CStr; 2] = [c"system.posix_acl_access", c"user.credsync.acl"];
+const COPIED_XATTRS: [&str; 2] = [acl::ACL_XATTR, acl::RECORD_XATTR];
 
 /// The [`COPIED_XATTRS`] of an open file (those it has and that can be read).
-fn read_xattrs(file: &File) -> Vec<(&'static std::ffi::CStr, Vec<u8>)> {
-    use std::os::fd::AsRawFd;
-    let mut out = Vec::new();
-    for name in COPIED_XATTRS {
-        let mut buf = vec![0u8; 1024];
-        // SAFETY: the fd is open, `name` NUL-terminated, `buf` valid for `buf.len()` bytes.
-        let n = unsafe {
-            libc::fgetxattr(
-                file.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if let Ok(n) = usize::try_from(n) {
-            buf.truncate(n);
-            out.push((name, buf));
-        }
-    }
-    out
+fn read_xattrs(file: &File) -> Vec<(&'static str, Vec<u8>)> {
+    COPIED_XATTRS
+        .into_iter()
+        .filter_map(|name| Some((name, acl::fread_xattr(file, name).ok()??)))
+        .collect()
 }
 
 /// Sets `xattrs` on the temp file. A file system without ACLs or user attributes refuses with
 /// `ENOTSUP`: nothing to keep there. Other failures are returned.
-fn copy_xattrs(file: &File, xattrs: &[(&std::ffi::CStr, Vec<u8>)]) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+fn copy_xattrs(file: &File, xattrs: &[(&str, Vec<u8>)]) -> io::Result<()> {
     for (name, value) in xattrs {
-        // SAFETY: the fd is open, `name` NUL-terminated, `value` valid for its length.
-        let rc = unsafe {
-            libc::fsetxattr(
-                file.as_raw_fd(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(c) if c == libc::ENOTSUP || c == libc::EOPNOTSUPP) {
-                return Err(e);
-            }
+        match acl::fwrite_xattr(file, name, value) {
+            Err(e) if !acl::is_unsupported(&e) => return Err(e),
+            _ => {}
         }
     }
     Ok(())

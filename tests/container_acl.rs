@@ -88,6 +88,28 @@ fn doctor(env: &TestEnv) -> String {
 }
 
 #[test]
+fn a_large_acl_of_the_users_survives_the_atomic_rewrite() {
+    // 200 named entries: 1.6 KiB of xattr, more than a first fixed-size read takes.
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    config(&env, "");
+    let creds = env.credentials_path();
+    let mut entries = acl::from_mode(0o600);
+    for uid in 10_000..10_200 {
+        entries = acl::with_user(&entries, uid, acl::READ).expect("a new entry");
+    }
+    acl::write(&creds, &entries).expect("set a large ACL (ACL support in the temp dir)");
+    assert!(acl::encode(&entries).len() > 1024);
+
+    let first = sync(&env, &fake);
+    assert!(env.read_credentials().contains(&first));
+    let mut after = acl::read(&creds).unwrap().expect("the ACL survives");
+    after.sort_by_key(|e| (e.tag, e.id));
+    entries.sort_by_key(|e| (e.tag, e.id));
+    assert_eq!(after, entries);
+}
+
+#[test]
 fn with_the_view_the_credentials_file_gets_nothing() {
     let fake = FakeAws::new();
     let env = setup(&fake);

@@ -240,7 +240,7 @@ impl Sender {
             self.unavailable("no desktop notifier on this platform");
             return;
         }
-        if self.cfg.command.is_none() && cfg!(target_os = "linux") && !session_bus() {
+        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus() {
             self.unavailable(
                 "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and there is no \
                  $XDG_RUNTIME_DIR/bus",
@@ -290,8 +290,13 @@ fn with_text(argv: &[String], n: &Notice) -> Vec<String> {
 
 /// The desktop's notifiers to try, in order, as argument vectors.
 fn desktop(n: &Notice) -> Vec<Vec<String>> {
+    desktop_on(std::env::consts::OS, n)
+}
+
+/// [`desktop`] on the operating system `os` (as `std::env::consts::OS` names it).
+fn desktop_on(os: &str, n: &Notice) -> Vec<Vec<String>> {
     let v = |args: &[&str]| args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    if cfg!(target_os = "macos") {
+    if os == "macos" {
         // The text reaches the script as `argv`, never inside its source.
         let mut argv = v(&[
             "osascript",
@@ -306,7 +311,7 @@ fn desktop(n: &Notice) -> Vec<Vec<String>> {
         argv.push(n.summary.clone());
         argv.push(n.body.clone());
         vec![argv]
-    } else if cfg!(target_os = "linux") {
+    } else if os == "linux" {
         // The body may hold markup for servers that support it: escape what would be read as
         // markup.
         let body = escape_markup(&n.body);
@@ -658,18 +663,33 @@ mod tests {
                 "-x <b>$(rm -rf ~)</b>"
             ]
         );
-        if cfg!(target_os = "linux") {
-            let d = desktop(&n);
-            let busctl = &d[0];
-            assert_eq!(busctl[0], "busctl");
-            // Options end before the call, so a body starting with "-" is not an option.
-            let end = busctl.iter().position(|a| a == "--").unwrap();
-            let summary = busctl.iter().position(|a| a == &n.summary).unwrap();
-            assert!(end < summary);
-            assert!(busctl.contains(&"-x &lt;b&gt;$(rm -rf ~)&lt;/b&gt;".to_owned()));
-            assert_eq!(d[1][0], "notify-send");
-            assert_eq!(d[1][d[1].len() - 3], "--");
-        }
+        let d = desktop_on("linux", &n);
+        let busctl = &d[0];
+        assert_eq!(busctl[0], "busctl");
+        // Options end before the call, so a body starting with "-" is not an option.
+        let end = busctl.iter().position(|a| a == "--").unwrap();
+        let summary = busctl.iter().position(|a| a == &n.summary).unwrap();
+        assert!(end < summary);
+        assert!(busctl.contains(&"-x &lt;b&gt;$(rm -rf ~)&lt;/b&gt;".to_owned()));
+        assert_eq!(d[1][0], "notify-send");
+        assert_eq!(d[1][d[1].len() - 3], "--");
+        // macOS: the text reaches the AppleScript as its argv, never inside its source.
+        let mac = desktop_on("macos", &n);
+        assert_eq!(mac.len(), 1);
+        let osa = &mac[0];
+        assert_eq!(osa[0], "osascript");
+        let script: Vec<&String> = osa.iter().skip(2).step_by(2).take(3).collect();
+        assert_eq!(script[0], "on run argv");
+        assert!(
+            script
+                .iter()
+                .all(|l| !l.contains("sign in") && !l.contains("rm -rf"))
+        );
+        assert_eq!(
+            osa[osa.len() - 3..],
+            ["--", "credsync: sign in to a&b", "-x <b>$(rm -rf ~)</b>"]
+        );
+        assert!(desktop_on("freebsd", &n).is_empty());
     }
 
     #[test]

@@ -131,7 +131,17 @@ mod tests {
         // Another session is independent.
         assert!(SessionLock::try_acquire(&cache, "other").unwrap().is_some());
         drop(a);
-        assert!(SessionLock::try_acquire(&cache, "corp").unwrap().is_some());
+        // Free again once dropped. Polled: a process another test forks in this very moment
+        // shares the lock's open file until it execs (the fd is close-on-exec), a few ms.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let again = loop {
+            match SessionLock::try_acquire(&cache, "corp").unwrap() {
+                Some(lock) => break Some(lock),
+                None if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                None => break None,
+            }
+        };
+        assert!(again.is_some(), "the lock is still held after it was dropped");
         assert_eq!(
             path(&cache, "corp").file_name().unwrap().to_str().unwrap(),
             format!("{}.lock", sso_cache::file_name("corp"))

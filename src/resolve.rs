@@ -685,3 +685,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod oidc_endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn the_authorize_page_lives_under_the_oidc_endpoint() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut fake = Clients::new(AwsEdge::only("http://127.0.0.1:9"));
+        assert_eq!(
+            rt.block_on(fake.oidc_endpoint("eu-west-1")),
+            "http://127.0.0.1:9"
+        );
+        let aws = AwsEdge {
+            endpoint_url: None,
+            sso_endpoint_url: None,
+            oidc_endpoint_url: None,
+            sts_endpoint_url: None,
+            ..AwsEdge::only("unused")
+        };
+        let mut real = Clients::new(aws);
+        assert_eq!(
+            rt.block_on(real.oidc_endpoint("eu-west-1")),
+            "https://oidc.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            rt.block_on(real.oidc_endpoint("cn-north-1")),
+            "https://oidc.cn-north-1.amazonaws.com.cn"
+        );
+    }
+}

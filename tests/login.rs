@@ -269,7 +269,7 @@ fn a_wrong_state_is_refused_and_no_token_is_asked_for() {
 #[test]
 fn device_flow_polls_through_pending_and_slow_down_at_the_interval() {
     let fake = FakeAws::new();
-    let (mut env, _browser) = setup(&fake, 0);
+    let (mut env, browser) = setup(&fake, 0);
     // No display: the device flow is the default.
     env.env_remove("DISPLAY");
     fake.set_device_interval(1);
@@ -295,6 +295,12 @@ fn device_flow_polls_through_pending_and_slow_down_at_the_interval() {
     // Three polls (pending, slow down, approved), none sooner than the interval in force by
     // the fake's clock: 1 s, then 1 s, then 6 s after the SlowDown.
     assert_eq!(fake.device_polls(), (3, 0));
+    // No browser here: the page was shown for another device, not opened.
+    assert!(
+        !browser.log.exists(),
+        "a browser was started: {}",
+        browser.log()
+    );
     let polls = fake.requests_for("CreateToken");
     assert!(
         polls

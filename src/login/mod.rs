@@ -487,6 +487,13 @@ pub async fn login(
     let grant = choose_grant(target, opts);
     let (mut reg, mut registered) =
         registration_for(&client, cache_dir, target, grant, now(), false).await?;
+    // The device flow opens the page only where a browser can open (with `--device-code` on a
+    // desktop); over SSH or on a console it is only shown, for another device.
+    let device_opener = if opts.browser_here {
+        &opts.opener
+    } else {
+        &Opener::PrintOnly
+    };
     let answer = match grant {
         Grant::AuthorizationCode => {
             let endpoint = clients.oidc_endpoint(&target.region).await;
@@ -502,7 +509,7 @@ pub async fn login(
             .await?
         }
         Grant::DeviceCode => {
-            match device::run(&client, &reg, &target.start_url, &label, &opts.opener, say).await {
+            match device::run(&client, &reg, &target.start_url, &label, device_opener, say).await {
                 // A cached registration SSO-OIDC no longer knows (deleted, or the instance
                 // changed): register again, once, before anything was shown to the user.
                 Err(e) if !registered && e.is_refused_client() => {
@@ -511,7 +518,8 @@ pub async fn login(
                     );
                     (reg, registered) =
                         registration_for(&client, cache_dir, target, grant, now(), true).await?;
-                    device::run(&client, &reg, &target.start_url, &label, &opts.opener, say).await?
+                    device::run(&client, &reg, &target.start_url, &label, device_opener, say)
+                        .await?
                 }
                 other => other?,
             }

@@ -28,12 +28,13 @@
 //! [`plan`] (`ini_edit::source_credentials` gives that map): otherwise they are static keys, as
 //! botocore sees them.
 //!
-//! The STS calls that carry a plan out live in `sts`.
+//! The planner makes no call and knows no AWS edge: the STS calls that carry a plan out live in
+//! `sts`, and the base credentials that need none (static keys, the environment's) are read by
+//! `resolve` (`Base::local_credentials`).
 
 use std::collections::BTreeMap;
 
 use crate::aws_profile::{AwsConfig, Profile, ProfileError, SsoProfile};
-use crate::resolve::{AwsEdge, ResolveError};
 use crate::secret::{Credentials, SecretString};
 
 /// How a profile gets its credentials.
@@ -59,7 +60,7 @@ pub enum Base {
     },
     /// `credential_source = Environment`: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
     /// `AWS_SESSION_TOKEN` of credsync's own environment, as the AWS edge holds them
-    /// ([`environment_credentials_from`]).
+    /// (`resolve::environment_credentials_from`).
     Environment,
 }
 
@@ -116,18 +117,6 @@ impl Plan {
             .rev()
             .find_map(|h| h.region.as_deref())
             .unwrap_or("us-east-1")
-    }
-}
-
-impl Base {
-    /// The base credentials that need no network call: the static keys, or the environment's
-    /// (as `edge` holds it). `None` for SSO, which the caller resolves through the SSO portal.
-    pub fn local_credentials(&self, edge: &AwsEdge) -> Option<Result<Credentials, ResolveError>> {
-        match self {
-            Base::Sso(_) => None,
-            Base::Static { credentials, .. } => Some(Ok(credentials.clone())),
-            Base::Environment => Some(environment_credentials_from(|k| edge.credential_var(k))),
-        }
     }
 }
 
@@ -516,38 +505,6 @@ fn has_static(keys: &BTreeMap<String, String>) -> bool {
     keys.contains_key(KEY_ID) || keys.contains_key(SECRET)
 }
 
-/// Credentials from credsync's environment, for `credential_source = Environment`, reading
-/// variables through `var` (botocore's names:
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_SECURITY_TOKEN`,
-/// `AWS_CREDENTIAL_EXPIRATION`).
-pub fn environment_credentials_from(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<Credentials, ResolveError> {
-    let get = |k: &str| var(k).filter(|v| !v.is_empty());
-    let missing = |k: &str| {
-        ResolveError::Config(format!(
-            "credential_source = Environment, but {k} is not set in credsync's environment: set it where credsync starts (the service unit or launchd plist)"
-        ))
-    };
-    let key_id = get("AWS_ACCESS_KEY_ID").ok_or_else(|| missing("AWS_ACCESS_KEY_ID"))?;
-    let secret = get("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?;
-    let token = get("AWS_SESSION_TOKEN").or_else(|| get("AWS_SECURITY_TOKEN"));
-    let expiration = match get("AWS_CREDENTIAL_EXPIRATION") {
-        None => None,
-        Some(s) => Some(crate::timefmt::parse(&s).ok_or_else(|| {
-            ResolveError::Config(format!(
-                "AWS_CREDENTIAL_EXPIRATION = {s:?} is not an RFC 3339 timestamp"
-            ))
-        })?),
-    };
-    Ok(Credentials {
-        access_key_id: key_id.into(),
-        secret_access_key: secret.into(),
-        session_token: token.map(SecretString::from),
-        expiration,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,32 +622,6 @@ mod tests {
         assert_eq!(p.hops.len(), 1);
         assert_eq!(p.hops[0].role_session_name, "credsync-r");
         assert_eq!(p.sts_region(), "us-east-1");
-
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let c = environment_credentials_from(vars(&[
-            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
-            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
-            ("AWS_SECURITY_TOKEN", "legacytok"),
-            ("AWS_CREDENTIAL_EXPIRATION", "2030-01-01T00:00:00Z"),
-        ]))
-        .unwrap();
-        assert_eq!(c.access_key_id.expose_secret(), "AKIAENV");
-        assert_eq!(c.session_token.unwrap().expose_secret(), "legacytok");
-        assert_eq!(c.expiration, crate::timefmt::parse("2030-01-01T00:00:00Z"));
-        let e =
-            environment_credentials_from(vars(&[("AWS_ACCESS_KEY_ID", "AKIAENV")])).unwrap_err();
-        assert!(
-            e.to_string().contains("AWS_SECRET_ACCESS_KEY is not set"),
-            "{e}"
-        );
-        assert!(!e.to_string().contains("AKIAENV"), "{e}");
     }
 
     #[test]

@@ -16,18 +16,19 @@
 //! Lines are split and classified by the `ini` lexer, exactly as botocore's `RawConfigParser`
 //! reads them (the same lexer [`crate::aws_profile`] parses with). A section starts at a header
 //! line that does not start with whitespace and whose trimmed text is `[`, a name, `]` (up to
-//! the last `]`, like `RawConfigParser`); the name is trimmed, so `[ dev ]` is `dev` (the Rust SDK trims, botocore does not; treating them as the
-//! same name is the safe side for conflicts). An *indented* line that looks like `[dev]` does not
-//! start a section here, but it still counts as "someone else's `dev`" for conflicts, because
-//! botocore reads it as a header in some positions.
+//! the last `]`, like `RawConfigParser`); the name is trimmed, so `[ dev ]` is `dev` (the Rust
+//! SDK trims, botocore does not; treating them as the same name is the safe side for conflicts).
+//! An *indented* line that looks like `[dev]` does not start a section here, but it still counts
+//! as "someone else's `dev`" for conflicts, because botocore reads it as a header in some
+//! positions.
 //!
 //! # What [`apply`] does, per name
 //!
 //! - Managed section exists: rewrite the marker and the key lines in place (the key block goes
 //!   where the first key line was, or after the section's last non-blank line if the user
-//!   deleted all of them or indented the first one). Later managed duplicates of the same name are deleted: marker, header
-//!   and all their key lines; their comments and blank lines stay (botocore refuses a file with
-//!   a duplicate section, and credsync only ever writes one).
+//!   deleted all of them or indented the first one). Later managed duplicates of the same name
+//!   are deleted: marker, header and all their key lines; their comments and blank lines stay
+//!   (botocore refuses a file with a duplicate section, and credsync only ever writes one).
 //! - A section with that name exists without the marker (alone or next to a managed one): a
 //!   [`Conflict`]; nothing of that name is touched.
 //! - No such section: a new block is appended at the end, after a newline if the file lacks a
@@ -43,9 +44,9 @@
 //!
 //! New lines use the file's line ending: CRLF if the first line ending among the user's lines
 //! (every line credsync did not write) is `\r\n`, LF otherwise; in a file with only credsync's
-//! lines, the first line ending of the file decides. Written values have any line break characters dropped, so a value can
-//! never inject a line. The output is plain `key = value`, unindented, without inline comments,
-//! which both botocore and the Rust SDK read.
+//! lines, the first line ending of the file decides. Written values have any line break
+//! characters dropped, so a value can never inject a line. The output is plain `key = value`,
+//! unindented, without inline comments, which both botocore and the Rust SDK read.
 //!
 //! One reader difference credsync cannot fix without moving user lines: the Rust SDK reads an
 //! *indented* comment (`  # note`) as a continuation of the value above it, botocore as a

@@ -29,8 +29,8 @@
 //!   events for a file whose identity still matches the record are dropped; a later edit by the
 //!   user changes the identity and is reported. Identities are compared when a batch is
 //!   reported, which can be as soon as the task runs next, so the note must be made before the
-//!   writer yields to the runtime (the daemon writes and notes with no `.await` between). credsync's temp files
-//!   (`.NAME.credsync-<pid>-<random>.tmp`) never count.
+//!   writer yields to the runtime (the daemon writes and notes with no `.await` between).
+//!   credsync's temp files (`.NAME.credsync-<pid>-<random>.tmp`) never count.
 //!
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
 //! cannot be read, the inotify limit) are logged and retried at the next batch.

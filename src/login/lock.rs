@@ -141,7 +141,10 @@ mod tests {
                 None => break None,
             }
         };
-        assert!(again.is_some(), "the lock is still held after it was dropped");
+        assert!(
+            again.is_some(),
+            "the lock is still held after it was dropped"
+        );
         assert_eq!(
             path(&cache, "corp").file_name().unwrap().to_str().unwrap(),
             format!("{}.lock", sso_cache::file_name("corp"))

@@ -129,16 +129,29 @@ impl Listener {
     }
 
     /// Waits for the callback of the sign-in that sent `expected_state` and returns its code.
-    /// (The caller bounds the whole wait.)
+    /// Each connection is served on its own task, so one a browser opens ahead and leaves idle
+    /// (a preconnect) cannot hold up the callback. (The caller bounds the whole wait.)
     pub async fn wait(self, expected_state: &str) -> Result<SecretString, CallbackError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Answer>(8);
+        let state: std::sync::Arc<str> = std::sync::Arc::from(expected_state);
         loop {
-            let (stream, _) = self.listener.accept().await?;
-            match answer_one(stream, expected_state).await {
-                Ok(Answer::NotCallback) | Err(_) => continue,
-                Ok(Answer::Code(code)) => return Ok(code.into()),
-                Ok(Answer::Denied(e)) => return Err(CallbackError::Denied(e)),
-                Ok(Answer::StateMismatch) => return Err(CallbackError::StateMismatch),
-                Ok(Answer::Malformed) => return Err(CallbackError::Malformed),
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, _) = accepted?;
+                    let (tx, state) = (tx.clone(), state.clone());
+                    tokio::spawn(async move {
+                        if let Ok(answer) = answer_one(stream, &state).await {
+                            let _ = tx.send(answer).await;
+                        }
+                    });
+                }
+                Some(answer) = rx.recv() => match answer {
+                    Answer::NotCallback => continue,
+                    Answer::Code(code) => return Ok(code.into()),
+                    Answer::Denied(e) => return Err(CallbackError::Denied(e)),
+                    Answer::StateMismatch => return Err(CallbackError::StateMismatch),
+                    Answer::Malformed => return Err(CallbackError::Malformed),
+                },
             }
         }
     }
@@ -246,6 +259,36 @@ mod tests {
             read_target("/oauth/callbackx?code=c&state=s-1", "s-1"),
             Answer::NotCallback
         );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_hold_up_the_callback() {
+        let l = Listener::bind().await.unwrap();
+        let uri = l.redirect_uri();
+        let port: u16 = uri["http://127.0.0.1:".len()..uri.len() - CALLBACK_PATH.len()]
+            .parse()
+            .unwrap();
+        // A preconnect that sends nothing, kept open until the callback is through.
+        let idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let client = async move {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(b"GET /oauth/callback?code=fake-c&state=st HTTP/1.1\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        // Far below the 10 s an idle connection may take: a bound against a hang, not a timing.
+        let (code, answer) = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(l.wait("st"), client)
+        })
+        .await
+        .expect("the callback waited on the idle connection");
+        use crate::secret::ExposeSecret;
+        assert_eq!(code.unwrap().expose_secret(), "fake-c");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        drop(idle);
     }
 
     #[tokio::test]

@@ -773,7 +773,61 @@ impl From<ConfigError> for Failure {
 }
 
 fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Failure> {
-    let aws_raw = raw.aws.unwrap_or_default();
+    let aws = aws_files(raw.aws.unwrap_or_default(), env)?;
+    let profiles = if raw.profiles.is_empty() {
+        vec![default_profile(env)?.0]
+    } else {
+        profiles(&raw.profiles)?
+    };
+
+    let write_raw = raw.write.unwrap_or_default();
+    let write = WriteConfig {
+        mode: write_raw.mode.unwrap_or(WriteMode::Atomic),
+        file_mode: match &write_raw.file_mode {
+            Some(m) => file_mode(m)?,
+            None => DEFAULT_FILE_MODE,
+        },
+    };
+
+    let refresh = refresh(raw.refresh.unwrap_or_default())?;
+
+    let container = raw.container.map(|c| container(c, env)).transpose()?;
+
+    let control_raw = raw.control.unwrap_or_default();
+    let control = ControlConfig {
+        socket: path_or(control_raw.socket.as_ref(), "control", "socket", env)?
+            .unwrap_or_else(|| default_socket(env)),
+    };
+
+    let notify_raw = raw.notify.unwrap_or_default();
+    let notify = NotifyConfig {
+        enabled: notify_raw.enabled.unwrap_or(true),
+        before: match &notify_raw.before {
+            Some(d) => duration(d, "notify", "before")?,
+            None => DEFAULT_NOTIFY_BEFORE,
+        },
+        command: notify_raw
+            .command
+            .as_ref()
+            .map(notify_command)
+            .transpose()?,
+    };
+
+    Ok(Config {
+        aws,
+        profiles,
+        write,
+        refresh,
+        container,
+        control,
+        notify,
+        origin: Origin::File(path.to_owned()),
+    })
+}
+
+/// `[aws]`: each file from the file, else from the environment (`AWS_CONFIG_FILE`, ...), else
+/// the default; the config and credentials files must differ.
+fn aws_files(aws_raw: RawAws, env: &Env) -> Result<AwsFiles, Failure> {
     // The environment is read only for what the file leaves unset.
     let aws = AwsFiles {
         config_file: match path_or(aws_raw.config_file.as_ref(), "aws", "config_file", env)? {
@@ -815,24 +869,12 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
             .into());
         }
     }
+    Ok(aws)
+}
 
-    let profiles = if raw.profiles.is_empty() {
-        vec![default_profile(env)?.0]
-    } else {
-        profiles(&raw.profiles)?
-    };
-
-    let write_raw = raw.write.unwrap_or_default();
-    let write = WriteConfig {
-        mode: write_raw.mode.unwrap_or(WriteMode::Atomic),
-        file_mode: match &write_raw.file_mode {
-            Some(m) => file_mode(m)?,
-            None => DEFAULT_FILE_MODE,
-        },
-    };
-
-    let refresh_raw = raw.refresh.unwrap_or_default();
-    let refresh = RefreshConfig {
+/// `[refresh]`, with the defaults for what it leaves unset.
+fn refresh(refresh_raw: RawRefresh) -> Result<RefreshConfig, Failure> {
+    Ok(RefreshConfig {
         min_remaining: match &refresh_raw.min_remaining {
             Some(d) => duration(d, "refresh", "min_remaining")?,
             None => DEFAULT_MIN_REMAINING,
@@ -845,55 +887,22 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
             Some(n) => max_concurrency(n)?,
             None => DEFAULT_MAX_CONCURRENCY,
         },
-    };
+    })
+}
 
-    let container = match raw.container {
-        None => None,
-        Some(c) => {
-            let default = default_container(env);
-            Some(ContainerConfig {
-                dir: path_or(c.dir.as_ref(), "container", "dir", env)?.unwrap_or(default.dir),
-                path_in_container: match &c.path_in_container {
-                    Some(p) => path_in_container(p)?,
-                    None => default.path_in_container,
-                },
-                uid: c.uid,
-                share_credentials_file: c.share_credentials_file.unwrap_or(false),
-                engine: c.engine.as_ref().map(container_engine).transpose()?,
-                home: default.home,
-            })
-        }
-    };
-
-    let control_raw = raw.control.unwrap_or_default();
-    let control = ControlConfig {
-        socket: path_or(control_raw.socket.as_ref(), "control", "socket", env)?
-            .unwrap_or_else(|| default_socket(env)),
-    };
-
-    let notify_raw = raw.notify.unwrap_or_default();
-    let notify = NotifyConfig {
-        enabled: notify_raw.enabled.unwrap_or(true),
-        before: match &notify_raw.before {
-            Some(d) => duration(d, "notify", "before")?,
-            None => DEFAULT_NOTIFY_BEFORE,
+/// `[container]`, with the defaults for what it leaves unset.
+fn container(c: RawContainer, env: &Env) -> Result<ContainerConfig, Failure> {
+    let default = default_container(env);
+    Ok(ContainerConfig {
+        dir: path_or(c.dir.as_ref(), "container", "dir", env)?.unwrap_or(default.dir),
+        path_in_container: match &c.path_in_container {
+            Some(p) => path_in_container(p)?,
+            None => default.path_in_container,
         },
-        command: notify_raw
-            .command
-            .as_ref()
-            .map(notify_command)
-            .transpose()?,
-    };
-
-    Ok(Config {
-        aws,
-        profiles,
-        write,
-        refresh,
-        container,
-        control,
-        notify,
-        origin: Origin::File(path.to_owned()),
+        uid: c.uid,
+        share_credentials_file: c.share_credentials_file.unwrap_or(false),
+        engine: c.engine.as_ref().map(container_engine).transpose()?,
+        home: default.home,
     })
 }
 

@@ -113,7 +113,7 @@ impl Notices {
     fn new(engine: &Engine) -> Notices {
         Notices {
             notifier: Notifier::new(),
-            sender: Sender::new(engine.config().notify.clone()),
+            sender: Sender::new(engine.config().notify.clone(), engine.env().clone()),
         }
     }
 

@@ -17,7 +17,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::NotifyConfig;
+use crate::config::{Env, NotifyConfig};
 use crate::state::{NotRefreshable, SessionStatus};
 use crate::timefmt::{humane, rfc3339};
 
@@ -199,14 +199,17 @@ const PROGRAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Hands notices to a notifier (see the module header for which).
 pub struct Sender {
     cfg: NotifyConfig,
+    /// The process environment as read where the program started (where the session bus is).
+    env: Env,
     /// Whether "no notifier" was logged already (it is said once).
     said_unavailable: bool,
 }
 
 impl Sender {
-    pub fn new(cfg: NotifyConfig) -> Sender {
+    pub fn new(cfg: NotifyConfig, env: Env) -> Sender {
         Sender {
             cfg,
+            env,
             said_unavailable: false,
         }
     }
@@ -240,7 +243,7 @@ impl Sender {
             self.unavailable("no desktop notifier on this platform");
             return;
         }
-        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus() {
+        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus(&self.env) {
             self.unavailable(
                 "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and there is no \
                  $XDG_RUNTIME_DIR/bus",
@@ -357,8 +360,7 @@ fn escape_markup(s: &str) -> String {
 }
 
 /// Whether a D-Bus session bus can be reached the way sd-bus and libdbus look for it.
-fn session_bus() -> bool {
-    let env = crate::config::Env::from_process();
+fn session_bus(env: &Env) -> bool {
     env.get("DBUS_SESSION_BUS_ADDRESS").is_some()
         || env
             .get("XDG_RUNTIME_DIR")

@@ -45,7 +45,7 @@ struct Server {
 
 impl Server {
     fn start(path: &Path, options: ServeOptions) -> Server {
-        let listener = control::bind(path).expect("bind");
+        let listener = control::bind(path, None).expect("bind");
         Server::serve(listener, path, options)
     }
 
@@ -360,7 +360,7 @@ fn a_second_daemon_is_told_the_running_pid() {
     let path = dir.path().join("credsync.sock");
     let _server = Server::start(&path, fast());
 
-    match control::bind(&path) {
+    match control::bind(&path, None) {
         Err(
             e @ BindError::AlreadyRunning {
                 pid: Some(4242), ..
@@ -400,7 +400,7 @@ fn a_file_that_is_not_a_socket_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("credsync.sock");
     std::fs::write(&path, b"precious").unwrap();
-    match control::bind(&path) {
+    match control::bind(&path, None) {
         Err(e @ BindError::NotASocket { .. }) => {
             assert!(e.to_string().contains("not a socket"), "{e}");
         }

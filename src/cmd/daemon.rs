@@ -34,7 +34,8 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
-    let listener = match control::bind(&cfg.control.socket) {
+    let home = seams.env.get("HOME").map(Path::new);
+    let listener = match control::bind(&cfg.control.socket, home) {
         Ok(l) => l,
         Err(e @ BindError::AlreadyRunning { .. }) => {
             eprintln!("credsync: {e}");

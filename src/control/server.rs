@@ -110,13 +110,14 @@ impl Drop for Listener {
 }
 
 /// Binds the control socket at `path`: creates its directory (0700; an existing directory of
-/// ours is tightened to 0700, except the home directory), binds, and makes the socket 0600.
+/// ours is tightened to 0700, except the home directory `home`), binds, and makes the socket
+/// 0600.
 ///
 /// An existing socket that a daemon answers on is [`BindError::AlreadyRunning`]; one nobody
 /// answers on is stale (a crash) and is replaced; anything else at the path is left alone.
-pub fn bind(path: &Path) -> Result<Listener, BindError> {
+pub fn bind(path: &Path, home: Option<&Path>) -> Result<Listener, BindError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        prepare_dir(dir)?;
+        prepare_dir(dir, home)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -174,7 +175,7 @@ pub fn bind(path: &Path) -> Result<Listener, BindError> {
     })
 }
 
-fn prepare_dir(dir: &Path) -> Result<(), BindError> {
+fn prepare_dir(dir: &Path, home: Option<&Path>) -> Result<(), BindError> {
     let err = |source| BindError::CreateDir {
         path: dir.to_owned(),
         source,
@@ -187,7 +188,7 @@ fn prepare_dir(dir: &Path) -> Result<(), BindError> {
     let meta = std::fs::metadata(dir).map_err(err)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    let is_home = std::env::var_os("HOME").is_some_and(|h| Path::new(&h) == dir);
+    let is_home = home == Some(dir);
     if meta.uid() == euid && meta.mode() & 0o077 != 0 {
         if is_home {
             tracing::warn!(

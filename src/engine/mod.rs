@@ -114,6 +114,11 @@ impl Engine {
         &self.cfg
     }
 
+    /// The process environment, as read where the program started.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
     /// The managed profiles, in the configuration's order.
     pub fn profiles(&self) -> &[Profile] {
         self.machine.profiles()

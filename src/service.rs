@@ -589,7 +589,7 @@ pub enum FileOutcome {
 
 /// What install or uninstall did, in order, for the user to read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub struct InstallReport {
     pub path: PathBuf,
     pub file: FileOutcome,
     /// Each command run (or skipped) and its outcome.
@@ -599,7 +599,7 @@ pub struct Report {
     pub hint: Option<String>,
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for InstallReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.file {
             FileOutcome::Created => "written",
@@ -680,7 +680,7 @@ fn install_packaged(
     unit: &Path,
     start: bool,
     manager: Manager,
-) -> Result<Report, ServiceError> {
+) -> Result<InstallReport, ServiceError> {
     let default_config = target.config_home().join("credsync/config.toml");
     let refused = |why: String, fix: String| ServiceError::PackagedUnit {
         unit: unit.to_owned(),
@@ -706,7 +706,7 @@ fn install_packaged(
             ),
         ));
     }
-    let mut report = Report {
+    let mut report = InstallReport {
         path: unit.to_owned(),
         file: FileOutcome::Packaged,
         steps: Vec::new(),
@@ -755,7 +755,7 @@ pub fn install(
     target: &Target,
     start: bool,
     manager: Manager,
-) -> Result<Report, ServiceError> {
+) -> Result<InstallReport, ServiceError> {
     if target.platform == Platform::Linux {
         check_systemd_exe(&spec.exe)?;
     }
@@ -774,7 +774,7 @@ pub fn install(
             source,
         })?;
     }
-    let mut report = Report {
+    let mut report = InstallReport {
         path: path.clone(),
         file,
         steps: Vec::new(),
@@ -802,7 +802,7 @@ fn start_systemd(
     target: &Target,
     file: FileOutcome,
     manager: Manager,
-    report: &mut Report,
+    report: &mut InstallReport,
 ) -> Result<(), ServiceError> {
     if !systemctl(report, manager, &["daemon-reload"])? {
         return Ok(());
@@ -856,7 +856,7 @@ fn start_launchd(
     target: &Target,
     file: FileOutcome,
     manager: Manager,
-    report: &mut Report,
+    report: &mut InstallReport,
 ) -> Result<(), ServiceError> {
     let domain = format!("gui/{}", target.uid);
     let service = format!("{domain}/{LAUNCHD_LABEL}");
@@ -1002,9 +1002,9 @@ fn ready_line(s: &UnitState) -> String {
 /// Runs `systemctl --user VERB credsync.service`, which for `Type=notify` returns once the
 /// daemon is ready or the start failed, for at most [`START_TIMEOUT`] (the start job goes on
 /// after that; the unit's state then says how far it got). Returns the unit's state.
-fn start_and_wait(report: &mut Report, verb: &str) -> Result<UnitState, ServiceError> {
+fn start_and_wait(report: &mut InstallReport, verb: &str) -> Result<UnitState, ServiceError> {
     let shown = format!("systemctl --user {verb} {SYSTEMD_UNIT}");
-    let failed = |detail: String, report: &Report| ServiceError::Command {
+    let failed = |detail: String, report: &InstallReport| ServiceError::Command {
         command: shown.clone(),
         detail,
         done: format!("{report}").trim_end().to_owned(),
@@ -1059,7 +1059,7 @@ fn unit_state() -> Result<UnitState, String> {
 }
 
 /// The failure with the last lines of `systemctl --user status`.
-fn not_started(report: &Report, why: String) -> ServiceError {
+fn not_started(report: &InstallReport, why: String) -> ServiceError {
     let status = Command::new("systemctl")
         .args(["--user", "status", "--no-pager", "--lines=10", SYSTEMD_UNIT])
         .stdin(Stdio::null())
@@ -1079,10 +1079,10 @@ fn not_started(report: &Report, why: String) -> ServiceError {
 }
 
 /// Stops and disables the service, then removes its file.
-pub fn uninstall(target: &Target, manager: Manager) -> Result<Report, ServiceError> {
+pub fn uninstall(target: &Target, manager: Manager) -> Result<InstallReport, ServiceError> {
     let path = target.service_file();
     let exists = std::fs::symlink_metadata(&path).is_ok();
-    let mut report = Report {
+    let mut report = InstallReport {
         path: path.clone(),
         file: if exists {
             FileOutcome::Removed
@@ -1147,7 +1147,11 @@ fn start_hint(target: &Target) -> String {
 
 /// Runs `systemctl --user ARGS`. `Ok(false)` when systemctl itself is unusable (not installed,
 /// no user bus): the report then says so and what to run instead.
-fn systemctl(report: &mut Report, manager: Manager, args: &[&str]) -> Result<bool, ServiceError> {
+fn systemctl(
+    report: &mut InstallReport,
+    manager: Manager,
+    args: &[&str],
+) -> Result<bool, ServiceError> {
     let mut argv = vec!["systemctl", "--user"];
     argv.extend_from_slice(args);
     let shown = argv.join(" ");
@@ -1199,7 +1203,7 @@ fn start_hint_linux() -> String {
 
 /// Runs one service-manager command; `tolerate` failures that only mean "nothing to do".
 fn step(
-    report: &mut Report,
+    report: &mut InstallReport,
     manager: Manager,
     argv: &[&str],
     tolerate: bool,

@@ -226,21 +226,9 @@ pub fn fread_xattr(file: &std::fs::File, name: &str) -> io::Result<Option<Vec<u8
 pub fn fwrite_xattr(file: &std::fs::File, name: &str, value: &[u8]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let n = c_name(name)?;
+    let (v, len) = (value.as_ptr().cast(), value.len());
     // SAFETY: the fd is open, `n` NUL-terminated, `value` valid for its length.
-    let rc = unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    zero_or_errno(unsafe { libc::fsetxattr(file.as_raw_fd(), n.as_ptr(), v, len, 0) })
 }
 
 /// Calls `get` (a `getxattr`) with a buffer that grows on `ERANGE` up to the kernel's limit on
@@ -259,6 +247,16 @@ fn read_growing(mut get: impl FnMut(&mut [u8]) -> isize) -> io::Result<Option<Ve
             Some(libc::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
             _ => return Err(e),
         }
+    }
+}
+
+/// `Ok` for a system call's 0, else the error in `errno`.
+#[cfg(target_os = "linux")]
+fn zero_or_errno(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -286,21 +284,9 @@ pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
 pub fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = c_path(path)?;
     let n = c_name(name)?;
+    let (v, len) = (value.as_ptr().cast(), value.len());
     // SAFETY: both strings are NUL-terminated; `value` is valid for `value.len()` bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    zero_or_errno(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v, len, 0) })
 }
 
 /// Other systems (macOS: Docker Desktop shares files through a VM, uid mapping differs) have no

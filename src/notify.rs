@@ -243,7 +243,8 @@ impl Sender {
             self.unavailable("no desktop notifier on this platform");
             return;
         }
-        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus(&self.env) {
+        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus(&self.env)
+        {
             self.unavailable(
                 "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and there is no \
                  $XDG_RUNTIME_DIR/bus",

@@ -179,20 +179,6 @@ pub fn check(cfg: &Config, config_path: &Path, p: &Project<'_>, fs: &dyn HostFs)
 fn report(ctx: &Ctx<'_>, facts: &[Facts<'_>]) -> Vec<Check> {
     let mut per_service: Vec<(Check, Vec<String>)> = Vec::new();
     for f in facts {
-        let sso = matches!(
-            f.route,
-            Route::Read {
-                resolves: Resolves::Sso { .. },
-                ..
-            }
-        );
-        for ((m, h), kind) in f.mounts.iter().zip(&f.kinds) {
-            merge(
-                &mut per_service,
-                ctx.mount_check(m, h, *kind, sso),
-                f.service,
-            );
-        }
         for row in ROWS {
             for c in row(ctx, f) {
                 merge(&mut per_service, c, f.service);
@@ -224,6 +210,7 @@ type Row = fn(&Ctx<'_>, &Facts<'_>) -> Vec<Check>;
 /// The checks of each container, in the order they are reported: which row of docs/astro.md's
 /// table ("Which setup are you on?") the container is on, and what stands in its way.
 const ROWS: &[Row] = &[
+    mounts,
     view_reached,
     config_var_empty,
     file_vars_outside_mounts,
@@ -407,6 +394,23 @@ fn access_steps(fs: &dyn HostFs, file: &Path, root: &Path) -> Vec<(PathBuf, u16,
 
 // ---------------------------------------------------------------------------------------------
 // The rows.
+
+/// Each mount of `~/.aws` or of a file credsync writes: what it is on the host, read-only or not.
+fn mounts(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {
+    // A container that resolves through SSO writes the token cache: read-write is its need.
+    let sso = matches!(
+        f.route,
+        Route::Read {
+            resolves: Resolves::Sso { .. },
+            ..
+        }
+    );
+    f.mounts
+        .iter()
+        .zip(&f.kinds)
+        .map(|((m, h), kind)| ctx.mount_check(m, h, *kind, sso))
+        .collect()
+}
 
 /// The view: reached by a mount, at the path its config names.
 fn view_reached(ctx: &Ctx<'_>, f: &Facts<'_>) -> Vec<Check> {

@@ -429,7 +429,7 @@ pub fn view_dirs(cfg: &ContainerConfig) -> Vec<PathBuf> {
 
 /// One ACL grant credsync keeps in place: `uid` gets `access` on `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub struct AclGrant {
     pub path: PathBuf,
     pub uid: u32,
     pub access: Access,
@@ -443,20 +443,20 @@ pub fn wanted_grants(
     container: Option<&ContainerConfig>,
     host_uid: Option<u32>,
     credentials_file: &Path,
-) -> Vec<Grant> {
+) -> Vec<AclGrant> {
     let (Some(c), Some(uid)) = (container, host_uid) else {
         return Vec::new();
     };
-    let mut out: Vec<Grant> = view_dirs(c)
+    let mut out: Vec<AclGrant> = view_dirs(c)
         .into_iter()
-        .map(|path| Grant {
+        .map(|path| AclGrant {
             path,
             uid,
             access: Access::Search,
         })
         .collect();
     for path in view_files(&c.dir) {
-        out.push(Grant {
+        out.push(AclGrant {
             path,
             uid,
             access: Access::Read,
@@ -466,13 +466,13 @@ pub fn wanted_grants(
         && let Ok(file) = fs::canonicalize(credentials_file)
     {
         if let Some(dir) = file.parent() {
-            out.push(Grant {
+            out.push(AclGrant {
                 path: dir.to_path_buf(),
                 uid,
                 access: Access::Search,
             });
         }
-        out.push(Grant {
+        out.push(AclGrant {
             path: file,
             uid,
             access: Access::Read,
@@ -525,7 +525,7 @@ pub fn grant_candidates(
 /// has nothing to revoke.
 pub fn revoke_unwanted(
     candidates: &[PathBuf],
-    wanted: &[Grant],
+    wanted: &[AclGrant],
 ) -> Result<Vec<PathBuf>, ViewError> {
     let mut changed = Vec::new();
     let mut seen: Vec<&Path> = Vec::new();
@@ -555,7 +555,7 @@ pub fn revoke_unwanted(
 }
 
 /// Applies `wanted` (see [`grant`]). Missing files are skipped (a target without a file yet).
-pub fn apply_grants(wanted: &[Grant]) -> Result<(), ViewError> {
+pub fn apply_grants(wanted: &[AclGrant]) -> Result<(), ViewError> {
     for g in wanted {
         if fs::symlink_metadata(&g.path).is_err() {
             continue;

@@ -1,6 +1,6 @@
 //! POSIX access ACLs as Linux stores them in the `system.posix_acl_access` extended attribute:
-//! the binary format ([`encode`], [`decode`]), the arithmetic `setfacl` does ([`with_user`],
-//! [`true_mode`]), reading and writing it and other extended attributes, and what another uid
+//! the binary format ([`encode`], [`decode`]), the arithmetic `setfacl` does ([`with_user`]),
+//! reading and writing it and other extended attributes, and what another uid
 //! (the container's user) is granted by a file's owner, mode and ACL ([`granted`]).
 //!
 //! The container view (`crate::view`) writes ACLs through this module; `doctor` reads them.
@@ -13,10 +13,10 @@ use std::path::Path;
 
 /// Permission bits as in `rwx`: read 4, write 2, execute (search, for a directory) 1.
 pub const READ: u16 = 4;
-pub const SEARCH: u16 = 1;
+pub(crate) const SEARCH: u16 = 1;
 
 /// The extended attribute that holds the access ACL.
-pub const ACL_XATTR: &str = "system.posix_acl_access";
+pub(crate) const ACL_XATTR: &str = "system.posix_acl_access";
 const ACL_VERSION: u32 = 2;
 
 /// The extended attribute that lists the ACL entries credsync added to a file (`crate::view`
@@ -24,14 +24,14 @@ const ACL_VERSION: u32 = 2;
 pub const RECORD_XATTR: &str = "user.credsync.acl";
 
 /// Entry tags (`linux/posix_acl.h`).
-pub const TAG_USER_OBJ: u16 = 0x01;
+pub(crate) const TAG_USER_OBJ: u16 = 0x01;
 pub const TAG_USER: u16 = 0x02;
-pub const TAG_GROUP_OBJ: u16 = 0x04;
-pub const TAG_GROUP: u16 = 0x08;
-pub const TAG_MASK: u16 = 0x10;
-pub const TAG_OTHER: u16 = 0x20;
+pub(crate) const TAG_GROUP_OBJ: u16 = 0x04;
+pub(crate) const TAG_GROUP: u16 = 0x08;
+pub(crate) const TAG_MASK: u16 = 0x10;
+pub(crate) const TAG_OTHER: u16 = 0x20;
 /// The id of the entries that name no user or group.
-pub const UNDEFINED_ID: u32 = u32::MAX;
+pub(crate) const UNDEFINED_ID: u32 = u32::MAX;
 
 /// One ACL entry: tag, permission bits (`rwx` = 4/2/1), and the uid or gid of named entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
 }
 
 /// Parses an xattr value; `None` for a wrong version or length.
-pub fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
     let (head, rest) = bytes.split_first_chunk::<4>()?;
     if u32::from_le_bytes(*head) != ACL_VERSION || rest.len() % 8 != 0 {
         return None;
@@ -115,8 +115,10 @@ pub fn with_user(acl: &[Entry], uid: u32, perm: u16) -> Option<Vec<Entry>> {
 }
 
 /// The permission bits an ACL stands for when its named entries are dropped: owner, *owning
-/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode).
-pub fn true_mode(acl: &[Entry]) -> Option<u32> {
+/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode). Tests
+/// use it to check what an ACL edit did to the mode.
+#[cfg(test)]
+pub(crate) fn true_mode(acl: &[Entry]) -> Option<u32> {
     acl.iter().find(|e| e.tag == TAG_MASK)?;
     let perm = |tag| {
         acl.iter()
@@ -129,10 +131,10 @@ pub fn true_mode(acl: &[Entry]) -> Option<u32> {
 /// What is known about one path's permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Perms {
-    pub owner: u32,
-    pub mode: u32,
+    pub(crate) owner: u32,
+    pub(crate) mode: u32,
     /// The access ACL's entries, when the file has one.
-    pub acl: Option<Vec<Entry>>,
+    pub(crate) acl: Option<Vec<Entry>>,
 }
 
 /// The permission bits (`rwx` as 4/2/1) that `uid` gets on a file with `perms`. The uid's
@@ -140,7 +142,7 @@ pub struct Perms {
 /// group entries are not counted: a uid is granted access by being the owner, by a named-user
 /// entry (limited by the mask), or by the "other" bits. uid 0 is not special here: it is the
 /// container's root.
-pub fn granted(perms: &Perms, uid: u32) -> u16 {
+pub(crate) fn granted(perms: &Perms, uid: u32) -> u16 {
     let bits = |shift: u32| ((perms.mode >> shift) & 7) as u16;
     if perms.owner == uid {
         return bits(6);
@@ -170,7 +172,7 @@ pub fn perms(path: &Path) -> Option<Perms> {
 }
 
 /// Whether `e` says the file system has no ACLs or extended attributes.
-pub fn is_unsupported(e: &io::Error) -> bool {
+pub(crate) fn is_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(c) if c == libc::EOPNOTSUPP || c == libc::ENOTSUP)
 }
 
@@ -196,7 +198,7 @@ pub fn write(path: &Path, entries: &[Entry]) -> io::Result<()> {
 
 /// An extended attribute's value; `None` when the file has none of that name.
 #[cfg(target_os = "linux")]
-pub fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let p = c_path(path)?;
     let n = c_name(name)?;
     // SAFETY: both strings are NUL-terminated; `buf` is valid for `buf.len()` bytes.
@@ -207,7 +209,7 @@ pub fn read_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
 
 /// [`read_xattr`] of an open file.
 #[cfg(target_os = "linux")]
-pub fn fread_xattr(file: &std::fs::File, name: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn fread_xattr(file: &std::fs::File, name: &str) -> io::Result<Option<Vec<u8>>> {
     use std::os::fd::AsRawFd;
     let n = c_name(name)?;
     // SAFETY: the fd is open, `n` NUL-terminated, `buf` valid for `buf.len()` bytes.
@@ -223,7 +225,7 @@ pub fn fread_xattr(file: &std::fs::File, name: &str) -> io::Result<Option<Vec<u8
 
 /// [`write_xattr`] on an open file.
 #[cfg(target_os = "linux")]
-pub fn fwrite_xattr(file: &std::fs::File, name: &str, value: &[u8]) -> io::Result<()> {
+pub(crate) fn fwrite_xattr(file: &std::fs::File, name: &str, value: &[u8]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let n = c_name(name)?;
     let (v, len) = (value.as_ptr().cast(), value.len());
@@ -265,7 +267,7 @@ fn c_name(name: &str) -> io::Result<CString> {
 }
 
 #[cfg(target_os = "linux")]
-pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
+pub(crate) fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
     let p = c_path(path)?;
     let n = c_name(name)?;
     // SAFETY: both strings are NUL-terminated.
@@ -281,7 +283,7 @@ pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-pub fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+pub(crate) fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = c_path(path)?;
     let n = c_name(name)?;
     let (v, len) = (value.as_ptr().cast(), value.len());
@@ -292,27 +294,27 @@ pub fn write_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 /// Other systems (macOS: Docker Desktop shares files through a VM, uid mapping differs) have no
 /// `system.posix_acl_access`: treated as "no ACL support".
 #[cfg(not(target_os = "linux"))]
-pub fn read_xattr(_path: &Path, _name: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_xattr(_path: &Path, _name: &str) -> io::Result<Option<Vec<u8>>> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn fread_xattr(_file: &std::fs::File, _name: &str) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn fread_xattr(_file: &std::fs::File, _name: &str) -> io::Result<Option<Vec<u8>>> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn fwrite_xattr(_file: &std::fs::File, _name: &str, _value: &[u8]) -> io::Result<()> {
+pub(crate) fn fwrite_xattr(_file: &std::fs::File, _name: &str, _value: &[u8]) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn remove_xattr(_path: &Path, _name: &str) -> io::Result<()> {
+pub(crate) fn remove_xattr(_path: &Path, _name: &str) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn write_xattr(_path: &Path, _name: &str, _value: &[u8]) -> io::Result<()> {
+pub(crate) fn write_xattr(_path: &Path, _name: &str, _value: &[u8]) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }
 

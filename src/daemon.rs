@@ -21,8 +21,8 @@ use crate::write;
 
 /// The daemon's side of the control socket.
 pub struct Control {
-    pub status: watch::Sender<Status>,
-    pub commands: mpsc::Receiver<Command>,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) commands: mpsc::Receiver<Command>,
 }
 
 impl Control {

@@ -34,13 +34,13 @@ pub enum Event {
 
 /// One notification: for which session, why, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub session: String,
-    pub event: Event,
+pub(crate) struct Notice {
+    pub(crate) session: String,
+    pub(crate) event: Event,
     /// One line: "credsync: sign in to SESSION".
-    pub summary: String,
+    pub(crate) summary: String,
     /// What happened, until when the session and the credentials on disk work, the command.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 /// What has been said about one session's token (a token is known by its expiry).
@@ -53,19 +53,19 @@ struct Said {
 
 /// Remembers which notices were sent, so each event gives one.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     said: BTreeMap<String, Said>,
 }
 
 impl Notifier {
-    pub fn new() -> Notifier {
+    pub(crate) fn new() -> Notifier {
         Notifier::default()
     }
 
     /// The notices `sessions` call for at `now`, each given once per token: a refused refresh,
     /// then (or alone) the end of a token that cannot be refreshed, `before` ahead of it. A
     /// refusal that comes within `before` of the end says both in one notice.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         sessions: &[SessionStatus],
         before: Duration,
@@ -121,7 +121,11 @@ impl Notifier {
     /// When the next notice can fall due with the sessions as they are: `before` ahead of the
     /// earliest expiry of a token that cannot be refreshed and was not warned about. The daemon
     /// wakes up then.
-    pub fn next_due(&self, sessions: &[SessionStatus], before: Duration) -> Option<SystemTime> {
+    pub(crate) fn next_due(
+        &self,
+        sessions: &[SessionStatus],
+        before: Duration,
+    ) -> Option<SystemTime> {
         sessions
             .iter()
             .filter(|s| !s.refreshable && s.not_refreshable.is_some())
@@ -197,7 +201,7 @@ fn notice(
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Hands notices to a notifier (see the module header for which).
-pub struct Sender {
+pub(crate) struct Sender {
     cfg: NotifyConfig,
     /// The process environment as read where the program started (where the session bus is).
     env: Env,
@@ -206,7 +210,7 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(cfg: NotifyConfig, env: Env) -> Sender {
+    pub(crate) fn new(cfg: NotifyConfig, env: Env) -> Sender {
         Sender {
             cfg,
             env,
@@ -215,17 +219,17 @@ impl Sender {
     }
 
     /// Takes a new `[notify]` (a reload).
-    pub fn set_config(&mut self, cfg: NotifyConfig) {
+    pub(crate) fn set_config(&mut self, cfg: NotifyConfig) {
         self.cfg = cfg;
     }
 
-    pub fn config(&self) -> &NotifyConfig {
+    pub(crate) fn config(&self) -> &NotifyConfig {
         &self.cfg
     }
 
     /// Logs `notice` and sends it in the background (a blocking thread: the program may take
     /// its time). A program that fails is logged; none found is logged once.
-    pub fn send(&mut self, notice: &Notice) {
+    pub(crate) fn send(&mut self, notice: &Notice) {
         if !self.cfg.enabled {
             tracing::info!(
                 session = %notice.session,

@@ -83,7 +83,7 @@ impl ResolveError {
 }
 
 /// The longest any one AWS call may take, unless the edge says otherwise.
-pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The endpoint variables the edge reads: the general one, then one per service credsync calls.
 const ENDPOINT_VARS: [&str; 4] = [
@@ -123,26 +123,26 @@ pub enum Proxy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsEdge {
     /// `AWS_ENDPOINT_URL`: every service's endpoint.
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
     /// `AWS_ENDPOINT_URL_SSO`: the SSO portal's.
-    pub sso_endpoint_url: Option<String>,
+    pub(crate) sso_endpoint_url: Option<String>,
     /// `AWS_ENDPOINT_URL_SSO_OIDC`: SSO-OIDC's.
-    pub oidc_endpoint_url: Option<String>,
+    pub(crate) oidc_endpoint_url: Option<String>,
     /// `AWS_ENDPOINT_URL_STS`: STS's.
-    pub sts_endpoint_url: Option<String>,
+    pub(crate) sts_endpoint_url: Option<String>,
     /// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`: no endpoint from the environment or the file.
-    pub ignore_configured_endpoint_urls: bool,
+    pub(crate) ignore_configured_endpoint_urls: bool,
     /// The AWS config file whose `endpoint_url` keys and `services` sections apply
     /// (`AWS_CONFIG_FILE`, else `~/.aws/config`); `None`: no file.
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
     /// The profile of that file whose keys apply: `AWS_PROFILE`, else `default`.
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     pub proxy: Proxy,
     /// The longest any one AWS call may take (connect, read, the whole operation).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The variables of [`CREDENTIAL_VARS`] that are set: the base of
     /// `credential_source = Environment`.
-    pub credential_vars: BTreeMap<String, String>,
+    pub(crate) credential_vars: BTreeMap<String, String>,
 }
 
 impl AwsEdge {
@@ -197,7 +197,7 @@ impl AwsEdge {
     }
 
     /// A variable of [`CREDENTIAL_VARS`], when set.
-    pub fn credential_var(&self, key: &str) -> Option<String> {
+    pub(crate) fn credential_var(&self, key: &str) -> Option<String> {
         self.credential_vars.get(key).cloned()
     }
 
@@ -290,7 +290,7 @@ impl Clients {
     /// The base URL of SSO-OIDC for `region` (its endpoint with the edge's overrides, else
     /// AWS's `https://oidc.<region>.amazonaws.com`): where the authorization-code sign-in's
     /// `/authorize` page is, as the AWS CLI derives it.
-    pub async fn oidc_endpoint(&mut self, region: &str) -> String {
+    pub(crate) async fn oidc_endpoint(&mut self, region: &str) -> String {
         let loaded = self.sdk(region).await;
         if let Some(url) = self
             .edge
@@ -483,7 +483,7 @@ fn classify_sso_error(err: SdkError<GetRoleCredentialsError>, sso: &SsoProfile) 
 }
 
 /// How one service reads one of its own error answers (see [`classify`]).
-pub enum Reading {
+pub(crate) enum Reading {
     /// The session is over: [`ResolveError::LoginRequired`].
     LoginRequired {
         reason: String,
@@ -504,7 +504,7 @@ pub enum Reading {
 /// answer is [`transient`]; an error answer is read by `read` (the service's own rule, given
 /// the error, its code — `unknown` when it has none — and the HTTP status), with the
 /// `Retry-After` header carried into throttling and server errors.
-pub fn classify<E: ProvideErrorMetadata>(
+pub(crate) fn classify<E: ProvideErrorMetadata>(
     service: &'static str,
     err: SdkError<E>,
     read: impl FnOnce(&E, &str, u16) -> Reading,
@@ -550,7 +550,7 @@ pub fn classify<E: ProvideErrorMetadata>(
 }
 
 /// A dispatch failure, timeout or unparsable answer, in words (no request data in them).
-pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveError {
+pub(crate) fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveError {
     let message = match err {
         SdkError::TimeoutError(_) => "timed out".to_owned(),
         SdkError::DispatchFailure(d) if d.is_timeout() => "timed out".to_owned(),
@@ -573,7 +573,7 @@ pub fn transient<E, R>(service: &'static str, err: &SdkError<E, R>) -> ResolveEr
 /// The failures every AWS service answers alike, told by the HTTP status: throttling (429), a
 /// server error (5xx), and a success status whose body did not parse (cut short). `None` for
 /// the rest, which each service classifies by its own error codes.
-pub fn by_status(
+pub(crate) fn by_status(
     service: &'static str,
     status: u16,
     code: &str,
@@ -601,7 +601,7 @@ pub fn by_status(
 }
 
 /// A `Retry-After` header in seconds.
-pub fn retry_after(value: Option<&str>) -> Option<Duration> {
+pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -624,7 +624,7 @@ impl Base {
 /// variables through `var` (botocore's names:
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_SECURITY_TOKEN`,
 /// `AWS_CREDENTIAL_EXPIRATION`).
-pub fn environment_credentials_from(
+pub(crate) fn environment_credentials_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Credentials, ResolveError> {
     let get = |k: &str| var(k).filter(|v| !v.is_empty());

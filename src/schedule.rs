@@ -38,7 +38,7 @@ impl Clock for SystemClock {
 pub type Random = Arc<dyn Fn() -> f64 + Send + Sync>;
 
 /// The random source of production: `fastrand`'s thread-local generator.
-pub fn system_random() -> Random {
+pub(crate) fn system_random() -> Random {
     Arc::new(fastrand::f64)
 }
 
@@ -54,7 +54,7 @@ pub fn must_remain(lifetime: Option<Duration>, min_remaining: Duration) -> Durat
 /// The margin taken before the [`must_remain`] line, so that a refresh that takes a while
 /// (a slow network, a retry or two) still lands before it: a twentieth of the lifetime, at
 /// most a minute.
-pub fn lead(lifetime: Option<Duration>) -> Duration {
+pub(crate) fn lead(lifetime: Option<Duration>) -> Duration {
     let l = lifetime.unwrap_or(Duration::from_secs(3600));
     (l / 20).min(Duration::from_secs(60))
 }
@@ -62,7 +62,7 @@ pub fn lead(lifetime: Option<Duration>) -> Duration {
 /// When credentials issued at `issued` (if known) and expiring at `expires` should be
 /// refreshed, given `min_remaining`. `jitter` in `[0, 1)` moves the deadline earlier by up to
 /// a twentieth of the lifetime, so that many profiles issued together do not fall due together.
-pub fn refresh_at(
+pub(crate) fn refresh_at(
     issued: Option<SystemTime>,
     expires: SystemTime,
     min_remaining: Duration,
@@ -79,7 +79,7 @@ pub fn refresh_at(
 }
 
 /// Whether credentials expiring at `expires` still satisfy the on-disk invariant at `now`.
-pub fn is_fresh(
+pub(crate) fn is_fresh(
     now: SystemTime,
     expires: SystemTime,
     lifetime: Option<Duration>,
@@ -93,7 +93,7 @@ pub fn is_fresh(
 /// The wait before retry number `failures` (1 for the first retry): exponential from
 /// [`BASE_BACKOFF`], capped at [`MAX_BACKOFF`], with full jitter (`jitter` in `[0, 1)`), and
 /// never shorter than the server's `Retry-After`.
-pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+pub(crate) fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
     let exp = BASE_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     let capped = exp.min(MAX_BACKOFF);
     // Full jitter, but never a hot loop: at least one second.
@@ -110,7 +110,7 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Dur
 /// When to read a token file again that did not parse, after `failures` such reads in a row.
 /// The AWS CLI writes the token cache in place (truncate, then write), so the file is usually
 /// whole a few milliseconds later: 5 ms, doubling, at most a second.
-pub fn unreadable_token_retry(failures: u32) -> Duration {
+pub(crate) fn unreadable_token_retry(failures: u32) -> Duration {
     const FIRST: Duration = Duration::from_millis(5);
     const LAST: Duration = Duration::from_secs(1);
     FIRST

@@ -27,7 +27,7 @@ use crate::timefmt;
 use crate::write::{Outcome, WriteError, WriteMode, WriteOptions};
 
 /// `<lowercase hex sha1 of key>.json`; key is the sso-session name, or the legacy `sso_start_url`.
-pub fn file_name(key: &str) -> String {
+pub(crate) fn file_name(key: &str) -> String {
     format!("{:x}.json", Sha1::digest(key.as_bytes()))
 }
 
@@ -50,7 +50,7 @@ impl CachedToken {
     /// Whether SSO-OIDC `CreateToken` can refresh this token at `now`: botocore requires
     /// `refreshToken`, `clientId`, `clientSecret` and a `registrationExpiresAt` after `now`
     /// (a missing registration expiry means no refresh, in botocore too).
-    pub fn can_refresh(&self, now: SystemTime) -> bool {
+    pub(crate) fn can_refresh(&self, now: SystemTime) -> bool {
         self.refresh_token.is_some()
             && self.client_id.is_some()
             && self.client_secret.is_some()
@@ -58,7 +58,7 @@ impl CachedToken {
     }
 
     /// Whether the access token has expired at `now`.
-    pub fn is_expired(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at <= now
     }
 }
@@ -310,7 +310,7 @@ pub fn read(dir: &Path, key: &str) -> std::io::Result<Read> {
 }
 
 /// The path of the cache file for `key`.
-pub fn path(dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn path(dir: &Path, key: &str) -> PathBuf {
     dir.join(file_name(key))
 }
 
@@ -323,7 +323,7 @@ pub fn path(dir: &Path, key: &str) -> PathBuf {
 ///
 /// Temp files a killed credsync left beside this cache file are removed first (the start-up
 /// cleanup only looks beside the credentials file).
-pub fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
+pub(crate) fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
     let opts = WriteOptions {
         mode: WriteMode::Atomic,
         new_file_mode: 0o600,
@@ -340,7 +340,7 @@ pub fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, Writ
 
 /// Writes `token` to `<dir>/<file_name(key)>` atomically, whatever the file held: what a new
 /// sign-in does (the AWS CLI replaces the file too). A new file gets mode 0600.
-pub fn replace(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
+pub(crate) fn replace(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
     let opts = WriteOptions {
         mode: WriteMode::Atomic,
         new_file_mode: 0o600,

@@ -39,9 +39,9 @@ pub struct DaemonInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effective {
     /// credsync's config file; `None` when it runs without one.
-    pub config_file: Option<String>,
+    pub(crate) config_file: Option<String>,
     /// The AWS config file it reads.
-    pub aws_config_file: String,
+    pub(crate) aws_config_file: String,
 }
 
 /// How a profile gets its credentials (what the planner decides, so defined there).
@@ -89,17 +89,17 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileStatus {
     /// The profile in the AWS config file.
-    pub source: String,
+    pub(crate) source: String,
     /// The section credsync writes.
-    pub target: String,
-    pub kind: Kind,
+    pub(crate) target: String,
+    pub(crate) kind: Kind,
     pub state: State,
     #[serde(with = "rfc3339::option", default)]
     pub expires_at: Option<SystemTime>,
     #[serde(with = "rfc3339::option", default)]
-    pub last_refresh: Option<SystemTime>,
+    pub(crate) last_refresh: Option<SystemTime>,
     #[serde(with = "rfc3339::option", default)]
-    pub next_refresh: Option<SystemTime>,
+    pub(crate) next_refresh: Option<SystemTime>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
 }
@@ -123,34 +123,34 @@ impl ProfileStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStatus {
     /// The sso-session name, or the start URL of a legacy profile.
-    pub name: String,
+    pub(crate) name: String,
     #[serde(with = "rfc3339::option", default)]
-    pub token_expires_at: Option<SystemTime>,
+    pub(crate) token_expires_at: Option<SystemTime>,
     /// Whether credsync can refresh the token itself (refresh token and registration valid,
     /// and SSO-OIDC has not refused the refresh token).
-    pub refreshable: bool,
+    pub(crate) refreshable: bool,
     /// Why it cannot, when it cannot (absent from daemons older than schema 2).
     #[serde(default)]
-    pub not_refreshable: Option<NotRefreshable>,
+    pub(crate) not_refreshable: Option<NotRefreshable>,
     /// When SSO-OIDC refused to refresh this token, if it did.
     #[serde(with = "rfc3339::option", default)]
-    pub refused_at: Option<SystemTime>,
+    pub(crate) refused_at: Option<SystemTime>,
     /// When the session ends unless the user signs in again: the token's expiry when it cannot
     /// be refreshed, else the client registration's expiry (the latest credsync can refresh
     /// until; Identity Center may end the session sooner, and the refresh is then refused).
     #[serde(with = "rfc3339::option", default)]
-    pub ends_at: Option<SystemTime>,
+    pub(crate) ends_at: Option<SystemTime>,
     /// The latest expiry of the credentials on disk of this session's profiles: how long they
     /// (and the containers reading them) keep working without a new sign-in.
     #[serde(with = "rfc3339::option", default)]
-    pub credentials_until: Option<SystemTime>,
+    pub(crate) credentials_until: Option<SystemTime>,
     /// The command that logs in again.
-    pub login_command: String,
+    pub(crate) login_command: String,
 }
 
 impl SessionStatus {
     /// A session with no token known and nothing else: the fields a caller fills in.
-    pub fn new(name: &str, login_command: &str) -> SessionStatus {
+    pub(crate) fn new(name: &str, login_command: &str) -> SessionStatus {
         SessionStatus {
             name: name.to_owned(),
             token_expires_at: None,
@@ -167,7 +167,7 @@ impl SessionStatus {
 /// Why credsync cannot refresh a session's token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NotRefreshable {
+pub(crate) enum NotRefreshable {
     /// No readable token in the cache: never signed in, or signed out.
     NoToken,
     /// A legacy `sso_start_url` profile (no sso-session): its token is never refreshed.
@@ -186,7 +186,7 @@ pub enum NotRefreshable {
 impl NotRefreshable {
     /// Why `token` of a session (`legacy`: a profile without sso-session) cannot be refreshed
     /// at `now`, or `None` when it can. `refused`: SSO-OIDC refused this very token's refresh.
-    pub fn of(
+    pub(crate) fn of(
         legacy: bool,
         token: Option<&crate::sso_cache::CachedToken>,
         refused: bool,
@@ -214,7 +214,7 @@ impl NotRefreshable {
     }
 
     /// In words, for the table and notifications.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             NotRefreshable::NoToken => "not signed in",
             NotRefreshable::Legacy => "a legacy sso_start_url profile cannot be refreshed",
@@ -227,32 +227,35 @@ impl NotRefreshable {
 }
 
 /// Serde helpers: `SystemTime` as RFC 3339 text.
-pub mod rfc3339 {
+pub(crate) mod rfc3339 {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::timefmt::rfc3339(*t))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(d)?;
         crate::timefmt::parse(&text)
             .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
     }
 
-    pub mod option {
+    pub(crate) mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<SystemTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => super::serialize(t, s),
                 None => s.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<SystemTime>, D::Error> {
             let text: Option<String> = Option::deserialize(d)?;

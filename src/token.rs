@@ -32,22 +32,8 @@ const SERVICE: &str = "SSO-OIDC";
 /// gives up for now and tries again later.
 const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Whether `token` should be refreshed now: at most `before` left before it expires (credsync
-/// uses `token_refresh_before`, 30 min by default, earlier than botocore's 15-minute window).
-///
-/// Exactly `now >= refresh_due_at(token, before)`, so a timer set for the due time finds the
-/// refresh due when it fires.
-pub fn needs_refresh(token: &CachedToken, now: SystemTime, before: Duration) -> bool {
-    now >= refresh_due_at(token, before)
-}
-
-/// When a refresh will be due: `expires_at - before` (the Unix epoch if that is earlier).
-pub fn refresh_due_at(token: &CachedToken, before: Duration) -> SystemTime {
-    due_before(token.expires_at, before)
-}
-
 /// `before` ahead of `expires_at` (the Unix epoch if that is earlier).
-pub fn due_before(expires_at: SystemTime, before: Duration) -> SystemTime {
+pub(crate) fn due_before(expires_at: SystemTime, before: Duration) -> SystemTime {
     expires_at
         .checked_sub(before)
         .map_or(SystemTime::UNIX_EPOCH, |t| t.max(SystemTime::UNIX_EPOCH))
@@ -55,7 +41,7 @@ pub fn due_before(expires_at: SystemTime, before: Duration) -> SystemTime {
 
 /// Why `token` cannot be refreshed at `now`, in words (never a value), or `None` when it can
 /// (the same test as [`CachedToken::can_refresh`]).
-pub fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<String> {
+pub(crate) fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<String> {
     if token.refresh_token.is_none() {
         return Some(
             "the cached SSO token has no refresh token (a legacy sso_start_url profile, or a \
@@ -93,7 +79,7 @@ pub fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<Strin
 /// `token` with a `CreateToken` answer merged in: `access` replaces `accessToken`, `expiresAt`
 /// becomes `now + expires_in` (in whole seconds, as the cache file holds it), `new_refresh` replaces `refreshToken` when given (the old one
 /// is kept otherwise); every other field is kept as it was.
-pub fn apply_answer(
+pub(crate) fn apply_answer(
     token: &CachedToken,
     access: SecretString,
     expires_in: Duration,
@@ -121,7 +107,7 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
 /// The parts of a `CreateToken` answer credsync uses: the access token, its lifetime and a
 /// rotated refresh token (an empty one counts as none). A missing or empty `accessToken`, or
 /// an `expiresIn` that is not positive, is a malformed answer: [`ResolveError::Transient`].
-pub fn answer_parts(
+pub(crate) fn answer_parts(
     out: &CreateTokenOutput,
 ) -> Result<(SecretString, Duration, Option<SecretString>), ResolveError> {
     let malformed = |what: &str| ResolveError::Transient {
@@ -157,7 +143,7 @@ pub fn answer_parts(
 /// `UnauthorizedClientException` and `AccessDeniedException` are `LoginRequired` too (do not
 /// retry); 429 and `SlowDownException` are `Throttled` (with `Retry-After`); 5xx, network
 /// errors, timeouts and malformed answers are `Transient`; other refusals are `Refused`.
-pub async fn refresh(
+pub(crate) async fn refresh(
     client: &aws_sdk_ssooidc::Client,
     token: &CachedToken,
     login_command: &str,
@@ -200,7 +186,7 @@ pub async fn refresh(
 /// [`ResolveError::TokenUnreadable`], retryable. Other write failures are
 /// [`ResolveError::Transient`] with the path and the cause. Either way the caller still holds
 /// `token`, which it may use and try to store again.
-pub fn store(
+pub(crate) fn store(
     cache_dir: &Path,
     cache_key: &str,
     token: &CachedToken,
@@ -316,6 +302,17 @@ mod tests {
 
     fn token() -> CachedToken {
         sso_cache::parse(CACHE).unwrap()
+    }
+
+    /// When the engine refreshes `token`: [`due_before`] its expiry.
+    fn refresh_due_at(token: &CachedToken, before: Duration) -> SystemTime {
+        due_before(token.expires_at, before)
+    }
+
+    /// The engine's rule: due once the time is at or past [`due_before`], so a timer set for
+    /// the due time finds the refresh due when it fires.
+    fn needs_refresh(token: &CachedToken, now: SystemTime, before: Duration) -> bool {
+        now >= refresh_due_at(token, before)
     }
 
     #[test]

@@ -26,34 +26,34 @@ pub type Outcome = Result<Credentials, ResolveError>;
 
 /// How long a profile that needs a login waits before the token cache is looked at again
 /// (when no watcher says it changed).
-pub const LOGIN_RECHECK: Duration = Duration::from_secs(30);
+pub(crate) const LOGIN_RECHECK: Duration = Duration::from_secs(30);
 
 /// What the machine needs of the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub min_remaining: Duration,
-    pub token_refresh_before: Duration,
+    pub(crate) min_remaining: Duration,
+    pub(crate) token_refresh_before: Duration,
     /// The credentials file (named in conflict messages).
-    pub credentials_file: PathBuf,
+    pub(crate) credentials_file: PathBuf,
 }
 
 /// What a read of a session's token cache file showed (never the token itself).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenFacts {
-    pub expires_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
     /// Its client registration's expiry, when it has one.
-    pub registration_expires_at: Option<SystemTime>,
+    pub(crate) registration_expires_at: Option<SystemTime>,
     /// Why it can never be refreshed, whatever the time (a legacy profile's, no refresh token,
     /// no client registration); `None`: it can until its registration expires.
-    pub lacks: Option<NotRefreshable>,
+    pub(crate) lacks: Option<NotRefreshable>,
     /// Why it cannot be refreshed, in words, as of the read (`None` when it can).
-    pub why_not_refreshable: Option<String>,
+    pub(crate) why_not_refreshable: Option<String>,
 }
 
 impl TokenFacts {
     /// The facts of `token` of a session (`legacy`: of a profile without sso-session), read at
     /// `now`.
-    pub fn of(token: &CachedToken, legacy: bool, now: SystemTime) -> TokenFacts {
+    pub(crate) fn of(token: &CachedToken, legacy: bool, now: SystemTime) -> TokenFacts {
         TokenFacts {
             expires_at: token.expires_at,
             registration_expires_at: token.registration_expires_at,
@@ -65,7 +65,7 @@ impl TokenFacts {
 
     /// Why it cannot be refreshed at `now` ([`NotRefreshable::of`]); `refused`: SSO-OIDC
     /// refused this very token's refresh. `None` when it can.
-    pub fn not_refreshable(&self, refused: bool, now: SystemTime) -> Option<NotRefreshable> {
+    pub(crate) fn not_refreshable(&self, refused: bool, now: SystemTime) -> Option<NotRefreshable> {
         match self.lacks {
             Some(NotRefreshable::Legacy) => Some(NotRefreshable::Legacy),
             _ if refused => Some(NotRefreshable::RefreshRefused),
@@ -148,10 +148,10 @@ pub enum Event {
 /// One profile's refresh outcome.
 #[derive(Debug)]
 pub struct Fetched {
-    pub index: usize,
-    pub outcome: Outcome,
+    pub(crate) index: usize,
+    pub(crate) outcome: Outcome,
     /// Its session's token cache file identity, measured after the fetch.
-    pub cache: Option<Identity>,
+    pub(crate) cache: Option<Identity>,
 }
 
 /// What the edge must do next.
@@ -199,7 +199,11 @@ pub struct Profile {
 
 impl Profile {
     /// A profile not tried yet, resolving as `source` says.
-    pub fn new(entry: ProfileEntry, source: Result<Plan, ResolveError>, jitter: f64) -> Profile {
+    pub(crate) fn new(
+        entry: ProfileEntry,
+        source: Result<Plan, ResolveError>,
+        jitter: f64,
+    ) -> Profile {
         let (state, kind_error) = match &source {
             Ok(_) => (State::Pending, None),
             Err(e) => (State::Error, Some(e.to_string())),
@@ -222,11 +226,11 @@ impl Profile {
         }
     }
 
-    pub fn entry(&self) -> &ProfileEntry {
+    pub(crate) fn entry(&self) -> &ProfileEntry {
         &self.entry
     }
 
-    pub fn source(&self) -> &Result<Plan, ResolveError> {
+    pub(crate) fn source(&self) -> &Result<Plan, ResolveError> {
         &self.source
     }
 
@@ -239,7 +243,7 @@ impl Profile {
     }
 
     /// The view `status` shows.
-    pub fn status(&self) -> ProfileStatus {
+    pub(crate) fn status(&self) -> ProfileStatus {
         ProfileStatus {
             source: self.entry.source.clone(),
             target: self.entry.target.clone(),
@@ -307,7 +311,7 @@ impl Session {
 
 /// What to do with a session's token a round has just read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenStep {
+pub(crate) enum TokenStep {
     /// Refresh it through SSO-OIDC first.
     Refresh,
     /// Use it as it is.
@@ -316,7 +320,7 @@ pub enum TokenStep {
 
 /// The state of every managed profile and sso-session, and of the round in progress. Only
 /// [`Machine::apply`] (and [`Machine::token_step`], which records what a round read) change it.
-pub struct Machine {
+pub(crate) struct Machine {
     profiles: Vec<Profile>,
     sessions: BTreeMap<String, Session>,
     /// Targets of profiles that left the config: their managed sections go at the next write.
@@ -328,7 +332,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(profiles: Vec<Profile>, settings: Settings, random: Random) -> Machine {
+    pub(crate) fn new(profiles: Vec<Profile>, settings: Settings, random: Random) -> Machine {
         let sessions = sessions_of(&profiles, &mut BTreeMap::new());
         Machine {
             profiles,
@@ -346,21 +350,21 @@ impl Machine {
     }
 
     /// The injected random source.
-    pub fn random(&self) -> Random {
+    pub(crate) fn random(&self) -> Random {
         self.random.clone()
     }
 
-    pub fn profiles(&self) -> &[Profile] {
+    pub(crate) fn profiles(&self) -> &[Profile] {
         &self.profiles
     }
 
     /// The targets of profiles that left the configuration, still to be removed from disk.
-    pub fn removed_targets(&self) -> Vec<&str> {
+    pub(crate) fn removed_targets(&self) -> Vec<&str> {
         self.removed_targets.iter().map(String::as_str).collect()
     }
 
     /// Applies `event` at `now`; returns what to do next.
-    pub fn apply(&mut self, now: SystemTime, event: Event) -> Vec<Action> {
+    pub(crate) fn apply(&mut self, now: SystemTime, event: Event) -> Vec<Action> {
         match event {
             Event::Started { credentials } => {
                 self.adopt(now, &credentials);
@@ -415,7 +419,7 @@ impl Machine {
     }
 
     /// Indices of the profiles named `name` (source or target; all when `None`).
-    pub fn named(&self, name: Option<&str>) -> Vec<usize> {
+    pub(crate) fn named(&self, name: Option<&str>) -> Vec<usize> {
         let hit = self
             .profiles
             .iter()
@@ -425,7 +429,7 @@ impl Machine {
     }
 
     /// Indices of the profiles due now (asked for, or planned and past their deadline).
-    pub fn due(&self, now: SystemTime) -> Vec<usize> {
+    pub(crate) fn due(&self, now: SystemTime) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
@@ -435,7 +439,7 @@ impl Machine {
     }
 
     /// Sso-sessions whose token is due for a refresh now.
-    pub fn due_sessions(&self, now: SystemTime) -> Vec<String> {
+    pub(crate) fn due_sessions(&self, now: SystemTime) -> Vec<String> {
         let due = self.sessions.iter().filter_map(|(k, s)| {
             let t = s.next_refresh?;
             (t <= now).then(|| k.clone())
@@ -445,7 +449,7 @@ impl Machine {
 
     /// The sessions whose cache file a round must look at first: those of due profiles waiting
     /// for a login.
-    pub fn blocked_sessions(&self, now: SystemTime) -> Vec<String> {
+    pub(crate) fn blocked_sessions(&self, now: SystemTime) -> Vec<String> {
         let mut keys: Vec<String> = self
             .due(now)
             .into_iter()
@@ -458,14 +462,14 @@ impl Machine {
     }
 
     /// The earliest next refresh among all profiles and sso-session tokens.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub(crate) fn next_deadline(&self) -> Option<SystemTime> {
         let profiles = self.profiles.iter().filter_map(|p| p.next_refresh);
         let sessions = self.sessions.values().filter_map(|s| s.next_refresh);
         profiles.chain(sessions).min()
     }
 
     /// Profiles waiting for a login (which a token cache change wakes).
-    pub fn waiting_for_login(&self) -> Vec<usize> {
+    pub(crate) fn waiting_for_login(&self) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
@@ -475,7 +479,7 @@ impl Machine {
     }
 
     /// The sections to write: every profile's known credentials.
-    pub fn sections(&self) -> Vec<ManagedSection<'_>> {
+    pub(crate) fn sections(&self) -> Vec<ManagedSection<'_>> {
         let known = self.profiles.iter().filter_map(|p| {
             p.credentials.as_ref().map(|c| ManagedSection {
                 name: &p.entry.target,
@@ -486,14 +490,14 @@ impl Machine {
     }
 
     /// The keys of the sessions the profiles use, each with whether it is a legacy start URL's.
-    pub fn session_keys(&self) -> Vec<(String, bool)> {
+    pub(crate) fn session_keys(&self) -> Vec<(String, bool)> {
         let keys = self.sessions.iter().map(|(k, s)| (k.clone(), s.legacy));
         keys.collect()
     }
 
     /// `status`'s sso-sessions, from what was last read or refreshed, each with how long the
     /// credentials of its profiles last.
-    pub fn session_status(&self, now: SystemTime) -> Vec<SessionStatus> {
+    pub(crate) fn session_status(&self, now: SystemTime) -> Vec<SessionStatus> {
         let view = self.sessions.iter().map(|(key, s)| {
             let mut status = s.status(key, now);
             let profiles = self.profiles.iter().filter(|p| p.sso_key() == Some(key));
@@ -504,7 +508,7 @@ impl Machine {
     }
 
     /// What the round since the last call did; starts the next one.
-    pub fn take_report(&mut self) -> Report {
+    pub(crate) fn take_report(&mut self) -> Report {
         let mut report = std::mem::take(&mut self.round);
         for p in &mut report.profiles {
             let profile = &self.profiles[p.index];
@@ -518,7 +522,12 @@ impl Machine {
     /// What to do with a session token a round has just read: refresh it first when it is
     /// refreshable and due, else use it (noting in the report when it ends soon and cannot be
     /// refreshed). Records the facts, and schedules the session's next check.
-    pub fn token_step(&mut self, now: SystemTime, key: &str, facts: TokenFacts) -> TokenStep {
+    pub(crate) fn token_step(
+        &mut self,
+        now: SystemTime,
+        key: &str,
+        facts: TokenFacts,
+    ) -> TokenStep {
         let before = self.settings.token_refresh_before;
         let Some(s) = self.sessions.get_mut(key) else {
             return TokenStep::Use;

@@ -36,7 +36,7 @@ pub use report::{ProfileReport, Report, SessionOutcome, SessionReport};
 
 /// Called with each file credsync has just written, and its identity when the writer knows it
 /// (the watcher ignores those changes).
-pub type OnWrite = Arc<dyn Fn(&Path, Option<Identity>) + Send + Sync>;
+pub(crate) type OnWrite = Arc<dyn Fn(&Path, Option<Identity>) + Send + Sync>;
 
 /// Errors that stop the engine before any profile is tried.
 #[derive(Debug, thiserror::Error)]
@@ -115,17 +115,17 @@ impl Engine {
     }
 
     /// The process environment, as read where the program started.
-    pub fn env(&self) -> &Env {
+    pub(crate) fn env(&self) -> &Env {
         &self.env
     }
 
     /// The managed profiles, in the configuration's order.
-    pub fn profiles(&self) -> &[Profile] {
+    pub(crate) fn profiles(&self) -> &[Profile] {
         self.machine.profiles()
     }
 
     /// Registers a callback told of every file the engine writes.
-    pub fn set_on_write(&mut self, f: OnWrite) {
+    pub(crate) fn set_on_write(&mut self, f: OnWrite) {
         self.on_write = Some(f);
     }
 
@@ -158,7 +158,7 @@ impl Engine {
     /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
     /// stay (same source and target) keep their credentials, state and schedule. On error
     /// nothing changes.
-    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), EngineError> {
+    pub(crate) fn reconfigure(&mut self, cfg: Config) -> Result<(), EngineError> {
         let aws = aws_profile::load(&cfg.aws.config_file)?;
         let profiles = plan(&cfg, &aws, &self.machine.random());
         let now = self.clock.now();
@@ -233,7 +233,7 @@ impl Engine {
 
     /// The credentials file changed: profiles in `conflict` are due again, and a managed
     /// section that was removed or altered is written again (the report says whether).
-    pub async fn credentials_file_changed(&mut self) -> Report {
+    pub(crate) async fn credentials_file_changed(&mut self) -> Report {
         let text = write::read_text_or_empty(&self.cfg.aws.credentials_file);
         let now = self.clock.now();
         let actions = self

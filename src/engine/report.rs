@@ -15,9 +15,9 @@ pub struct Report {
     /// The profiles tried, in the configuration's order.
     pub profiles: Vec<ProfileReport>,
     /// The sso-session tokens refreshed, refused, or ending without a way to refresh them.
-    pub sessions: Vec<SessionReport>,
+    pub(crate) sessions: Vec<SessionReport>,
     /// The write that followed, when there was one: what it did, or why it failed.
-    pub write: Option<Result<write::Outcome, String>>,
+    pub(crate) write: Option<Result<write::Outcome, String>>,
 }
 
 /// One profile tried in a round.
@@ -40,8 +40,8 @@ pub struct ProfileReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionReport {
     /// The sso-session name, or the start URL of a legacy profile.
-    pub name: String,
-    pub outcome: SessionOutcome,
+    pub(crate) name: String,
+    pub(crate) outcome: SessionOutcome,
 }
 
 /// What happened to a session's token.
@@ -74,7 +74,7 @@ impl Report {
     }
 
     /// Logs what happened to the sessions' tokens.
-    pub fn log_sessions(&self) {
+    pub(crate) fn log_sessions(&self) {
         for s in &self.sessions {
             s.log();
         }

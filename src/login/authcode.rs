@@ -28,7 +28,7 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// The authorize page: `<oidc endpoint>/authorize?response_type=code&client_id=…&redirect_uri=
 /// …&state=…&code_challenge_method=S256&scopes=<space-separated>&code_challenge=…`, in the AWS
 /// CLI's order (the parameter really is `scopes`).
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     oidc_endpoint: &str,
     client_id: &str,
     redirect_uri: &str,

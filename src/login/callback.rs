@@ -18,10 +18,10 @@ use crate::secret::SecretString;
 
 /// The redirect URI registered with SSO-OIDC: the loopback address without a port (any port
 /// matches, RFC 8252), as the AWS CLI registers it.
-pub const REDIRECT_URI_WITHOUT_PORT: &str = "http://127.0.0.1/oauth/callback";
+pub(crate) const REDIRECT_URI_WITHOUT_PORT: &str = "http://127.0.0.1/oauth/callback";
 
 /// The callback's path.
-pub const CALLBACK_PATH: &str = "/oauth/callback";
+pub(crate) const CALLBACK_PATH: &str = "/oauth/callback";
 
 /// How long one connection may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,7 +31,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// What one request told.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Not the callback (a favicon, another path): answer 404 and keep waiting.
     NotCallback,
     /// The authorization code, with the state this sign-in sent.
@@ -79,7 +79,7 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
 
 /// Reads a request target (`/oauth/callback?code=…&state=…`) for the sign-in that sent
 /// `expected_state`.
-pub fn read_target(target: &str, expected_state: &str) -> Answer {
+pub(crate) fn read_target(target: &str, expected_state: &str) -> Answer {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != CALLBACK_PATH {
         return Answer::NotCallback;
@@ -109,14 +109,14 @@ pub fn read_target(target: &str, expected_state: &str) -> Answer {
 }
 
 /// The listener of one sign-in.
-pub struct Listener {
+pub(crate) struct Listener {
     listener: TcpListener,
     port: u16,
 }
 
 impl Listener {
     /// Binds `127.0.0.1` on a port the system picks.
-    pub async fn bind() -> std::io::Result<Listener> {
+    pub(crate) async fn bind() -> std::io::Result<Listener> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         Ok(Listener { listener, port })
@@ -124,14 +124,14 @@ impl Listener {
 
     /// `http://127.0.0.1:<port>/oauth/callback`: the redirect URI of the authorize request and
     /// of `CreateToken`.
-    pub fn redirect_uri(&self) -> String {
+    pub(crate) fn redirect_uri(&self) -> String {
         format!("http://127.0.0.1:{}{CALLBACK_PATH}", self.port)
     }
 
     /// Waits for the callback of the sign-in that sent `expected_state` and returns its code.
     /// Each connection is served on its own task, so one a browser opens ahead and leaves idle
     /// (a preconnect) cannot hold up the callback. (The caller bounds the whole wait.)
-    pub async fn wait(self, expected_state: &str) -> Result<SecretString, CallbackError> {
+    pub(crate) async fn wait(self, expected_state: &str) -> Result<SecretString, CallbackError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Answer>(8);
         let state: std::sync::Arc<str> = std::sync::Arc::from(expected_state);
         loop {

@@ -18,17 +18,17 @@ use super::{Granted, LoginError, aws_error, granted};
 use crate::secret::ExposeSecret;
 
 /// The grant type of a device-code `CreateToken`.
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Added to the interval on every `SlowDown` (RFC 8628, section 3.5).
-pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
 /// The interval when the service gives none (RFC 8628).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a poll came back, for the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Poll {
+pub(crate) enum Poll {
     /// Not approved yet.
     Pending,
     /// Too fast: wait longer from now on.
@@ -36,7 +36,7 @@ pub enum Poll {
 }
 
 /// The wait before the next poll, after a poll that came back `poll` with `interval` in force.
-pub fn next_wait(interval: Duration, poll: Poll) -> Duration {
+pub(crate) fn next_wait(interval: Duration, poll: Poll) -> Duration {
     match poll {
         Poll::Pending => interval,
         Poll::SlowDown => interval + SLOW_DOWN_STEP,
@@ -44,7 +44,7 @@ pub fn next_wait(interval: Duration, poll: Poll) -> Duration {
 }
 
 /// The interval the service asked for (`interval`, seconds; 0 or less when it sent none).
-pub fn first_interval(interval: i32) -> Duration {
+pub(crate) fn first_interval(interval: i32) -> Duration {
     u64::try_from(interval)
         .ok()
         .filter(|s| *s > 0)

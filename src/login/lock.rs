@@ -43,7 +43,7 @@ pub enum LockError {
 }
 
 /// The lock file of the session whose token is `<cache_dir>/<sha1(key)>.json`.
-pub fn path(cache_dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn path(cache_dir: &Path, key: &str) -> PathBuf {
     let mut name = sso_cache::file_name(key);
     name.push_str(".lock");
     cache_dir.join(name)
@@ -91,7 +91,7 @@ impl SessionLock {
 
     /// The lock, waiting up to `wait` for whoever holds it; `on_wait` runs once when the lock
     /// is busy at first (to tell the user why nothing happens).
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         cache_dir: &Path,
         key: &str,
         wait: Duration,

@@ -13,12 +13,12 @@
 //! registration (cached, or `RegisterClient`), the flow, and the new token written. [`logout`]
 //! is `sso:Logout` and the token file removed (the registration stays).
 
-pub mod authcode;
-pub mod callback;
-pub mod device;
+pub(crate) mod authcode;
+pub(crate) mod callback;
+pub(crate) mod device;
 pub mod lock;
 pub mod opener;
-pub mod pkce;
+pub(crate) mod pkce;
 pub mod registration;
 
 use std::path::{Path, PathBuf};
@@ -40,13 +40,13 @@ use registration::{Grant, Registration};
 
 /// The longest a sign-in waits for the user (the browser's callback, or the device approval
 /// when the service gives no lifetime).
-pub const TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 /// How long a `credsync login` waits for another sign-in of the same session to finish.
-pub const LOCK_WAIT: Duration = Duration::from_secs(11 * 60);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(11 * 60);
 
 /// A token with less than this left is signed in again (botocore's window).
-pub const TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The service name in errors.
 const SERVICE: &str = "SSO-OIDC";
@@ -55,19 +55,19 @@ const SERVICE: &str = "SSO-OIDC";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The sso-session's name; `None` for a legacy profile.
-    pub session: Option<String>,
+    pub(crate) session: Option<String>,
     /// The legacy profile the start URL comes from (for messages).
-    pub profile: Option<String>,
-    pub start_url: String,
+    pub(crate) profile: Option<String>,
+    pub(crate) start_url: String,
     /// `sso_region`: where SSO-OIDC and the SSO portal are called.
-    pub region: String,
+    pub(crate) region: String,
     /// `sso_registration_scopes`, as configured (`None` when not set, and for legacy profiles).
-    pub scopes: Option<Vec<String>>,
+    pub(crate) scopes: Option<Vec<String>>,
 }
 
 impl Target {
     /// What names the token file: the session name, else the start URL.
-    pub fn cache_key(&self) -> &str {
+    pub(crate) fn cache_key(&self) -> &str {
         self.session.as_deref().unwrap_or(&self.start_url)
     }
 
@@ -81,7 +81,7 @@ impl Target {
     }
 
     /// The key of this target's client registration in the cache.
-    pub fn registration_key(&self) -> registration::Key<'_> {
+    pub(crate) fn registration_key(&self) -> registration::Key<'_> {
         registration::Key {
             start_url: &self.start_url,
             region: &self.region,
@@ -91,7 +91,7 @@ impl Target {
     }
 
     /// The command that signs in to this target.
-    pub fn login_command(&self) -> String {
+    pub(crate) fn login_command(&self) -> String {
         match (&self.session, &self.profile) {
             (Some(s), _) => format!("credsync login --sso-session {s}"),
             (None, Some(p)) => format!("credsync login --profile {p}"),
@@ -101,7 +101,7 @@ impl Target {
 }
 
 /// `sso_registration_scopes` as the AWS CLI reads it: comma-separated, blanks dropped.
-pub fn parse_scopes(raw: &str) -> Vec<String> {
+pub(crate) fn parse_scopes(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -203,7 +203,7 @@ pub struct Options {
 }
 
 /// Which flow signs in to `target`.
-pub fn choose_grant(target: &Target, opts: &Options) -> Grant {
+pub(crate) fn choose_grant(target: &Target, opts: &Options) -> Grant {
     if target.session.is_none() || opts.device_code || !opts.browser_here {
         Grant::DeviceCode
     } else {
@@ -268,7 +268,7 @@ pub enum LoginError {
 
 impl LoginError {
     /// Whether SSO-OIDC refused the client registration itself (unknown client, wrong secret).
-    pub fn is_refused_client(&self) -> bool {
+    pub(crate) fn is_refused_client(&self) -> bool {
         matches!(
             self,
             LoginError::Aws {
@@ -323,7 +323,7 @@ fn whole_seconds_after(now: SystemTime, d: Duration) -> SystemTime {
 }
 
 /// The token file's content for a new sign-in, as the AWS CLI writes it.
-pub fn new_token(
+pub(crate) fn new_token(
     target: &Target,
     reg: &Registration,
     access: SecretString,

@@ -37,7 +37,7 @@ impl Opener {
 
     /// Starts the browser on `url`. `Err` says why none started (the caller tells the user to
     /// open the printed URL).
-    pub fn open(&self, url: &str) -> Result<(), String> {
+    pub(crate) fn open(&self, url: &str) -> Result<(), String> {
         let commands = match self {
             Opener::PrintOnly => return Ok(()),
             Opener::System(program) => vec![vec![(*program).to_owned(), url.to_owned()]],

@@ -8,18 +8,18 @@
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::secret::{ExposeSecret, SecretString};
+use crate::secret::SecretString;
 
 /// The characters a verifier is made of (RFC 7636's unreserved set).
 const VERIFIER_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
 
 /// A verifier's length: what the AWS CLI uses (RFC 7636 allows 43 to 128).
-pub const VERIFIER_LEN: usize = 64;
+pub(crate) const VERIFIER_LEN: usize = 64;
 
 /// Why the random source failed (it does not on any supported system).
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random source failed: {0}")]
-pub struct RandomError(String);
+pub(crate) struct RandomError(String);
 
 /// `n` random bytes from the operating system.
 fn random_bytes(n: usize) -> Result<Vec<u8>, RandomError> {
@@ -43,15 +43,15 @@ fn verifier_from(bytes: &[u8]) -> Option<String> {
 }
 
 /// The S256 challenge of `verifier`: base64url of its SHA-256, without `=` padding.
-pub fn challenge(verifier: &str) -> String {
+pub(crate) fn challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// A PKCE pair and a `state` for one sign-in. `Debug` shows only the challenge.
-pub struct Pkce {
-    pub verifier: SecretString,
-    pub challenge: String,
-    pub state: String,
+pub(crate) struct Pkce {
+    pub(crate) verifier: SecretString,
+    pub(crate) challenge: String,
+    pub(crate) state: String,
 }
 
 impl std::fmt::Debug for Pkce {
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Pkce {
 
 impl Pkce {
     /// A fresh verifier, its challenge and a fresh `state`.
-    pub fn generate() -> Result<Pkce, RandomError> {
+    pub(crate) fn generate() -> Result<Pkce, RandomError> {
         // Three times what is needed: the odds of running out after skipping are nil, but
         // the loop makes it certain.
         let verifier = loop {
@@ -79,11 +79,6 @@ impl Pkce {
             challenge,
             state: state_from(&random_bytes(16)?),
         })
-    }
-
-    /// Whether `verifier` is the one behind this pair (for tests and the fake).
-    pub fn matches(&self, verifier: &str) -> bool {
-        self.verifier.expose_secret() == verifier
     }
 }
 
@@ -103,6 +98,7 @@ fn state_from(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::ExposeSecret;
 
     #[test]
     fn challenge_is_base64url_sha256_without_padding() {

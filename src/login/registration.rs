@@ -25,13 +25,13 @@ use crate::timefmt;
 use crate::write::{WriteError, WriteOptions};
 
 /// Less than this left and a registration is registered again (botocore's `_EXPIRY_WINDOW`).
-pub const EXPIRY_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const EXPIRY_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The grant types of an authorization-code registration, in the AWS CLI's order.
-pub const AUTH_CODE_GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
+pub(crate) const AUTH_CODE_GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
 /// The scope an authorization-code registration asks for when the session names none.
-pub const DEFAULT_SCOPE: &str = "sso:account:access";
+pub(crate) const DEFAULT_SCOPE: &str = "sso:account:access";
 
 /// Which sign-in a registration serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +44,12 @@ pub enum Grant {
 
 /// One client registration. `Debug` hides the secret.
 #[derive(Clone)]
-pub struct Registration {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub expires_at: SystemTime,
-    pub scopes: Option<Vec<String>>,
-    pub grant_types: Option<Vec<String>>,
+pub(crate) struct Registration {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) grant_types: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -67,14 +67,14 @@ impl std::fmt::Debug for Registration {
 impl Registration {
     /// Whether this registration serves an authorization-code sign-in (botocore's
     /// `_is_registration_for_auth_code`).
-    pub fn is_for_auth_code(&self) -> bool {
+    pub(crate) fn is_for_auth_code(&self) -> bool {
         self.grant_types
             .as_ref()
             .is_some_and(|g| g.iter().any(|t| t == "authorization_code"))
     }
 
     /// Whether this registration can be reused for `grant` at `now`.
-    pub fn usable_for(&self, grant: Grant, now: SystemTime) -> bool {
+    pub(crate) fn usable_for(&self, grant: Grant, now: SystemTime) -> bool {
         let left = self.expires_at.duration_since(now).unwrap_or_default();
         left >= EXPIRY_WINDOW && self.is_for_auth_code() == (grant == Grant::AuthorizationCode)
     }
@@ -84,16 +84,16 @@ impl Registration {
 /// configured: `None` when the session sets no `sso_registration_scopes`, and always `None`
 /// for a legacy profile) and sso-session name (`None` for a legacy profile).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key<'a> {
-    pub start_url: &'a str,
-    pub region: &'a str,
-    pub scopes: Option<&'a [String]>,
-    pub session_name: Option<&'a str>,
+pub(crate) struct Key<'a> {
+    pub(crate) start_url: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) scopes: Option<&'a [String]>,
+    pub(crate) session_name: Option<&'a str>,
 }
 
 impl Key<'_> {
     /// botocore's `json.dumps(args, sort_keys=True)` of this key.
-    pub fn python_json(&self) -> String {
+    pub(crate) fn python_json(&self) -> String {
         let mut out = String::from("{");
         out.push_str("\"region\": ");
         py_str(&mut out, self.region);
@@ -114,12 +114,12 @@ impl Key<'_> {
     }
 
     /// `<lowercase hex sha1 of the key>.json`.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{:x}.json", Sha1::digest(self.python_json().as_bytes()))
     }
 
     /// The registration file for this key in `cache_dir`.
-    pub fn path(&self, cache_dir: &Path) -> PathBuf {
+    pub(crate) fn path(&self, cache_dir: &Path) -> PathBuf {
         cache_dir.join(self.file_name())
     }
 }
@@ -161,7 +161,7 @@ fn py_list<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
 }
 
 /// The file's bytes, as the AWS CLI's `json.dumps` writes them (no final newline).
-pub fn to_json(reg: &Registration) -> Vec<u8> {
+pub(crate) fn to_json(reg: &Registration) -> Vec<u8> {
     let mut out = String::from("{\"clientId\": ");
     py_str(&mut out, &reg.client_id);
     out.push_str(", \"clientSecret\": ");
@@ -182,7 +182,7 @@ pub fn to_json(reg: &Registration) -> Vec<u8> {
 
 /// Why a registration file could not be used. Never quotes the file (it holds a secret).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     #[error("not valid JSON: {0}")]
     Json(String),
     #[error("missing or malformed field {0}")]
@@ -190,7 +190,7 @@ pub enum ParseError {
 }
 
 /// Parses a registration file.
-pub fn parse(bytes: &[u8]) -> Result<Registration, ParseError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Registration, ParseError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
     let s = |k: &'static str| v.get(k).and_then(Value::as_str).ok_or(ParseError::Field(k));
     let list = |k: &'static str| -> Result<Option<Vec<String>>, ParseError> {
@@ -215,7 +215,7 @@ pub fn parse(bytes: &[u8]) -> Result<Registration, ParseError> {
 
 /// The cached registration for `key`, when there is one that parses. A missing, unreadable or
 /// malformed file is `None`: the caller registers again and replaces it, as botocore does.
-pub fn read(cache_dir: &Path, key: &Key<'_>) -> Option<Registration> {
+pub(crate) fn read(cache_dir: &Path, key: &Key<'_>) -> Option<Registration> {
     let bytes = crate::write::read(&key.path(cache_dir)).ok().flatten()?;
     match parse(&bytes) {
         Ok(r) => Some(r),
@@ -230,7 +230,7 @@ pub fn read(cache_dir: &Path, key: &Key<'_>) -> Option<Registration> {
 }
 
 /// Writes `reg` as the registration for `key` (atomically, a new file 0600).
-pub fn write(cache_dir: &Path, key: &Key<'_>, reg: &Registration) -> Result<(), WriteError> {
+pub(crate) fn write(cache_dir: &Path, key: &Key<'_>, reg: &Registration) -> Result<(), WriteError> {
     let bytes = to_json(reg);
     crate::write::update(&key.path(cache_dir), &WriteOptions::default(), |_| {
         Ok(Some(bytes.clone()))

@@ -40,17 +40,17 @@ use crate::timefmt;
 use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
 /// One target in the view: its name, its region (from the source profile), its credentials.
-pub type ViewSection<'a> = (&'a str, Option<&'a str>, &'a Credentials);
+pub(crate) type ViewSection<'a> = (&'a str, Option<&'a str>, &'a Credentials);
 
 /// The view's config file name inside `[container] dir`.
-pub const CONFIG_NAME: &str = "config";
+pub(crate) const CONFIG_NAME: &str = "config";
 
 /// First line of the view's `config`: the file is credsync's alone.
-pub const CONFIG_HEADER: &str =
+pub(crate) const CONFIG_HEADER: &str =
     "# Written by credsync (the container view): rewritten whole on every refresh; do not edit.";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ViewError {
+pub(crate) enum ViewError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error(
@@ -80,7 +80,7 @@ pub enum ViewError {
 
 impl ViewError {
     /// The same failure as a [`WriteError`] (what the engine's write reports).
-    pub fn into_write_error(self) -> WriteError {
+    pub(crate) fn into_write_error(self) -> WriteError {
         match self {
             ViewError::Write(e) => e,
             ViewError::Dir { path, source } => WriteError::Write { path, source },
@@ -100,7 +100,7 @@ impl ViewError {
 
 /// What [`grant`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AclOutcome {
+pub(crate) enum AclOutcome {
     /// The ACL was written.
     Set,
     /// The uid already had that access.
@@ -115,7 +115,7 @@ pub enum AclOutcome {
 /// [`crate::uidmap`]) grants that uid read access to the files and search on the directories
 /// on their path ([`view_dirs`]). Returns the files it wrote or deleted (for the watcher's
 /// own-write filter).
-pub fn write_view(
+pub(crate) fn write_view(
     cfg: &ContainerConfig,
     host_uid: Option<u32>,
     sections: &[ViewSection<'_>],
@@ -186,7 +186,7 @@ pub fn write_view(
 }
 
 /// `<target>.json`.
-pub fn json_name(target: &str) -> String {
+pub(crate) fn json_name(target: &str) -> String {
     format!("{target}.json")
 }
 
@@ -214,7 +214,7 @@ fn check_target(target: &str) -> Result<(), ViewError> {
 /// The `credential_process` output for `creds`:
 /// `{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":"…"}`, with
 /// `SessionToken` and `Expiration` left out when there are none (static keys), and a newline.
-pub fn render_json(creds: &Credentials) -> Vec<u8> {
+pub(crate) fn render_json(creds: &Credentials) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"Version\":1,\"AccessKeyId\":");
     push_json_str(&mut out, creds.access_key_id.expose_secret());
@@ -239,7 +239,7 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 
 /// The view's `config`: the header, then per target `[profile <target>]` (`[default]` for
 /// `default`), `region = …` when known, and `credential_process = cat <dir>/<target>.json`.
-pub fn render_config(entries: &[(&str, Option<&str>)], path_in_container: &str) -> String {
+pub(crate) fn render_config(entries: &[(&str, Option<&str>)], path_in_container: &str) -> String {
     let dir = path_in_container.trim_end_matches('/');
     let mut out = String::new();
     out.push_str(CONFIG_HEADER);
@@ -264,7 +264,7 @@ pub fn render_config(entries: &[(&str, Option<&str>)], path_in_container: &str) 
 }
 
 /// The targets (and regions) of a `config` credsync wrote, in order. Anything else is ignored.
-pub fn parse_config(text: &str) -> Vec<(String, Option<String>)> {
+pub(crate) fn parse_config(text: &str) -> Vec<(String, Option<String>)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -346,12 +346,12 @@ fn ensure_dir(dir: &Path, file_mode: u32) -> Result<(), ViewError> {
 }
 
 /// `0700` plus `x` for each class `file_mode` gives `r`.
-pub fn dir_mode(file_mode: u32) -> u32 {
+pub(crate) fn dir_mode(file_mode: u32) -> u32 {
     0o700 | ((file_mode & 0o044) >> 2)
 }
 
 /// A failed ACL step on `path` for `uid`.
-pub fn acl_error(path: &Path, uid: Option<u32>, source: io::Error) -> ViewError {
+pub(crate) fn acl_error(path: &Path, uid: Option<u32>, source: io::Error) -> ViewError {
     ViewError::Acl {
         path: path.to_path_buf(),
         uid: uid.unwrap_or_default(),
@@ -364,7 +364,7 @@ pub fn acl_error(path: &Path, uid: Option<u32>, source: io::Error) -> ViewError 
 
 /// What the granted uid may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// `r--`: read a file.
     Read,
     /// `--x`: open names in a directory, without listing it.
@@ -400,7 +400,7 @@ fn warn_no_acl(path: &Path, uid: u32) {
 /// and, while its names match `path_in_container` from the end, its parents (the mounted
 /// `~/.aws` in the docs' setup: `~/.aws/credsync` is `/home/astro/.aws/credsync`). Never the
 /// home directory or above it.
-pub fn view_dirs(cfg: &ContainerConfig) -> Vec<PathBuf> {
+pub(crate) fn view_dirs(cfg: &ContainerConfig) -> Vec<PathBuf> {
     let mut out = vec![cfg.dir.clone()];
     let mut host = cfg.dir.as_path();
     let mut inside = Path::new(&cfg.path_in_container);
@@ -429,17 +429,17 @@ pub fn view_dirs(cfg: &ContainerConfig) -> Vec<PathBuf> {
 
 /// One ACL grant credsync keeps in place: `uid` gets `access` on `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AclGrant {
-    pub path: PathBuf,
-    pub uid: u32,
-    pub access: Access,
+pub(crate) struct AclGrant {
+    pub(crate) path: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) access: Access,
 }
 
 /// The grants the configuration asks for, on files that exist: with `host_uid`, search on
 /// [`view_dirs`], read on the view's `config` and `*.json` files; and, only with
 /// `share_credentials_file`, read on the credentials file (symlinks resolved) and search on its
 /// directory. Least privilege: without that setting the credentials file gets nothing.
-pub fn wanted_grants(
+pub(crate) fn wanted_grants(
     container: Option<&ContainerConfig>,
     host_uid: Option<u32>,
     credentials_file: &Path,
@@ -501,7 +501,7 @@ fn view_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Every path on which credsync may have granted access under `container` (current or past)
 /// and for `credentials_file`: where [`revoke_unwanted`] looks for its own entries.
-pub fn grant_candidates(
+pub(crate) fn grant_candidates(
     container: Option<&ContainerConfig>,
     credentials_file: &Path,
 ) -> Vec<PathBuf> {
@@ -523,7 +523,7 @@ pub fn grant_candidates(
 /// record says it added and that `wanted` no longer asks for; entries credsync did not add are
 /// never touched. Returns the paths changed. A file system without ACLs or extended attributes
 /// has nothing to revoke.
-pub fn revoke_unwanted(
+pub(crate) fn revoke_unwanted(
     candidates: &[PathBuf],
     wanted: &[AclGrant],
 ) -> Result<Vec<PathBuf>, ViewError> {
@@ -555,7 +555,7 @@ pub fn revoke_unwanted(
 }
 
 /// Applies `wanted` (see [`grant`]). Missing files are skipped (a target without a file yet).
-pub fn apply_grants(wanted: &[AclGrant]) -> Result<(), ViewError> {
+pub(crate) fn apply_grants(wanted: &[AclGrant]) -> Result<(), ViewError> {
     for g in wanted {
         if fs::symlink_metadata(&g.path).is_err() {
             continue;
@@ -578,14 +578,14 @@ pub use crate::acl::RECORD_XATTR;
 /// One recorded grant: credsync gave `uid` the bits `added`; `created` when credsync created
 /// the entry (no entry for that uid existed), so that it may remove the entry itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recorded {
-    pub uid: u32,
-    pub added: u16,
-    pub created: bool,
+pub(crate) struct Recorded {
+    pub(crate) uid: u32,
+    pub(crate) added: u16,
+    pub(crate) created: bool,
 }
 
 /// `uid:bits:new|old` per entry, comma-separated (e.g. `50000:4:new`).
-pub fn encode_record(record: &[Recorded]) -> String {
+pub(crate) fn encode_record(record: &[Recorded]) -> String {
     record
         .iter()
         .map(|r| {
@@ -601,7 +601,7 @@ pub fn encode_record(record: &[Recorded]) -> String {
 }
 
 /// The record's entries; anything unreadable is dropped (and so never acted on).
-pub fn decode_record(text: &str) -> Vec<Recorded> {
+pub(crate) fn decode_record(text: &str) -> Vec<Recorded> {
     text.split(',')
         .filter_map(|e| {
             let mut p = e.trim().split(':');
@@ -624,7 +624,7 @@ pub fn decode_record(text: &str) -> Vec<Recorded> {
 /// `acl` with the bits of `record` that `keep` does not ask for taken back: the bits are
 /// cleared, an entry credsync created and left empty is removed, the mask recomputed (dropped
 /// when no named entry remains). Returns the new ACL and record; `None` when nothing changes.
-pub fn revoke_in(
+pub(crate) fn revoke_in(
     acl: &[acl::Entry],
     record: &[Recorded],
     keep: &[(u32, u16)],
@@ -701,7 +701,7 @@ fn revoke_io(path: &Path, keep: &[(u32, u16)]) -> io::Result<bool> {
 }
 
 /// The record of `path` (empty without one).
-pub fn read_record(path: &Path) -> io::Result<Vec<Recorded>> {
+pub(crate) fn read_record(path: &Path) -> io::Result<Vec<Recorded>> {
     Ok(acl::read_xattr(path, RECORD_XATTR)?
         .map(|t| decode_record(&String::from_utf8_lossy(&t)))
         .unwrap_or_default())
@@ -736,7 +736,7 @@ fn record_grant(path: &Path, uid: u32, added: u16, created: bool) {
 /// Grants `uid` `access` on `path` (a file: read; a directory: search) by adding a named-user
 /// entry to its access ACL, and records what it added ([`RECORD_XATTR`]). On a file system
 /// without ACLs, warns once and returns [`AclOutcome::Unsupported`].
-pub fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewError> {
+pub(crate) fn grant(path: &Path, uid: u32, access: Access) -> Result<AclOutcome, ViewError> {
     match grant_io(path, uid, access.perm()) {
         Ok(outcome) => Ok(outcome),
         Err(e) if acl::is_unsupported(&e) => {

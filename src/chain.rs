@@ -68,15 +68,15 @@ pub enum Base {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleHop {
     /// The profile that holds `role_arn`.
-    pub profile: String,
+    pub(crate) profile: String,
     pub role_arn: String,
     /// `role_session_name`, else `credsync-<profile>` (see [`default_session_name`]).
-    pub role_session_name: String,
+    pub(crate) role_session_name: String,
     pub external_id: Option<String>,
     /// `duration_seconds` (900..=43200); `None` lets STS pick (one hour).
     pub duration_seconds: Option<i32>,
     /// The profile's own `region`, if any.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 /// How to get a profile's credentials: the base, then each hop in order (`hops[0]` is signed
@@ -215,7 +215,7 @@ pub fn plan(
 
 /// `credsync-<profile>`, with characters STS does not allow in a session name
 /// (outside `[A-Za-z0-9_+=,.@-]`) replaced by `-`, cut to STS's 64 characters.
-pub fn default_session_name(profile: &str) -> String {
+pub(crate) fn default_session_name(profile: &str) -> String {
     format!("credsync-{profile}")
         .chars()
         .map(|c| {

@@ -65,7 +65,7 @@ impl Env {
 
     /// An XDG base-directory variable, honoured only when it holds an absolute path (as the
     /// XDG spec and the `directories` crate require).
-    pub fn xdg_dir(&self, key: &str) -> Option<PathBuf> {
+    pub(crate) fn xdg_dir(&self, key: &str) -> Option<PathBuf> {
         self.get(key).map(PathBuf::from).filter(|p| p.is_absolute())
     }
 }
@@ -99,16 +99,16 @@ pub struct ProfileEntry {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteConfig {
-    pub mode: WriteMode,
+    pub(crate) mode: WriteMode,
     /// Mode of files credsync creates.
-    pub file_mode: u32,
+    pub(crate) file_mode: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefreshConfig {
-    pub min_remaining: Duration,
-    pub token_refresh_before: Duration,
-    pub max_concurrency: usize,
+    pub(crate) min_remaining: Duration,
+    pub(crate) token_refresh_before: Duration,
+    pub(crate) max_concurrency: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ pub enum ContainerEngine {
 
 impl ContainerEngine {
     /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ContainerEngine::Docker => "docker",
             ContainerEngine::PodmanRootless => "podman-rootless",
@@ -209,7 +209,7 @@ pub enum ConfigError {
 
 /// configparser's default section: its keys are defaults for every other section, so a
 /// profile written there would leak into all of them.
-pub const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
+pub(crate) const CONFIGPARSER_DEFAULT_SECTION: &str = "DEFAULT";
 
 /// Every section and the keys it accepts, in the order `config.example.toml` documents them.
 /// The empty section name is the top level.
@@ -248,14 +248,14 @@ const CONTROL_KEYS: &[&str] = &["socket"];
 const NOTIFY_KEYS: &[&str] = &["enabled", "before", "command"];
 
 /// Built-in defaults that do not depend on the environment.
-pub const DEFAULT_FILE_MODE: u32 = 0o600;
-pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
-pub const DEFAULT_TOKEN_REFRESH_BEFORE: Duration = Duration::from_secs(30 * 60);
-pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
-pub const DEFAULT_NOTIFY_BEFORE: Duration = Duration::from_secs(30 * 60);
-pub const MAX_CONCURRENCY_LIMIT: usize = 64;
-pub const DEFAULT_CONTAINER_DIR: &str = "~/.aws/credsync";
-pub const DEFAULT_PATH_IN_CONTAINER: &str = "/home/astro/.aws/credsync";
+pub(crate) const DEFAULT_FILE_MODE: u32 = 0o600;
+pub(crate) const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
+pub(crate) const DEFAULT_TOKEN_REFRESH_BEFORE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DEFAULT_MAX_CONCURRENCY: usize = 4;
+pub(crate) const DEFAULT_NOTIFY_BEFORE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const MAX_CONCURRENCY_LIMIT: usize = 64;
+pub(crate) const DEFAULT_CONTAINER_DIR: &str = "~/.aws/credsync";
+pub(crate) const DEFAULT_PATH_IN_CONTAINER: &str = "/home/astro/.aws/credsync";
 /// botocore refreshes an SSO token this long before it expires; credsync should refresh first.
 const BOTOCORE_TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -340,7 +340,7 @@ fn aws_file_from_env(
 ///   home directory; `~user` becomes that user's home from the password database, and stays
 ///   as written for an unknown user. The home's trailing `/` are dropped, and an empty result
 ///   is `/`.
-pub fn expand_like_botocore(value: &str, env: &Env) -> String {
+pub(crate) fn expand_like_botocore(value: &str, env: &Env) -> String {
     expanduser(&expandvars(value, &env.vars), env, &passwd_home)
 }
 
@@ -647,8 +647,8 @@ impl Config {
 /// Shown as one sentence, `what; fix` (the daemon's log), or apart (`doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
-    pub what: String,
-    pub fix: String,
+    pub(crate) what: String,
+    pub(crate) fix: String,
 }
 
 impl std::fmt::Display for Warning {

@@ -6,7 +6,7 @@
 //! for SSO, its token), the credentials file's permissions, the user service and the daemon.
 //! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them.
 
-pub mod compose;
+pub(crate) mod compose;
 pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,8 +48,8 @@ impl fmt::Display for Level {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub level: Level,
-    pub what: String,
-    pub fix: Option<String>,
+    pub(crate) what: String,
+    pub(crate) fix: Option<String>,
 }
 
 impl Check {
@@ -80,7 +80,7 @@ impl Check {
 
 /// The worst level among `checks` (`Ok` when empty).
 #[cfg(test)]
-pub fn worst(checks: &[Check]) -> Level {
+pub(crate) fn worst(checks: &[Check]) -> Level {
     checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
 }
 
@@ -157,7 +157,7 @@ pub fn check_aws_config(parsed: &Result<AwsConfig, ProfileError>, path: &Path) -
 }
 
 /// What reading one sso-session's token cache found (`Err`: the file could not be read).
-pub type TokenRead = Result<sso_cache::Read, String>;
+pub(crate) type TokenRead = Result<sso_cache::Read, String>;
 
 /// Each managed profile's plan and, once per sso-session, its token.
 pub fn check_profiles(
@@ -226,7 +226,7 @@ pub fn check_profiles(
 }
 
 /// One sso-session's token: present, expired, refreshable.
-pub fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -> Check {
+pub(crate) fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -> Check {
     let who = match &sso.session {
         Some(s) => format!("SSO token of sso-session {s}"),
         None => format!("SSO token of {}", sso.start_url),
@@ -385,7 +385,7 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
 
 /// The sections of a credentials file's `text` that hold long-lived IAM user keys
 /// (`aws_access_key_id = AKIA…`) and that credsync does not manage.
-pub fn long_lived_sections(text: &str) -> Vec<String> {
+pub(crate) fn long_lived_sections(text: &str) -> Vec<String> {
     let Ok(sections) = ini_edit::source_credentials(text, Path::new("credentials")) else {
         return Vec::new();
     };

@@ -18,9 +18,9 @@ use crate::config::{self, Config, Env, Origin};
 use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
 /// The systemd unit's name.
-pub const SYSTEMD_UNIT: &str = "credsync.service";
+pub(crate) const SYSTEMD_UNIT: &str = "credsync.service";
 /// The LaunchAgent's label (and plist file name, with `.plist`).
-pub const LAUNCHD_LABEL: &str = "com.credsync.agent";
+pub(crate) const LAUNCHD_LABEL: &str = "com.credsync.agent";
 
 const SYSTEMD_TEMPLATE: &str = include_str!("../systemd/credsync.service");
 const SYSTEMD_SANDBOX: &str = include_str!("../systemd/sandbox.conf");
@@ -140,7 +140,7 @@ pub enum Sandbox {
 
 /// The variables that decide what credsync manages and where it talks, besides
 /// `AWS_PROFILE` (see [`carried_env`]). Every `AWS_ENDPOINT_URL*` variable counts too.
-pub const CARRIED_VARS: &[&str] = &[
+pub(crate) const CARRIED_VARS: &[&str] = &[
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
     "CREDSYNC_LOG",
@@ -154,7 +154,7 @@ const DEFAULT_SERVICE_LOG: &str = "info";
 /// `CREDSYNC_LOG` when set (even empty: the daemon reads them as the shell's credsync does),
 /// and `AWS_PROFILE` when it decides the managed profile (no config file, or one without
 /// `[[profiles]]`). Sorted by name.
-pub fn carried_env(cfg: &Config, env: &Env) -> Vec<(String, String)> {
+pub(crate) fn carried_env(cfg: &Config, env: &Env) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = env
         .vars
         .iter()
@@ -224,7 +224,7 @@ impl ServiceSpec {
 
 /// The sandbox a configuration allows: no file-system view when `[container] uid` asks for
 /// ACL entries naming another uid.
-pub fn sandbox_for(cfg: &Config) -> Sandbox {
+pub(crate) fn sandbox_for(cfg: &Config) -> Sandbox {
     match cfg.container.as_ref().and_then(|c| c.uid) {
         Some(uid) => Sandbox::NoNamespaces(format!(
             "[container] uid = {uid} needs POSIX ACL entries for uid {uid}, which a user \
@@ -242,7 +242,11 @@ fn absolute(p: &Path) -> PathBuf {
 /// The directories credsync writes that the unit's default `ReadWritePaths` (`~/.aws` and
 /// the runtime directory) do not cover: the credentials file's directory, the SSO cache, the
 /// container view and the socket's directory.
-pub fn extra_rw_paths(cfg: &Config, home: &Path, runtime_dir: Option<PathBuf>) -> Vec<PathBuf> {
+pub(crate) fn extra_rw_paths(
+    cfg: &Config,
+    home: &Path,
+    runtime_dir: Option<PathBuf>,
+) -> Vec<PathBuf> {
     let aws = home.join(".aws");
     let mut candidates: Vec<PathBuf> = Vec::new();
     candidates.extend(cfg.aws.credentials_file.parent().map(Path::to_owned));
@@ -418,13 +422,13 @@ pub fn render(spec: &ServiceSpec, target: &Target) -> String {
 /// One path in a unit file (the executable, a `ReadWritePaths` entry): `%` doubled (no
 /// specifier expansion), double-quoted with C escapes when it has spaces, quotes or
 /// backslashes.
-pub fn systemd_word(s: &str) -> String {
+pub(crate) fn systemd_word(s: &str) -> String {
     quote_systemd(&s.replace('%', "%%"))
 }
 
 /// One argument after the executable on an `Exec*=` line: like [`systemd_word`], and `$`
 /// doubled too (systemd expands `$VAR` in arguments, not in the executable's path).
-pub fn systemd_arg(s: &str) -> String {
+pub(crate) fn systemd_arg(s: &str) -> String {
     quote_systemd(&s.replace('%', "%%").replace('$', "$$"))
 }
 
@@ -482,7 +486,7 @@ fn unquote_systemd_word(value: &str) -> Option<String> {
 /// The executable an installed service file runs, read back as [`render`] writes it: the
 /// unit's first `ExecStart=` (its first word, after any `@-:+!` prefixes), or the plist's first
 /// `ProgramArguments` string. `None` when the file names none.
-pub fn installed_exe(platform: Platform, text: &str) -> Option<PathBuf> {
+pub(crate) fn installed_exe(platform: Platform, text: &str) -> Option<PathBuf> {
     match platform {
         Platform::Linux => {
             let value = text
@@ -503,7 +507,7 @@ pub fn installed_exe(platform: Platform, text: &str) -> Option<PathBuf> {
 
 /// Whether systemd can run a binary at `exe`: it refuses executable paths with quotes,
 /// backslashes or control characters ("Executable name contains special characters").
-pub fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
+pub(crate) fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
     let text = exe.to_string_lossy();
     if text.chars().any(|c| c.is_control() || "\"'\\".contains(c)) {
         return Err(ServiceError::UnsafeExePath {
@@ -523,7 +527,7 @@ fn xml_unescape(s: &str) -> String {
 }
 
 /// Text safe inside an XML element or attribute.
-pub fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -596,7 +600,7 @@ pub struct InstallReport {
     pub steps: Vec<String>,
     /// Set when the service was written but not started (or not stopped): why, and what to
     /// run instead.
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 impl fmt::Display for InstallReport {
@@ -880,32 +884,32 @@ fn start_launchd(
 }
 
 /// How long install waits for the unit to become active and ready.
-pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `systemctl --user show` says about a unit, as far as install judges a start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitState {
+pub(crate) struct UnitState {
     /// `ActiveState`: active, activating, failed, inactive, ...
-    pub active_state: String,
+    pub(crate) active_state: String,
     /// `SubState`: running, start, auto-restart, dead, ...
-    pub sub_state: String,
+    pub(crate) sub_state: String,
     /// `Result`: success, exit-code, signal, core-dump, timeout, ...
-    pub result: String,
+    pub(crate) result: String,
     /// `ExecMainCode`: how the main process ended (`CLD_EXITED` = 1, `CLD_KILLED` = 2,
     /// `CLD_DUMPED` = 3), 0 while it runs.
-    pub exec_main_code: i32,
+    pub(crate) exec_main_code: i32,
     /// `ExecMainStatus`: the exit status, or the signal number.
-    pub exec_main_status: i32,
-    pub main_pid: u32,
+    pub(crate) exec_main_status: i32,
+    pub(crate) main_pid: u32,
 }
 
 /// `CLD_EXITED`: the main process exited (rather than was killed by a signal).
-pub const CLD_EXITED: i32 = 1;
+pub(crate) const CLD_EXITED: i32 = 1;
 
 /// The exit statuses with which systemd reports that it could not apply a sandboxing
 /// directive before running the program (systemd's `EXIT_*` codes; credsync itself exits
 /// with 0-3 only).
-pub const SANDBOX_EXIT_STATUSES: &[(i32, &str)] = &[
+pub(crate) const SANDBOX_EXIT_STATUSES: &[(i32, &str)] = &[
     (217, "USER"),
     (218, "CAPABILITIES"),
     (226, "NAMESPACE"),
@@ -919,14 +923,14 @@ pub const SANDBOX_EXIT_STATUSES: &[(i32, &str)] = &[
 /// `status` failed at a sandboxing step, so that the same unit without its sandbox may run:
 /// it exited (not a signal, a timeout or a protocol error) with one of
 /// [`SANDBOX_EXIT_STATUSES`].
-pub fn is_sandbox_failure(result: &str, code: i32, status: i32) -> bool {
+pub(crate) fn is_sandbox_failure(result: &str, code: i32, status: i32) -> bool {
     result == "exit-code"
         && code == CLD_EXITED
         && SANDBOX_EXIT_STATUSES.iter().any(|(s, _)| *s == status)
 }
 
 /// How systemd shows an ending: `status=226/NAMESPACE`, `status=1`, `signal=9`.
-pub fn describe_exit(code: i32, status: i32) -> String {
+pub(crate) fn describe_exit(code: i32, status: i32) -> String {
     match code {
         CLD_EXITED => match SANDBOX_EXIT_STATUSES.iter().find(|(s, _)| *s == status) {
             Some((s, name)) => format!("status={s}/{name}"),
@@ -939,7 +943,7 @@ pub fn describe_exit(code: i32, status: i32) -> String {
 
 /// What a start came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Active: for `Type=notify`, the daemon sent READY=1.
     Ready,
     /// Failed at a sandboxing step: why, in systemd's words (`status=226/NAMESPACE`).
@@ -949,7 +953,7 @@ pub enum Verdict {
 }
 
 /// Judges the state a start left the unit in (read once the start job ended or timed out).
-pub fn start_verdict(s: &UnitState) -> Verdict {
+pub(crate) fn start_verdict(s: &UnitState) -> Verdict {
     if s.active_state == "active" {
         return Verdict::Ready;
     }
@@ -973,7 +977,7 @@ pub fn start_verdict(s: &UnitState) -> Verdict {
 }
 
 /// Parses `systemctl show` output (`Key=value` lines).
-pub fn parse_show(text: &str) -> UnitState {
+pub(crate) fn parse_show(text: &str) -> UnitState {
     let mut s = UnitState::default();
     for line in text.lines() {
         let Some((k, v)) = line.split_once('=') else {

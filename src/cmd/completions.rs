@@ -19,20 +19,20 @@ use clap_complete::env::EnvCompleter;
 use credsync::config::{self, Config, Env};
 
 /// The variable that switches `credsync` into answering a completion request.
-pub const COMPLETE_VAR: &str = "CREDSYNC_COMPLETE";
+pub(crate) const COMPLETE_VAR: &str = "CREDSYNC_COMPLETE";
 
 /// The command the shells complete (and the one they run to ask for completions: the
 /// `credsync` found on `PATH`, the same that the user is typing).
 const BIN: &str = "credsync";
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell to print the completion script for.
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// Load it from ~/.bashrc: `eval "$(credsync completions bash)"`
     Bash,
     /// Source it from ~/.zshrc: `source <(credsync completions zsh)`
@@ -52,7 +52,7 @@ impl Shell {
 }
 
 /// Prints the completion script for `args.shell`.
-pub fn run(args: &Args) -> ExitCode {
+pub(crate) fn run(args: &Args) -> ExitCode {
     match script(args.shell) {
         Ok(text) => {
             print!("{text}");
@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 /// The completion script for `shell`.
-pub fn script(shell: Shell) -> std::io::Result<String> {
+pub(crate) fn script(shell: Shell) -> std::io::Result<String> {
     let mut buf = Vec::new();
     shell
         .completer()
@@ -97,7 +97,7 @@ fn zsh_autoloadable(script: &str) -> String {
 /// their target sections where those differ), as the daemon accepts them. Reads the config
 /// named by `CREDSYNC_CONFIG`, else the default one (a `--config` typed on the same command
 /// line is not seen by the completer); offers nothing when it does not load.
-pub fn refresh_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
+pub(crate) fn refresh_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
     let env = Env::from_process();
     let explicit = env.get("CREDSYNC_CONFIG").map(std::path::PathBuf::from);
     let Ok(cfg) = config::load(explicit.as_deref(), &env) else {
@@ -113,7 +113,7 @@ pub fn refresh_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
 
 /// Every name `refresh` accepts, once, with a short description: `source` names, then the
 /// `target` names that differ from every source.
-pub fn managed_names(cfg: &Config) -> Vec<(String, String)> {
+pub(crate) fn managed_names(cfg: &Config) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for p in &cfg.profiles {
         let help = if p.target == p.source {

@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
-pub fn run(config: Option<&Path>) -> ExitCode {
+pub(crate) fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
     let (cfg, seams) = match super::load_config_and_seams(config) {
         Ok(c) => c,

@@ -16,18 +16,18 @@ use credsync::sso_cache;
 use credsync::uidmap;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Check an Astro project instead: its docker-compose.override.yml and .env (mounts of
     /// ~/.aws, AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE / AWS_PROFILE, the container
     /// user's access)
     #[arg(long, value_name = "DIR")]
-    pub project: Option<PathBuf>,
+    pub(crate) project: Option<PathBuf>,
 }
 
 /// How long to wait for the daemon's status: it answers from memory.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
+pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
     let env = Env::from_process();
     let loaded = config::load(explicit, &env);
     let mut checks = doctor::check_config(&loaded);

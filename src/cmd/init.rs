@@ -12,7 +12,7 @@ use credsync::config::{self, Env};
 use credsync::state::Kind;
 use credsync::write::{self, WriteMode, WriteOptions};
 
-pub fn run(explicit: Option<&Path>) -> ExitCode {
+pub(crate) fn run(explicit: Option<&Path>) -> ExitCode {
     let env = Env::from_process();
     let path = explicit.map_or_else(|| config::default_path(&env), Path::to_owned);
     let defaults = match config::try_defaults(&env) {
@@ -70,7 +70,7 @@ pub fn run(explicit: Option<&Path>) -> ExitCode {
 /// The starting config for `aws` (the credentials map without credsync's managed sections):
 /// every profile that resolves through SSO or an assumed role as a `[[profiles]]` entry, the
 /// others as commented hints with the reason.
-pub fn starting_config(
+pub(crate) fn starting_config(
     aws: &AwsConfig,
     credentials: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> String {

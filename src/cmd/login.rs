@@ -33,7 +33,7 @@ beside the token makes a second sign-in to the same session wait for the first."
 
 #[derive(clap::Args)]
 #[command(after_long_help = LOGIN_AFTER_HELP)]
-pub struct Args {
+pub(crate) struct Args {
     /// Sign in to this [sso-session NAME] of the AWS config [default: every session (and
     /// legacy start URL) of the managed profiles that needs it]
     #[arg(long, value_name = "NAME", conflicts_with = "profile")]
@@ -54,7 +54,7 @@ pub struct Args {
 }
 
 #[derive(clap::Args)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     /// Sign out of this [sso-session NAME] [default: every session of the managed profiles]
     #[arg(long, value_name = "NAME", conflicts_with = "profile")]
     sso_session: Option<String>,
@@ -118,7 +118,7 @@ fn say(text: &str) {
     eprintln!("{text}");
 }
 
-pub fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
+pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
     let env = Env::from_process();
     let (cfg, edge, targets) = match prepare(
@@ -183,7 +183,7 @@ pub fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
     ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
 }
 
-pub fn run_logout(args: &LogoutArgs, explicit: Option<&Path>) -> ExitCode {
+pub(crate) fn run_logout(args: &LogoutArgs, explicit: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
     let env = Env::from_process();
     let (cfg, edge, targets) = match prepare(

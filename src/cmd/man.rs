@@ -11,12 +11,12 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The directory to write the pages into (created when missing).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
-pub fn run(args: &Args, cmd: clap::Command) -> ExitCode {
+pub(crate) fn run(args: &Args, cmd: clap::Command) -> ExitCode {
     match write_pages(cmd, &args.dir) {
         Ok(files) => {
             for f in files {
@@ -35,7 +35,7 @@ pub fn run(args: &Args, cmd: clap::Command) -> ExitCode {
 }
 
 /// Writes every page into `dir`; returns the files written.
-pub fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();

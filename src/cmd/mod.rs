@@ -1,18 +1,18 @@
 //! One file per subcommand; this one holds what they share: config loading, exit codes, and
 //! the one place that turns errors into what a person reads. [`out`] is where all output goes.
 
-pub mod completions;
-pub mod daemon;
-pub mod doctor;
-pub mod init;
-pub mod login;
-pub mod man;
-pub mod out;
-pub mod refresh;
-pub mod reload;
-pub mod service;
-pub mod status;
-pub mod sync;
+pub(crate) mod completions;
+pub(crate) mod daemon;
+pub(crate) mod doctor;
+pub(crate) mod init;
+pub(crate) mod login;
+pub(crate) mod man;
+pub(crate) mod out;
+pub(crate) mod refresh;
+pub(crate) mod reload;
+pub(crate) mod service;
+pub(crate) mod status;
+pub(crate) mod sync;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,16 +21,16 @@ use credsync::config::{self, Config, Env};
 use credsync::engine::Seams;
 
 /// Everything fresh / done.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Some profile degraded (status) or failed (sync).
-pub const EXIT_DEGRADED: u8 = 1;
+pub(crate) const EXIT_DEGRADED: u8 = 1;
 /// Usage or configuration error, before anything ran.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// The daemon is not reachable.
-pub const EXIT_UNREACHABLE: u8 = 3;
+pub(crate) const EXIT_UNREACHABLE: u8 = 3;
 
 /// Loads the config, or prints why not (with file:line:column) and returns the exit code.
-pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
+pub(crate) fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
     config::load(explicit, &Env::from_process()).map_err(|e| {
         eprintln!("credsync: {e}");
         ExitCode::from(EXIT_USAGE)
@@ -39,7 +39,7 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
 
 /// [`load_config`], and the engine's seams (AWS among them) from the same reading of the
 /// environment: what the commands that call AWS (`sync`, `daemon`) start from.
-pub fn load_config_and_seams(explicit: Option<&Path>) -> Result<(Config, Seams), ExitCode> {
+pub(crate) fn load_config_and_seams(explicit: Option<&Path>) -> Result<(Config, Seams), ExitCode> {
     let env = Env::from_process();
     let cfg = config::load(explicit, &env).map_err(|e| {
         eprintln!("credsync: {e}");
@@ -50,7 +50,7 @@ pub fn load_config_and_seams(explicit: Option<&Path>) -> Result<(Config, Seams),
 
 /// Loads the config for a command that only needs the socket path: when the file does not
 /// load, says so and falls back to the defaults (the daemon still runs with the config it had).
-pub fn load_config_for_client(explicit: Option<&Path>) -> Config {
+pub(crate) fn load_config_for_client(explicit: Option<&Path>) -> Config {
     let env = Env::from_process();
     config::load(explicit, &env).unwrap_or_else(|e| {
         eprintln!("credsync: warning: {e}\ncredsync: using the default socket path");
@@ -59,12 +59,12 @@ pub fn load_config_for_client(explicit: Option<&Path>) -> Config {
 }
 
 /// Loads the config for a reload: the error as text, nothing printed.
-pub fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
+pub(crate) fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
     config::load(explicit, &Env::from_process()).map_err(|e| e.to_string())
 }
 
 /// A single-threaded tokio runtime: credsync's load is a handful of requests.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

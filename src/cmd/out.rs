@@ -21,7 +21,7 @@ const FAILED: u8 = 2;
 static STDOUT: AtomicU8 = AtomicU8::new(OPEN);
 
 /// Writes to stdout unless it has stopped taking output.
-pub fn stdout(args: fmt::Arguments<'_>) {
+pub(crate) fn stdout(args: fmt::Arguments<'_>) {
     if STDOUT.load(Ordering::Relaxed) != OPEN {
         return;
     }
@@ -31,12 +31,12 @@ pub fn stdout(args: fmt::Arguments<'_>) {
 }
 
 /// Writes to stderr, ignoring errors.
-pub fn stderr(args: fmt::Arguments<'_>) {
+pub(crate) fn stderr(args: fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
 /// Flushes stdout (at exit: a `print!` without a newline may still be buffered).
-pub fn flush() {
+pub(crate) fn flush() {
     if STDOUT.load(Ordering::Relaxed) == OPEN
         && let Err(e) = io::stdout().lock().flush()
     {
@@ -57,7 +57,7 @@ fn write_failed(e: &io::Error) {
 
 /// The command's exit code, unless writing its output failed for another reason than a
 /// closed pipe (then 1: what was asked for did not all arrive).
-pub fn exit_code(code: ExitCode) -> ExitCode {
+pub(crate) fn exit_code(code: ExitCode) -> ExitCode {
     flush();
     if STDOUT.load(Ordering::Relaxed) == FAILED {
         ExitCode::from(super::EXIT_DEGRADED)

@@ -6,16 +6,16 @@ use std::time::Duration;
 use credsync::control::{self, Request, Response};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The profile to refresh (source or target name); all managed profiles when omitted.
     #[arg(add = clap_complete::ArgValueCompleter::new(super::completions::refresh_profiles))]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
 }
 
 /// A refresh goes to AWS (and may retry); the daemon bounds it, this only guards a hang.
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
+pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let request = Request::Refresh {
         profile: args.profile.clone(),
     };
@@ -26,7 +26,10 @@ pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
 }
 
 /// Prints the daemon's reply to `refresh` or `reload` and picks the exit code.
-pub fn reply(result: Result<Response, credsync::control::ClientError>, command: &str) -> ExitCode {
+pub(crate) fn reply(
+    result: Result<Response, credsync::control::ClientError>,
+    command: &str,
+) -> ExitCode {
     match result {
         Ok(Response::Message(m)) => {
             println!("{m}");

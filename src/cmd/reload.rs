@@ -7,11 +7,11 @@ use std::time::Duration;
 use credsync::control::{self, Request};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn run(_args: &Args, cfg: &credsync::config::Config) -> ExitCode {
+pub(crate) fn run(_args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     super::refresh::reply(
         control::request(&cfg.control.socket, &Request::Reload, TIMEOUT),
         "reload",

@@ -7,13 +7,13 @@ use credsync::config::Env;
 use credsync::service::{self, Manager, ServiceSpec, Target};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
-    pub action: Action,
+    pub(crate) action: Action,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Action {
+pub(crate) enum Action {
     /// Write the service file with this binary and config, then enable and start it.
     Install {
         /// Write the file only; do not enable or start the service.
@@ -31,7 +31,7 @@ pub enum Action {
     },
 }
 
-pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
+pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let env = Env::from_process();
     let result = Target::current(&env).and_then(|target| match &args.action {
         Action::Install { no_start } => {

@@ -6,16 +6,16 @@ use std::time::{Duration, SystemTime};
 use credsync::control::{self, ClientError, Request, Response};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print the status as one JSON document (with "version": 1) instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// How long to wait for the daemon; status is answered from memory, so this is generous.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
+pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let status = match control::request(&cfg.control.socket, &Request::Status, TIMEOUT) {
         Ok(Response::Status(status)) => status,
         Ok(Response::Error(e)) => {
@@ -47,7 +47,7 @@ pub fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
 }
 
 /// Reports a failed request: exit 3 with how to start the daemon when it is not running.
-pub fn unreachable_daemon(command: &str, e: &ClientError) -> ExitCode {
+pub(crate) fn unreachable_daemon(command: &str, e: &ClientError) -> ExitCode {
     eprintln!("credsync {command}: {e}");
     if matches!(e, ClientError::NotRunning { .. }) {
         eprintln!(

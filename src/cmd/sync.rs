@@ -14,7 +14,7 @@ use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 /// Attempts per profile for retryable failures (throttling, 5xx, network, a half-written token).
 const ATTEMPTS: u32 = 3;
 
-pub fn run(config: Option<&Path>) -> ExitCode {
+pub(crate) fn run(config: Option<&Path>) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
     let (cfg, seams) = match super::load_config_and_seams(config) {
         Ok(c) => c,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 /// A parsed YAML node: just enough of YAML for Compose files.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Null,
     Scalar(String),
     Seq(Vec<(usize, Node)>),
@@ -25,14 +25,14 @@ pub enum Node {
 }
 
 impl Node {
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match self {
             Node::Map(entries) => entries.iter().find(|(k, _, _)| k == key).map(|(_, _, n)| n),
             _ => None,
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Node::Scalar(s) => Some(s),
             _ => None,
@@ -43,9 +43,9 @@ impl Node {
 /// Why the file could not be read, at which 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
-pub struct YamlError {
-    pub line: usize,
-    pub message: String,
+pub(crate) struct YamlError {
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ struct Line {
 }
 
 /// Parses a YAML document into a [`Node`].
-pub fn parse_yaml(text: &str) -> Result<Node, YamlError> {
+pub(crate) fn parse_yaml(text: &str) -> Result<Node, YamlError> {
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let no = i + 1;
@@ -451,30 +451,30 @@ impl Parser {
 
 /// One bind mount of a service, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub service: String,
+pub(crate) struct Mount {
+    pub(crate) service: String,
     /// 1-based line in the compose file.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The host side, as written (before `~` and `$HOME` expansion).
-    pub source: String,
+    pub(crate) source: String,
     /// The path in the container, without a trailing `/`.
-    pub target: String,
-    pub read_only: bool,
+    pub(crate) target: String,
+    pub(crate) read_only: bool,
     /// Long syntax (`type: bind ...`) rather than `src:dst[:mode]`.
-    pub long: bool,
+    pub(crate) long: bool,
 }
 
 /// One service: its bind mounts and its `environment:`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Service {
-    pub name: String,
-    pub mounts: Vec<Mount>,
-    pub environment: BTreeMap<String, String>,
+pub(crate) struct Service {
+    pub(crate) name: String,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) environment: BTreeMap<String, String>,
 }
 
 /// The services of a compose file, in file order, with their bind mounts (named and anonymous
 /// volumes are left out: they are not host files).
-pub fn services(text: &str) -> Result<Vec<Service>, YamlError> {
+pub(crate) fn services(text: &str) -> Result<Vec<Service>, YamlError> {
     let root = parse_yaml(text)?;
     let Some(Node::Map(services)) = root.get("services") else {
         return Ok(Vec::new());
@@ -574,7 +574,7 @@ fn mount(service: &str, line: usize, v: &Node) -> Option<Mount> {
 
 /// A `.env` file as Compose reads it: `KEY=VALUE` lines, `#` comments, optional `export `,
 /// values optionally quoted.
-pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim();

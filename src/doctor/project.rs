@@ -25,26 +25,27 @@ use crate::write::WriteMode;
 /// The compose file `astro dev start` layers over its own.
 pub const COMPOSE_FILE: &str = "docker-compose.override.yml";
 /// The home directory of Astro's `astro` user in the containers.
-pub const CONTAINER_HOME: &str = "/home/astro";
+pub(crate) const CONTAINER_HOME: &str = "/home/astro";
 /// Astro's `astro` user (native Linux Docker keeps host uids).
 pub const ASTRO_UID: u32 = 50000;
 
 /// The Airflow services `astro dev start` runs, by Airflow major version.
-pub const AIRFLOW2_SERVICES: &[&str] = &["scheduler", "webserver", "triggerer"];
-pub const AIRFLOW3_SERVICES: &[&str] = &["scheduler", "dag-processor", "api-server", "triggerer"];
+pub(crate) const AIRFLOW2_SERVICES: &[&str] = &["scheduler", "webserver", "triggerer"];
+pub(crate) const AIRFLOW3_SERVICES: &[&str] =
+    &["scheduler", "dag-processor", "api-server", "triggerer"];
 
 /// The Airflow a project runs, as read from its `Dockerfile`'s first `FROM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Airflow {
+pub(crate) struct Airflow {
     /// 2 or 3.
-    pub major: u8,
+    pub(crate) major: u8,
     /// The image as written after `FROM`.
-    pub image: String,
+    pub(crate) image: String,
 }
 
 impl Airflow {
     /// The services of this Airflow that run DAG or task code.
-    pub fn services(&self) -> &'static [&'static str] {
+    pub(crate) fn services(&self) -> &'static [&'static str] {
         if self.major >= 3 {
             AIRFLOW3_SERVICES
         } else {
@@ -59,7 +60,7 @@ impl Airflow {
 ///   scheme of the Airflow 3 based releases) are Airflow `X`; semver tags `X.Y.Z` (e.g.
 ///   `12.1.0`, every Airflow 2 based release) are Airflow 2;
 /// - `apache/airflow` and Astronomer Certified (`ap-airflow`): the tag's major version.
-pub fn airflow_of(dockerfile: &str) -> Option<Airflow> {
+pub(crate) fn airflow_of(dockerfile: &str) -> Option<Airflow> {
     let image = dockerfile.lines().find_map(|l| {
         let mut words = l.split_whitespace();
         if !words.next()?.eq_ignore_ascii_case("FROM") {

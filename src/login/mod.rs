@@ -365,7 +365,33 @@ async fn registration_for(
         );
         return Ok((reg, false));
     }
-    let name = match &target.session {
+    let (scopes, grant_types) = registration_asks(target, grant);
+    let mut req = client
+        .register_client()
+        .client_name(client_name(target, now))
+        .client_type("public")
+        .set_scopes(scopes.clone());
+    if grant == Grant::AuthorizationCode {
+        req = req
+            .set_grant_types(grant_types.clone())
+            .redirect_uris(callback::REDIRECT_URI_WITHOUT_PORT)
+            .issuer_url(&target.start_url);
+    }
+    let out = req
+        .send()
+        .await
+        .map_err(|e| aws_error("RegisterClient", e))?;
+    let reg = registration_from(&out, scopes, grant_types)?;
+    registration::write(cache_dir, &key, &reg).map_err(|source| LoginError::Write {
+        what: "the client registration",
+        source,
+    })?;
+    Ok((reg, true))
+}
+
+/// The name a new client registration gets: per session, or per moment for a legacy profile.
+fn client_name(target: &Target, now: SystemTime) -> String {
+    match &target.session {
         Some(s) => format!("credsync-client-{s}"),
         None => format!(
             "credsync-client-{}",
@@ -373,39 +399,34 @@ async fn registration_for(
                 .unwrap_or_default()
                 .as_secs()
         ),
-    };
-    let mut req = client
-        .register_client()
-        .client_name(name)
-        .client_type("public");
-    let (scopes, grant_types) = match grant {
-        Grant::AuthorizationCode => {
-            let scopes = target
-                .scopes
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| vec![registration::DEFAULT_SCOPE.to_owned()]);
-            let grants: Vec<String> = registration::AUTH_CODE_GRANT_TYPES
-                .iter()
-                .map(|g| (*g).to_owned())
-                .collect();
-            req = req
-                .set_grant_types(Some(grants.clone()))
-                .redirect_uris(callback::REDIRECT_URI_WITHOUT_PORT)
-                .issuer_url(&target.start_url)
-                .set_scopes(Some(scopes.clone()));
-            (Some(scopes), Some(grants))
-        }
-        Grant::DeviceCode => {
-            let scopes = target.scopes.clone().filter(|s| !s.is_empty());
-            req = req.set_scopes(scopes.clone());
-            (scopes, None)
-        }
-    };
-    let out = req
-        .send()
-        .await
-        .map_err(|e| aws_error("RegisterClient", e))?;
+    }
+}
+
+/// The scopes and grant types a registration for `grant` asks for, as the AWS CLI asks: for
+/// the authorization-code grant the session's scopes (else `sso:account:access`) and both
+/// grant types; for the device grant the session's scopes when it has some, and no grant types.
+fn registration_asks(target: &Target, grant: Grant) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let scopes = target.scopes.clone().filter(|s| !s.is_empty());
+    match grant {
+        Grant::AuthorizationCode => (
+            Some(scopes.unwrap_or_else(|| vec![registration::DEFAULT_SCOPE.to_owned()])),
+            Some(
+                registration::AUTH_CODE_GRANT_TYPES
+                    .iter()
+                    .map(|g| (*g).to_owned())
+                    .collect(),
+            ),
+        ),
+        Grant::DeviceCode => (scopes, None),
+    }
+}
+
+/// The registration `RegisterClient` answered, with what it was asked for.
+fn registration_from(
+    out: &aws_sdk_ssooidc::operation::register_client::RegisterClientOutput,
+    scopes: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+) -> Result<Registration, LoginError> {
     let (Some(id), Some(secret)) = (out.client_id(), out.client_secret()) else {
         return Err(LoginError::Malformed("RegisterClient"));
     };
@@ -414,18 +435,13 @@ async fn registration_for(
         .filter(|s| *s > 0)
         .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
         .ok_or(LoginError::Malformed("RegisterClient"))?;
-    let reg = Registration {
+    Ok(Registration {
         client_id: id.to_owned(),
         client_secret: secret.to_owned().into(),
         expires_at,
         scopes,
         grant_types,
-    };
-    registration::write(cache_dir, &key, &reg).map_err(|source| LoginError::Write {
-        what: "the client registration",
-        source,
-    })?;
-    Ok((reg, true))
+    })
 }
 
 /// Writes a new sign-in's token over whatever the file held.
@@ -458,73 +474,12 @@ pub async fn login(
     let client = clients.oidc(&target.region).await;
     if opts.fresh {
         sign_out_locked(clients, cache_dir, target, say).await?;
-    } else if let Ok(sso_cache::Read::Token(token)) = sso_cache::read(cache_dir, target.cache_key())
-        && token
-            .start_url
-            .as_deref()
-            .is_none_or(|u| u == target.start_url)
-    {
-        let t = now();
-        if token.expires_at.duration_since(t).unwrap_or_default() > TOKEN_WINDOW {
-            return Ok(Outcome::AlreadySignedIn {
-                expires_at: token.expires_at,
-            });
-        }
-        if token.can_refresh(t) {
-            match crate::token::refresh(&client, &token, &target.login_command(), t).await {
-                Ok(new) => {
-                    save_token(cache_dir, target, &new)?;
-                    return Ok(Outcome::Renewed {
-                        expires_at: new.expires_at,
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("the cached token could not be renewed ({e}); signing in")
-                }
-            }
-        }
+    } else if let Some(done) = current_token(&client, cache_dir, target, now()).await? {
+        return Ok(done);
     }
     let grant = choose_grant(target, opts);
-    let (mut reg, mut registered) =
-        registration_for(&client, cache_dir, target, grant, now(), false).await?;
-    // The device flow opens the page only where a browser can open (with `--device-code` on a
-    // desktop); over SSH or on a console it is only shown, for another device.
-    let device_opener = if opts.browser_here {
-        &opts.opener
-    } else {
-        &Opener::PrintOnly
-    };
-    let answer = match grant {
-        Grant::AuthorizationCode => {
-            let endpoint = clients.oidc_endpoint(&target.region).await;
-            authcode::run(
-                &client,
-                &endpoint,
-                &reg,
-                target.scopes.as_deref(),
-                &label,
-                &opts.opener,
-                say,
-            )
-            .await?
-        }
-        Grant::DeviceCode => {
-            match device::run(&client, &reg, &target.start_url, &label, device_opener, say).await {
-                // A cached registration SSO-OIDC no longer knows (deleted, or the instance
-                // changed): register again, once, before anything was shown to the user.
-                Err(e) if !registered && e.is_refused_client() => {
-                    tracing::debug!(
-                        "the cached client registration was refused ({e}); registering again"
-                    );
-                    (reg, registered) =
-                        registration_for(&client, cache_dir, target, grant, now(), true).await?;
-                    device::run(&client, &reg, &target.start_url, &label, device_opener, say)
-                        .await?
-                }
-                other => other?,
-            }
-        }
-    };
+    let (reg, answer, registered) =
+        authorize(clients, &client, cache_dir, target, opts, grant, say, now).await?;
     let token = new_token(
         target,
         &reg,
@@ -539,6 +494,91 @@ pub async fn login(
         grant,
         registered,
     })
+}
+
+/// What the session's current token makes of a sign-in, without a browser: still valid for
+/// long enough (nothing to do), or renewed with its refresh token (saved). `None`: sign in.
+async fn current_token(
+    client: &aws_sdk_ssooidc::Client,
+    cache_dir: &Path,
+    target: &Target,
+    now: SystemTime,
+) -> Result<Option<Outcome>, LoginError> {
+    let Ok(sso_cache::Read::Token(token)) = sso_cache::read(cache_dir, target.cache_key()) else {
+        return Ok(None);
+    };
+    if token
+        .start_url
+        .as_deref()
+        .is_some_and(|u| u != target.start_url)
+    {
+        return Ok(None);
+    }
+    if token.expires_at.duration_since(now).unwrap_or_default() > TOKEN_WINDOW {
+        return Ok(Some(Outcome::AlreadySignedIn {
+            expires_at: token.expires_at,
+        }));
+    }
+    if !token.can_refresh(now) {
+        return Ok(None);
+    }
+    match crate::token::refresh(client, &token, &target.login_command(), now).await {
+        Ok(new) => {
+            save_token(cache_dir, target, &new)?;
+            Ok(Some(Outcome::Renewed {
+                expires_at: new.expires_at,
+            }))
+        }
+        Err(e) => {
+            tracing::debug!("the cached token could not be renewed ({e}); signing in");
+            Ok(None)
+        }
+    }
+}
+
+/// The sign-in itself with `grant`: the registration (cached or new), then the browser's
+/// authorization code or the device flow. Returns the registration used, SSO-OIDC's answer,
+/// and whether the registration is new.
+#[allow(clippy::too_many_arguments)]
+async fn authorize(
+    clients: &mut Clients,
+    client: &aws_sdk_ssooidc::Client,
+    cache_dir: &Path,
+    target: &Target,
+    opts: &Options,
+    grant: Grant,
+    say: &dyn Fn(&str),
+    now: &dyn Fn() -> SystemTime,
+) -> Result<(Registration, Granted, bool), LoginError> {
+    let label = target.label();
+    let (reg, registered) =
+        registration_for(client, cache_dir, target, grant, now(), false).await?;
+    if grant == Grant::AuthorizationCode {
+        let endpoint = clients.oidc_endpoint(&target.region).await;
+        let scopes = target.scopes.as_deref();
+        let answer =
+            authcode::run(client, &endpoint, &reg, scopes, &label, &opts.opener, say).await?;
+        return Ok((reg, answer, registered));
+    }
+    // The device flow opens the page only where a browser can open (with `--device-code` on a
+    // desktop); over SSH or on a console it is only shown, for another device.
+    let opener = if opts.browser_here {
+        &opts.opener
+    } else {
+        &Opener::PrintOnly
+    };
+    let url = &target.start_url;
+    match device::run(client, &reg, url, &label, opener, say).await {
+        // A cached registration SSO-OIDC no longer knows (deleted, or the instance changed):
+        // register again, once, before anything was shown to the user.
+        Err(e) if !registered && e.is_refused_client() => {
+            tracing::debug!("the cached client registration was refused ({e}); registering again");
+            let (reg, _) = registration_for(client, cache_dir, target, grant, now(), true).await?;
+            let answer = device::run(client, &reg, url, &label, opener, say).await?;
+            Ok((reg, answer, true))
+        }
+        other => Ok((reg, other?, registered)),
+    }
 }
 
 /// What [`logout`] did.

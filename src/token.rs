@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::{CreateTokenError, CreateTokenOutput};
 
-use crate::login::lock::{LockError, SessionLock};
 use crate::resolve::{self, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
+use crate::sso_cache::lock::{LockError, SessionLock};
 use crate::sso_cache::{self, CachedToken};
 use crate::timefmt;
 use crate::write::{Outcome, WriteError};
@@ -214,7 +214,7 @@ pub(crate) fn store(
     }
 }
 
-/// [`refresh`], then [`store`], holding the session's sign-in lock (`login::lock`): a sign-in in
+/// [`refresh`], then [`store`], holding the session's sign-in lock (`sso_cache::lock`): a sign-in in
 /// progress makes it a retryable [`ResolveError::Transient`] after a few seconds. When SSO-OIDC refuses a refreshable token as `LoginRequired`
 /// (say, the AWS CLI refreshed first and the refresh token rotated), the cache file is read
 /// again: a token there that expires later than `token` and is still valid at `now` is
@@ -228,7 +228,7 @@ pub async fn refresh_and_store(
     login_command: &str,
     now: SystemTime,
 ) -> Result<CachedToken, ResolveError> {
-    // One sign-in or refresh of a session at a time (see `login::lock`). A lock that cannot
+    // One sign-in or refresh of a session at a time (see `sso_cache::lock`). A lock that cannot
     // even be opened (a read-only cache directory) does not stop the refresh.
     let _lock = match SessionLock::acquire(cache_dir, cache_key, REFRESH_LOCK_WAIT, || {}).await {
         Ok(lock) => Some(lock),

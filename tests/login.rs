@@ -458,7 +458,7 @@ fn the_daemons_refresh_waits_for_a_sign_in_in_progress() {
         ))
     };
     // A `credsync login` holds the session: the refresh gives up for now, without a call.
-    let held = credsync::login::lock::SessionLock::try_acquire(&cache, "corp")
+    let held = credsync::sso_cache::lock::SessionLock::try_acquire(&cache, "corp")
         .unwrap()
         .expect("the lock is free");
     let e = refresh().expect_err("the sign-in holds the lock");

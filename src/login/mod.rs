@@ -5,7 +5,7 @@
 //! ([`device`], for legacy `sso_start_url` profiles, `--device-code`, and where no browser can
 //! open). Both share the AWS CLI's files ([`registration`] and the token cache of
 //! [`crate::sso_cache`]), so the AWS CLI, botocore and credsync use one sign-in, and both run
-//! under the session's [`lock`], so that two commands and the daemon never sign in or refresh
+//! under the session's lock ([`crate::sso_cache::lock`]), so that two commands and the daemon never sign in or refresh
 //! one session at once.
 //!
 //! [`login`] is the sequence for one session: lock; a token with more than 15 minutes left is
@@ -16,7 +16,6 @@
 pub(crate) mod authcode;
 pub(crate) mod callback;
 pub(crate) mod device;
-pub mod lock;
 pub mod opener;
 pub(crate) mod pkce;
 pub mod registration;
@@ -34,7 +33,7 @@ use crate::sso_cache::{self, CachedToken};
 use crate::timefmt;
 use crate::write::WriteError;
 
-use lock::{LockError, SessionLock};
+use crate::sso_cache::lock::{LockError, SessionLock};
 use opener::Opener;
 use registration::{Grant, Registration};
 

@@ -23,7 +23,7 @@ use crate::timefmt::{humane, rfc3339};
 
 /// What happened to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub enum SessionEvent {
     /// SSO-OIDC refused the refresh token.
     Refused,
     /// A token that cannot be refreshed expires within `[notify] before`.
@@ -36,7 +36,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Notice {
     pub(crate) session: String,
-    pub(crate) event: Event,
+    pub(crate) event: SessionEvent,
     /// One line: "credsync: sign in to SESSION".
     pub(crate) summary: String,
     /// What happened, until when the session and the credentials on disk work, the command.
@@ -104,13 +104,13 @@ impl Notifier {
             if why == NotRefreshable::RefreshRefused && !said.refused {
                 said.refused = true;
                 said.ending |= due;
-                out.push(notice(s, Event::Refused, why, expires, now));
+                out.push(notice(s, SessionEvent::Refused, why, expires, now));
             } else if why != NotRefreshable::NoToken && due && !said.ending {
                 said.ending = true;
                 let event = if now >= expires {
-                    Event::Ended
+                    SessionEvent::Ended
                 } else {
-                    Event::EndsSoon
+                    SessionEvent::EndsSoon
                 };
                 out.push(notice(s, event, why, expires, now));
             }
@@ -146,7 +146,7 @@ impl Notifier {
 /// The text of a notice.
 fn notice(
     s: &SessionStatus,
-    event: Event,
+    event: SessionEvent,
     why: NotRefreshable,
     expires: SystemTime,
     now: SystemTime,
@@ -161,7 +161,7 @@ fn notice(
     };
     let name = &s.name;
     let what = match event {
-        Event::Refused => format!(
+        SessionEvent::Refused => format!(
             "The SSO session {name} can no longer be renewed: the refresh token was refused{}. \
              Its token {} {}.",
             s.refused_at
@@ -170,12 +170,12 @@ fn notice(
             if expires > now { "expires" } else { "expired" },
             when(expires)
         ),
-        Event::EndsSoon => format!(
+        SessionEvent::EndsSoon => format!(
             "The SSO session {name} ends {} and cannot be renewed: {}.",
             when(expires),
             why.describe()
         ),
-        Event::Ended => format!(
+        SessionEvent::Ended => format!(
             "The SSO session {name} ended {} and cannot be renewed: {}.",
             when(expires),
             why.describe()
@@ -471,7 +471,7 @@ mod tests {
         }
     }
 
-    fn events(n: &[Notice]) -> Vec<(&str, Event)> {
+    fn events(n: &[Notice]) -> Vec<(&str, SessionEvent)> {
         n.iter().map(|n| (n.session.as_str(), n.event)).collect()
     }
 
@@ -480,7 +480,7 @@ mod tests {
         let mut notifier = Notifier::new();
         let sessions = [refused("corp", NOW + 4 * 3600)];
         let first = notifier.observe(&sessions, BEFORE, at(NOW));
-        assert_eq!(events(&first), [("corp", Event::Refused)]);
+        assert_eq!(events(&first), [("corp", SessionEvent::Refused)]);
         let n = &first[0];
         assert_eq!(n.summary, "credsync: sign in to corp");
         assert!(
@@ -528,7 +528,7 @@ mod tests {
                 .is_empty()
         );
         let soon = notifier.observe(&sessions, BEFORE, at(expires - 30 * MIN));
-        assert_eq!(events(&soon), [("corp", Event::EndsSoon)]);
+        assert_eq!(events(&soon), [("corp", SessionEvent::EndsSoon)]);
         assert!(soon[0].body.contains("(in 30m)"), "{}", soon[0].body);
         assert_eq!(notifier.next_due(&sessions, BEFORE), None);
         assert!(
@@ -544,7 +544,7 @@ mod tests {
         let sessions = [refused("corp", NOW + 10 * MIN)];
         assert_eq!(
             events(&notifier.observe(&sessions, BEFORE, at(NOW))),
-            [("corp", Event::Refused)]
+            [("corp", SessionEvent::Refused)]
         );
         for t in [NOW + MIN, NOW + 11 * MIN, NOW + 3600] {
             assert!(notifier.observe(&sessions, BEFORE, at(t)).is_empty());
@@ -562,7 +562,7 @@ mod tests {
             Some(at(expires - 30 * MIN))
         );
         let soon = notifier.observe(&sessions, BEFORE, at(expires - 20 * MIN));
-        assert_eq!(events(&soon), [("corp", Event::EndsSoon)]);
+        assert_eq!(events(&soon), [("corp", SessionEvent::EndsSoon)]);
         assert!(
             soon[0].body.contains(
                 "ends 2026-11-29T16:00:00Z (in 20m) and cannot be renewed: the sign-in gave no \
@@ -586,7 +586,7 @@ mod tests {
         let mut s = no_refresh_token("corp", NOW - 3600);
         s.credentials_until = Some(at(NOW - 60));
         let n = notifier.observe(&[s], BEFORE, at(NOW));
-        assert_eq!(events(&n), [("corp", Event::Ended)]);
+        assert_eq!(events(&n), [("corp", SessionEvent::Ended)]);
         assert!(
             n[0].body.contains("ended 2026-11-29T14:00:00Z (1h00m ago)"),
             "{}",
@@ -616,7 +616,7 @@ mod tests {
                 .is_empty()
         );
         let again = notifier.observe(&[refused("corp", later + 8 * 3600)], BEFORE, at(later));
-        assert_eq!(events(&again), [("corp", Event::Refused)]);
+        assert_eq!(events(&again), [("corp", SessionEvent::Refused)]);
         // Signed out: forgotten, and the same token coming back is news again.
         assert!(
             notifier
@@ -641,7 +641,10 @@ mod tests {
             no_refresh_token("b", NOW + 5 * MIN),
         ];
         let n = notifier.observe(&sessions, BEFORE, at(NOW));
-        assert_eq!(events(&n), [("a", Event::Refused), ("b", Event::EndsSoon)]);
+        assert_eq!(
+            events(&n),
+            [("a", SessionEvent::Refused), ("b", SessionEvent::EndsSoon)]
+        );
         assert_eq!(
             notifier.next_due(&sessions, BEFORE),
             Some(at(NOW + 4 * 3600 - 30 * MIN))
@@ -657,7 +660,7 @@ mod tests {
     fn desktop_text_goes_in_arguments_and_markup_is_escaped() {
         let n = Notice {
             session: "a&b".into(),
-            event: Event::Refused,
+            event: SessionEvent::Refused,
             summary: "credsync: sign in to a&b".into(),
             body: "-x <b>$(rm -rf ~)</b>".into(),
         };

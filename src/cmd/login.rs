@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use credsync::config::{self, Config, Env};
 use credsync::login::opener::Opener;
 use credsync::login::registration::Grant;
-use credsync::login::{self, LoggedOut, Options, Outcome, Target};
+use credsync::login::{self, LoggedOut, LoginOutcome, Options, SignInTarget};
 use credsync::resolve::{AwsEdge, Clients};
 use credsync::timefmt;
 
@@ -79,7 +79,7 @@ fn prepare(
     env: &Env,
     sso_session: Option<&str>,
     profile: Option<&str>,
-) -> Result<(Config, AwsEdge, Vec<Target>), ExitCode> {
+) -> Result<(Config, AwsEdge, Vec<SignInTarget>), ExitCode> {
     let usage = |msg: String| {
         eprintln!("credsync: {msg}");
         ExitCode::from(EXIT_USAGE)
@@ -156,15 +156,15 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
             &SystemTime::now,
         ));
         match result {
-            Ok(Outcome::AlreadySignedIn { expires_at }) => println!(
+            Ok(LoginOutcome::AlreadySignedIn { expires_at }) => println!(
                 "{label}: already signed in until {} (`credsync login --fresh` signs in again)",
                 timefmt::rfc3339(expires_at)
             ),
-            Ok(Outcome::Renewed { expires_at }) => println!(
+            Ok(LoginOutcome::Renewed { expires_at }) => println!(
                 "{label}: renewed until {} (no sign-in needed)",
                 timefmt::rfc3339(expires_at)
             ),
-            Ok(Outcome::SignedIn {
+            Ok(LoginOutcome::SignedIn {
                 expires_at, grant, ..
             }) => println!(
                 "{label}: signed in until {} ({})",

@@ -22,7 +22,7 @@ use crate::write::{self, Identity};
 use super::report::{ProfileReport, Report, SessionOutcome, SessionReport};
 
 /// The outcome of resolving one profile.
-pub type Outcome = Result<Credentials, ResolveError>;
+pub type FetchOutcome = Result<Credentials, ResolveError>;
 
 /// How long a profile that needs a login waits before the token cache is looked at again
 /// (when no watcher says it changed).
@@ -99,10 +99,10 @@ pub enum Event {
     /// The daemon starts: the credentials file's text. Its managed sections that are still
     /// fresh are adopted, so a restart makes no network call for them.
     Started { credentials: String },
-    /// A new configuration, planned (see [`Profile::new`]); profiles that stay keep their
+    /// A new configuration, planned (see [`ManagedProfile::new`]); profiles that stay keep their
     /// credentials, state and schedule.
     Reconfigured {
-        profiles: Vec<Profile>,
+        profiles: Vec<ManagedProfile>,
         settings: Settings,
     },
     /// Each session's token as read now (at start, after a reload): when each refreshable
@@ -149,7 +149,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Fetched {
     pub(crate) index: usize,
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: FetchOutcome,
     /// Its session's token cache file identity, measured after the fetch.
     pub(crate) cache: Option<Identity>,
 }
@@ -174,7 +174,7 @@ struct Blocked {
 
 /// One managed profile and what credsync knows of it.
 #[derive(Debug)]
-pub struct Profile {
+pub struct ManagedProfile {
     entry: ProfileEntry,
     /// How the profile resolves (its SSO or static base and role hops), or why it cannot.
     source: Result<Plan, ResolveError>,
@@ -197,18 +197,18 @@ pub struct Profile {
     jitter: f64,
 }
 
-impl Profile {
+impl ManagedProfile {
     /// A profile not tried yet, resolving as `source` says.
     pub(crate) fn new(
         entry: ProfileEntry,
         source: Result<Plan, ResolveError>,
         jitter: f64,
-    ) -> Profile {
+    ) -> ManagedProfile {
         let (state, kind_error) = match &source {
             Ok(_) => (State::Pending, None),
             Err(e) => (State::Error, Some(e.to_string())),
         };
-        Profile {
+        ManagedProfile {
             entry,
             source,
             state,
@@ -321,7 +321,7 @@ pub(crate) enum TokenStep {
 /// The state of every managed profile and sso-session, and of the round in progress. Only
 /// [`Machine::apply`] (and [`Machine::token_step`], which records what a round read) change it.
 pub(crate) struct Machine {
-    profiles: Vec<Profile>,
+    profiles: Vec<ManagedProfile>,
     sessions: BTreeMap<String, Session>,
     /// Targets of profiles that left the config: their managed sections go at the next write.
     removed_targets: Vec<String>,
@@ -332,7 +332,11 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    pub(crate) fn new(profiles: Vec<Profile>, settings: Settings, random: Random) -> Machine {
+    pub(crate) fn new(
+        profiles: Vec<ManagedProfile>,
+        settings: Settings,
+        random: Random,
+    ) -> Machine {
         let sessions = sessions_of(&profiles, &mut BTreeMap::new());
         Machine {
             profiles,
@@ -354,7 +358,7 @@ impl Machine {
         self.random.clone()
     }
 
-    pub(crate) fn profiles(&self) -> &[Profile] {
+    pub(crate) fn profiles(&self) -> &[ManagedProfile] {
         &self.profiles
     }
 
@@ -617,7 +621,7 @@ impl Machine {
 
     /// Takes the profiles of a new configuration: those that stay (same source and target, same
     /// plan) keep what they had; the targets of those that left are removed at the next write.
-    fn reconfigure(&mut self, mut profiles: Vec<Profile>, settings: Settings) {
+    fn reconfigure(&mut self, mut profiles: Vec<ManagedProfile>, settings: Settings) {
         for new in profiles.iter_mut() {
             let Some(old) = self.profiles.iter_mut().find(|o| o.entry == new.entry) else {
                 continue;
@@ -756,7 +760,13 @@ impl Machine {
     }
 
     /// Records profile `i`'s refresh outcome: its state, and when it is looked at next.
-    fn record(&mut self, now: SystemTime, i: usize, outcome: Outcome, cache: Option<Identity>) {
+    fn record(
+        &mut self,
+        now: SystemTime,
+        i: usize,
+        outcome: FetchOutcome,
+        cache: Option<Identity>,
+    ) {
         let min = self.settings.min_remaining;
         let draw = self.draw();
         let p = &mut self.profiles[i];
@@ -878,7 +888,7 @@ fn next_after_success(
 
 /// Records failure `e` of `p` at `now`: its state, and when it is looked at again.
 fn record_failure(
-    p: &mut Profile,
+    p: &mut ManagedProfile,
     now: SystemTime,
     e: &ResolveError,
     cache: Option<Identity>,
@@ -917,7 +927,7 @@ fn record_failure(
 
 /// The sessions `profiles` use, keeping what `old` knew of each.
 fn sessions_of(
-    profiles: &[Profile],
+    profiles: &[ManagedProfile],
     old: &mut BTreeMap<String, Session>,
 ) -> BTreeMap<String, Session> {
     let mut sessions = BTreeMap::new();
@@ -1012,7 +1022,7 @@ mod tests {
         Machine::new(profiles(names, &random), settings(), random)
     }
 
-    fn profiles(names: &[&str], random: &Random) -> Vec<Profile> {
+    fn profiles(names: &[&str], random: &Random) -> Vec<ManagedProfile> {
         let aws = crate::aws_profile::parse(AWS, Path::new("config")).expect("aws config");
         let plan = |name: &&str| {
             let entry = ProfileEntry {
@@ -1021,7 +1031,7 @@ mod tests {
             };
             let source = crate::chain::plan(&aws, &BTreeMap::new(), name)
                 .map_err(|e| ResolveError::Config(e.to_string()));
-            Profile::new(entry, source, random())
+            ManagedProfile::new(entry, source, random())
         };
         names.iter().map(plan).collect()
     }
@@ -1050,7 +1060,7 @@ mod tests {
         }
     }
 
-    fn fetched(index: usize, outcome: Outcome, cache: Option<Identity>) -> Event {
+    fn fetched(index: usize, outcome: FetchOutcome, cache: Option<Identity>) -> Event {
         Event::Fetched(vec![Fetched {
             index,
             outcome,

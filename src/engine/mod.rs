@@ -30,7 +30,7 @@ use crate::token;
 use crate::view;
 use crate::write::{self, Identity, WriteError, WriteOptions};
 
-pub use machine::{Action, Event, Fetched, Outcome, Profile, TokenFacts};
+pub use machine::{Action, Event, FetchOutcome, Fetched, ManagedProfile, TokenFacts};
 use machine::{Machine, Settings, TokenStep};
 pub use report::{ProfileReport, Report, SessionOutcome, SessionReport};
 
@@ -120,7 +120,7 @@ impl Engine {
     }
 
     /// The managed profiles, in the configuration's order.
-    pub(crate) fn profiles(&self) -> &[Profile] {
+    pub(crate) fn profiles(&self) -> &[ManagedProfile] {
         self.machine.profiles()
     }
 
@@ -322,7 +322,7 @@ impl Engine {
     }
 
     /// One attempt at the profiles at `which` (each has a plan), concurrently.
-    async fn fetch_once(&mut self, which: &[usize]) -> Vec<(usize, Outcome)> {
+    async fn fetch_once(&mut self, which: &[usize]) -> Vec<(usize, FetchOutcome)> {
         let now = self.clock.now();
         // One token per sso-session (or legacy start URL) for the attempt, shared by its
         // profiles: read once, and refreshed at most once.
@@ -599,7 +599,7 @@ impl Engine {
                     aws_config_file: self.cfg.aws.config_file.display().to_string(),
                 }),
             },
-            profiles: self.profiles().iter().map(Profile::status).collect(),
+            profiles: self.profiles().iter().map(ManagedProfile::status).collect(),
             sso_sessions: self.machine.session_status(now),
         }
     }
@@ -616,7 +616,7 @@ fn settings(cfg: &Config) -> Settings {
 
 /// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot), and
 /// its jitter drawn from `random`.
-fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<Profile> {
+fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<ManagedProfile> {
     // Static keys of source profiles, from the credentials file without credsync's own sections
     // (a managed section must never become the source of another profile).
     let path = &cfg.aws.credentials_file;
@@ -636,7 +636,7 @@ fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<Profile> {
                 _ => e.to_string(),
             })
         });
-        Profile::new(entry.clone(), source, random())
+        ManagedProfile::new(entry.clone(), source, random())
     };
     cfg.profiles.iter().map(plan_one).collect()
 }
@@ -644,10 +644,10 @@ fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<Profile> {
 /// Splits one attempt's outcomes into those that are final and the profiles to try again
 /// (retryable failures while attempts remain), with the wait before that attempt.
 fn split_retries(
-    outcomes: Vec<(usize, Outcome)>,
+    outcomes: Vec<(usize, FetchOutcome)>,
     attempt: u32,
     attempts: u32,
-) -> (Vec<(usize, Outcome)>, Vec<usize>, Duration) {
+) -> (Vec<(usize, FetchOutcome)>, Vec<usize>, Duration) {
     let mut done = Vec::new();
     let mut retry = Vec::new();
     let mut wait = Duration::ZERO;
@@ -669,7 +669,7 @@ async fn resolve_job(
     sts: Option<aws_sdk_sts::Config>,
     hops: &[chain::RoleHop],
     clock: Arc<dyn Clock>,
-) -> Outcome {
+) -> FetchOutcome {
     let creds = match base {
         BaseJob::Sso(client, job) => {
             let (sso, token) = *job;

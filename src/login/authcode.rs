@@ -11,7 +11,7 @@ use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::CreateTokenError;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::callback::Listener;
+use super::callback::CallbackListener;
 use super::opener::Opener;
 use super::pkce::Pkce;
 use super::registration::{DEFAULT_SCOPE, Registration};
@@ -65,7 +65,7 @@ pub(super) async fn run(
     say: &dyn Fn(&str),
 ) -> Result<Granted, LoginError> {
     let pkce = Pkce::generate().map_err(|e| LoginError::Local(e.to_string()))?;
-    let listener = Listener::bind().await.map_err(|e| {
+    let listener = CallbackListener::bind().await.map_err(|e| {
         LoginError::Local(format!("cannot listen on 127.0.0.1 for the browser: {e}"))
     })?;
     let redirect_uri = listener.redirect_uri();

@@ -3,7 +3,7 @@
 //! `state` in the query (or `error`).
 //!
 //! [`read_target`] is the pure part: one request line's target read against the `state` this
-//! sign-in sent. [`Listener::wait`] is the edge: it accepts connections until the callback
+//! sign-in sent. [`CallbackListener::wait`] is the edge: it accepts connections until the callback
 //! comes, answers each with a short page, and gives up on a connection that sends nothing
 //! within a few seconds (so a stray client cannot block the sign-in). The code never leaves
 //! this module except as a [`SecretString`], and no answer or error quotes it.
@@ -109,17 +109,17 @@ pub(crate) fn read_target(target: &str, expected_state: &str) -> Answer {
 }
 
 /// The listener of one sign-in.
-pub(crate) struct Listener {
+pub(crate) struct CallbackListener {
     listener: TcpListener,
     port: u16,
 }
 
-impl Listener {
+impl CallbackListener {
     /// Binds `127.0.0.1` on a port the system picks.
-    pub(crate) async fn bind() -> std::io::Result<Listener> {
+    pub(crate) async fn bind() -> std::io::Result<CallbackListener> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
-        Ok(Listener { listener, port })
+        Ok(CallbackListener { listener, port })
     }
 
     /// `http://127.0.0.1:<port>/oauth/callback`: the redirect URI of the authorize request and
@@ -263,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_connection_does_not_hold_up_the_callback() {
-        let l = Listener::bind().await.unwrap();
+        let l = CallbackListener::bind().await.unwrap();
         let uri = l.redirect_uri();
         let port: u16 = uri["http://127.0.0.1:".len()..uri.len() - CALLBACK_PATH.len()]
             .parse()
@@ -293,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_listener_skips_other_paths_and_returns_the_code() {
-        let l = Listener::bind().await.unwrap();
+        let l = CallbackListener::bind().await.unwrap();
         let uri = l.redirect_uri();
         assert!(uri.starts_with("http://127.0.0.1:") && uri.ends_with(CALLBACK_PATH));
         let port: u16 = uri["http://127.0.0.1:".len()..uri.len() - CALLBACK_PATH.len()]

@@ -52,7 +52,7 @@ const SERVICE: &str = "SSO-OIDC";
 
 /// One session to sign in to: an `[sso-session]`, or a legacy profile's start URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct SignInTarget {
     /// The sso-session's name; `None` for a legacy profile.
     pub(crate) session: Option<String>,
     /// The legacy profile the start URL comes from (for messages).
@@ -64,7 +64,7 @@ pub struct Target {
     pub(crate) scopes: Option<Vec<String>>,
 }
 
-impl Target {
+impl SignInTarget {
     /// What names the token file: the session name, else the start URL.
     pub(crate) fn cache_key(&self) -> &str {
         self.session.as_deref().unwrap_or(&self.start_url)
@@ -109,7 +109,7 @@ pub(crate) fn parse_scopes(raw: &str) -> Vec<String> {
 }
 
 /// The target of `[sso-session name]` in `aws`.
-pub fn session_target(aws: &AwsConfig, name: &str) -> Result<Target, LoginError> {
+pub fn session_target(aws: &AwsConfig, name: &str) -> Result<SignInTarget, LoginError> {
     let Some(session) = aws.sso_sessions.get(name) else {
         let known: Vec<&str> = aws.sso_sessions.keys().map(String::as_str).collect();
         return Err(LoginError::Config(format!(
@@ -132,7 +132,7 @@ pub fn session_target(aws: &AwsConfig, name: &str) -> Result<Target, LoginError>
             ))
         })
     };
-    Ok(Target {
+    Ok(SignInTarget {
         session: Some(name.to_owned()),
         profile: None,
         start_url: get("sso_start_url")?,
@@ -145,13 +145,13 @@ pub fn session_target(aws: &AwsConfig, name: &str) -> Result<Target, LoginError>
 }
 
 /// The target profile `name` signs in with: its sso-session, or its legacy start URL.
-pub fn profile_target(aws: &AwsConfig, name: &str) -> Result<Target, LoginError> {
+pub fn profile_target(aws: &AwsConfig, name: &str) -> Result<SignInTarget, LoginError> {
     let sso = aws
         .sso_profile(name)
         .map_err(|e: ProfileError| LoginError::Config(e.to_string()))?;
     match &sso.session {
         Some(session) => session_target(aws, session),
-        None => Ok(Target {
+        None => Ok(SignInTarget {
             session: None,
             profile: Some(sso.profile.clone()),
             start_url: sso.start_url.clone(),
@@ -163,9 +163,9 @@ pub fn profile_target(aws: &AwsConfig, name: &str) -> Result<Target, LoginError>
 
 /// The targets behind `profiles` (credsync's managed profiles: SSO profiles, and role chains
 /// whose source is one), each session once, in order; and, per profile without one, why.
-pub fn managed_targets(aws: &AwsConfig, profiles: &[String]) -> (Vec<Target>, Vec<String>) {
+pub fn managed_targets(aws: &AwsConfig, profiles: &[String]) -> (Vec<SignInTarget>, Vec<String>) {
     let no_credentials = Default::default();
-    let mut targets: Vec<Target> = Vec::new();
+    let mut targets: Vec<SignInTarget> = Vec::new();
     let mut skipped = Vec::new();
     for p in profiles {
         let found = match crate::chain::plan(aws, &no_credentials, p) {
@@ -202,7 +202,7 @@ pub struct Options {
 }
 
 /// Which flow signs in to `target`.
-pub(crate) fn choose_grant(target: &Target, opts: &Options) -> Grant {
+pub(crate) fn choose_grant(target: &SignInTarget, opts: &Options) -> Grant {
     if target.session.is_none() || opts.device_code || !opts.browser_here {
         Grant::DeviceCode
     } else {
@@ -212,7 +212,7 @@ pub(crate) fn choose_grant(target: &Target, opts: &Options) -> Grant {
 
 /// What [`login`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum LoginOutcome {
     /// The cached token has more than 15 minutes left (perhaps another sign-in just wrote it).
     AlreadySignedIn { expires_at: SystemTime },
     /// The cached token was renewed with its refresh token, without a browser.
@@ -323,7 +323,7 @@ fn whole_seconds_after(now: SystemTime, d: Duration) -> SystemTime {
 
 /// The token file's content for a new sign-in, as the AWS CLI writes it.
 pub(crate) fn new_token(
-    target: &Target,
+    target: &SignInTarget,
     reg: &Registration,
     access: SecretString,
     expires_in: Duration,
@@ -348,7 +348,7 @@ pub(crate) fn new_token(
 async fn registration_for(
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     grant: Grant,
     now: SystemTime,
     renew: bool,
@@ -389,7 +389,7 @@ async fn registration_for(
 }
 
 /// The name a new client registration gets: per session, or per moment for a legacy profile.
-fn client_name(target: &Target, now: SystemTime) -> String {
+fn client_name(target: &SignInTarget, now: SystemTime) -> String {
     match &target.session {
         Some(s) => format!("credsync-client-{s}"),
         None => format!(
@@ -404,7 +404,10 @@ fn client_name(target: &Target, now: SystemTime) -> String {
 /// The scopes and grant types a registration for `grant` asks for, as the AWS CLI asks: for
 /// the authorization-code grant the session's scopes (else `sso:account:access`) and both
 /// grant types; for the device grant the session's scopes when it has some, and no grant types.
-fn registration_asks(target: &Target, grant: Grant) -> (Option<Vec<String>>, Option<Vec<String>>) {
+fn registration_asks(
+    target: &SignInTarget,
+    grant: Grant,
+) -> (Option<Vec<String>>, Option<Vec<String>>) {
     let scopes = target.scopes.clone().filter(|s| !s.is_empty());
     match grant {
         Grant::AuthorizationCode => (
@@ -444,7 +447,11 @@ fn registration_from(
 }
 
 /// Writes a new sign-in's token over whatever the file held.
-fn save_token(cache_dir: &Path, target: &Target, token: &CachedToken) -> Result<(), LoginError> {
+fn save_token(
+    cache_dir: &Path,
+    target: &SignInTarget,
+    token: &CachedToken,
+) -> Result<(), LoginError> {
     sso_cache::replace(cache_dir, target.cache_key(), token)
         .map(|_| ())
         .map_err(|source| LoginError::Write {
@@ -458,11 +465,11 @@ fn save_token(cache_dir: &Path, target: &Target, token: &CachedToken) -> Result<
 pub async fn login(
     clients: &mut Clients,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     opts: &Options,
     say: &dyn Fn(&str),
     now: &dyn Fn() -> SystemTime,
-) -> Result<Outcome, LoginError> {
+) -> Result<LoginOutcome, LoginError> {
     let label = target.label();
     let _lock = SessionLock::acquire(cache_dir, target.cache_key(), LOCK_WAIT, || {
         say(&format!(
@@ -488,7 +495,7 @@ pub async fn login(
         now(),
     );
     save_token(cache_dir, target, &token)?;
-    Ok(Outcome::SignedIn {
+    Ok(LoginOutcome::SignedIn {
         expires_at: token.expires_at,
         grant,
         registered,
@@ -500,9 +507,9 @@ pub async fn login(
 async fn current_token(
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     now: SystemTime,
-) -> Result<Option<Outcome>, LoginError> {
+) -> Result<Option<LoginOutcome>, LoginError> {
     let Ok(sso_cache::Read::Token(token)) = sso_cache::read(cache_dir, target.cache_key()) else {
         return Ok(None);
     };
@@ -514,7 +521,7 @@ async fn current_token(
         return Ok(None);
     }
     if token.expires_at.duration_since(now).unwrap_or_default() > TOKEN_WINDOW {
-        return Ok(Some(Outcome::AlreadySignedIn {
+        return Ok(Some(LoginOutcome::AlreadySignedIn {
             expires_at: token.expires_at,
         }));
     }
@@ -524,7 +531,7 @@ async fn current_token(
     match crate::token::refresh(client, &token, &target.login_command(), now).await {
         Ok(new) => {
             save_token(cache_dir, target, &new)?;
-            Ok(Some(Outcome::Renewed {
+            Ok(Some(LoginOutcome::Renewed {
                 expires_at: new.expires_at,
             }))
         }
@@ -543,7 +550,7 @@ async fn authorize(
     clients: &mut Clients,
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     opts: &Options,
     grant: Grant,
     say: &dyn Fn(&str),
@@ -595,7 +602,7 @@ pub enum LoggedOut {
 pub async fn logout(
     clients: &mut Clients,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     say: &dyn Fn(&str),
 ) -> Result<LoggedOut, LoginError> {
     let label = target.label();
@@ -611,7 +618,7 @@ pub async fn logout(
 async fn sign_out_locked(
     clients: &mut Clients,
     cache_dir: &Path,
-    target: &Target,
+    target: &SignInTarget,
     say: &dyn Fn(&str),
 ) -> Result<LoggedOut, LoginError> {
     let path = sso_cache::path(cache_dir, target.cache_key());
@@ -718,7 +725,7 @@ aws_access_key_id = AKIAFAKE
             .map(String::from)
             .to_vec();
         let (targets, skipped) = managed_targets(&aws, &names);
-        let keys: Vec<&str> = targets.iter().map(Target::cache_key).collect();
+        let keys: Vec<&str> = targets.iter().map(SignInTarget::cache_key).collect();
         assert_eq!(keys, ["corp", "https://old.awsapps.com/start"]);
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert!(skipped[0].starts_with("keys:"), "{skipped:?}");

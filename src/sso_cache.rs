@@ -326,10 +326,19 @@ pub(crate) fn path(dir: &Path, key: &str) -> PathBuf {
 /// Temp files a killed credsync left beside this cache file are removed first (the start-up
 /// cleanup only looks beside the credentials file).
 pub(crate) fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
-    let opts = WriteOptions {
-        mode: WriteMode::Atomic,
-        new_file_mode: 0o600,
-    };
+    let target = prepare(dir, key);
+    crate::write::update(&target, &TOKEN_FILE, |current| merge_onto(current, token))
+}
+
+/// How a token cache file is written: atomically, a new file 0600.
+const TOKEN_FILE: WriteOptions = WriteOptions {
+    mode: WriteMode::Atomic,
+    new_file_mode: 0o600,
+};
+
+/// The path of session `key`'s cache file, with the temp files a killed credsync left beside it
+/// removed.
+fn prepare(dir: &Path, key: &str) -> PathBuf {
     let target = path(dir, key);
     if let Err(e) = crate::write::remove_stale_temps(&target) {
         tracing::warn!(
@@ -337,25 +346,15 @@ pub(crate) fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcom
             target.display()
         );
     }
-    crate::write::update(&target, &opts, |current| merge_onto(current, token))
+    target
 }
 
 /// Writes `token` to `<dir>/<file_name(key)>` atomically, whatever the file held: what a new
 /// sign-in does (the AWS CLI replaces the file too). A new file gets mode 0600.
 pub(crate) fn replace(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
-    let opts = WriteOptions {
-        mode: WriteMode::Atomic,
-        new_file_mode: 0o600,
-    };
-    let target = path(dir, key);
-    if let Err(e) = crate::write::remove_stale_temps(&target) {
-        tracing::warn!(
-            "could not look for stale temp files beside {}: {e}",
-            target.display()
-        );
-    }
+    let target = prepare(dir, key);
     let bytes = to_json(token);
-    crate::write::update(&target, &opts, |_| Ok(Some(bytes.clone())))
+    crate::write::update(&target, &TOKEN_FILE, |_| Ok(Some(bytes.clone())))
 }
 
 /// The edit [`write`] makes: the new bytes, `None` to keep a newer token, or why not now.

@@ -1004,20 +1004,11 @@ fn get_role_credentials(shared: &Shared, req: &Request, query: &[(String, String
 }
 
 fn create_token(shared: &Shared, req: &Request) -> Response {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
-        return oidc_error(
-            400,
-            "InvalidRequestException",
-            "invalid_request",
-            "body is not JSON",
-        );
+    let body = match oidc_body(req) {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
-    let field = |k: &str| {
-        body.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let field = |k: &str| str_field(&body, k);
     let (client_id, grant_type, refresh) =
         (field("clientId"), field("grantType"), field("refreshToken"));
     match grant_type.as_str() {
@@ -1519,14 +1510,30 @@ fn issue_sign_in_token(st: &mut State, client_id: &str, grant_type: &str) -> Res
     )
 }
 
-fn register_client(shared: &Shared, req: &Request) -> Response {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
-        return oidc_error(
+/// An SSO-OIDC request's JSON body, or the 400 SSO-OIDC answers a body that is not JSON with.
+fn oidc_body(req: &Request) -> Result<serde_json::Value, Response> {
+    serde_json::from_slice(&req.body).map_err(|_| {
+        oidc_error(
             400,
             "InvalidRequestException",
             "invalid_request",
             "body is not JSON",
-        );
+        )
+    })
+}
+
+/// The string field `k` of a JSON body, empty when it is missing or not a string.
+fn str_field(body: &serde_json::Value, k: &str) -> String {
+    body.get(k)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn register_client(shared: &Shared, req: &Request) -> Response {
+    let body = match oidc_body(req) {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let strings = |k: &str| -> Vec<String> {
         body.get(k)
@@ -1538,14 +1545,8 @@ fn register_client(shared: &Shared, req: &Request) -> Response {
             })
             .unwrap_or_default()
     };
-    let name = body
-        .get("clientName")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let client_type = body
-        .get("clientType")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let name = str_field(&body, "clientName");
+    let client_type = str_field(&body, "clientType");
     if name.is_empty() || client_type != "public" {
         return oidc_error(
             400,
@@ -1703,20 +1704,11 @@ fn create_token_auth_code(shared: &Shared, field: &dyn Fn(&str) -> String) -> Re
 }
 
 fn start_device_authorization(shared: &Shared, req: &Request) -> Response {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
-        return oidc_error(
-            400,
-            "InvalidRequestException",
-            "invalid_request",
-            "body is not JSON",
-        );
+    let body = match oidc_body(req) {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
-    let field = |k: &str| {
-        body.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let field = |k: &str| str_field(&body, k);
     let mut st = lock(&shared.state);
     let Some(client) = registered_client(&st, &field("clientId"), &field("clientSecret")) else {
         return invalid_client();

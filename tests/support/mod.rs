@@ -663,11 +663,17 @@ pub fn alone(name: &str) -> bool {
 pub struct MachineLock(fs::File);
 
 impl MachineLock {
-    const PATH: &str = "/run/lock/credsync-package-test.lock";
-
     /// Waits for the package test (or, exclusive, for every other holder).
     pub fn hold(exclusive: bool) -> MachineLock {
-        let lock = fs::File::create(Self::PATH).expect("create the machine-wide test lock");
+        const NAME: &str = "credsync-package-test.lock";
+        // /run/lock where there is one (Linux), so that test runs in other checkouts wait too.
+        let run_lock = Path::new("/run/lock");
+        let path = if run_lock.is_dir() {
+            run_lock.join(NAME)
+        } else {
+            std::env::temp_dir().join(NAME)
+        };
+        let lock = fs::File::create(&path).expect("create the machine-wide test lock");
         let op = if exclusive {
             libc::LOCK_EX
         } else {

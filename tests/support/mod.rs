@@ -665,6 +665,7 @@ pub struct MachineLock(fs::File);
 impl MachineLock {
     /// Waits for the package test (or, exclusive, for every other holder).
     pub fn hold(exclusive: bool) -> MachineLock {
+        use std::os::unix::fs::OpenOptionsExt;
         const NAME: &str = "credsync-package-test.lock";
         // /run/lock where there is one (Linux), so that test runs in other checkouts wait too.
         let run_lock = Path::new("/run/lock");
@@ -673,7 +674,18 @@ impl MachineLock {
         } else {
             std::env::temp_dir().join(NAME)
         };
-        let lock = fs::File::create(&path).expect("create the machine-wide test lock");
+        // Opened for reading (flock needs no more), so a lock file another user created (root,
+        // for the package test) serves this user too; created readable by all when missing.
+        let lock = fs::File::open(&path)
+            .or_else(|_| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o644)
+                    .open(&path)
+            })
+            .unwrap_or_else(|e| panic!("open the machine-wide test lock {}: {e}", path.display()));
         let op = if exclusive {
             libc::LOCK_EX
         } else {

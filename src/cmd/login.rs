@@ -73,19 +73,21 @@ fn browser_here(env: &Env) -> bool {
     cfg!(target_os = "macos") || set("DISPLAY") || set("WAYLAND_DISPLAY")
 }
 
-/// The config, the edge and the targets, or the exit code after saying why not.
+/// What `login` and `logout` start from: logging, the environment, the config, the AWS edge, and
+/// the sessions named (or those of the managed profiles); a usage error is already printed.
 fn prepare(
     explicit: Option<&Path>,
-    env: &Env,
     sso_session: Option<&str>,
     profile: Option<&str>,
-) -> Result<(Config, AwsEdge, Vec<SignInTarget>), ExitCode> {
+) -> Result<(Env, Config, AwsEdge, Vec<SignInTarget>), ExitCode> {
+    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
+    let env = Env::from_process();
     let usage = |msg: String| {
         eprintln!("credsync: {msg}");
         ExitCode::from(EXIT_USAGE)
     };
-    let cfg = config::load(explicit, env).map_err(|e| usage(e.to_string()))?;
-    let edge = AwsEdge::from_env(env);
+    let cfg = config::load(explicit, &env).map_err(|e| usage(e.to_string()))?;
+    let edge = AwsEdge::from_env(&env);
     let aws =
         credsync::aws_profile::load(&cfg.aws.config_file).map_err(|e| usage(e.to_string()))?;
     let targets = match (sso_session, profile) {
@@ -111,7 +113,7 @@ fn prepare(
             targets
         }
     };
-    Ok((cfg, edge, targets))
+    Ok((env, cfg, edge, targets))
 }
 
 fn say(text: &str) {
@@ -119,11 +121,8 @@ fn say(text: &str) {
 }
 
 pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
-    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
-    let env = Env::from_process();
-    let (cfg, edge, targets) = match prepare(
+    let (env, cfg, edge, targets) = match prepare(
         explicit,
-        &env,
         args.sso_session.as_deref(),
         args.profile.as_deref(),
     ) {
@@ -184,11 +183,8 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
 }
 
 pub(crate) fn run_logout(args: &LogoutArgs, explicit: Option<&Path>) -> ExitCode {
-    credsync::logging::init(tracing::level_filters::LevelFilter::WARN);
-    let env = Env::from_process();
-    let (cfg, edge, targets) = match prepare(
+    let (_, cfg, edge, targets) = match prepare(
         explicit,
-        &env,
         args.sso_session.as_deref(),
         args.profile.as_deref(),
     ) {

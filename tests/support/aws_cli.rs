@@ -51,16 +51,8 @@ fn is_v2(aws: &Path) -> bool {
 /// then `env`. Panics when the CLI is unavailable (check `aws_cli()` first).
 pub fn aws(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let bin = aws_cli().expect("aws_cli() is None: check it and skip before running aws");
-    let mut cmd = Command::new(bin);
-    cmd.args(args).env_clear().env("HOME", home);
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let mut cmd = super::python::clean_command(bin);
+    cmd.args(args).env("HOME", home).env("AWS_PAGER", "");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -57,19 +57,26 @@ fn has_boto3(python: &Path) -> bool {
 /// no bytecode files, then `env`. Panics when python is unavailable (check `python()` first).
 pub fn python_command(script: &str, env: &[(&str, &str)]) -> Command {
     let py = python().expect("python() is None: check it and skip before running python");
-    let mut cmd = Command::new(py);
-    cmd.arg("-c").arg(script).env_clear();
+    let mut cmd = clean_command(py);
+    cmd.arg("-c").arg(script).env("PYTHONUNBUFFERED", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `program` (a Python tool: python, the AWS CLI) with a clean environment: PATH, `NO_PROXY`
+/// for the fakes on 127.0.0.1, IMDS off, no bytecode files.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
     cmd.env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
 }
 

@@ -229,9 +229,11 @@ fn the_daemon_refreshes_a_token_that_falls_due_while_no_profile_does() {
         Duration::from_secs(15),
     );
     assert_eq!(fake.count("CreateToken"), 0, "not due at start");
+    // The fake counts a request when it arrives and records the token it issues when it
+    // answers: both must be seen.
     daemon.expect_within(
         "the token refresh",
-        || fake.count("CreateToken") == 1,
+        || fake.count("CreateToken") == 1 && fake.issued_tokens().len() == 1,
         Duration::from_secs(20),
     );
     let new_access = fake.issued_tokens()[0].access_token.clone();

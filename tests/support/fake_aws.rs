@@ -791,19 +791,43 @@ fn serve_connection(stream: TcpStream, conn: u64, shared: &Shared) {
                 return;
             }
         };
-        let now_in = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
+        let flight = InFlight::enter(shared);
         let close = req.wants_close();
-        let keep_going = handle(shared, conn, req, &mut writer, close);
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let keep_going = handle(shared, conn, req, &mut writer, close, flight);
         if !keep_going || close {
             return;
         }
     }
 }
 
+/// One request being handled: counted in `in_flight` from its arrival until its answer is about
+/// to be written (or the connection is dropped), so that a client that has its answer never sees
+/// its own request still in flight.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> InFlight<'a> {
+        let now_in = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Answers one request; returns whether the connection stays open.
-fn handle(shared: &Shared, conn: u64, req: Request, writer: &mut TcpStream, close: bool) -> bool {
+fn handle(
+    shared: &Shared,
+    conn: u64,
+    req: Request,
+    writer: &mut TcpStream,
+    close: bool,
+    flight: InFlight<'_>,
+) -> bool {
     let at = Instant::now();
     let (path, query_str) = match req.target.split_once('?') {
         Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -879,6 +903,7 @@ fn handle(shared: &Shared, conn: u64, req: Request, writer: &mut TcpStream, clos
     match action {
         Action::Answer(resp) => {
             lock(&shared.state).requests[index].status = Some(resp.status);
+            drop(flight);
             write_response(writer, &resp, close).is_ok()
         }
         Action::Reset => {

@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench edit` (figures and how to read them: docs/performance.md).
 
+// A bench reads its own scratch files, not a user's: the plain reads are fine here.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::hint::black_box;
 use std::io::Write;

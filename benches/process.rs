@@ -20,6 +20,9 @@
 //! Every figure is printed with the machine's load average at the time: the machine may be
 //! shared, so CPU times (getrusage, /proc/<pid>/stat, schedstat) are given beside wall times.
 
+// A bench reads /proc and its own scratch files, not a user's: the plain reads are fine here.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;

@@ -130,8 +130,9 @@ pub enum ProfileError {
         line: usize,
         message: String,
     },
-    #[error("cannot read {path}: {message}")]
-    Io { path: PathBuf, message: String },
+    /// Not a regular file, too large, not UTF-8, or unreadable.
+    #[error(transparent)]
+    File(#[from] crate::user_file::UserFileError),
     #[error("profile {profile:?} is not in {path}{}", known_hint(.known))]
     UnknownProfile {
         profile: String,
@@ -248,17 +249,13 @@ pub fn parse(text: &str, path: &Path) -> Result<AwsConfig, ProfileError> {
     Ok(config)
 }
 
-/// Reads and parses `path`. A missing file is an empty config.
+/// Reads (through [`crate::user_file`]) and parses `path`. A missing file is an empty config.
 pub fn load(path: &Path) -> Result<AwsConfig, ProfileError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsConfig {
+    match crate::user_file::read_text(path, crate::user_file::Kind::AwsConfig)? {
+        Some(text) => parse(&text, path),
+        None => Ok(AwsConfig {
             path: path.to_owned(),
             ..Default::default()
-        }),
-        Err(e) => Err(ProfileError::Io {
-            path: path.to_owned(),
-            message: e.to_string(),
         }),
     }
 }
@@ -1113,5 +1110,19 @@ region = x\nnote = one\n\ttwo\n",
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn load_names_the_line_of_invalid_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, b"[profile a]\nregion = eu\n[profile caf\xe9]\n").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        let want = format!(
+            "{}:3:13: not valid UTF-8 (byte 13 of line 3)",
+            path.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
+        assert!(e.contains("the AWS config must be UTF-8 text"), "{e}");
     }
 }

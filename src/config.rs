@@ -190,6 +190,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not a regular file, too large, or unreadable.
+    #[error(transparent)]
+    File(#[from] crate::user_file::UserFileError),
     /// Invalid TOML, an unknown key, or a bad value: `path:line:column: message`.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
@@ -486,28 +489,24 @@ fn expand_tilde(s: &str, env: &Env) -> PathBuf {
 /// Loads `explicit` (from `--config` / `CREDSYNC_CONFIG`), else the default file, else the
 /// built-in default. An explicit path that does not exist is an error.
 pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
+    use crate::user_file::{Kind, read};
     match explicit {
-        Some(path) => match std::fs::read(path) {
-            Ok(bytes) => parse_bytes(&bytes, path, env),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::Io {
+        Some(path) => match read(path, Kind::CredsyncConfig)? {
+            Some(bytes) => parse_bytes(&bytes, path, env),
+            None => Err(ConfigError::Io {
                 path: path.to_owned(),
                 source: std::io::Error::new(
-                    e.kind(),
+                    std::io::ErrorKind::NotFound,
                     "the file given by --config or CREDSYNC_CONFIG does not exist; \
                      create it (`credsync init`) or fix the path",
                 ),
             }),
-            Err(source) => Err(ConfigError::Io {
-                path: path.to_owned(),
-                source,
-            }),
         },
         None => {
             let path = default_path(env);
-            match std::fs::read(&path) {
-                Ok(bytes) => parse_bytes(&bytes, &path, env),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => try_defaults(env),
-                Err(source) => Err(ConfigError::Io { path, source }),
+            match read(&path, Kind::CredsyncConfig)? {
+                Some(bytes) => parse_bytes(&bytes, &path, env),
+                None => try_defaults(env),
             }
         }
     }

@@ -223,7 +223,7 @@ async fn on_changes(
 ) {
     tracing::debug!("files changed: {changes:?}");
     if changes.contains(&Change::AwsConfig) || changes.contains(&Change::CredsyncConfig) {
-        match reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string())) {
+        match engine.reload(reload()) {
             Ok(()) => tracing::info!("configuration changed; reloaded"),
             Err(e) => {
                 tracing::warn!("configuration changed but does not load, the old one stays: {e}")
@@ -339,8 +339,7 @@ async fn handle(
             let _ = reply.send(if failed { Err(text) } else { Ok(text) });
         }
         Command::Reload { reply } => {
-            let result =
-                reload().and_then(|cfg| engine.reconfigure(cfg).map_err(|e| e.to_string()));
+            let result = engine.reload(reload());
             match &result {
                 Ok(()) => tracing::info!("reloaded; {}", engine.config().describe_origin()),
                 Err(e) => tracing::warn!("reload refused, the old configuration stays: {e}"),

@@ -294,26 +294,37 @@ pub enum FileFacts {
         utf8: bool,
     },
     Unreadable(String),
+    /// Read, but refused by credsync (too large): why, the file named.
+    Refused(String),
 }
 
 impl FileFacts {
     /// Reads what the checks need about `path` (following symlinks, as credsync writes).
     pub fn of(path: &Path) -> FileFacts {
+        use crate::user_file::{Kind, Problem};
         use std::os::unix::fs::PermissionsExt;
+        let bytes = match crate::user_file::read(path, Kind::Credentials) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return FileFacts::Missing {
+                    dir_writable: path.parent().is_some_and(|d| d.is_dir() && access_w(d)),
+                };
+            }
+            Err(e) if e.is_not_a_file() => return FileFacts::NotAFile,
+            Err(e) => {
+                return match e.problem {
+                    Problem::Io { message, .. } => FileFacts::Unreadable(message),
+                    _ => FileFacts::Refused(e.to_string()),
+                };
+            }
+        };
         match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileFacts::Missing {
-                dir_writable: path.parent().is_some_and(|d| d.is_dir() && access_w(d)),
+            Ok(m) => FileFacts::File {
+                mode: m.permissions().mode() & 0o7777,
+                writable: access_w(path),
+                utf8: std::str::from_utf8(&bytes).is_ok(),
             },
             Err(e) => FileFacts::Unreadable(e.to_string()),
-            Ok(m) if !m.is_file() => FileFacts::NotAFile,
-            Ok(m) => match std::fs::read(path) {
-                Ok(bytes) => FileFacts::File {
-                    mode: m.permissions().mode() & 0o7777,
-                    writable: access_w(path),
-                    utf8: std::str::from_utf8(&bytes).is_ok(),
-                },
-                Err(e) => FileFacts::Unreadable(e.to_string()),
-            },
         }
     }
 }
@@ -353,6 +364,10 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
         FileFacts::Unreadable(e) => Check::fail(
             format!("credentials file {p}: cannot read it: {e}"),
             format!("run `chown $USER {p}; chmod 0600 {p}`"),
+        ),
+        FileFacts::Refused(why) => Check::fail(
+            why.clone(),
+            "point [aws] credentials_file (or AWS_SHARED_CREDENTIALS_FILE) at the credentials file",
         ),
         FileFacts::File { utf8: false, .. } => Check::fail(
             format!("credentials file {p}: not UTF-8 text"),
@@ -970,6 +985,7 @@ mod tests {
                 config: "c".into(),
                 credentials_file: "f".into(),
                 effective: None,
+                reload_error: None,
             },
             profiles: vec![p1, p2],
             sso_sessions: vec![SessionStatus::new(
@@ -1011,6 +1027,7 @@ mod tests {
                     config: "c".into(),
                     credentials_file: creds.into(),
                     effective,
+                    reload_error: None,
                 },
                 profiles: vec![ProfileStatus::new(profile, profile)],
                 sso_sessions: vec![],
@@ -1131,6 +1148,7 @@ mod tests {
                 config: "c".into(),
                 credentials_file: "f".into(),
                 effective: None,
+                reload_error: None,
             },
             profiles,
             sso_sessions: vec![session("corp"), session("ops")],

@@ -1,4 +1,6 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
+// Tests may read files any way they like; the code reads the user's files through `user_file`.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod acl;
 pub mod aws_profile;
 pub mod chain;
@@ -22,6 +24,7 @@ pub mod sts;
 pub mod timefmt;
 pub mod token;
 pub mod uidmap;
+pub mod user_file;
 pub mod view;
 pub mod watch;
 pub mod write;

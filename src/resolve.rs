@@ -32,8 +32,9 @@ pub enum ResolveError {
         reason: String,
         login_command: String,
     },
-    /// The token cache file did not parse; the AWS CLI may be writing it right now.
-    #[error("the SSO token cache {} did not parse ({reason}); trying again shortly", path.display())]
+    /// The token cache file did not parse (the AWS CLI may be writing it right now), or
+    /// cannot be read (`reason` names the file).
+    #[error("{reason}; trying again shortly")]
     TokenUnreadable { path: PathBuf, reason: String },
     /// The profile cannot work as configured.
     #[error("{0}")]
@@ -347,7 +348,7 @@ async fn sdk_config(edge: &AwsEdge, region: &str) -> Loaded {
     let text = edge
         .config_file
         .as_deref()
-        .map(crate::write::read_text_or_empty)
+        .map(|path| crate::user_file::read_text_or_empty(path, crate::user_file::Kind::AwsConfig))
         .unwrap_or_default();
     let profile_ignores = edge.config_file.as_deref().is_some_and(|path| {
         let profile = edge.profile.as_deref().unwrap_or("default");
@@ -406,8 +407,8 @@ pub fn read_token(
             cache_dir.display()
         ))),
         Ok(sso_cache::Read::Unparsable(e)) => Err(ResolveError::TokenUnreadable {
+            reason: format!("the SSO token cache {} did not parse ({e})", path.display()),
             path,
-            reason: e.to_string(),
         }),
         Err(e) => Err(ResolveError::TokenUnreadable {
             path,

@@ -299,16 +299,16 @@ pub enum Read {
     Token(CachedToken),
 }
 
-/// Reads `<dir>/<file_name(key)>`.
-pub fn read(dir: &Path, key: &str) -> std::io::Result<Read> {
-    match std::fs::read(path(dir, key)) {
-        Ok(bytes) => Ok(match parse(&bytes) {
-            Ok(token) => Read::Token(token),
-            Err(e) => Read::Unparsable(e),
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Read::Missing),
-        Err(e) => Err(e),
-    }
+/// Reads `<dir>/<file_name(key)>` (through [`crate::user_file`]).
+pub fn read(dir: &Path, key: &str) -> Result<Read, crate::user_file::UserFileError> {
+    let kind = crate::user_file::Kind::TokenCache;
+    let Some(bytes) = crate::user_file::read(&path(dir, key), kind)? else {
+        return Ok(Read::Missing);
+    };
+    Ok(match parse(&bytes) {
+        Ok(token) => Read::Token(token),
+        Err(e) => Read::Unparsable(e),
+    })
 }
 
 /// The path of the cache file for `key`.

@@ -32,6 +32,10 @@ pub struct DaemonInfo {
     /// daemons that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<Effective>,
+    /// Why the last reload (a `reload` request, SIGHUP, or a changed config file) was refused:
+    /// the daemon runs on with the configuration it had. Absent once a reload succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_error: Option<String>,
 }
 
 /// The configuration a daemon runs with, as paths: what `doctor` compares with what the shell

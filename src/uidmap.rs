@@ -13,6 +13,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ContainerConfig, ContainerEngine, Env};
+use crate::user_file::Kind;
 
 /// The file rootless Podman (through `newuidmap`) takes subordinate uids from.
 pub(crate) const SUBUID: &str = "/etc/subuid";
@@ -133,7 +134,7 @@ pub(crate) fn detect_engine(
         return (e, format!("[container] engine = \"{}\"", e.as_str()));
     }
     let astro = env.home.join(".astro/config.yaml");
-    let text = crate::write::read_text_or_empty(&astro);
+    let text = crate::user_file::read_text_or_empty(&astro, Kind::AstroConfig);
     if astro_uses_podman(&text) {
         if euid == 0 {
             return (
@@ -176,7 +177,7 @@ pub fn resolve(container: &ContainerConfig, env: &Env) -> Result<Option<HostUid>
         ContainerEngine::PodmanRootless => {
             let user = user_name(euid).unwrap_or_else(|| euid.to_string());
             let path = Path::new(SUBUID);
-            let text = crate::write::read_text_or_empty(path);
+            let text = crate::user_file::read_text_or_empty(path, Kind::SubordinateIds);
             let uid = map_rootless(&text, path, &user, euid, cuid)?;
             let rule = if cuid == 0 {
                 "container uid 0 is your own user".to_owned()

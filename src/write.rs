@@ -106,8 +106,8 @@ pub enum WriteError {
     PartialWrite { path: PathBuf, source: io::Error },
 }
 
-/// Files larger than this are refused (16 MiB).
-pub(crate) const MAX_FILE_SIZE: u64 = 16 << 20;
+/// Files larger than this are refused (16 MiB, the bound of the credentials file).
+pub(crate) const MAX_FILE_SIZE: u64 = crate::user_file::Kind::Credentials.limit();
 
 /// How many times the target is read before giving up on a file that keeps changing.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -183,23 +183,6 @@ where
         WriteMode::Atomic => update_atomic(&target, &dir, &name, opts, edit),
         WriteMode::InPlace => update_in_place(&target, opts, edit),
     }
-}
-
-/// Reads `path` (symlinks followed) the way [`update`] does: only a regular file of at most
-/// [`MAX_FILE_SIZE`] bytes, and never blocking on a FIFO. `Ok(None)` when it does not exist.
-pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>, WriteError> {
-    let target = resolve_symlinks(path)?;
-    Ok(read_snapshot(&target)?.map(|s| s.bytes))
-}
-
-/// [`read`] as text: `""` when the file is missing, unreadable, not a regular file, too large
-/// or not UTF-8 (for callers that only look for credsync's own sections).
-pub fn read_text_or_empty(path: &Path) -> String {
-    read(path)
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default()
 }
 
 /// Removes temp files left beside `path` by a credsync process that no longer runs.
@@ -593,6 +576,10 @@ fn set_owner_and_mode(file: &File, old: Option<&Snapshot>, mode: u32) -> io::Res
 
 /// Fsyncs a directory so a rename in it survives a crash. Some systems cannot fsync a
 /// directory (`EINVAL`, `ENOTSUP`); that is not an error.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a directory, opened only to fsync it"
+)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     match File::open(dir)?.sync_all() {
         Ok(()) => Ok(()),

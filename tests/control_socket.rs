@@ -29,6 +29,7 @@ fn fake_status() -> Status {
             config: "test".into(),
             credentials_file: "/nowhere/credentials".into(),
             effective: None,
+            reload_error: None,
         },
         profiles: vec![p],
         sso_sessions: vec![],

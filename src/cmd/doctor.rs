@@ -14,6 +14,7 @@ use credsync::doctor::{self, Check, FileFacts, Level};
 use credsync::service::{Platform, Target};
 use credsync::sso_cache;
 use credsync::uidmap;
+use credsync::user_file::{self, Kind};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -57,7 +58,8 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     let aws = aws_profile::load(&cfg.aws.config_file);
     out.push(doctor::check_aws_config(&aws, &cfg.aws.config_file));
     if let Ok(aws) = &aws {
-        let credentials = credsync::write::read_text_or_empty(&cfg.aws.credentials_file);
+        let credentials =
+            user_file::read_text_or_empty(&cfg.aws.credentials_file, Kind::Credentials);
         let cache_dir = &cfg.aws.sso_cache_dir;
         out.extend(doctor::check_profiles(
             cfg,
@@ -115,7 +117,7 @@ fn container_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     };
     let path = std::fs::canonicalize(&cfg.aws.credentials_file)
         .unwrap_or_else(|_| cfg.aws.credentials_file.clone());
-    let text = credsync::write::read_text_or_empty(&path);
+    let text = user_file::read_text_or_empty(&path, Kind::Credentials);
     let file = credsync::acl::perms(&path);
     let dir = path.parent().and_then(credsync::acl::perms);
     out.extend(doctor::check_credentials_exposure(
@@ -145,7 +147,9 @@ fn service_check(env: &Env) -> Check {
         Some(packaged) if !own.exists() => packaged.clone(),
         _ => own,
     };
-    let text = std::fs::read_to_string(&file).ok();
+    let text = user_file::read_text(&file, Kind::ServiceFile)
+        .ok()
+        .flatten();
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .unwrap_or_default();
@@ -161,9 +165,10 @@ fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
         )];
     }
     let read = |name: &str| {
-        std::fs::read(dir.join(name))
+        let bytes = user_file::read(&dir.join(name), Kind::ProjectFile)
             .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .flatten()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     };
     let compose = read(COMPOSE_FILE);
     let dotenv = read(".env");

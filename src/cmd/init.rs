@@ -10,6 +10,7 @@ use credsync::aws_profile::{self, AwsConfig};
 use credsync::chain::{self, Base};
 use credsync::config::{self, Env};
 use credsync::state::Kind;
+use credsync::user_file;
 use credsync::write::{self, WriteMode, WriteOptions};
 
 pub(crate) fn run(explicit: Option<&Path>) -> ExitCode {
@@ -30,7 +31,7 @@ pub(crate) fn run(explicit: Option<&Path>) -> ExitCode {
         }
     };
     let creds_path = &defaults.aws.credentials_file;
-    let creds_text = credsync::write::read_text_or_empty(creds_path);
+    let creds_text = user_file::read_text_or_empty(creds_path, user_file::Kind::Credentials);
     let credentials =
         credsync::ini_edit::source_credentials(&creds_text, creds_path).unwrap_or_default();
     let text = starting_config(&aws, &credentials);

@@ -286,6 +286,7 @@ mod tests {
                 config: "built-in default".into(),
                 credentials_file: "/h/.aws/credentials".into(),
                 effective: None,
+                reload_error: None,
             },
             profiles: vec![],
             sso_sessions: vec![],

@@ -20,6 +20,9 @@ pub fn render_table(status: &Status, now: SystemTime) -> String {
         d.config,
         d.credentials_file,
     );
+    if let Some(e) = &d.reload_error {
+        let _ = writeln!(out, "reload refused, the old configuration stays: {e}");
+    }
 
     out.push('\n');
     if status.profiles.is_empty() {
@@ -190,6 +193,7 @@ mod tests {
                 config: "config file /home/u/.config/credsync/config.toml".into(),
                 credentials_file: "/home/u/.aws/credentials".into(),
                 effective: None,
+                reload_error: None,
             },
             profiles: vec![fresh, expired, ProfileStatus::new("new", "new")],
             sso_sessions: vec![
@@ -260,6 +264,19 @@ https://legacy.awsapps.com/start  no token          -        -                 n
             assert!(head.contains(want), "{head}");
             assert!(!head.contains("config: "), "{head}");
         }
+    }
+
+    #[test]
+    fn a_refused_reload_is_said_under_the_header() {
+        let mut s = status();
+        s.daemon.reload_error = Some("/h/.aws/config is a FIFO (named pipe), …".into());
+        let table = render_table(&s, at(0));
+        let second = table.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            second,
+            "reload refused, the old configuration stays: /h/.aws/config is a FIFO (named pipe), …"
+        );
+        assert!(!render_table(&status(), at(0)).contains("reload refused"));
     }
 
     #[test]

@@ -125,7 +125,8 @@ impl HostFs for RealFs {
     }
 
     fn read(&self, path: &Path) -> Option<String> {
-        std::fs::read_to_string(path).ok()
+        let kind = crate::user_file::Kind::ProjectFile;
+        crate::user_file::read_text(path, kind).ok().flatten()
     }
 
     fn perms(&self, path: &Path) -> Option<Perms> {

@@ -80,6 +80,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     on_write: Option<OnWrite>,
     started_at: SystemTime,
+    /// Why the last reload was refused; `None` once one succeeds.
+    reload_error: Option<String>,
 }
 
 impl Engine {
@@ -106,6 +108,7 @@ impl Engine {
             clock,
             on_write: None,
             started_at: now,
+            reload_error: None,
         })
     }
 
@@ -143,8 +146,7 @@ impl Engine {
         let now = self.clock.now();
         let tokens = self.read_tokens();
         self.machine.apply(now, Event::TokensRead(tokens));
-        // Never `fs::read_to_string`: a FIFO at the path would block forever.
-        let credentials = write::read_text_or_empty(&self.cfg.aws.credentials_file);
+        let credentials = read_credentials(&self.cfg.aws.credentials_file);
         let fresh = |m: &Machine| {
             let p = m.profiles().iter();
             p.filter(|p| p.status().state == crate::state::State::Fresh)
@@ -153,6 +155,14 @@ impl Engine {
         let before = fresh(&self.machine);
         self.machine.apply(now, Event::Started { credentials });
         fresh(&self.machine) - before
+    }
+
+    /// A reload: takes `loaded` (credsync's config as read again) through [`Engine::reconfigure`].
+    /// On error nothing changes but the status, which says why until a reload succeeds.
+    pub(crate) fn reload(&mut self, loaded: Result<Config, String>) -> Result<(), String> {
+        let result = loaded.and_then(|cfg| self.reconfigure(cfg).map_err(|e| e.to_string()));
+        self.reload_error = result.as_ref().err().cloned();
+        result
     }
 
     /// Takes a new configuration (a reload): re-reads the AWS config and re-plans. Profiles that
@@ -234,7 +244,7 @@ impl Engine {
     /// The credentials file changed: profiles in `conflict` are due again, and a managed
     /// section that was removed or altered is written again (the report says whether).
     pub(crate) async fn credentials_file_changed(&mut self) -> Report {
-        let text = write::read_text_or_empty(&self.cfg.aws.credentials_file);
+        let text = read_credentials(&self.cfg.aws.credentials_file);
         let now = self.clock.now();
         let actions = self
             .machine
@@ -598,6 +608,7 @@ impl Engine {
                     },
                     aws_config_file: self.cfg.aws.config_file.display().to_string(),
                 }),
+                reload_error: self.reload_error.clone(),
             },
             profiles: self.profiles().iter().map(ManagedProfile::status).collect(),
             sso_sessions: self.machine.session_status(now),
@@ -614,14 +625,18 @@ fn settings(cfg: &Config) -> Settings {
     }
 }
 
+/// The credentials file's text; `""` when it cannot be read (the write then says why).
+fn read_credentials(path: &Path) -> String {
+    crate::user_file::read_text_or_empty(path, crate::user_file::Kind::Credentials)
+}
+
 /// The managed profiles of `cfg`, each with how it resolves in `aws` (or why it cannot), and
 /// its jitter drawn from `random`.
 fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<ManagedProfile> {
     // Static keys of source profiles, from the credentials file without credsync's own sections
     // (a managed section must never become the source of another profile).
     let path = &cfg.aws.credentials_file;
-    // Never `fs::read_to_string`: a FIFO at the path would block forever.
-    let text = write::read_text_or_empty(path);
+    let text = read_credentials(path);
     let credentials = ini_edit::source_credentials(&text, path).unwrap_or_else(|e| {
         tracing::warn!("{e}; static keys in it are not used as role sources");
         BTreeMap::new()

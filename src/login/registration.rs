@@ -216,7 +216,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Registration, ParseError> {
 /// The cached registration for `key`, when there is one that parses. A missing, unreadable or
 /// malformed file is `None`: the caller registers again and replaces it, as botocore does.
 pub(crate) fn read(cache_dir: &Path, key: &Key<'_>) -> Option<Registration> {
-    let bytes = crate::write::read(&key.path(cache_dir)).ok().flatten()?;
+    let kind = crate::user_file::Kind::Registration;
+    let bytes = match crate::user_file::read(&key.path(cache_dir), kind) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::debug!("{e}; registering again");
+            return None;
+        }
+    };
     match parse(&bytes) {
         Ok(r) => Some(r),
         Err(e) => {

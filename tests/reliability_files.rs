@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use support::fake_aws::FakeAws;
-use support::{FAKE_START_URL, TestEnv, botocore_token_json, wait_for};
+use support::{FAKE_START_URL, TestEnv, botocore_token_json, mkfifo, run_with_timeout};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -42,30 +42,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Runs `cmd`, killing it after `timeout`: a hang is a failure, not a stuck CI job.
-fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut done = false;
-    wait_for(
-        || {
-            done = child.try_wait().ok().flatten().is_some();
-            done
-        },
-        timeout,
-    );
-    if !done {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("credsync did not finish within {timeout:?}");
-    }
-    child.wait_with_output().expect("output")
 }
 
 /// Runs `credsync sync` expecting a failure whose message names `path` and contains `what`.
@@ -146,9 +122,7 @@ fn a_directory_fifo_huge_or_binary_credentials_file_gives_a_clear_error_and_lose
     fs::remove_dir_all(&creds).unwrap();
 
     // A FIFO: never opened, so nothing blocks (the run has a timeout).
-    let c = std::ffi::CString::new(creds.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&creds);
     sync_fails(&env, &creds, "is not a regular file");
     assert!(
         fs::symlink_metadata(&creds)
@@ -174,6 +148,64 @@ fn a_directory_fifo_huge_or_binary_credentials_file_gives_a_clear_error_and_lose
     fs::remove_file(&creds).unwrap();
 
     // And with all that gone, it carries on.
+    let out = env.run(["sync"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Puts `plant` at `path` (removing what is there), runs `credsync sync` expecting a failure
+/// that names `path` and says `what`, then puts `good` back.
+fn refused_at(env: &TestEnv, path: &Path, plant: &dyn Fn(&Path), what: &str, good: &[u8]) {
+    fs::remove_file(path).unwrap();
+    plant(path);
+    sync_fails(env, path, what);
+    fs::remove_file(path).unwrap();
+    fs::write(path, good).unwrap();
+}
+
+#[test]
+fn a_device_fifo_huge_or_binary_aws_config_or_token_cache_is_refused_and_named() {
+    let fake = FakeAws::new();
+    let env = world(&fake);
+    // Sparse: 4 GiB that cost nothing on disk, and that a plain read would take whole.
+    let huge = env.root().join("huge");
+    fs::File::create(&huge).unwrap().set_len(4 << 30).unwrap();
+    let dev_zero = |p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap();
+    let to_huge = |p: &Path| std::os::unix::fs::symlink(&huge, p).unwrap();
+    let fifo = |p: &Path| mkfifo(p);
+
+    let config = env.aws_config_path();
+    let good = fs::read(&config).unwrap();
+    // /dev/zero is never read: refused as what it is, before any byte.
+    let device = "(a symlink to /dev/zero) is a character device, not a regular file";
+    refused_at(&env, &config, &dev_zero, device, &good);
+    refused_at(
+        &env,
+        &config,
+        &fifo,
+        "is a FIFO (named pipe), not a regular file",
+        &good,
+    );
+    let bound = "is 4294967296 bytes, more than the 16 MiB credsync reads from the AWS config";
+    refused_at(&env, &config, &to_huge, bound, &good);
+    let lines = good.iter().filter(|&&b| b == b'\n').count();
+    let binary = |p: &Path| fs::write(p, [&good[..], b"[profile caf\xe9]\n"].concat()).unwrap();
+    let utf8 = format!(":{}:13: not valid UTF-8 (byte 13 of line {0})", lines + 1);
+    refused_at(&env, &config, &binary, &utf8, &good);
+
+    let cache = env.token_cache_path("corp");
+    let token = fs::read(&cache).unwrap();
+    refused_at(&env, &cache, &dev_zero, device, &token);
+    refused_at(
+        &env,
+        &cache,
+        &fifo,
+        "is a FIFO (named pipe), not a regular file",
+        &token,
+    );
+    let bound = "more than the 1 MiB credsync reads from an SSO token cache file";
+    refused_at(&env, &cache, &to_huge, bound, &token);
+
+    // Everything back as it was: it carries on.
     let out = env.run(["sync"]);
     assert!(out.status.success(), "{}", text(&out));
 }

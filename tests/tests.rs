@@ -29,6 +29,8 @@ mod control_socket;
 #[cfg(target_os = "linux")]
 mod daemon_control;
 #[cfg(target_os = "linux")]
+mod daemon_files;
+#[cfg(target_os = "linux")]
 mod docs_refs;
 #[cfg(target_os = "linux")]
 mod doctor;

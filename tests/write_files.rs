@@ -1,8 +1,6 @@
 //! `write::update` and `write::remove_stale_temps` against real temp directories.
 
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +10,7 @@ use crate::support;
 use credsync::write::{
     MAX_ATTEMPTS, Outcome, WriteError, WriteMode, WriteOptions, remove_stale_temps, update,
 };
+use support::mkfifo;
 
 fn atomic() -> WriteOptions {
     WriteOptions {
@@ -52,12 +51,6 @@ fn extra_entries(dir: &Path, keep: &[&str]) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
 
 fn is_root() -> bool {

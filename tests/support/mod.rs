@@ -628,6 +628,39 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// Runs `cmd` (stdin closed, output captured), killing it after `timeout`: a hang is a
+/// failure, not a stuck CI job.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut done = false;
+    wait_for(
+        || {
+            done = child.try_wait().ok().flatten().is_some();
+            done
+        },
+        timeout,
+    );
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not finish within {timeout:?}");
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Makes a FIFO (named pipe) at `path`, mode 0600.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
 /// For a test that changes process-wide state (the umask): every test of this binary shares
 /// one process. Returns true in a child process of this binary that runs only the test `name`
 /// (its path, `module::test`); the caller then runs its body there. In the test runner's own

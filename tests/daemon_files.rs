@@ -37,8 +37,9 @@ fn setup(fake: &FakeAws) -> TestEnv {
     env
 }
 
-/// `credsync status --json`, which must answer within [`STATUS_BOUND`] (a failure if not).
-fn status_within_bound(env: &TestEnv) -> serde_json::Value {
+/// `credsync status --json`, which must answer within [`STATUS_BOUND`] (a failure if not):
+/// the document, and what the client printed on stderr.
+fn status_within_bound(env: &TestEnv) -> (serde_json::Value, String) {
     let start = Instant::now();
     let o = run_with_timeout(env.cmd(["status", "--json"]), 2 * STATUS_BOUND);
     let took = start.elapsed();
@@ -47,7 +48,15 @@ fn status_within_bound(env: &TestEnv) -> serde_json::Value {
         "status took {took:?} (bound {STATUS_BOUND:?}):\n{}",
         output_text(&o)
     );
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", output_text(&o)))
+    let v =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}:\n{}", output_text(&o)));
+    (v, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// `credsync ARGS` (bounded like `status`): its exit code and output.
+fn run(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
+    let o = run_with_timeout(env.cmd(args), 2 * STATUS_BOUND);
+    (o.status.code(), output_text(&o))
 }
 
 /// Starts the daemon and waits until both profiles are fresh.
@@ -82,6 +91,27 @@ fn fifo_named(path: &Path) -> String {
     )
 }
 
+fn assert_names_fifo(text: &str, path: &Path) {
+    assert!(text.contains(&fifo_named(path)), "{text}");
+}
+
+/// A reload refused because of the FIFO at `path`, as `status` and the log say it.
+fn reload_refused(path: &Path) -> String {
+    format!(
+        "reload refused, the old configuration stays: {}",
+        fifo_named(path)
+    )
+}
+
+/// Waits for the daemon's log to name the FIFO at `path` (its watcher noticed and reloaded).
+fn expect_fifo_in_log(daemon: &support::Daemon, path: &Path) {
+    daemon.expect_within(
+        "the log to name the FIFO",
+        || daemon.logs().contains(&fifo_named(path)),
+        Duration::from_secs(10),
+    );
+}
+
 /// The status's refused reload names the FIFO; the old configuration's two profiles stay
 /// fresh.
 fn assert_reload_refused_by_fifo(v: &serde_json::Value, path: &Path) {
@@ -102,37 +132,22 @@ fn a_fifo_at_the_aws_config_is_named_and_status_keeps_answering() {
 
     // The watcher sees the change and reloads: refused, the file named.
     plant_fifo(&config);
-    daemon.expect_within(
-        "the log to name the FIFO",
-        || daemon.logs().contains(&fifo_named(&config)),
-        Duration::from_secs(10),
-    );
-    assert_reload_refused_by_fifo(&status_within_bound(&env), &config);
-    let o = run_with_timeout(env.cmd(["reload"]), 2 * STATUS_BOUND);
-    assert_ne!(o.status.code(), Some(0), "{}", output_text(&o));
-    assert!(
-        output_text(&o).contains(&fifo_named(&config)),
-        "{}",
-        output_text(&o)
-    );
-    let table = run_with_timeout(env.cmd(["status"]), 2 * STATUS_BOUND);
-    let want = format!(
-        "reload refused, the old configuration stays: {}",
-        fifo_named(&config)
-    );
-    assert!(
-        output_text(&table).contains(&want),
-        "{}",
-        output_text(&table)
-    );
+    expect_fifo_in_log(&daemon, &config);
+    assert_reload_refused_by_fifo(&status_within_bound(&env).0, &config);
+    let (code, text) = run(&env, &["reload"]);
+    assert_ne!(code, Some(0), "{text}");
+    assert_names_fifo(&text, &config);
+    let (_, table) = run(&env, &["status"]);
+    let want = reload_refused(&config);
+    assert!(table.contains(&want), "{table}");
 
     // A file again: the next reload takes it, and the status no longer shows the refusal.
     fs::remove_file(&config).unwrap();
     fs::write(&config, good).unwrap();
-    let o = run_with_timeout(env.cmd(["reload"]), 2 * STATUS_BOUND);
-    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let (code, text) = run(&env, &["reload"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(
-        status_within_bound(&env)["daemon"]
+        status_within_bound(&env).0["daemon"]
             .get("reload_error")
             .is_none()
     );
@@ -148,24 +163,15 @@ fn a_fifo_at_a_token_cache_file_is_named_and_status_keeps_answering() {
 
     // The watcher wakes the daemon on the change; a refresh reads the token.
     plant_fifo(&cache);
-    let o = run_with_timeout(env.cmd(["refresh", "dev"]), 2 * STATUS_BOUND);
-    assert!(
-        output_text(&o).contains(&fifo_named(&cache)),
-        "{}",
-        output_text(&o)
-    );
-    let v = status_within_bound(&env);
+    assert_names_fifo(&run(&env, &["refresh", "dev"]).1, &cache);
+    let (v, _) = status_within_bound(&env);
     let dev = &v["profiles"][0];
     assert_eq!(dev["source"], "dev", "{v:#}");
     let error = dev["last_error"].as_str().unwrap_or_default();
     assert!(error.contains(&fifo_named(&cache)), "{v:#}");
     // Its credentials are still valid: degraded, not expired.
     assert_eq!(dev["state"], "degraded", "{v:#}");
-    assert!(
-        daemon.logs().contains(&fifo_named(&cache)),
-        "{}",
-        daemon.logs()
-    );
+    assert_names_fifo(&daemon.logs(), &cache);
     assert_eq!(daemon.sigterm().code(), Some(0));
 }
 
@@ -177,22 +183,20 @@ fn a_fifo_at_credsyncs_config_is_named_and_status_keeps_answering() {
     let config = env.config_toml_path();
 
     plant_fifo(&config);
-    daemon.expect_within(
-        "the log to name the FIFO",
-        || daemon.logs().contains(&fifo_named(&config)),
-        Duration::from_secs(10),
-    );
+    expect_fifo_in_log(&daemon, &config);
     // The client reads the config too (for the socket's path): it says why it cannot, and
     // finds the daemon at the default socket.
-    let o = run_with_timeout(env.cmd(["status", "--json"]), 2 * STATUS_BOUND);
-    assert!(
-        output_text(&o).contains(&fifo_named(&config)),
-        "{}",
-        output_text(&o)
-    );
-    assert_reload_refused_by_fifo(&status_within_bound(&env), &config);
-    // SIGHUP: refused again, the daemon still answers.
+    let (v, client) = status_within_bound(&env);
+    assert_names_fifo(&client, &config);
+    assert_reload_refused_by_fifo(&v, &config);
+    // SIGHUP: refused again, and the daemon still answers.
     daemon.signal(libc::SIGHUP);
-    assert_reload_refused_by_fifo(&status_within_bound(&env), &config);
+    let refused = reload_refused(&config);
+    daemon.expect_within(
+        "the SIGHUP reload refused",
+        || daemon.logs().contains(&refused),
+        Duration::from_secs(10),
+    );
+    assert_reload_refused_by_fifo(&status_within_bound(&env).0, &config);
     assert_eq!(daemon.sigterm().code(), Some(0));
 }

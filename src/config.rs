@@ -259,6 +259,59 @@ pub(crate) const DEFAULT_NOTIFY_BEFORE: Duration = Duration::from_secs(30 * 60);
 pub(crate) const MAX_CONCURRENCY_LIMIT: usize = 64;
 pub(crate) const DEFAULT_CONTAINER_DIR: &str = "~/.aws/credsync";
 pub(crate) const DEFAULT_PATH_IN_CONTAINER: &str = "/home/astro/.aws/credsync";
+/// The upper bound of a duration key, as written in messages and docs, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationBound {
+    /// The key, as `[section] key`.
+    pub key: &'static str,
+    /// The longest value accepted.
+    pub max: Duration,
+    /// `max` as the config file would write it.
+    pub text: &'static str,
+    /// Why no longer value makes sense.
+    why: &'static str,
+}
+
+/// `[refresh] min_remaining`: at most 12 hours. The longest credentials credsync obtains last
+/// 12 hours (an IAM role's maximum session duration, and an IAM Identity Center permission
+/// set's, are 1 to 12 hours), so no credentials could keep more; at 12 hours every credential
+/// already keeps half its lifetime.
+pub const MIN_REMAINING_BOUND: DurationBound = DurationBound {
+    key: "[refresh] min_remaining",
+    max: Duration::from_secs(12 * 3600),
+    text: "12h",
+    why: "no AWS credentials credsync obtains last longer than 12 hours (the longest role or \
+          permission-set session), so none could keep more",
+};
+
+/// `[refresh] token_refresh_before`: at most 12 hours. An IAM Identity Center access token
+/// lasts about an hour when it can be refreshed and 8 hours (a legacy sign-in) when it cannot;
+/// a longer window would refresh every token at every check.
+pub const TOKEN_REFRESH_BEFORE_BOUND: DurationBound = DurationBound {
+    key: "[refresh] token_refresh_before",
+    max: Duration::from_secs(12 * 3600),
+    text: "12h",
+    why: "no SSO access token lasts that long (about 1 hour when refreshable, 8 hours for a \
+          legacy sign-in), so every token would be refreshed at every check",
+};
+
+/// `[notify] before`: at most 90 days, the longest an IAM Identity Center sign-in (user
+/// interactive session) can last; an earlier warning could only come at once.
+pub const NOTIFY_BEFORE_BOUND: DurationBound = DurationBound {
+    key: "[notify] before",
+    max: Duration::from_secs(90 * 24 * 3600),
+    text: "90d",
+    why: "no IAM Identity Center sign-in lasts longer than 90 days, so the warning would come at \
+          once",
+};
+
+/// Every duration key with its bound.
+pub const DURATION_BOUNDS: [DurationBound; 3] = [
+    MIN_REMAINING_BOUND,
+    TOKEN_REFRESH_BEFORE_BOUND,
+    NOTIFY_BEFORE_BOUND,
+];
+
 /// botocore refreshes an SSO token this long before it expires; credsync should refresh first.
 const BOTOCORE_TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -802,7 +855,7 @@ fn resolve_located(raw: RawConfig, path: &Path, env: &Env) -> Result<Config, Fai
     let notify = NotifyConfig {
         enabled: notify_raw.enabled.unwrap_or(true),
         before: match &notify_raw.before {
-            Some(d) => duration(d, "notify", "before")?,
+            Some(d) => duration(d, &NOTIFY_BEFORE_BOUND)?,
             None => DEFAULT_NOTIFY_BEFORE,
         },
         command: notify_raw
@@ -875,11 +928,11 @@ fn aws_files(aws_raw: RawAws, env: &Env) -> Result<AwsFiles, Failure> {
 fn refresh(refresh_raw: RawRefresh) -> Result<RefreshConfig, Failure> {
     Ok(RefreshConfig {
         min_remaining: match &refresh_raw.min_remaining {
-            Some(d) => duration(d, "refresh", "min_remaining")?,
+            Some(d) => duration(d, &MIN_REMAINING_BOUND)?,
             None => DEFAULT_MIN_REMAINING,
         },
         token_refresh_before: match &refresh_raw.token_refresh_before {
-            Some(d) => duration(d, "refresh", "token_refresh_before")?,
+            Some(d) => duration(d, &TOKEN_REFRESH_BEFORE_BOUND)?,
             None => DEFAULT_TOKEN_REFRESH_BEFORE,
         },
         max_concurrency: match &refresh_raw.max_concurrency {
@@ -993,21 +1046,31 @@ fn notify_command(value: &Spanned<Vec<String>>) -> Result<Vec<String>, Located> 
     }
 }
 
-fn duration(value: &Spanned<String>, section: &str, key: &str) -> Result<Duration, Located> {
-    let s = value.get_ref();
+/// A duration key's value: more than zero and at most `bound.max`.
+fn duration(value: &Spanned<String>, bound: &DurationBound) -> Result<Duration, Located> {
+    let (s, key) = (value.get_ref(), bound.key);
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
         at(
             value.span(),
             format!(
-                "[{section}] {key} = \"{s}\" is not a duration ({e}); write it like \"20m\", \
-                 \"1h30m\" or \"60s\""
+                "{key} = \"{s}\" is not a duration ({e}); write it like \"20m\", \"1h30m\" or \
+                 \"60s\""
             ),
         )
     })?;
     if d.is_zero() {
         return Err(at(
             value.span(),
-            format!("[{section}] {key} must be more than zero, e.g. \"20m\""),
+            format!("{key} must be more than zero, e.g. \"20m\""),
+        ));
+    }
+    if d > bound.max {
+        return Err(at(
+            value.span(),
+            format!(
+                "{key} = \"{s}\" is longer than {}: {}; write at most \"{}\"",
+                bound.text, bound.why, bound.text
+            ),
         ));
     }
     Ok(d)
@@ -1889,6 +1952,18 @@ socket = "~/s/credsync.sock"
         assert_eq!((line, col), (2, 8));
         assert!(msg.starts_with("[write] mode:"), "{msg}");
         assert!(msg.contains("`in-place`"), "{msg}");
+    }
+
+    #[test]
+    fn each_duration_bound_is_written_as_its_text() {
+        for b in DURATION_BOUNDS {
+            assert_eq!(
+                humantime::parse_duration(b.text).ok(),
+                Some(b.max),
+                "{}",
+                b.key
+            );
+        }
     }
 
     #[test]

@@ -42,11 +42,16 @@ pub(crate) fn system_random() -> Random {
     Arc::new(fastrand::f64)
 }
 
+/// `x` clamped to `[0, 1]`, NaN as 0: a factor `Duration::mul_f64` takes without panicking.
+fn unit(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
+}
+
 /// How much must be left on disk at every moment for credentials of `lifetime`:
 /// `min_remaining`, or half the lifetime for credentials shorter than twice that.
 pub fn must_remain(lifetime: Option<Duration>, min_remaining: Duration) -> Duration {
     match lifetime {
-        Some(l) if l < min_remaining * 2 => l / 2,
+        Some(l) if l < min_remaining.saturating_mul(2) => l / 2,
         _ => min_remaining,
     }
 }
@@ -62,24 +67,24 @@ pub(crate) fn lead(lifetime: Option<Duration>) -> Duration {
 /// When credentials issued at `issued` (if known) and expiring at `expires` should be
 /// refreshed, given `min_remaining`. `jitter` in `[0, 1)` moves the deadline earlier by up to
 /// a twentieth of the lifetime, so that many profiles issued together do not fall due together.
-pub(crate) fn refresh_at(
+pub fn refresh_at(
     issued: Option<SystemTime>,
     expires: SystemTime,
     min_remaining: Duration,
     jitter: f64,
 ) -> SystemTime {
     let lifetime = issued.and_then(|i| expires.duration_since(i).ok());
-    let keep = must_remain(lifetime, min_remaining) + lead(lifetime);
+    let keep = must_remain(lifetime, min_remaining).saturating_add(lead(lifetime));
     let spread = lifetime
-        .map(|l| (l / 40).mul_f64(jitter.clamp(0.0, 1.0)))
+        .map(|l| (l / 40).mul_f64(unit(jitter)))
         .unwrap_or_default();
     expires
-        .checked_sub(keep + spread)
+        .checked_sub(keep.saturating_add(spread))
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Whether credentials expiring at `expires` still satisfy the on-disk invariant at `now`.
-pub(crate) fn is_fresh(
+pub fn is_fresh(
     now: SystemTime,
     expires: SystemTime,
     lifetime: Option<Duration>,
@@ -93,13 +98,11 @@ pub(crate) fn is_fresh(
 /// The wait before retry number `failures` (1 for the first retry): exponential from
 /// [`BASE_BACKOFF`], capped at [`MAX_BACKOFF`], with full jitter (`jitter` in `[0, 1)`), and
 /// never shorter than the server's `Retry-After`.
-pub(crate) fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
     let exp = BASE_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     let capped = exp.min(MAX_BACKOFF);
     // Full jitter, but never a hot loop: at least one second.
-    let wait = capped
-        .mul_f64(jitter.clamp(0.0, 1.0))
-        .max(Duration::from_secs(1));
+    let wait = capped.mul_f64(unit(jitter)).max(Duration::from_secs(1));
     match retry_after {
         Some(ra) => wait.max(ra.min(MAX_BACKOFF * 2)),
         None => wait,

@@ -35,6 +35,8 @@ mod docs_refs;
 #[cfg(target_os = "linux")]
 mod doctor;
 #[cfg(target_os = "linux")]
+mod duration_bounds;
+#[cfg(target_os = "linux")]
 mod env_paths;
 #[cfg(target_os = "linux")]
 mod fake_aws_selftest;

@@ -325,6 +325,10 @@ pub(crate) struct Machine {
     sessions: BTreeMap<String, Session>,
     /// Targets of profiles that left the config: their managed sections go at the next write.
     removed_targets: Vec<String>,
+    /// Failed writes in a row, and when the next try is due (a failed write is tried again
+    /// with backoff, not only at the next refresh: the credentials fetched are not on disk).
+    write_failures: u32,
+    write_retry: Option<SystemTime>,
     settings: Settings,
     random: Random,
     /// What the current round did, for its report.
@@ -342,6 +346,8 @@ impl Machine {
             profiles,
             sessions,
             removed_targets: Vec::new(),
+            write_failures: 0,
+            write_retry: None,
             settings,
             random,
             round: Report::default(),
@@ -465,11 +471,17 @@ impl Machine {
         keys
     }
 
-    /// The earliest next refresh among all profiles and sso-session tokens.
+    /// The earliest next refresh among all profiles and sso-session tokens, and of the retry of
+    /// a failed write.
     pub(crate) fn next_deadline(&self) -> Option<SystemTime> {
         let profiles = self.profiles.iter().filter_map(|p| p.next_refresh);
         let sessions = self.sessions.values().filter_map(|s| s.next_refresh);
-        profiles.chain(sessions).min()
+        profiles.chain(sessions).chain(self.write_retry).min()
+    }
+
+    /// Whether a failed write is due to be tried again.
+    fn write_due(&self, now: SystemTime) -> bool {
+        self.write_retry.is_some_and(|t| t <= now)
     }
 
     /// Profiles waiting for a login (which a token cache change wakes).
@@ -685,7 +697,7 @@ impl Machine {
         }
         if !fetch.is_empty() {
             actions.push(Action::Fetch(fetch));
-        } else if !self.removed_targets.is_empty() {
+        } else if !self.removed_targets.is_empty() || self.write_due(now) {
             actions.push(Action::Write);
         }
         actions
@@ -752,7 +764,7 @@ impl Machine {
         for f in fetched {
             self.record(now, f.index, f.outcome, f.cache);
         }
-        if any_ok || !self.removed_targets.is_empty() {
+        if any_ok || !self.removed_targets.is_empty() || self.write_due(now) {
             vec![Action::Write]
         } else {
             Vec::new()
@@ -822,22 +834,46 @@ impl Machine {
             }
         }
         match &result {
-            Ok(_) => self.removed_targets.clear(),
-            Err(e) => {
-                for r in &self.round.profiles {
-                    let p = &mut self.profiles[r.index];
-                    if p.state == State::Conflict {
-                        // Its own message says more than the write's.
-                        continue;
-                    }
-                    p.last_error = Some(e.clone());
-                    if p.state == State::Fresh {
-                        p.state = State::Degraded;
-                    }
-                }
-            }
+            Ok(_) => self.write_succeeded(now),
+            Err(e) => self.write_failed(now, e),
         }
         self.round.write = Some(result);
+    }
+
+    /// After a failed write: the profiles of this round are not fresh (their credentials did
+    /// not reach the disk), nor are those still waiting for an earlier failed write; all say
+    /// why. The write is tried again after a backoff.
+    fn write_failed(&mut self, now: SystemTime, e: &str) {
+        self.write_failures = self.write_failures.saturating_add(1);
+        let wait = schedule::backoff(self.write_failures, None, self.draw());
+        self.write_retry = Some(now + wait);
+        let in_round: Vec<usize> = self.round.profiles.iter().map(|r| r.index).collect();
+        for (i, p) in self.profiles.iter_mut().enumerate() {
+            let waiting = p.state == State::Degraded && p.last_failure.is_none();
+            // A conflict's own message says more than the write's.
+            if p.state == State::Conflict || !(waiting || in_round.contains(&i)) {
+                continue;
+            }
+            p.last_error = Some(e.to_owned());
+            if p.state == State::Fresh {
+                p.state = State::Degraded;
+            }
+        }
+    }
+
+    /// After a successful write: nothing left to remove or retry, and the profiles that were
+    /// degraded only because their credentials had not reached the disk are fresh again.
+    fn write_succeeded(&mut self, now: SystemTime) {
+        self.removed_targets.clear();
+        self.write_failures = 0;
+        self.write_retry = None;
+        for p in &mut self.profiles {
+            let written = p.credentials.is_some() && p.expires_at.is_some_and(|t| t > now);
+            if p.state == State::Degraded && p.last_failure.is_none() && written {
+                p.state = State::Fresh;
+                p.last_error = None;
+            }
+        }
     }
 
     /// The credentials file changed: profiles in `conflict` are looked at again now (the user
@@ -1207,6 +1243,46 @@ mod tests {
         assert_eq!(p1.state, State::LoginRequired);
         assert_eq!(p1.error.as_deref(), report.write_error());
         assert_eq!(m.profiles()[0].status().state, State::Degraded);
+    }
+
+    #[test]
+    fn a_failed_write_is_tried_again_with_backoff_and_its_success_makes_the_profile_fresh() {
+        let mut m = machine(&["p0"], 1.0);
+        m.apply(t(0), Event::Tick);
+        assert_eq!(
+            m.apply(t(0), fetched(0, Ok(creds(t(0) + HOUR)), None)),
+            vec![Action::Write]
+        );
+        let locked = |n: u32| Event::Written {
+            conflicts: Vec::new(),
+            result: Err(format!("/home/u/.aws/credentials is locked ({n})")),
+        };
+        m.apply(t(0), locked(1));
+        // Retried after the first backoff step, without fetching again; not before.
+        let first = t(0) + schedule::BASE_BACKOFF;
+        assert_eq!(m.next_deadline(), Some(first));
+        assert_eq!(m.apply(first - Duration::from_secs(1), Event::Tick), vec![]);
+        assert_eq!(m.apply(first, Event::Tick), vec![Action::Write]);
+        m.apply(first, locked(2));
+        let s = m.profiles()[0].status();
+        assert_eq!(s.state, State::Degraded);
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("/home/u/.aws/credentials is locked (2)")
+        );
+        let second = first + schedule::BASE_BACKOFF * 2;
+        assert_eq!(m.next_deadline(), Some(second));
+        // The lock is gone: written, fresh again, nothing more to retry.
+        assert_eq!(m.apply(second, Event::Tick), vec![Action::Write]);
+        let done = Event::Written {
+            conflicts: Vec::new(),
+            result: Ok(write::Outcome::Written),
+        };
+        m.apply(second, done);
+        let s = m.profiles()[0].status();
+        assert_eq!((s.state, s.last_error), (State::Fresh, None));
+        assert!(m.next_deadline() > Some(second + schedule::MAX_BACKOFF));
+        assert_eq!(m.apply(second + schedule::MAX_BACKOFF, Event::Tick), vec![]);
     }
 
     #[test]

@@ -115,9 +115,8 @@ pub fn with_user(acl: &[Entry], uid: u32, perm: u16) -> Option<Vec<Entry>> {
 }
 
 /// The permission bits an ACL stands for when its named entries are dropped: owner, *owning
-/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode). Tests
-/// use it to check what an ACL edit did to the mode.
-#[cfg(test)]
+/// group* (not the mask), other. `None` when the ACL has no mask (it is just the mode). The
+/// writer compares it with the mode a file must have; tests check what an ACL edit did.
 pub(crate) fn true_mode(acl: &[Entry]) -> Option<u32> {
     acl.iter().find(|e| e.tag == TAG_MASK)?;
     let perm = |tag| {
@@ -126,6 +125,25 @@ pub(crate) fn true_mode(acl: &[Entry]) -> Option<u32> {
             .map_or(0, |e| u32::from(e.perm & 7))
     };
     Some(perm(TAG_USER_OBJ) << 6 | perm(TAG_GROUP_OBJ) << 3 | perm(TAG_OTHER))
+}
+
+/// `acl` with its owner, owning-group and other entries set from `mode` (what `chmod` would do
+/// to a file without named entries); named entries and the mask are kept.
+pub(crate) fn with_base_mode(acl: &[Entry], mode: u32) -> Vec<Entry> {
+    let shift = |tag| match tag {
+        TAG_USER_OBJ => Some(6),
+        TAG_GROUP_OBJ => Some(3),
+        TAG_OTHER => Some(0),
+        _ => None,
+    };
+    let set = |e: &Entry| match shift(e.tag) {
+        Some(s) => Entry {
+            perm: ((mode >> s) & 7) as u16,
+            ..*e
+        },
+        None => *e,
+    };
+    acl.iter().map(set).collect()
 }
 
 /// What is known about one path's permissions.
@@ -346,6 +364,25 @@ mod tests {
         assert_eq!(with_user(&acl, 50000, READ), None);
         assert_eq!(decode(&[1, 0, 0, 0]), None);
         assert_eq!(decode(&[2, 0, 0, 0, 1]), None);
+    }
+
+    #[test]
+    fn base_mode_replaces_owner_group_other_and_keeps_named_entries_and_mask() {
+        // A planted 0644 file whose ACL grants uid 50000 read: only the base entries change.
+        let planted = with_user(&from_mode(0o644), 50000, READ).unwrap();
+        let fixed = with_base_mode(&planted, 0o600);
+        assert_eq!(true_mode(&fixed), Some(0o600));
+        let named = |acl: &[Entry]| acl.iter().find(|e| e.tag == TAG_USER).copied();
+        assert_eq!(named(&fixed), named(&planted));
+        let mask = |acl: &[Entry]| acl.iter().find(|e| e.tag == TAG_MASK).copied();
+        assert_eq!(mask(&fixed), mask(&planted));
+        let p = Perms {
+            owner: 1000,
+            mode: 0o640,
+            acl: Some(fixed),
+        };
+        assert_eq!(granted(&p, 50000), READ);
+        assert_eq!(granted(&p, 50001), 0, "other lost its read bit");
     }
 
     fn bytes(entries: &[(u16, u16, u32)]) -> Vec<u8> {

@@ -164,6 +164,41 @@ pub fn apply(old: &str, sections: &[ManagedSection<'_>], remove: &[&str]) -> Edi
     Edit { text, conflicts }
 }
 
+/// Why a text is not a credentials file as botocore reads it: the first line it cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "line {line} {what}, so this is not an AWS credentials file as botocore reads it; credsync \
+     will not write to it. Check [aws] credentials_file in credsync's config (and where a \
+     symlink at that path points), or fix or move the file"
+)]
+pub struct NotIni {
+    /// 1-based.
+    pub line: usize,
+    what: &'static str,
+}
+
+/// Checks that `text` reads as INI the way botocore reads it: every line a `[section]` header,
+/// `key = value` under a header, a continuation, a comment or blank. Anything else is a file
+/// credsync must not edit (a symlink or path pointing at someone else's file). Empty is fine.
+pub fn check_ini(text: &str) -> Result<(), NotIni> {
+    let mut lexer = ini::Lexer::new();
+    let mut section = false;
+    for (i, line) in split_lines(text).iter().enumerate() {
+        let what = match lexer.next(line.content) {
+            Token::Header(_) => {
+                section = true;
+                continue;
+            }
+            Token::Invalid => "is neither a [section] header nor `key = value`",
+            Token::Option { .. } if !section => "comes before the first [section] header",
+            Token::Option { key, .. } if key.is_empty() => "has a value but no key",
+            _ => continue,
+        };
+        return Err(NotIni { line: i + 1, what });
+    }
+    Ok(())
+}
+
 /// Names of the sections in `text` that carry credsync's marker, in file order, each once.
 pub fn managed_names(text: &str) -> Vec<String> {
     let doc = Doc::parse(text);
@@ -629,6 +664,35 @@ mod tests {
 
     const BLOCK1_DEV: &str = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\n\
         aws_access_key_id = AKID1\naws_secret_access_key = SECRET1\naws_session_token = TOKEN1\n";
+
+    #[test]
+    fn a_credentials_file_reads_as_ini_and_other_files_do_not() {
+        for ok in [
+            "",
+            "\n\n",
+            "# only a comment\r\n; another\r\n",
+            "[default]\r\naws_access_key_id = A\r\n\r\n[tool]\r\nx: 1\r\n  more\r\n",
+            "  # indented comment\n[a]\n  key = v\nregion = eu # not a comment\n[b]",
+            "[a]\rk = v\r",
+        ] {
+            assert_eq!(check_ini(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, line) in [
+            ("root:x:0:0:root:/root:/bin/bash\n", 1),
+            ("{\"Version\": 1}\n", 1),
+            ("# c\n\nexport AWS_PROFILE=dev\n[a]\n", 3),
+            ("[a]\nk = v\n#!/bin/sh\necho hi\n", 4),
+            ("[a]\n= v\n", 2),
+            ("\u{feff}[default]\n", 1),
+        ] {
+            let e = check_ini(bad).unwrap_err();
+            assert_eq!(e.line, line, "{bad:?}");
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("line {line} ")), "{msg}");
+            assert!(msg.contains("not an AWS credentials file"), "{msg}");
+            assert!(msg.contains("credentials_file"), "{msg}");
+        }
+    }
 
     #[test]
     fn new_file_gets_one_block() {

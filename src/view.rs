@@ -4,9 +4,10 @@
 //!
 //! - **Files.** In `[container] dir` (created `0700` when missing, plus search for the classes
 //!   that `file_mode` lets read): `<target>.json` in the `credential_process` format and
-//!   `config`. Both go through [`crate::write::update`], always atomically (`cat` must never
+//!   `config`. Both go through [`crate::write::update_guarded`], always atomically (`cat` must never
 //!   read half a file; the view is mounted as a directory, which sees renames); new files get
-//!   `file_mode`. The directory is credsync's: `config` is rewritten whole
+//!   `file_mode`, and every write sets an existing file to exactly `file_mode` too (its ACL's
+//!   named entries kept). The directory is credsync's: `config` is rewritten whole
 //!   (a header says so), and only `<target>.json` of targets credsync manages is created or
 //!   deleted. A target stays in `config` (with its last region) until it is passed in `removed`,
 //!   even in a round where it has no credentials: its JSON file then keeps the last keys.
@@ -138,7 +139,9 @@ pub(crate) fn write_view(
     for (target, _, creds) in sections {
         let path = cfg.dir.join(json_name(target));
         let json = render_json(creds);
-        if write::update(&path, &opts, |_| Ok(Some(json.clone())))? == write::Outcome::Written {
+        let (outcome, _) =
+            write::update_guarded(&path, &opts, VIEW_FILE, |_| Ok(Some(json.clone())))?;
+        if outcome == write::Outcome::Written {
             changed.push(path.clone());
         }
         readable.push(path);
@@ -146,7 +149,7 @@ pub(crate) fn write_view(
 
     let config_path = cfg.dir.join(CONFIG_NAME);
     let fresh: Vec<(&str, Option<&str>)> = sections.iter().map(|(t, r, _)| (*t, *r)).collect();
-    let outcome = write::update(&config_path, &opts, |old| {
+    let (outcome, _) = write::update_guarded(&config_path, &opts, VIEW_FILE, |old| {
         let old = old.map(String::from_utf8_lossy).unwrap_or_default();
         let entries = merge_entries(&parse_config(&old), &fresh, removed);
         let refs: Vec<(&str, Option<&str>)> = entries
@@ -184,6 +187,14 @@ pub(crate) fn write_view(
     }
     Ok(changed)
 }
+
+/// How the view's files are written: they are credsync's alone, so every write leaves exactly
+/// `file_mode` on them, whatever mode a file had (a `0644` file planted there, or left from an
+/// earlier `file_mode`, would show the secrets to every user).
+const VIEW_FILE: write::Guard = write::Guard {
+    own_file: false,
+    exact_mode: true,
+};
 
 /// `<target>.json`.
 pub(crate) fn json_name(target: &str) -> String {

@@ -28,9 +28,15 @@
 //! - **In-place mode** ([`WriteMode::InPlace`], for a single-file bind mount, where a rename
 //!   cannot replace the mount point): the file is opened read-write, locked with an exclusive
 //!   advisory lock (`flock`), read, edited, written from offset 0, truncated to the new length,
-//!   fsynced and unlocked; the inode stays the same. The cost: a reader that does not take the
-//!   lock (every AWS SDK) can see a partly written file, and a crash or a full disk in the middle
-//!   of the write leaves one behind.
+//!   fsynced and unlocked; the inode stays the same. The lock is only tried, never waited for:
+//!   while another process holds it the write is [`WriteError::Locked`] and nothing is touched
+//!   (the daemon's runtime must never block on another process; the caller tries again later).
+//!   The cost: a reader that does not take the lock (every AWS SDK) can see a partly written
+//!   file, and a crash or a full disk in the middle of the write leaves one behind.
+//! - **Guards** ([`update_guarded`], [`Guard`]): a file owned by another user than credsync's
+//!   (root included) can be refused ([`WriteError::NotOwned`]), and a file that is credsync's
+//!   alone (the container view) can be given exactly `new_file_mode` on every write, whatever
+//!   mode it had (its ACL's named entries kept).
 //!
 //! [`remove_stale_temps`] removes temp files left by a crashed credsync: it is called at start.
 //! A temp file of a live credsync in another pid namespace (another container sharing the
@@ -97,6 +103,20 @@ pub enum WriteError {
          rewriting it, try again when it is done"
     )]
     ChangedDuringWrite { path: PathBuf, attempts: u32 },
+    /// In-place mode: another process holds the file's advisory lock; nothing was written.
+    #[error(
+        "{path} is locked by another process (an advisory lock, as in-place writers take); \
+         credsync does not wait for it and writes the file again later (on Linux, `lslocks` \
+         names the process holding it)"
+    )]
+    Locked { path: PathBuf },
+    /// [`Guard::own_file`]: the file belongs to another user; nothing was written.
+    #[error(
+        "{path} belongs to uid {owner}, not to uid {me} that credsync runs as; credsync does not \
+         write another user's file. Check [aws] credentials_file in credsync's config (and where \
+         a symlink at that path points), or give the file to uid {me}"
+    )]
+    NotOwned { path: PathBuf, owner: u32, me: u32 },
     /// In-place mode failed in the middle of rewriting the file.
     #[error(
         "cannot rewrite {path} in place: {source}{}\nthe file may now be partly written; \
@@ -176,12 +196,51 @@ pub(crate) fn update_identified<F>(
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
+    update_guarded(path, opts, Guard::default(), edit)
+}
+
+/// What [`update_guarded`] checks and enforces beyond [`update`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Guard {
+    /// Refuse a file (symlinks followed) owned by another uid than credsync's effective uid,
+    /// root included: [`WriteError::NotOwned`].
+    pub(crate) own_file: bool,
+    /// Atomic mode: the file ends with exactly [`WriteOptions::new_file_mode`] (its ACL's owner,
+    /// owning-group and other entries too; named entries and mask kept), whatever mode it had.
+    /// A file with the right bytes but another mode is rewritten.
+    pub(crate) exact_mode: bool,
+}
+
+/// [`update_identified`] with the checks of `guard`.
+pub(crate) fn update_guarded<F>(
+    path: &Path,
+    opts: &WriteOptions,
+    guard: Guard,
+    edit: F,
+) -> Result<(Outcome, Option<Identity>), WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
     let target = resolve_symlinks(path)?;
     let (dir, name) = split_target(&target)?;
     ensure_dir(&dir)?;
     match opts.mode {
-        WriteMode::Atomic => update_atomic(&target, &dir, &name, opts, edit),
-        WriteMode::InPlace => update_in_place(&target, opts, edit),
+        WriteMode::Atomic => update_atomic(&target, &dir, &name, opts, guard, edit),
+        WriteMode::InPlace => update_in_place(&target, opts, guard, edit),
+    }
+}
+
+/// [`Guard::own_file`]: refuses a file of `owner` when that is not our effective uid.
+fn check_owner(path: &Path, owner: Option<u32>, guard: Guard) -> Result<(), WriteError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match owner {
+        Some(owner) if guard.own_file && owner != me => Err(WriteError::NotOwned {
+            path: path.to_path_buf(),
+            owner,
+            me,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -429,6 +488,28 @@ fn copy_xattrs(file: &File, xattrs: &[(&str, Vec<u8>)]) -> io::Result<()> {
     Ok(())
 }
 
+/// The permission bits of `old` as owner, owning group and other (with an ACL, the group bits
+/// of the mode are its mask, not the owning group's).
+fn base_mode(old: &Snapshot) -> u32 {
+    let acl = old.xattrs.iter().find(|(name, _)| *name == acl::ACL_XATTR);
+    acl.and_then(|(_, value)| acl::true_mode(&acl::decode(value)?))
+        .unwrap_or(old.mode & 0o777)
+}
+
+/// `xattrs` for a file that must end with exactly `mode`: the access ACL's owner, owning-group
+/// and other entries set from `mode` (named entries and mask kept). An ACL that does not decode
+/// is dropped.
+fn with_exact_mode(xattrs: &[(&'static str, Vec<u8>)], mode: u32) -> Vec<(&'static str, Vec<u8>)> {
+    let adjust = |(name, value): &(&'static str, Vec<u8>)| {
+        if *name != acl::ACL_XATTR {
+            return Some((*name, value.clone()));
+        }
+        let entries = acl::decode(value)?;
+        Some((*name, acl::encode(&acl::with_base_mode(&entries, mode))))
+    };
+    xattrs.iter().filter_map(adjust).collect()
+}
+
 /// Checks that `path` is a regular file of sane size, without opening anything else.
 fn check_regular(path: &Path, m: &fs::Metadata) -> Result<(), WriteError> {
     if !m.file_type().is_file() {
@@ -598,6 +679,7 @@ fn update_atomic<F>(
     dir: &Path,
     name: &OsStr,
     opts: &WriteOptions,
+    guard: Guard,
     mut edit: F,
 ) -> Result<(Outcome, Option<Identity>), WriteError>
 where
@@ -609,7 +691,13 @@ where
     };
     let mut old = read_snapshot(target)?;
     for _ in 0..MAX_ATTEMPTS {
+        check_owner(target, old.as_ref().map(|s| s.uid), guard)?;
         let current = old.as_ref().map(|s| s.bytes.as_slice());
+        let mode = match &old {
+            Some(s) if !guard.exact_mode => s.mode,
+            _ => opts.new_file_mode,
+        } & 0o777;
+        let wrong_mode = guard.exact_mode && old.as_ref().is_some_and(|s| base_mode(s) != mode);
         let new = match edit(current) {
             Err(message) => {
                 return Err(WriteError::Edit {
@@ -618,16 +706,19 @@ where
                 });
             }
             Ok(None) => return Ok((Outcome::Unchanged, None)),
-            Ok(Some(new)) if Some(new.as_slice()) == current => {
+            Ok(Some(new)) if Some(new.as_slice()) == current && !wrong_mode => {
                 return Ok((Outcome::Unchanged, None));
             }
             Ok(Some(new)) => new,
         };
-        let mode = old.as_ref().map_or(opts.new_file_mode, |s| s.mode) & 0o777;
         let (mut file, mut temp) = create_temp(dir, name, mode).map_err(write_err)?;
         set_owner_and_mode(&file, old.as_ref(), mode).map_err(write_err)?;
         if let Some(old) = &old {
-            copy_xattrs(&file, &old.xattrs).map_err(write_err)?;
+            let xattrs = match guard.exact_mode {
+                true => with_exact_mode(&old.xattrs, mode),
+                false => old.xattrs.clone(),
+            };
+            copy_xattrs(&file, &xattrs).map_err(write_err)?;
         }
         file.write_all(&new).map_err(write_err)?;
         file.sync_all().map_err(write_err)?;
@@ -694,6 +785,7 @@ fn open_in_place(target: &Path, opts: &WriteOptions) -> Result<Option<(File, boo
 fn update_in_place<F>(
     target: &Path,
     opts: &WriteOptions,
+    guard: Guard,
     mut edit: F,
 ) -> Result<(Outcome, Option<Identity>), WriteError>
 where
@@ -709,11 +801,21 @@ where
         };
         let m = file.metadata().map_err(write_err)?;
         check_regular(target, &m)?;
+        check_owner(target, Some(m.uid()), guard)?;
         if created {
             file.set_permissions(fs::Permissions::from_mode(opts.new_file_mode & 0o777))
                 .map_err(write_err)?;
         }
-        file.lock().map_err(write_err)?;
+        // Never waited for: the caller (the daemon's runtime) must not block on another process.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(WriteError::Locked {
+                    path: target.to_path_buf(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(write_err(e)),
+        }
         // Under the lock: is our inode still the one at the path? Another in-place writer may
         // have removed a file it had just created, or someone replaced it with a rename.
         let at_path = match fs::symlink_metadata(target) {

@@ -109,6 +109,69 @@ fn a_large_acl_of_the_users_survives_the_atomic_rewrite() {
     assert_eq!(after, entries);
 }
 
+/// `path`'s permission bits (with an ACL, the group bits are its mask).
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Makes each of `paths` world-readable, as a file planted (or left by an earlier `file_mode`).
+fn plant_0644(paths: &[PathBuf]) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in paths {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+#[test]
+fn view_files_get_credsyncs_mode_at_every_write_whatever_mode_they_had() {
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    let files = view_files(&env);
+    // Planted before credsync ever wrote the view (the JSON with other bytes than credsync's).
+    fs::create_dir_all(env.aws_dir().join("credsync")).unwrap();
+    for f in &files {
+        fs::write(f, "{}\n").unwrap();
+    }
+    plant_0644(&files);
+    config(&env, "[container]\n");
+    sync(&env, &fake);
+    for f in &files {
+        assert_eq!(mode_of(f), 0o600, "{}", f.display());
+    }
+    // Between two writes (the view's `config` then gets the same bytes: rewritten for its mode).
+    let config_before = fs::read(&files[0]).unwrap();
+    plant_0644(&files);
+    sync(&env, &fake);
+    assert_eq!(fs::read(&files[0]).unwrap(), config_before);
+    for f in &files {
+        assert_eq!(mode_of(f), 0o600, "{}", f.display());
+    }
+    // The configured mode, exactly: group read, nothing for others.
+    config(&env, "[write]\nfile_mode = \"0640\"\n\n[container]\n");
+    plant_0644(&files);
+    sync(&env, &fake);
+    for f in &files {
+        assert_eq!(mode_of(f), 0o640, "{}", f.display());
+    }
+    // With the container uid's ACL: owner, owning group and others as configured (0600), and
+    // the uid keeps its read entry (the mask, which the mode's group bits show, is r--).
+    config(&env, DOCS_CONTAINER);
+    sync(&env, &fake);
+    for f in &files {
+        setfacl(&["-m", "g::r,o::r"], f);
+    }
+    sync(&env, &fake);
+    const GROUP_OBJ: u16 = 0x04; // linux/posix_acl.h
+    for f in &files {
+        let acl = acl::read(f).unwrap().expect("an ACL");
+        let group = acl.iter().find(|e| e.tag == GROUP_OBJ).map(|e| e.perm);
+        assert_eq!(group, Some(0), "{}", f.display());
+        assert_eq!(mode_of(f) & 0o707, 0o600, "{}", f.display());
+        assert_eq!(entry(f, UID), Some(acl::READ), "{}", f.display());
+    }
+}
+
 #[test]
 fn with_the_view_the_credentials_file_gets_nothing() {
     let fake = FakeAws::new();

@@ -1,7 +1,8 @@
 //! Files under attack (issue 6, item 5), with the real `credsync sync` against the fake: a
 //! planted symlink at the temp name, the credentials path replaced by a directory, a FIFO, a
-//! 100 MB file, invalid UTF-8, a full disk (a small tmpfs, when we may mount one), a read-only
-//! file (`chattr +i`, when available). Each gives a clear error naming the path and loses
+//! 100 MB file, invalid UTF-8, a file that is not INI or is another user's (through a symlink
+//! too), a full disk (a small tmpfs, when we may mount one), a read-only file (`chattr +i`,
+//! when available). Each gives a clear error naming the path and loses
 //! nothing. And no secret is ever in a file that group or others can read, at any moment of
 //! many writes (a watcher scans the directory throughout).
 
@@ -208,6 +209,63 @@ fn a_device_fifo_huge_or_binary_aws_config_or_token_cache_is_refused_and_named()
     // Everything back as it was: it carries on.
     let out = env.run(["sync"]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_file_that_is_not_ini_or_not_the_users_is_refused_and_kept() {
+    let fake = FakeAws::new();
+    let env = world(&fake);
+    let creds = env.credentials_path();
+
+    // A symlink at the credentials path to someone's file that is not INI (what a root daemon
+    // once appended to): refused, named with its line, untouched.
+    let foreign = env.root().join("passwd");
+    let passwd = "root:x:0:0:root:/root:/bin/bash\n";
+    fs::write(&foreign, passwd).unwrap();
+    std::os::unix::fs::symlink(&foreign, &creds).unwrap();
+    let msg = sync_fails(
+        &env,
+        &foreign,
+        "line 1 comes before the first [section] header",
+    );
+    assert!(msg.contains("not an AWS credentials file"), "{msg}");
+    assert_eq!(fs::read_to_string(&foreign).unwrap(), passwd);
+    fs::remove_file(&creds).unwrap();
+
+    // A line botocore cannot read, further down.
+    let broken = "[mine]\nregion = eu-west-1\nsource ~/.aws/env.sh\n";
+    fs::write(&creds, broken).unwrap();
+    sync_fails(
+        &env,
+        &creds,
+        "line 3 is neither a [section] header nor `key = value`",
+    );
+    assert_eq!(fs::read_to_string(&creds).unwrap(), broken);
+
+    // Another user's file, whatever its content (root included: it keeps no one's file).
+    let theirs = "[theirs]\nregion = eu-west-1\n";
+    fs::write(&creds, theirs).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let owner = if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&creds, Some(4321), Some(4321)).unwrap();
+        4321
+    } else {
+        // Not root: a file root owns, through a symlink.
+        fs::remove_file(&creds).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &creds).unwrap();
+        0
+    };
+    let target = fs::canonicalize(&creds).unwrap();
+    let before = fs::read(&target).unwrap();
+    sync_fails(&env, &target, &format!("belongs to uid {owner}"));
+    assert_eq!(fs::read(&target).unwrap(), before);
+    fs::remove_file(&creds).unwrap();
+
+    // An empty file is fine (a missing one too: every other test starts without one).
+    fs::write(&creds, "").unwrap();
+    let out = env.run(["sync"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(credsync::ini_edit::read_managed(&env.read_credentials(), "dev").is_some());
 }
 
 trait FifoLike {

@@ -3,8 +3,6 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support;
 use credsync::write::{
@@ -476,71 +474,40 @@ fn in_place_keeps_the_inode_mode_and_shrinks_the_file() {
     );
 }
 
-/// Returns once thread `tid` sleeps (blocked on the lock) or `done` is set. Linux only; on
-/// other systems it returns at once, which only makes the test weaker.
-fn wait_until_sleeping(tid: i64, done: &AtomicBool) {
-    #[cfg(target_os = "linux")]
-    while !done.load(Ordering::SeqCst) {
-        let Ok(stat) = fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-            return; // the thread has exited
-        };
-        let state = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
-        if state == Some('S') {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    let _ = (tid, done);
-}
-
 #[test]
-fn in_place_waits_for_the_lock_holder() {
+fn in_place_never_waits_for_the_lock_holder() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("credentials");
     fs::write(&path, b"[a]\n").unwrap();
 
-    // We hold the lock, start the update, and write under our lock once it is blocked: the
-    // update may only read (and run its edit) after we unlock, so it must see our write.
+    // While we hold the lock, the update returns at once, names the file, and neither reads
+    // nor edits nor writes it.
     let holder = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
         .unwrap();
     holder.lock().unwrap();
-    let released = Arc::new(AtomicBool::new(false));
-    let edit_ran = Arc::new(AtomicBool::new(false));
-    let edited_under_our_lock = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let writer = {
-        let (path, released) = (path.clone(), released.clone());
-        let (edit_ran, early) = (edit_ran.clone(), edited_under_our_lock.clone());
-        std::thread::spawn(move || {
-            #[cfg(target_os = "linux")]
-            // SAFETY: no preconditions.
-            tx.send(i64::from(unsafe { libc::gettid() })).unwrap();
-            #[cfg(not(target_os = "linux"))]
-            tx.send(0).unwrap();
-            let mut add = append(b"[managed]\n");
-            update(&path, &in_place(), |old| {
-                if !released.load(Ordering::SeqCst) {
-                    early.store(true, Ordering::SeqCst);
-                }
-                edit_ran.store(true, Ordering::SeqCst);
-                add(old)
-            })
-        })
-    };
-    wait_until_sleeping(rx.recv().unwrap(), &edit_ran);
+    let mut edit_ran = false;
+    let result = update(&path, &in_place(), |old| {
+        edit_ran = true;
+        append(b"[managed]\n")(old)
+    });
+    match result {
+        Err(e @ WriteError::Locked { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("locked by another process"), "{msg}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(!edit_ran, "edit ran while we held the lock");
+    // Our own write under the lock, then the unlock: the next update sees it and succeeds.
     fs::write(&path, b"[other]\n").unwrap();
-    released.store(true, Ordering::SeqCst);
     holder.unlock().unwrap();
-    assert_eq!(writer.join().unwrap().unwrap(), Outcome::Written);
-
-    assert!(
-        !edited_under_our_lock.load(Ordering::SeqCst),
-        "edit ran while we held the lock"
+    assert_eq!(
+        update(&path, &in_place(), append(b"[managed]\n")).unwrap(),
+        Outcome::Written
     );
     assert_eq!(fs::read(&path).unwrap(), b"[other]\n[managed]\n");
 }

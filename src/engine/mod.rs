@@ -263,7 +263,7 @@ impl Engine {
                     continue;
                 }
                 Action::Fetch(which) => Event::Fetched(self.fetch(&which, attempts).await),
-                Action::Write => self.write(),
+                Action::Write => self.write(attempts).await,
             };
             let now = self.clock.now();
             queue.extend(self.machine.apply(now, event));
@@ -447,10 +447,19 @@ impl Engine {
 
     /// Writes every profile's known credentials to the credentials file in one edit (and the
     /// container view after it). The sections that belong to someone else are reported, not
-    /// written.
-    fn write(&self) -> Event {
+    /// written. While another process holds the file's lock (in-place mode), it is tried again
+    /// a second later, up to `attempts` times in all, asleep (the runtime keeps serving); the
+    /// daemon passes 1, and the machine schedules the next try.
+    async fn write(&self, attempts: u32) -> Event {
         let mut conflicts = Vec::new();
-        let result = self.write_files(&mut conflicts);
+        let mut result = self.write_files(&mut conflicts);
+        for _ in 1..attempts {
+            if !matches!(result, Err(WriteError::Locked { .. })) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            result = self.write_files(&mut conflicts);
+        }
         Event::Written {
             conflicts,
             result: result.map_err(|e| e.to_string()),
@@ -475,7 +484,13 @@ impl Engine {
         if sections.is_empty() && removed.is_empty() {
             return Ok(write::Outcome::Unchanged);
         }
-        let result = write::update_identified(path, &opts, |old| {
+        // Only the user's own file, and only one that reads as a credentials file: a path (or a
+        // symlink) pointing at another file must not get credentials appended to it.
+        let guard = write::Guard {
+            own_file: true,
+            exact_mode: false,
+        };
+        let result = write::update_guarded(path, &opts, guard, |old| {
             let old = match old {
                 None => "",
                 Some(bytes) => std::str::from_utf8(bytes).map_err(|e| {
@@ -485,6 +500,7 @@ impl Engine {
                     )
                 })?,
             };
+            ini_edit::check_ini(old).map_err(|e| e.to_string())?;
             let edit = ini_edit::apply(old, &sections, &removed);
             *conflicts = edit.conflicts;
             Ok(Some(edit.text.into_bytes()))

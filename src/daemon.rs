@@ -1,7 +1,7 @@
 //! The daemon loop: refresh the tokens and profiles that fall due, write once per round, publish
-//! the status (and the desktop notifications it calls for, see [`crate::notify`]), answer the control socket's commands, react to changed files (the watcher),
-//! sleep in bounded chunks (so a suspend is noticed within [`schedule::MAX_SLEEP`]), stop when
-//! asked.
+//! the status (and the desktop notifications it calls for, see [`crate::notify`]), answer the
+//! control socket's commands, react to changed files (the watcher), sleep in bounded chunks (so a
+//! suspend is noticed within [`schedule::MAX_SLEEP`]), stop when asked.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -14,6 +14,7 @@ use crate::config::{Config, Origin};
 use crate::control::Command;
 use crate::engine::{Engine, ProfileReport, Report};
 use crate::notify::{Notifier, Sender};
+use crate::process::SystemRunner;
 use crate::schedule;
 use crate::state::Status;
 use crate::watch::{Change, WatchSpec};
@@ -113,7 +114,11 @@ impl Notices {
     fn new(engine: &Engine) -> Notices {
         Notices {
             notifier: Notifier::new(),
-            sender: Sender::new(engine.config().notify.clone(), engine.env().clone()),
+            sender: Sender::new(
+                engine.config().notify.clone(),
+                engine.env().clone(),
+                Arc::new(SystemRunner),
+            ),
         }
     }
 

@@ -13,11 +13,11 @@
 //! never a secret.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::config::{Env, NotifyConfig};
+use crate::process::{RunError, Runner};
 use crate::state::{NotRefreshable, SessionStatus};
 use crate::timefmt::{humane, rfc3339};
 
@@ -205,15 +205,18 @@ pub(crate) struct Sender {
     cfg: NotifyConfig,
     /// The process environment as read where the program started (where the session bus is).
     env: Env,
+    /// Runs the notifier programs.
+    runner: Arc<dyn Runner>,
     /// Whether "no notifier" was logged already (it is said once).
     said_unavailable: bool,
 }
 
 impl Sender {
-    pub(crate) fn new(cfg: NotifyConfig, env: Env) -> Sender {
+    pub(crate) fn new(cfg: NotifyConfig, env: Env, runner: Arc<dyn Runner>) -> Sender {
         Sender {
             cfg,
             env,
+            runner,
             said_unavailable: false,
         }
     }
@@ -257,23 +260,11 @@ impl Sender {
         }
         let session = notice.session.clone();
         let user_command = self.cfg.command.is_some();
+        let runner = self.runner.clone();
         tokio::task::spawn_blocking(move || {
-            for argv in &candidates {
-                match run(argv) {
-                    Ok(()) => return,
-                    Err(RunError::NotFound) if !user_command => continue,
-                    Err(e) => {
-                        tracing::warn!(%session, "the notification was not shown: {}: {e}", argv[0]);
-                        return;
-                    }
-                }
+            if let Err(why) = deliver(&*runner, &candidates, user_command) {
+                tracing::warn!(%session, "the notification was not shown: {why}");
             }
-            let tried: Vec<&str> = candidates.iter().map(|a| a[0].as_str()).collect();
-            tracing::warn!(
-                %session,
-                "the notification was not shown: none of {} is installed",
-                tried.join(", ")
-            );
         });
     }
 
@@ -372,61 +363,26 @@ fn session_bus(env: &Env) -> bool {
             .is_some_and(|d| std::path::Path::new(d).join("bus").exists())
 }
 
-#[derive(Debug, thiserror::Error)]
-enum RunError {
-    #[error("not installed")]
-    NotFound,
-    #[error("could not start it: {0}")]
-    Spawn(std::io::Error),
-    #[error("it did not finish within {}s; stopped", PROGRAM_TIMEOUT.as_secs())]
-    Timeout,
-    #[error("it failed ({status}){stderr}")]
-    Failed { status: String, stderr: String },
-}
-
-/// Runs `argv` (no shell), waits up to [`PROGRAM_TIMEOUT`], and reports how it went.
-fn run(argv: &[String]) -> Result<(), RunError> {
-    let (program, args) = argv.split_first().ok_or(RunError::NotFound)?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => RunError::NotFound,
-            _ => RunError::Spawn(e),
-        })?;
-    let deadline = Instant::now() + PROGRAM_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(RunError::Timeout);
-            }
+/// Runs the first of `candidates` that is installed, waiting up to [`PROGRAM_TIMEOUT`]. The
+/// user's own command (`user_command`) is the only candidate and has no fallback. `Err` says
+/// why nothing was shown.
+fn deliver(
+    runner: &dyn Runner,
+    candidates: &[Vec<String>],
+    user_command: bool,
+) -> Result<(), String> {
+    for argv in candidates {
+        match runner
+            .run(argv, PROGRAM_TIMEOUT)
+            .and_then(|ran| ran.check(argv))
+        {
+            Ok(_) => return Ok(()),
+            Err(RunError::NotFound { .. }) if !user_command => continue,
+            Err(e) => return Err(e.to_string()),
         }
-    };
-    if status.success() {
-        return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.by_ref().take(1024).read_to_string(&mut stderr);
-    }
-    let first = stderr.lines().next().unwrap_or("").trim();
-    Err(RunError::Failed {
-        status: status.to_string(),
-        stderr: if first.is_empty() {
-            String::new()
-        } else {
-            format!(": {first}")
-        },
-    })
+    let tried: Vec<&str> = candidates.iter().map(|a| a[0].as_str()).collect();
+    Err(format!("none of {} is installed", tried.join(", ")))
 }
 
 #[cfg(test)]
@@ -473,6 +429,12 @@ mod tests {
 
     fn events(n: &[Notice]) -> Vec<(&str, SessionEvent)> {
         n.iter().map(|n| (n.session.as_str(), n.event)).collect()
+    }
+
+    fn refused_notice() -> Notice {
+        let mut notifier = Notifier::new();
+        let sessions = [refused("corp", NOW + 4 * 3600)];
+        notifier.observe(&sessions, BEFORE, at(NOW)).remove(0)
     }
 
     #[test]
@@ -703,29 +665,64 @@ mod tests {
     }
 
     #[test]
-    fn a_program_is_run_without_a_shell_and_its_failure_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("args");
-        let script = dir.path().join("record");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", out.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let argv = [
-            script.display().to_string(),
-            "$(echo no)".into(),
-            "a b".into(),
-        ];
-        run(&argv).unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "$(echo no)\na b\n");
-        assert!(matches!(
-            run(&["/nonexistent/notifier".into()]),
-            Err(RunError::NotFound)
-        ));
-        let e = run(&["sh".into(), "-c".into(), "echo broken >&2; exit 3".into()]).unwrap_err();
-        assert_eq!(e.to_string(), "it failed (exit status: 3): broken");
+    fn the_first_installed_desktop_notifier_shows_it() {
+        use crate::process::Finished;
+        use crate::process::tests::{Scripted, not_found};
+        let n = refused_notice();
+        // No busctl (a desktop without systemd): notify-send is next.
+        let runner = Scripted::new(|argv: &[String]| match argv[0].as_str() {
+            "notify-send" => Ok(Finished::exit(0, "", "")),
+            _ => Err(not_found(argv)),
+        });
+        assert_eq!(deliver(&runner, &desktop_on("linux", &n), false), Ok(()));
+        assert_eq!(runner.programs(), ["busctl", "notify-send"]);
+        // busctl there: notify-send is not needed.
+        let runner = Scripted::new(|_: &[String]| Ok(Finished::exit(0, "(u) 7\n", "")));
+        assert_eq!(deliver(&runner, &desktop_on("linux", &n), false), Ok(()));
+        assert_eq!(runner.programs(), ["busctl"]);
+        // Neither: said once, naming both.
+        let runner = Scripted::new(|argv: &[String]| Err(not_found(argv)));
+        assert_eq!(
+            deliver(&runner, &desktop_on("linux", &n), false),
+            Err("none of busctl, notify-send is installed".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_notifier_that_fails_is_reported_and_not_passed_over() {
+        use crate::process::Finished;
+        use crate::process::tests::Scripted;
+        let n = refused_notice();
+        // busctl ran and the notification service refused: that is the answer, not a reason
+        // to try notify-send (it would reach the same service).
+        let runner = Scripted::new(|_: &[String]| {
+            Ok(Finished::exit(
+                1,
+                "",
+                "Call failed: The name org.freedesktop.Notifications was not provided by any \
+                 .service files\n",
+            ))
+        });
+        let why = deliver(&runner, &desktop_on("linux", &n), false).unwrap_err();
+        assert_eq!(
+            why,
+            "busctl failed (exit status 1): Call failed: The name \
+             org.freedesktop.Notifications was not provided by any .service files"
+        );
+        assert_eq!(runner.programs(), ["busctl"]);
+    }
+
+    #[test]
+    fn the_users_command_gets_the_text_and_is_the_only_one_tried() {
+        use crate::process::tests::{Scripted, not_found};
+        let n = refused_notice();
+        let argv = with_text(&["/home/u/bin/notify-me".into()], &n);
+        let runner = Scripted::new(|argv: &[String]| Err(not_found(argv)));
+        assert_eq!(
+            deliver(&runner, std::slice::from_ref(&argv), true),
+            Err("/home/u/bin/notify-me is not installed".to_owned())
+        );
+        let calls = runner.calls.lock().unwrap();
+        assert_eq!(*calls, std::slice::from_ref(&argv));
     }
 }

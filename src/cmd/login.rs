@@ -3,12 +3,14 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use credsync::config::{self, Config, Env};
 use credsync::login::opener::Opener;
 use credsync::login::registration::Grant;
 use credsync::login::{self, LoggedOut, LoginOutcome, Options, SignInTarget};
+use credsync::process::SystemRunner;
 use credsync::resolve::{AwsEdge, Clients};
 use credsync::timefmt;
 
@@ -133,6 +135,7 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
         device_code: args.device_code,
         browser_here: browser_here(&env),
         opener: Opener::choose(env.get("BROWSER"), args.no_browser),
+        runner: Arc::new(SystemRunner),
         fresh: args.fresh,
     };
     let rt = match super::runtime() {

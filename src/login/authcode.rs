@@ -16,6 +16,7 @@ use super::opener::Opener;
 use super::pkce::Pkce;
 use super::registration::{DEFAULT_SCOPE, Registration};
 use super::{Granted, LoginError, aws_error, granted};
+use crate::process::Runner;
 use crate::secret::ExposeSecret;
 
 /// What botocore's `percent_encode` leaves alone: letters, digits and `-_.~`.
@@ -62,6 +63,7 @@ pub(super) async fn run(
     scopes: Option<&[String]>,
     label: &str,
     opener: &Opener,
+    runner: &dyn Runner,
     say: &dyn Fn(&str),
 ) -> Result<Granted, LoginError> {
     let pkce = Pkce::generate().map_err(|e| LoginError::Local(e.to_string()))?;
@@ -77,7 +79,7 @@ pub(super) async fn run(
         scopes,
         &pkce.challenge,
     );
-    let opened = opener.open(&url);
+    let opened = opener.open(runner, &url);
     let how = match (&opened, opener) {
         (_, Opener::PrintOnly) => "Open this page in a browser on this machine",
         (Ok(()), _) => "A browser should open; if it does not, open this page on this machine",

@@ -15,6 +15,7 @@ use aws_sdk_ssooidc::operation::create_token::CreateTokenError;
 
 use super::opener::Opener;
 use super::{Granted, LoginError, aws_error, granted};
+use crate::process::Runner;
 use crate::secret::ExposeSecret;
 
 /// The grant type of a device-code `CreateToken`.
@@ -58,6 +59,7 @@ pub(super) async fn run(
     start_url: &str,
     label: &str,
     opener: &Opener,
+    runner: &dyn Runner,
     say: &dyn Fn(&str),
 ) -> Result<Granted, LoginError> {
     let auth = client
@@ -80,7 +82,7 @@ pub(super) async fn run(
         "To sign in to {label}, open this page (on any device) and check that it shows the code \
          {user_code}:\n\n    {complete}\n\nor open {uri} and enter {user_code}.\n"
     ));
-    if let Err(e) = opener.open(complete) {
+    if let Err(e) = opener.open(runner, complete) {
         tracing::debug!("could not open a browser ({e})");
     }
     let lifetime = u64::try_from(auth.expires_in())

@@ -4,9 +4,9 @@
 //! sso-session profiles where a browser can open on this machine) and device authorization
 //! ([`device`], for legacy `sso_start_url` profiles, `--device-code`, and where no browser can
 //! open). Both share the AWS CLI's files ([`registration`] and the token cache of
-//! [`crate::sso_cache`]), so the AWS CLI, botocore and credsync use one sign-in, and both run
-//! under the session's lock ([`crate::sso_cache::lock`]), so that two commands and the daemon never sign in or refresh
-//! one session at once.
+//! [`crate::sso_cache`]), so the AWS CLI, botocore and credsync use one sign-in, and both run under
+//! the session's lock ([`crate::sso_cache::lock`]), so that two commands and the daemon never sign
+//! in or refresh one session at once.
 //!
 //! [`login`] is the sequence for one session: lock; a token with more than 15 minutes left is
 //! kept; an older one is renewed with its refresh token when it can be; otherwise a client
@@ -21,12 +21,14 @@ pub(crate) mod pkce;
 pub mod registration;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ssooidc::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssooidc::operation::create_token::CreateTokenOutput;
 
 use crate::aws_profile::{AwsConfig, ProfileError};
+use crate::process::Runner;
 use crate::resolve::{self, Clients, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::{self, CachedToken};
@@ -197,6 +199,8 @@ pub struct Options {
     pub browser_here: bool,
     /// How to open the sign-in page.
     pub opener: Opener,
+    /// Starts the opener's program.
+    pub runner: Arc<dyn Runner>,
     /// Sign out first, so that the Identity Center session starts again.
     pub fresh: bool,
 }
@@ -562,8 +566,9 @@ async fn authorize(
     if grant == Grant::AuthorizationCode {
         let endpoint = clients.oidc_endpoint(&target.region).await;
         let scopes = target.scopes.as_deref();
+        let (opener, runner) = (&opts.opener, &*opts.runner);
         let answer =
-            authcode::run(client, &endpoint, &reg, scopes, &label, &opts.opener, say).await?;
+            authcode::run(client, &endpoint, &reg, scopes, &label, opener, runner, say).await?;
         return Ok((reg, answer, registered));
     }
     // The device flow opens the page only where a browser can open (with `--device-code` on a
@@ -573,14 +578,15 @@ async fn authorize(
     } else {
         &Opener::PrintOnly
     };
+    let runner = &*opts.runner;
     let url = &target.start_url;
-    match device::run(client, &reg, url, &label, opener, say).await {
+    match device::run(client, &reg, url, &label, opener, runner, say).await {
         // A cached registration SSO-OIDC no longer knows (deleted, or the instance changed):
         // register again, once, before anything was shown to the user.
         Err(e) if !registered && e.is_refused_client() => {
             tracing::debug!("the cached client registration was refused ({e}); registering again");
             let (reg, _) = registration_for(client, cache_dir, target, grant, now(), true).await?;
-            let answer = device::run(client, &reg, url, &label, opener, say).await?;
+            let answer = device::run(client, &reg, url, &label, opener, runner, say).await?;
             Ok((reg, answer, true))
         }
         other => Ok((reg, other?, registered)),
@@ -740,6 +746,7 @@ aws_access_key_id = AKIAFAKE
             device_code,
             browser_here,
             opener: Opener::PrintOnly,
+            runner: Arc::new(crate::process::SystemRunner),
             fresh: false,
         };
         assert_eq!(

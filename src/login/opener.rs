@@ -4,11 +4,11 @@
 //!
 //! `$BROWSER` is read as Python's `webbrowser` and `xdg-open` read it: commands separated by
 //! `:`, tried in turn; in each, `%s` stands for the URL, else the URL is added as the last
-//! argument. Words are split at whitespace; nothing goes through a shell. The opener runs in
-//! the background (a browser may not return until it is closed): credsync does not wait for it,
-//! and the URL is always printed too.
+//! argument. Words are split at whitespace; nothing goes through a shell. The opener is started
+//! through a [`Runner`] and left running (a browser may not return until it is closed):
+//! credsync does not wait for it, and the URL is always printed too.
 
-use std::process::{Command, Stdio};
+use crate::process::Runner;
 
 /// How the sign-in page reaches a browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +35,9 @@ impl Opener {
         }
     }
 
-    /// Starts the browser on `url`. `Err` says why none started (the caller tells the user to
-    /// open the printed URL).
-    pub(crate) fn open(&self, url: &str) -> Result<(), String> {
+    /// Starts the browser on `url` with `runner`, trying each command in turn until one
+    /// starts. `Err` says why none started (the caller tells the user to open the printed URL).
+    pub(crate) fn open(&self, runner: &dyn Runner, url: &str) -> Result<(), String> {
         let commands = match self {
             Opener::PrintOnly => return Ok(()),
             Opener::System(program) => vec![vec![(*program).to_owned(), url.to_owned()]],
@@ -45,24 +45,9 @@ impl Opener {
         };
         let mut failures = Vec::new();
         for argv in commands {
-            let Some((program, args)) = argv.split_first() else {
-                continue;
-            };
-            match Command::new(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            {
-                Ok(mut child) => {
-                    // Reaped in the background: a browser may run until it is closed.
-                    let _ = std::thread::Builder::new()
-                        .name("browser".into())
-                        .spawn(move || child.wait());
-                    return Ok(());
-                }
-                Err(e) => failures.push(format!("{program}: {e}")),
+            match runner.start(&argv) {
+                Ok(()) => return Ok(()),
+                Err(e) => failures.push(e.to_string()),
             }
         }
         Err(if failures.is_empty() {
@@ -126,9 +111,29 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_reported_and_the_next_is_tried() {
-        let missing = "/nonexistent/credsync-browser";
-        let e = Opener::Browser(missing.into()).open("u").unwrap_err();
-        assert!(e.contains(missing), "{e}");
-        assert!(Opener::Browser(format!("{missing}:true")).open("u").is_ok());
+        use crate::process::Finished;
+        use crate::process::tests::{Scripted, not_found};
+        let runner = Scripted::new(|argv: &[String]| match argv[0].as_str() {
+            "w3m" => Ok(Finished::exit(0, "", "")),
+            _ => Err(not_found(argv)),
+        });
+        let opener = Opener::Browser("no-such-browser --new-tab:w3m %s".into());
+        assert_eq!(opener.open(&runner, "https://x/a"), Ok(()));
+        let calls = runner.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [
+                vec!["no-such-browser", "--new-tab", "https://x/a"],
+                vec!["w3m", "https://x/a"]
+            ]
+        );
+        let nothing = Scripted::new(|argv: &[String]| Err(not_found(argv)));
+        let e = Opener::System("xdg-open").open(&nothing, "u").unwrap_err();
+        assert_eq!(e, "xdg-open is not installed");
+        assert_eq!(Opener::PrintOnly.open(&nothing, "u"), Ok(()));
+        assert!(
+            nothing.programs() == ["xdg-open"],
+            "print-only starts nothing"
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use support::fake_aws::FakeAws;
-use support::python::{in_ci, python};
+use support::python::python;
 use support::{Daemon, TestEnv, botocore_token_json};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -40,8 +40,7 @@ impl Desktop {
     /// `None` (after printing why) when dbus-daemon or dbus-next is missing outside CI.
     fn start(test: &str) -> Option<Desktop> {
         let skip = |why: String| {
-            assert!(!in_ci(), "{test}: {why}; scripts/test installs it");
-            eprintln!("SKIPPED {test}: {why}; run scripts/test");
+            support::skip(test, &format!("{why}; scripts/test installs it"));
             None
         };
         let Some(py) = python() else {

@@ -21,7 +21,7 @@ pub fn aws_cli() -> Option<PathBuf> {
         candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-awscli/bin/aws"));
         candidates.into_iter().find(|p| is_v2(p))
     });
-    if found.is_none() && super::python::in_ci() {
+    if found.is_none() && super::in_ci() {
         panic!(
             "the AWS CLI v2 is not installed for the tests (looked at $CREDSYNC_TEST_AWS and \
              {}/.venv-awscli/bin/aws); run scripts/test, which installs it from \
@@ -32,9 +32,9 @@ pub fn aws_cli() -> Option<PathBuf> {
     found.clone()
 }
 
-/// Prints the loud skip line for a test that needs the AWS CLI v2.
+/// Skips a test that needs the AWS CLI v2; fails under CI.
 pub fn skip(test: &str) {
-    eprintln!("SKIPPED {test}: the AWS CLI v2 is not installed; run scripts/test");
+    super::skip(test, "the AWS CLI v2 is not installed; run scripts/test");
 }
 
 fn is_v2(aws: &Path) -> bool {

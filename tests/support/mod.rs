@@ -26,6 +26,19 @@ use tempfile::TempDir;
 #[allow(unused_imports)]
 pub use fake_aws::{FakeAws, Fault, Route};
 
+/// Whether the tests run under CI: `CI` set and not empty, as `scripts/test` reads it. Under
+/// CI a test whose software is missing fails ([`skip`]): nothing may silently vanish.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// `test` cannot run here, for `why`: under CI a failure, elsewhere a loud `SKIPPED` line (and
+/// the test returns).
+pub fn skip(test: &str, why: &str) {
+    assert!(!in_ci(), "{test} cannot run under CI: {why}");
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+}
+
 /// The path of the binary under test.
 pub fn credsync_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_credsync"))

@@ -2,8 +2,9 @@
 //! `scripts/test`), runs scripts in it with a clean environment, and reads credentials the way
 //! boto3 does.
 //!
-//! Without boto3 a test prints a loud `SKIPPED` line and returns, except under CI (`CI` set and
-//! non-empty), where a missing boto3 is a failure: interoperability must not silently vanish.
+//! Without boto3 a test prints a loud `SKIPPED` line and returns, except under CI
+//! ([`super::in_ci`]), where a missing boto3 is a failure: interoperability must not silently
+//! vanish.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,7 +26,7 @@ pub fn python() -> Option<PathBuf> {
         candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
         candidates.into_iter().find(|p| has_boto3(p))
     });
-    if found.is_none() && in_ci() {
+    if found.is_none() && super::in_ci() {
         panic!(
             "boto3 is not installed for the tests (looked at $CREDSYNC_TEST_PYTHON and \
              {}/.venv/bin/python); run scripts/test, which creates the venv",
@@ -35,14 +36,9 @@ pub fn python() -> Option<PathBuf> {
     found.clone()
 }
 
-/// Prints the loud skip line for a test that needs boto3.
+/// Skips a test that needs boto3 (or moto, from the same venv); fails under CI.
 pub fn skip(test: &str) {
-    eprintln!("SKIPPED {test}: boto3 not installed; run scripts/test");
-}
-
-/// Whether we run under CI (`CI` set and non-empty).
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+    super::skip(test, "boto3 or moto is not installed; run scripts/test");
 }
 
 fn has_boto3(python: &Path) -> bool {

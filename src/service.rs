@@ -1,7 +1,8 @@
 //! Installing credsync as a user service: a systemd user unit on Linux, a LaunchAgent on
 //! macOS. The templates live in `systemd/` and `launchd/`; rendering them is pure (paths in,
 //! text out, escaped for the format), installing is a thin edge that writes the file and asks
-//! `systemctl --user` / `launchctl` to start it. Also the `sd_notify` calls the daemon makes.
+//! `systemctl --user` / `launchctl` to start it (through a [`Runner`]). Also the `sd_notify`
+//! calls the daemon makes.
 //!
 //! On Linux, install waits (bounded) until the unit is active, which for `Type=notify` means
 //! the daemon sent READY=1. When the unit failed at a sandboxing step ([`is_sandbox_failure`],
@@ -11,10 +12,10 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{self, Config, Env, Origin};
+use crate::process::{RunError, Runner};
 use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
 /// The systemd unit's name.
@@ -569,15 +570,6 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-/// Whether install and uninstall call the service manager (`systemctl` / `launchctl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Manager {
-    /// Run the commands.
-    Run,
-    /// Only write or remove the file; report the commands as skipped (tests).
-    Skip,
-}
-
 /// What happened to the service file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileOutcome {
@@ -596,7 +588,7 @@ pub enum FileOutcome {
 pub struct InstallReport {
     pub path: PathBuf,
     pub file: FileOutcome,
-    /// Each command run (or skipped) and its outcome.
+    /// Each command run and its outcome.
     pub steps: Vec<String>,
     /// Set when the service was written but not started (or not stopped): why, and what to
     /// run instead.
@@ -646,7 +638,7 @@ pub enum ServiceError {
     File(#[from] WriteError),
     #[error("cannot remove {path}: {source}")]
     Remove { path: PathBuf, source: io::Error },
-    #[error("`{command}` failed: {detail}\n{done}")]
+    #[error("`{command}`: {detail}\n{done}")]
     Command {
         command: String,
         detail: String,
@@ -683,7 +675,7 @@ fn install_packaged(
     target: &Target,
     unit: &Path,
     start: bool,
-    manager: Manager,
+    runner: &dyn Runner,
 ) -> Result<InstallReport, ServiceError> {
     let default_config = target.config_home().join("credsync/config.toml");
     let refused = |why: String, fix: String| ServiceError::PackagedUnit {
@@ -722,21 +714,16 @@ fn install_packaged(
         ));
         return Ok(report);
     }
-    if !systemctl(&mut report, manager, &["daemon-reload"])? {
+    if !systemctl(runner, &mut report, &["daemon-reload"])? {
         return Ok(report);
     }
-    systemctl(&mut report, manager, &["enable", SYSTEMD_UNIT])?;
-    if manager == Manager::Skip {
-        report
-            .steps
-            .push(format!("skipped: systemctl --user start {SYSTEMD_UNIT}"));
-        return Ok(report);
-    }
-    let state = start_and_wait(&mut report, "start")?;
+    systemctl(runner, &mut report, &["enable", SYSTEMD_UNIT])?;
+    let state = start_and_wait(runner, &mut report, "start")?;
     match start_verdict(&state) {
         Verdict::Ready => report.steps.push(ready_line(&state)),
         Verdict::SandboxFailed(why) => {
             return Err(not_started(
+                runner,
                 &report,
                 format!(
                     "{why}; the package's unit cannot apply its sandbox on this machine: \
@@ -746,7 +733,7 @@ fn install_packaged(
                 ),
             ));
         }
-        Verdict::Failed(why) => return Err(not_started(&report, why)),
+        Verdict::Failed(why) => return Err(not_started(runner, &report, why)),
     }
     Ok(report)
 }
@@ -758,7 +745,7 @@ pub fn install(
     spec: &ServiceSpec,
     target: &Target,
     start: bool,
-    manager: Manager,
+    runner: &dyn Runner,
 ) -> Result<InstallReport, ServiceError> {
     if target.platform == Platform::Linux {
         check_systemd_exe(&spec.exe)?;
@@ -767,7 +754,7 @@ pub fn install(
     if let Some(unit) = &target.packaged_unit
         && std::fs::symlink_metadata(&path).is_err()
     {
-        return install_packaged(spec, target, unit, start, manager);
+        return install_packaged(spec, target, unit, start, runner);
     }
     let text = render(spec, target);
     let file = write_if_changed(&path, &text)?;
@@ -792,8 +779,8 @@ pub fn install(
         return Ok(report);
     }
     match target.platform {
-        Platform::Linux => start_systemd(spec, target, file, manager, &mut report)?,
-        Platform::MacOs => start_launchd(target, file, manager, &mut report)?,
+        Platform::Linux => start_systemd(spec, target, file, runner, &mut report)?,
+        Platform::MacOs => start_launchd(target, file, runner, &mut report)?,
     }
     Ok(report)
 }
@@ -805,13 +792,13 @@ fn start_systemd(
     spec: &ServiceSpec,
     target: &Target,
     file: FileOutcome,
-    manager: Manager,
+    runner: &dyn Runner,
     report: &mut InstallReport,
 ) -> Result<(), ServiceError> {
-    if !systemctl(report, manager, &["daemon-reload"])? {
+    if !systemctl(runner, report, &["daemon-reload"])? {
         return Ok(());
     }
-    systemctl(report, manager, &["enable", SYSTEMD_UNIT])?;
+    systemctl(runner, report, &["enable", SYSTEMD_UNIT])?;
     // A running daemon keeps its old unit until restarted; an unchanged one that runs is left
     // alone.
     let verb = if file == FileOutcome::Updated {
@@ -819,13 +806,7 @@ fn start_systemd(
     } else {
         "start"
     };
-    if manager == Manager::Skip {
-        report
-            .steps
-            .push(format!("skipped: systemctl --user {verb} {SYSTEMD_UNIT}"));
-        return Ok(());
-    }
-    let state = start_and_wait(report, verb)?;
+    let state = start_and_wait(runner, report, verb)?;
     match start_verdict(&state) {
         Verdict::Ready => report.steps.push(ready_line(&state)),
         Verdict::SandboxFailed(why) if !matches!(spec.sandbox, Sandbox::Off(_)) => {
@@ -838,18 +819,22 @@ fn start_systemd(
                 "the sandbox failed to start on this machine ({why}): {SYSTEMD_UNIT} is \
                  rewritten without it and started again"
             ));
-            systemctl(report, manager, &["daemon-reload"])?;
-            let _ = run(&["systemctl", "--user", "reset-failed", SYSTEMD_UNIT]);
-            let state = start_and_wait(report, "restart")?;
+            systemctl(runner, report, &["daemon-reload"])?;
+            // Clears the failed state (and the restart counter) before starting again.
+            let _ = runner.run(
+                &words(&["systemctl", "--user", "reset-failed", SYSTEMD_UNIT]),
+                COMMAND_TIMEOUT,
+            );
+            let state = start_and_wait(runner, report, "restart")?;
             match start_verdict(&state) {
                 Verdict::Ready => report.steps.push(ready_line(&state)),
                 Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
-                    return Err(not_started(report, why));
+                    return Err(not_started(runner, report, why));
                 }
             }
         }
         Verdict::SandboxFailed(why) | Verdict::Failed(why) => {
-            return Err(not_started(report, why));
+            return Err(not_started(runner, report, why));
         }
     }
     Ok(())
@@ -859,24 +844,25 @@ fn start_systemd(
 fn start_launchd(
     target: &Target,
     file: FileOutcome,
-    manager: Manager,
+    runner: &dyn Runner,
     report: &mut InstallReport,
 ) -> Result<(), ServiceError> {
     let domain = format!("gui/{}", target.uid);
     let service = format!("{domain}/{LAUNCHD_LABEL}");
     let plist = report.path.to_string_lossy().into_owned();
-    let loaded = manager == Manager::Run
-        && file == FileOutcome::Unchanged
-        && run(&["launchctl", "print", &service]).is_ok();
+    let loaded = file == FileOutcome::Unchanged
+        && runner
+            .run(&words(&["launchctl", "print", &service]), COMMAND_TIMEOUT)
+            .is_ok_and(|ran| ran.success());
     if loaded {
         report.steps.push(format!("{service} is already loaded"));
         return Ok(());
     }
     // Unload an older definition first; failing because none is loaded is fine.
-    step(report, manager, &["launchctl", "bootout", &service], true)?;
+    step(runner, report, &["launchctl", "bootout", &service], true)?;
     step(
+        runner,
         report,
-        manager,
         &["launchctl", "bootstrap", &domain, &plist],
         false,
     )?;
@@ -1006,74 +992,61 @@ fn ready_line(s: &UnitState) -> String {
 /// Runs `systemctl --user VERB credsync.service`, which for `Type=notify` returns once the
 /// daemon is ready or the start failed, for at most [`START_TIMEOUT`] (the start job goes on
 /// after that; the unit's state then says how far it got). Returns the unit's state.
-fn start_and_wait(report: &mut InstallReport, verb: &str) -> Result<UnitState, ServiceError> {
-    let shown = format!("systemctl --user {verb} {SYSTEMD_UNIT}");
-    let failed = |detail: String, report: &InstallReport| ServiceError::Command {
+fn start_and_wait(
+    runner: &dyn Runner,
+    report: &mut InstallReport,
+    verb: &str,
+) -> Result<UnitState, ServiceError> {
+    let argv = words(&["systemctl", "--user", verb, SYSTEMD_UNIT]);
+    let shown = argv.join(" ");
+    let failed = |e: RunError, report: &InstallReport| ServiceError::Command {
         command: shown.clone(),
-        detail,
+        detail: e.to_string(),
         done: format!("{report}").trim_end().to_owned(),
     };
-    let mut child = Command::new("systemctl")
-        .args(["--user", verb, SYSTEMD_UNIT])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| failed(e.to_string(), report))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    let finished = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status.success()),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(failed(e.to_string(), report)),
+    let how = match runner.run(&argv, START_TIMEOUT) {
+        Ok(ran) if ran.success() => "",
+        Ok(_) => " (it failed)",
+        Err(RunError::Timeout { .. }) => {
+            &format!(" (gave up waiting after {}s)", START_TIMEOUT.as_secs())
         }
+        Err(e) => return Err(failed(e, report)),
     };
-    report.steps.push(match finished {
-        Some(true) => format!("ran: {shown}"),
-        Some(false) => format!("ran: {shown} (it failed)"),
-        None => format!(
-            "ran: {shown} (gave up waiting after {}s)",
-            START_TIMEOUT.as_secs()
-        ),
-    });
-    unit_state().map_err(|e| failed(e, report))
+    report.steps.push(format!("ran: {shown}{how}"));
+    unit_state(runner).map_err(|e| failed(e, report))
 }
 
-fn unit_state() -> Result<UnitState, String> {
-    let out = Command::new("systemctl")
-        .args([
-            "--user",
-            "show",
-            SYSTEMD_UNIT,
-            "-p",
-            "ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,MainPID",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-    }
-    Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+fn unit_state(runner: &dyn Runner) -> Result<UnitState, RunError> {
+    let argv = words(&[
+        "systemctl",
+        "--user",
+        "show",
+        SYSTEMD_UNIT,
+        "-p",
+        "ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,MainPID",
+    ]);
+    let ran = runner.run(&argv, COMMAND_TIMEOUT)?.check(&argv)?;
+    Ok(parse_show(&ran.stdout))
 }
 
-/// The failure with the last lines of `systemctl --user status`.
-fn not_started(report: &InstallReport, why: String) -> ServiceError {
-    let status = Command::new("systemctl")
-        .args(["--user", "status", "--no-pager", "--lines=10", SYSTEMD_UNIT])
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let lines: Vec<&str> = text.lines().collect();
+/// The failure with the last lines of `systemctl --user status` (which exits non-zero for a
+/// unit that is not active: its output is read whatever the exit status).
+fn not_started(runner: &dyn Runner, report: &InstallReport, why: String) -> ServiceError {
+    let argv = words(&[
+        "systemctl",
+        "--user",
+        "status",
+        "--no-pager",
+        "--lines=10",
+        SYSTEMD_UNIT,
+    ]);
+    let status = match runner.run(&argv, COMMAND_TIMEOUT) {
+        Ok(ran) => {
+            let lines: Vec<&str> = ran.stdout.lines().collect();
             lines[lines.len().saturating_sub(15)..].join("\n")
-        })
-        .unwrap_or_else(|e| format!("(systemctl --user status: {e})"));
+        }
+        Err(e) => format!("(systemctl --user status: {e})"),
+    };
     ServiceError::NotStarted {
         unit: SYSTEMD_UNIT.to_owned(),
         why,
@@ -1083,7 +1056,7 @@ fn not_started(report: &InstallReport, why: String) -> ServiceError {
 }
 
 /// Stops and disables the service, then removes its file.
-pub fn uninstall(target: &Target, manager: Manager) -> Result<InstallReport, ServiceError> {
+pub fn uninstall(target: &Target, runner: &dyn Runner) -> Result<InstallReport, ServiceError> {
     let path = target.service_file();
     let exists = std::fs::symlink_metadata(&path).is_ok();
     let mut report = InstallReport {
@@ -1101,15 +1074,15 @@ pub fn uninstall(target: &Target, manager: Manager) -> Result<InstallReport, Ser
             // The package's unit stays (it is the package's file); this user stops using it.
             report.path = unit.clone();
             report.file = FileOutcome::Packaged;
-            systemctl(&mut report, manager, &["disable", "--now", SYSTEMD_UNIT])?;
+            systemctl(runner, &mut report, &["disable", "--now", SYSTEMD_UNIT])?;
         }
         return Ok(report);
     }
     match target.platform {
         Platform::Linux => {
-            if systemctl(&mut report, manager, &["disable", "--now", SYSTEMD_UNIT])? {
+            if systemctl(runner, &mut report, &["disable", "--now", SYSTEMD_UNIT])? {
                 remove(&path)?;
-                systemctl(&mut report, manager, &["daemon-reload"])?;
+                systemctl(runner, &mut report, &["daemon-reload"])?;
             } else {
                 remove(&path)?;
             }
@@ -1117,8 +1090,8 @@ pub fn uninstall(target: &Target, manager: Manager) -> Result<InstallReport, Ser
         Platform::MacOs => {
             let service = format!("gui/{}/{LAUNCHD_LABEL}", target.uid);
             step(
+                runner,
                 &mut report,
-                manager,
                 &["launchctl", "bootout", &service],
                 true,
             )?;
@@ -1149,28 +1122,47 @@ fn start_hint(target: &Target) -> String {
     }
 }
 
+/// How long a `systemctl` or `launchctl` command other than the start may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `systemctl --user` says when there is no user manager to talk to (no user bus, no
+/// `XDG_RUNTIME_DIR`, a system not booted with systemd).
+const NO_USER_MANAGER: &[&str] = &[
+    "Failed to connect to bus",
+    "No medium found",
+    "XDG_RUNTIME_DIR",
+    "not been booted with systemd",
+    "Host is down",
+];
+
 /// Runs `systemctl --user ARGS`. `Ok(false)` when systemctl itself is unusable (not installed,
-/// no user bus): the report then says so and what to run instead.
+/// no user manager): the report then says so and what to run instead.
 fn systemctl(
+    runner: &dyn Runner,
     report: &mut InstallReport,
-    manager: Manager,
     args: &[&str],
 ) -> Result<bool, ServiceError> {
     let mut argv = vec!["systemctl", "--user"];
     argv.extend_from_slice(args);
+    let argv = words(&argv);
     let shown = argv.join(" ");
-    if manager == Manager::Skip {
-        report.steps.push(format!("skipped: {shown}"));
-        return Ok(true);
-    }
-    let why = match run(&argv) {
-        Ok(()) => {
+    let why = match runner
+        .run(&argv, COMMAND_TIMEOUT)
+        .and_then(|ran| ran.check(&argv))
+    {
+        Ok(_) => {
             report.steps.push(format!("ran: {shown}"));
             return Ok(true);
         }
-        Err(RunError::NotFound) => "systemctl is not installed".to_owned(),
-        Err(RunError::NoUserManager(detail)) => {
-            format!("it cannot reach the user manager: {detail}")
+        Err(RunError::NotFound { .. }) => "systemctl is not installed".to_owned(),
+        Err(e)
+            if e.stderr()
+                .is_some_and(|s| NO_USER_MANAGER.iter().any(|m| s.contains(m))) =>
+        {
+            format!(
+                "it cannot reach the user manager: {}",
+                e.stderr().unwrap_or_default()
+            )
         }
         Err(e) => {
             return Err(ServiceError::Command {
@@ -1207,18 +1199,18 @@ fn start_hint_linux() -> String {
 
 /// Runs one service-manager command; `tolerate` failures that only mean "nothing to do".
 fn step(
+    runner: &dyn Runner,
     report: &mut InstallReport,
-    manager: Manager,
     argv: &[&str],
     tolerate: bool,
 ) -> Result<(), ServiceError> {
+    let argv = words(argv);
     let shown = argv.join(" ");
-    if manager == Manager::Skip {
-        report.steps.push(format!("skipped: {shown}"));
-        return Ok(());
-    }
-    match run(argv) {
-        Ok(()) => report.steps.push(format!("ran: {shown}")),
+    match runner
+        .run(&argv, COMMAND_TIMEOUT)
+        .and_then(|ran| ran.check(&argv))
+    {
+        Ok(_) => report.steps.push(format!("ran: {shown}")),
         Err(e) if tolerate => report
             .steps
             .push(format!("ran: {shown} ({e}; nothing to stop)")),
@@ -1233,44 +1225,8 @@ fn step(
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
-enum RunError {
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    NoUserManager(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-fn run(argv: &[&str]) -> Result<(), RunError> {
-    let (program, args) = argv.split_first().ok_or(RunError::NotFound)?;
-    let out = match Command::new(program).args(args).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RunError::NotFound),
-        Err(e) => return Err(RunError::Failed(e.to_string())),
-    };
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    let detail = if stderr.is_empty() {
-        out.status.to_string()
-    } else {
-        stderr
-    };
-    let no_manager = [
-        "Failed to connect to bus",
-        "No medium found",
-        "XDG_RUNTIME_DIR",
-        "not been booted with systemd",
-        "Host is down",
-    ];
-    if *program == "systemctl" && no_manager.iter().any(|m| detail.contains(m)) {
-        Err(RunError::NoUserManager(detail))
-    } else {
-        Err(RunError::Failed(detail))
-    }
+fn words(argv: &[&str]) -> Vec<String> {
+    argv.iter().map(|w| (*w).to_owned()).collect()
 }
 
 /// Writes `text` to `path` with [`write::update`] (atomically; a new file `0644`) unless it

@@ -7,11 +7,18 @@
 use std::path::{Path, PathBuf};
 
 use credsync::service::{
-    self, FileOutcome, Manager, PACKAGED_EXE, Platform, Sandbox, ServiceError, ServiceSpec, Target,
+    self, FileOutcome, PACKAGED_EXE, Platform, Sandbox, ServiceError, ServiceSpec, Target,
 };
+
+use crate::support::fake_programs::{FakeSystemd, Scripted};
 
 fn spec(exe: &str) -> ServiceSpec {
     ServiceSpec::packaged(PathBuf::from(exe))
+}
+
+/// A runner for a test that must not run any program.
+fn nothing_runs() -> Scripted {
+    Scripted::new(|argv| panic!("nothing may run here: {argv:?}"))
 }
 
 fn target(home: &Path, packaged_unit: Option<PathBuf>) -> Target {
@@ -122,20 +129,26 @@ fn another_binary_is_not_run_by_the_packaged_unit() {
 fn install_uses_the_packaged_unit_and_writes_none() {
     let home = tempfile::tempdir().expect("temp home");
     let unit = home.path().join("packaged/credsync.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(
+        &unit,
+        service::render_packaged_unit(Path::new(PACKAGED_EXE)),
+    )
+    .unwrap();
     let t = target(home.path(), Some(unit.clone()));
-    let r = service::install(&spec(PACKAGED_EXE), &t, true, Manager::Skip).expect("installs");
+    // Where user namespaces are refused too: the packaged unit does not ask for one.
+    let (runner, systemd) = FakeSystemd {
+        namespaces: false,
+        ..FakeSystemd::new(unit.clone())
+    }
+    .runner();
+    let r = service::install(&spec(PACKAGED_EXE), &t, true, &runner).expect("installs");
     assert_eq!(r.file, FileOutcome::Packaged);
     assert_eq!(r.path, unit);
     assert!(!t.service_file().exists(), "a second unit was written");
-    let steps = r.steps.join("\n");
-    assert!(
-        steps.contains("systemctl --user enable credsync.service"),
-        "{steps}"
-    );
-    assert!(
-        steps.contains("systemctl --user start credsync.service"),
-        "{steps}"
-    );
+    assert_eq!(r.steps, FakeSystemd::STARTED);
+    let s = systemd.lock().unwrap();
+    assert!(s.enabled && s.active, "{s:?}");
 }
 
 #[test]
@@ -146,7 +159,7 @@ fn install_refuses_what_the_packaged_unit_cannot_run_and_says_how() {
         env: vec![("AWS_PROFILE".into(), "legacy".into())],
         ..spec(PACKAGED_EXE)
     };
-    let err = service::install(&with_env, &t, true, Manager::Skip).expect_err("refused");
+    let err = service::install(&with_env, &t, true, &nothing_runs()).expect_err("refused");
     assert!(matches!(err, ServiceError::PackagedUnit { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -159,7 +172,7 @@ fn install_refuses_what_the_packaged_unit_cannot_run_and_says_how() {
     );
     assert!(!t.service_file().exists());
 
-    let other = service::install(&spec("/opt/credsync"), &t, true, Manager::Skip)
+    let other = service::install(&spec("/opt/credsync"), &t, true, &nothing_runs())
         .expect_err("another binary")
         .to_string();
     assert!(
@@ -176,7 +189,7 @@ fn a_unit_of_the_users_own_is_still_managed_as_before() {
     let own = t.service_file();
     std::fs::create_dir_all(own.parent().unwrap()).unwrap();
     std::fs::write(&own, "old").unwrap();
-    let r = service::install(&spec("/opt/credsync"), &t, false, Manager::Skip).expect("installs");
+    let r = service::install(&spec("/opt/credsync"), &t, false, &nothing_runs()).expect("installs");
     assert_eq!(r.file, FileOutcome::Updated);
     assert!(
         std::fs::read_to_string(&own)
@@ -192,12 +205,15 @@ fn uninstall_disables_the_packaged_unit_and_leaves_its_file() {
     std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
     std::fs::write(&unit, "[Unit]\n").unwrap();
     let t = target(home.path(), Some(unit.clone()));
-    let r = service::uninstall(&t, Manager::Skip).expect("uninstalls");
+    let (runner, systemd) = FakeSystemd::new(unit.clone()).runner();
+    service::install(&spec(PACKAGED_EXE), &t, true, &runner).expect("installs");
+    let r = service::uninstall(&t, &runner).expect("uninstalls");
     assert_eq!(r.file, FileOutcome::Packaged);
-    assert!(
-        r.steps
-            .join("\n")
-            .contains("systemctl --user disable --now credsync.service")
+    assert_eq!(
+        r.steps,
+        ["ran: systemctl --user disable --now credsync.service"]
     );
     assert!(unit.exists(), "the package's file is the package's");
+    let s = systemd.lock().unwrap();
+    assert!(!s.enabled && !s.active, "{s:?}");
 }

@@ -1,15 +1,21 @@
 //! The service files credsync installs, checked by the tools that read them: systemd's own
 //! `systemd-analyze verify --user` for the unit, Python's plistlib for the LaunchAgent; and
-//! install / uninstall into a temporary HOME.
+//! install / uninstall into a temporary HOME, against fakes of `systemctl --user` and
+//! `launchctl` that answer as the real ones do (a refused sandbox, a daemon that exits, no user
+//! manager, an agent already loaded).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
+use credsync::process::Finished;
 use credsync::service::{
-    self, FileOutcome, Manager, Platform, Sandbox, ServiceSpec, Target, render_launchd_plist,
+    self, FileOutcome, Platform, Sandbox, ServiceSpec, Target, render_launchd_plist,
     render_systemd_unit,
 };
+
+use crate::support::fake_programs::{FakeLaunchd, FakeSystemd, Scripted, not_found};
 
 fn spec_with(exe: &Path, config: Option<&Path>, extra: &[PathBuf]) -> ServiceSpec {
     ServiceSpec {
@@ -298,14 +304,25 @@ fn target(platform: Platform, home: &Path) -> Target {
     }
 }
 
+/// systemd for the unit of `t`, and its runner.
+fn systemd(t: &Target) -> (Scripted, Arc<Mutex<FakeSystemd>>) {
+    FakeSystemd::new(t.service_file()).runner()
+}
+
+/// A runner for a test that must not run any program.
+fn nothing_runs() -> Scripted {
+    Scripted::new(|argv| panic!("nothing may run here: {argv:?}"))
+}
+
 #[test]
 fn install_and_uninstall_a_systemd_unit_in_a_temp_home() {
     let home = tempfile::tempdir().unwrap();
     let t = target(Platform::Linux, home.path());
     let unit = home.path().join(".config/systemd/user/credsync.service");
     assert_eq!(t.service_file(), unit);
+    let (runner, systemd) = systemd(&t);
 
-    let r = service::install(&spec("/usr/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    let r = service::install(&spec("/usr/bin/credsync"), &t, true, &runner).unwrap();
     assert_eq!(
         (r.file, r.path.as_path()),
         (FileOutcome::Created, unit.as_path())
@@ -314,60 +331,203 @@ fn install_and_uninstall_a_systemd_unit_in_a_temp_home() {
         std::fs::read_to_string(&unit).unwrap(),
         service::render(&spec("/usr/bin/credsync"), &t)
     );
-    assert_eq!(
-        r.steps,
-        [
-            "skipped: systemctl --user daemon-reload",
-            "skipped: systemctl --user enable credsync.service",
-            "skipped: systemctl --user start credsync.service"
-        ]
-    );
+    assert_eq!(r.steps, FakeSystemd::STARTED);
+    {
+        let s = systemd.lock().unwrap();
+        assert!(s.enabled && s.active, "{s:?}");
+        assert_eq!(
+            s.loaded.as_deref(),
+            Some(&*std::fs::read_to_string(&unit).unwrap())
+        );
+    }
     assert_eq!(
         std::fs::metadata(&unit).unwrap().permissions().mode() & 0o777,
         0o644
     );
 
-    let again = service::install(&spec("/usr/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    // The same unit again: written as it was, the running daemon left alone.
+    let again = service::install(&spec("/usr/bin/credsync"), &t, true, &runner).unwrap();
     assert_eq!(again.file, FileOutcome::Unchanged);
     assert!(again.to_string().contains("unchanged"), "{again}");
+    assert_eq!(
+        systemd.lock().unwrap().starts,
+        1,
+        "a running daemon is not started again"
+    );
 
-    // A moved binary rewrites the unit and restarts the service.
-    let moved = service::install(&spec("/opt/credsync"), &t, true, Manager::Skip).unwrap();
+    // A moved binary rewrites the unit and restarts the service on it.
+    let moved = service::install(&spec("/opt/credsync"), &t, true, &runner).unwrap();
     assert_eq!(moved.file, FileOutcome::Updated);
     assert!(
         moved
             .steps
-            .iter()
-            .any(|s| s.ends_with("restart credsync.service")),
+            .contains(&"ran: systemctl --user restart credsync.service".to_owned()),
         "{moved}"
     );
-    assert!(
-        std::fs::read_to_string(&unit)
-            .unwrap()
-            .contains("ExecStart=/opt/credsync --config")
-    );
+    {
+        let s = systemd.lock().unwrap();
+        assert_eq!(s.starts, 2);
+        assert!(
+            s.loaded
+                .as_deref()
+                .unwrap()
+                .contains("ExecStart=/opt/credsync --config")
+        );
+    }
 
-    let no_start = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    runner.clear();
+    let no_start = service::install(&spec("/usr/bin/credsync"), &t, false, &runner).unwrap();
     assert!(
-        no_start.steps.is_empty(),
-        "--no-start runs nothing: {no_start}"
+        runner.calls().is_empty(),
+        "--no-start runs nothing: {:?}",
+        runner.calls()
     );
+    assert!(no_start.steps.is_empty(), "{no_start}");
     assert!(no_start.to_string().contains("not started"), "{no_start}");
 
-    let gone = service::uninstall(&t, Manager::Skip).unwrap();
+    let gone = service::uninstall(&t, &runner).unwrap();
     assert_eq!(gone.file, FileOutcome::Removed);
     assert_eq!(
-        gone.steps[0],
-        "skipped: systemctl --user disable --now credsync.service"
+        gone.steps,
+        [
+            "ran: systemctl --user disable --now credsync.service",
+            "ran: systemctl --user daemon-reload",
+        ]
     );
     assert!(!unit.exists());
+    {
+        let s = systemd.lock().unwrap();
+        assert!(!s.enabled && !s.active && s.loaded.is_none(), "{s:?}");
+    }
     assert_eq!(
-        service::uninstall(&t, Manager::Skip).unwrap().file,
+        service::uninstall(&t, &nothing_runs()).unwrap().file,
         FileOutcome::Absent
     );
     // Nothing else was left behind.
     let leftovers: Vec<_> = std::fs::read_dir(unit.parent().unwrap()).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_sandbox_the_machine_refuses_is_dropped_and_the_unit_started_again() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let (runner, systemd) = FakeSystemd {
+        namespaces: false,
+        ..FakeSystemd::new(t.service_file())
+    }
+    .runner();
+
+    let r = service::install(&spec("/usr/bin/credsync"), &t, true, &runner).unwrap();
+    let text = std::fs::read_to_string(t.service_file()).unwrap();
+    assert!(!text.contains("PrivateUsers="), "{text}");
+    assert!(
+        text.contains("# No sandbox: it failed to start on this machine (status=226/NAMESPACE)"),
+        "{text}"
+    );
+    assert_eq!(
+        runner.calls(),
+        [
+            "systemctl --user daemon-reload",
+            "systemctl --user enable credsync.service",
+            "systemctl --user start credsync.service",
+            "systemctl --user show credsync.service -p \
+             ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,MainPID",
+            "systemctl --user daemon-reload",
+            "systemctl --user reset-failed credsync.service",
+            "systemctl --user restart credsync.service",
+            "systemctl --user show credsync.service -p \
+             ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,MainPID",
+        ]
+    );
+    assert!(
+        r.steps.contains(
+            &"the sandbox failed to start on this machine (status=226/NAMESPACE): \
+              credsync.service is rewritten without it and started again"
+                .to_owned()
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        r.steps.last().unwrap(),
+        "credsync.service is active and ready (main pid 4242)"
+    );
+    let s = systemd.lock().unwrap();
+    assert!(s.active && s.loaded.as_deref() == Some(&*text), "{s:?}");
+}
+
+#[test]
+fn a_daemon_that_does_not_start_is_an_error_with_the_units_status() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let (runner, _) = FakeSystemd {
+        daemon_exits: Some(2),
+        ..FakeSystemd::new(t.service_file())
+    }
+    .runner();
+    let err = service::install(&spec("/usr/bin/credsync"), &t, true, &runner)
+        .expect_err("the daemon exits at once");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "credsync.service did not start: failed (failed), result exit-code, main process \
+             status=2\n"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("Active: failed (Result: exit-code)"), "{msg}");
+    assert!(
+        msg.contains("ran: systemctl --user start credsync.service (it failed)"),
+        "{msg}"
+    );
+    // The program's own failure is not a sandbox failure: the sandbox stays.
+    assert!(
+        std::fs::read_to_string(t.service_file())
+            .unwrap()
+            .contains("\nPrivateUsers=yes\n")
+    );
+}
+
+#[test]
+fn without_a_user_manager_the_unit_is_written_and_the_report_says_what_to_run() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::Linux, home.path());
+    let (runner, _) = FakeSystemd {
+        no_manager: Some("Failed to connect to bus: No medium found".to_owned()),
+        ..FakeSystemd::new(t.service_file())
+    }
+    .runner();
+    let r = service::install(&spec("/usr/bin/credsync"), &t, true, &runner).unwrap();
+    assert_eq!(r.file, FileOutcome::Created);
+    assert!(r.steps.is_empty(), "{r}");
+    assert_eq!(runner.calls(), ["systemctl --user daemon-reload"]);
+    let text = r.to_string();
+    assert!(
+        text.contains(
+            "`systemctl --user` is not available (it cannot reach the user manager: Failed to \
+             connect to bus: No medium found).\nwritten, not started; to start it, run \
+             `systemctl --user daemon-reload && systemctl --user enable --now credsync.service`"
+        ),
+        "{text}"
+    );
+
+    let gone = service::uninstall(&t, &runner).unwrap();
+    assert_eq!(gone.file, FileOutcome::Removed);
+    assert!(!t.service_file().exists());
+    assert!(
+        gone.to_string()
+            .contains("the file is removed; if a daemon still runs, stop it"),
+        "{gone}"
+    );
+
+    // No systemctl at all.
+    let none = Scripted::new(|argv| Err(not_found(argv)));
+    let r = service::install(&spec("/usr/bin/credsync"), &t, true, &none).unwrap();
+    assert!(
+        r.to_string()
+            .contains("`systemctl --user` is not available (systemctl is not installed)"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -384,7 +544,7 @@ fn install_writes_through_a_fresh_temp_file_never_a_planted_one() {
     std::os::unix::fs::symlink(&victim, dir.join(".credsync.service.credsync-tmp")).unwrap();
     std::fs::write(&unit, "an older unit\n").unwrap();
 
-    let r = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    let r = service::install(&spec("/usr/bin/credsync"), &t, false, &nothing_runs()).unwrap();
     assert_eq!(r.file, FileOutcome::Updated);
     assert_eq!(
         std::fs::read_to_string(&victim).unwrap(),
@@ -416,7 +576,7 @@ fn install_writes_through_a_fresh_temp_file_never_a_planted_one() {
 fn a_binary_path_systemd_cannot_run_is_refused_before_writing() {
     let home = tempfile::tempdir().unwrap();
     let t = target(Platform::Linux, home.path());
-    let err = service::install(&spec("/opt/\"odd\"/credsync"), &t, true, Manager::Skip)
+    let err = service::install(&spec("/opt/\"odd\"/credsync"), &t, true, &nothing_runs())
         .expect_err("a quote in the executable path");
     assert!(
         err.to_string().contains("move credsync to a plain path"),
@@ -433,7 +593,7 @@ fn xdg_config_home_is_respected() {
         xdg_config_home: Some(xdg.clone()),
         ..target(Platform::Linux, home.path())
     };
-    let r = service::install(&spec("/usr/bin/credsync"), &t, false, Manager::Skip).unwrap();
+    let r = service::install(&spec("/usr/bin/credsync"), &t, false, &nothing_runs()).unwrap();
     assert_eq!(r.path, xdg.join("systemd/user/credsync.service"));
     assert!(r.path.exists());
 }
@@ -445,8 +605,9 @@ fn install_and_uninstall_a_launch_agent_in_a_temp_home() {
     let plist = home
         .path()
         .join("Library/LaunchAgents/com.credsync.agent.plist");
+    let (runner, launchd) = FakeLaunchd::default().runner();
 
-    let r = service::install(&spec("/usr/local/bin/credsync"), &t, true, Manager::Skip).unwrap();
+    let r = service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
     assert_eq!(
         (r.file, r.path.as_path()),
         (FileOutcome::Created, plist.as_path())
@@ -459,19 +620,78 @@ fn install_and_uninstall_a_launch_agent_in_a_temp_home() {
     assert_eq!(
         r.steps,
         [
-            "skipped: launchctl bootout gui/501/com.credsync.agent".to_owned(),
-            format!("skipped: launchctl bootstrap gui/501 {p}")
+            "ran: launchctl bootout gui/501/com.credsync.agent (launchctl failed (exit status \
+             3): Boot-out failed: 3: No such process; nothing to stop)"
+                .to_owned(),
+            format!("ran: launchctl bootstrap gui/501 {p}")
         ]
     );
-    let again =
-        service::install(&spec("/usr/local/bin/credsync"), &t, true, Manager::Skip).unwrap();
-    assert_eq!(again.file, FileOutcome::Unchanged);
+    let written = std::fs::read_to_string(&plist).unwrap();
+    assert_eq!(launchd.lock().unwrap().loaded.as_deref(), Some(&*written));
 
-    let gone = service::uninstall(&t, Manager::Skip).unwrap();
+    // The same agent, loaded: left alone.
+    let again = service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    assert_eq!(again.file, FileOutcome::Unchanged);
+    assert_eq!(
+        again.steps,
+        ["gui/501/com.credsync.agent is already loaded"]
+    );
+    assert_eq!(launchd.lock().unwrap().bootstraps, 1);
+
+    // A changed agent: the loaded one goes, the new one is loaded.
+    let moved = service::install(&spec("/opt/credsync"), &t, true, &runner).unwrap();
+    assert_eq!(moved.file, FileOutcome::Updated);
+    assert_eq!(
+        moved.steps,
+        [
+            "ran: launchctl bootout gui/501/com.credsync.agent".to_owned(),
+            format!("ran: launchctl bootstrap gui/501 {p}")
+        ]
+    );
+    {
+        let l = launchd.lock().unwrap();
+        assert!(
+            l.loaded
+                .as_deref()
+                .unwrap()
+                .contains("<string>/opt/credsync</string>")
+        );
+        assert_eq!(l.bootstraps, 2);
+    }
+
+    let gone = service::uninstall(&t, &runner).unwrap();
     assert_eq!(gone.file, FileOutcome::Removed);
     assert_eq!(
         gone.steps,
-        ["skipped: launchctl bootout gui/501/com.credsync.agent"]
+        ["ran: launchctl bootout gui/501/com.credsync.agent"]
     );
     assert!(!plist.exists());
+    assert_eq!(launchd.lock().unwrap().loaded, None);
+}
+
+#[test]
+fn a_launch_agent_launchd_refuses_is_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    // Loaded from elsewhere, and still loaded after the bootout: bootstrap refuses.
+    let stuck = Scripted::new(|argv: &[String]| {
+        Ok(match argv[1].as_str() {
+            "bootout" => Finished::exit(0, "", ""),
+            _ => Finished::exit(5, "", "Bootstrap failed: 5: Input/output error\n"),
+        })
+    });
+    let err = service::install(&spec("/opt/credsync"), &t, true, &stuck)
+        .expect_err("bootstrap failed")
+        .to_string();
+    assert!(
+        err.starts_with("`launchctl bootstrap gui/501 ")
+            && err.contains(
+                "`: launchctl failed (exit status 5): Bootstrap failed: 5: Input/output error\n"
+            ),
+        "{err}"
+    );
+    assert!(
+        err.contains("ran: launchctl bootout gui/501/com.credsync.agent"),
+        "what was done is said: {err}"
+    );
 }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use credsync::config::Env;
-use credsync::service::{self, Manager, ServiceSpec, Target};
+use credsync::process::SystemRunner;
+use credsync::service::{self, ServiceSpec, Target};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -36,9 +37,9 @@ pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let result = Target::current(&env).and_then(|target| match &args.action {
         Action::Install { no_start } => {
             let spec = ServiceSpec::from_config(cfg, &env)?;
-            service::install(&spec, &target, !*no_start, Manager::Run).map(|r| r.to_string())
+            service::install(&spec, &target, !*no_start, &SystemRunner).map(|r| r.to_string())
         }
-        Action::Uninstall => service::uninstall(&target, Manager::Run).map(|r| r.to_string()),
+        Action::Uninstall => service::uninstall(&target, &SystemRunner).map(|r| r.to_string()),
         Action::Print {
             packaged: Some(exe),
         } => Ok(service::render_packaged_unit(exe)),

@@ -10,6 +10,7 @@ pub mod aws_cli;
 pub mod browser;
 pub mod docker;
 pub mod fake_aws;
+pub mod fake_programs;
 pub mod python;
 
 use std::ffi::{OsStr, OsString};

@@ -1,7 +1,10 @@
 //! AWS failing, a laptop sleeping, many profiles at once: the refresh engine runs in-process
 //! against the fake SSO portal with a `ManualClock`, moved the way the daemon's loop moves it
 //! (due -> refresh -> write when anything succeeded -> sleep until the next deadline, at most
-//! `MAX_SLEEP`), and the fake's clock kept on simulated time (issue 3, must-show 4 and 6).
+//! `MAX_SLEEP`), and the fake's clock kept on simulated time. An outage of an hour (5xx,
+//! throttling, resets, hung or malformed answers, a refused token) keeps the old credentials,
+//! backs off within bounds and recovers; a suspend is caught up on; many profiles are
+//! refreshed at most `max_concurrency` at a time.
 //!
 //! Every test has a fake of its own, which the engine reaches through its `AwsEdge`: the tests
 //! run in parallel.
@@ -22,10 +25,11 @@ use support::fake_aws::{FakeAws, Fault, Route};
 use support::{ManualClock, TestEnv, botocore_token_json};
 
 const HOUR: Duration = Duration::from_secs(3600);
-/// The HTTP timeout while a fault stands: a hung request gives up after half a second.
-const OUTAGE_TIMEOUT: Duration = Duration::from_millis(500);
-/// The HTTP timeout otherwise.
+/// The HTTP timeout: calls that must succeed get time even on a loaded machine.
 const CALM_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP timeout of the simulation whose fault is a hung request: each attempt costs this
+/// much real time, so it is short, and still ample for the fake's answers that must succeed.
+const HUNG_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The AWS edge of a simulated daemon: `fake` for every service, calls bounded by `timeout`.
 fn edge(fake: &FakeAws, timeout: Duration) -> AwsEdge {
@@ -55,6 +59,11 @@ impl Sim {
     /// `n` SSO profiles `p0..p{n-1}` (accounts `ACCOUNT`, `ACCOUNT+1`, ...) in sso-session
     /// `corp`, logged in, managed with `refresh_toml` as credsync's `[refresh]` table.
     fn new(name: &str, n: usize, refresh_toml: &str) -> Sim {
+        Sim::with_timeout(name, n, refresh_toml, CALM_TIMEOUT)
+    }
+
+    /// [`Sim::new`] with every AWS call bounded by `timeout`.
+    fn with_timeout(name: &str, n: usize, refresh_toml: &str, timeout: Duration) -> Sim {
         let fake = own_fake();
         let env = TestEnv::with_fake(&fake);
         let mut aws = String::from(
@@ -83,12 +92,11 @@ impl Sim {
         };
         let cfg = config::parse(&toml, &env.config_toml_path(), &cfg_env).expect("config");
         let clock = ManualClock::new(start);
-        // Calls that must succeed get time even on a loaded machine; outages shorten it.
         // Deterministic jitter: the engine's random source is pinned.
         let seams = Seams {
             clock: Arc::new(clock.clone()),
             random: support::seeded_random(0x5eed),
-            aws: edge(&fake, CALM_TIMEOUT),
+            aws: edge(&fake, timeout),
             env: cfg_env,
         };
         let engine = Engine::new(cfg, seams).expect("engine");
@@ -210,7 +218,12 @@ struct OutageReport {
 /// refresh falls due, checking at every step what must hold during an outage, then clears it
 /// and checks the recovery. `expected` is the state while the old credentials are valid.
 fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
-    let mut sim = Sim::new(name, 1, "");
+    outage_within(name, fault, expected, CALM_TIMEOUT)
+}
+
+/// [`outage`] with every AWS call bounded by `timeout`.
+fn outage_within(name: &str, fault: Fault, expected: State, timeout: Duration) -> OutageReport {
+    let mut sim = Sim::with_timeout(name, 1, "", timeout);
     let outcomes = sim.round();
     assert!(
         outcomes.len() == 1 && outcomes[0].1.is_ok(),
@@ -225,7 +238,6 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.assert_served_on_disk(0);
 
     sim.fake.set_fault(Route::GetRoleCredentials, Some(fault));
-    sim.engine.set_edge(edge(&sim.fake, OUTAGE_TIMEOUT));
     sim.sleep_until_due();
     let outage_start = sim.now();
     let outage_end = outage_start + HOUR;
@@ -293,7 +305,6 @@ fn outage(name: &str, fault: Fault, expected: State) -> OutageReport {
     sim.sleep_until_due();
     sim.round();
     sim.fake.set_fault(Route::GetRoleCredentials, None);
-    sim.engine.set_edge(edge(&sim.fake, CALM_TIMEOUT));
     let cleared = sim.now();
     if expected == State::LoginRequired {
         // Blocked on the token cache: another simulated half hour without a single request.
@@ -456,11 +467,17 @@ fn connection_reset_backs_off_keeps_old_credentials_and_recovers() {
 
 #[test]
 fn timeout_backs_off_keeps_old_credentials_and_recovers() {
-    // The fake holds the request for 1 s; the engine gives up after OUTAGE_TIMEOUT (500 ms).
-    let r = outage(
+    // The fake holds the request for 5 s; the engine gives up after HUNG_TIMEOUT (1 s).
+    let r = outage_within(
         "timeout",
-        Fault::Hang(Duration::from_secs(1)),
+        Fault::Hang(Duration::from_secs(5)),
         State::Degraded,
+        HUNG_TIMEOUT,
+    );
+    assert!(
+        r.last_error.contains("timed out"),
+        "timeout: the status says {:?}",
+        r.last_error
     );
     assert_backed_off("timeout", &r);
 }

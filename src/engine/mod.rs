@@ -132,13 +132,6 @@ impl Engine {
         self.on_write = Some(f);
     }
 
-    /// Reaches AWS through `edge` from now on (the SDK configurations are loaded again). The
-    /// fault simulations shorten the timeout for an outage this way.
-    pub fn set_edge(&mut self, edge: AwsEdge) {
-        self.clients = Clients::new(edge.clone());
-        self.edge = edge;
-    }
-
     /// Prepares the daemon's first round: schedules the sso-session token refreshes from the
     /// cache files, and adopts credentials on disk that are still fresh (no network call for
     /// them). Returns how many profiles were adopted.

@@ -78,12 +78,6 @@ impl Check {
     }
 }
 
-/// The worst level among `checks` (`Ok` when empty).
-#[cfg(test)]
-pub(crate) fn worst(checks: &[Check]) -> Level {
-    checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
-}
-
 /// The report: `ok   what`, and under a warn or fail its fix, indented.
 pub fn render(checks: &[Check]) -> String {
     let mut out = String::new();
@@ -726,11 +720,16 @@ fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{self, Env};
     use crate::state::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
     use std::path::PathBuf;
+
+    /// The worst level among `checks` (`Ok` when empty).
+    pub(crate) fn worst(checks: &[Check]) -> Level {
+        checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
+    }
 
     const HOUR: Duration = Duration::from_secs(3600);
 

@@ -1372,18 +1372,18 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Whether any check fails (the containers will break).
-#[cfg(test)]
-fn breaks(checks: &[Check]) -> bool {
-    checks.iter().any(|c| c.level == super::Level::Fail)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::Level;
+    use super::super::tests::worst;
     use super::*;
     use crate::config::{self, Env};
     use std::cell::RefCell;
+
+    /// Whether any check fails (the containers will break).
+    fn breaks(checks: &[Check]) -> bool {
+        checks.iter().any(|c| c.level == Level::Fail)
+    }
 
     #[derive(Default)]
     struct FakeFs {
@@ -1501,7 +1501,7 @@ mod tests {
         let (cfg, fs) = setup("[container]\nuid = 50000\n");
         let c = run(&cfg, &fs, GOOD_COMPOSE, GOOD_ENV);
         let text = super::super::render(&c);
-        assert_eq!(super::super::worst(&c), Level::Ok, "{text}");
+        assert_eq!(worst(&c), Level::Ok, "{text}");
         assert!(text.contains("table row 3"), "{text}");
         assert!(
             !text.contains("[scheduler]"),
@@ -1780,7 +1780,7 @@ mod tests {
             );
             let c = run(&cfg, &fs, GOOD_COMPOSE, &env);
             let text = super::super::render(&c);
-            assert_eq!(super::super::worst(&c), Level::Ok, "{creds:?}: {text}");
+            assert_eq!(worst(&c), Level::Ok, "{creds:?}: {text}");
             assert!(text.contains(says), "{creds:?}: {text}");
             assert!(text.contains("table row 3"), "{text}");
         }
@@ -1814,7 +1814,7 @@ mod tests {
         let env = "AWS_CONFIG_FILE=~/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=${HOME}/.aws/none\nAWS_PROFILE=dev\n";
         let c = run(&cfg, &fs, GOOD_COMPOSE, env);
         let text = super::super::render(&c);
-        assert_eq!(super::super::worst(&c), Level::Ok, "{text}");
+        assert_eq!(worst(&c), Level::Ok, "{text}");
         assert!(text.contains("table row 3"), "{text}");
         assert!(
             text.contains("the credentials file /home/astro/.aws/none does not define [dev]"),

@@ -1,10 +1,16 @@
 //! `credsync sync` and `credsync daemon` end to end for SSO profiles: the real binary, a temp
-//! HOME, the fake SSO portal, and botocore reading what was written (issue 2).
+//! HOME, the fake SSO portal, and botocore reading what was written. One call per profile, the
+//! user's sections kept byte for byte, a session's token shared, an expired or refused token
+//! reported as a login to do, a half-written token file read again, sections credsync did not
+//! create left alone, file modes and symlinks kept, bad input refused with the file and line,
+//! and the daemon rewriting short-lived credentials before they expire.
 
 use crate::support;
 
 use std::fs;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use credsync::ini_edit;
@@ -297,13 +303,36 @@ fn a_half_written_token_file_is_retried_not_read_as_logged_out() {
     let full = botocore_token_json("tok-corp", SystemTime::now() + HOUR, None);
     env.write_token_cache("corp", &full[..full.len() / 2]);
     let path = env.token_cache_path("corp");
-    // The AWS CLI finishes its write while credsync waits to try again.
-    let child = env.cmd(["sync"]).spawn().expect("spawn sync");
-    std::thread::sleep(Duration::from_millis(300));
-    fs::write(&path, &full).unwrap();
+    let mut child = env
+        .cmd(["sync"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sync");
+    // sync reads the half file, and says (at debug level) that it will try again.
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).expect("read sync's stderr");
+        assert!(n > 0, "sync ended without trying again:\n{log}");
+        log.push_str(&line);
+        if line.contains("to try again in") {
+            break;
+        }
+    }
+    assert_eq!(fake.count("GetRoleCredentials"), 0, "{log}");
+    // The AWS CLI finishes its write while credsync waits (atomically here, so that the next
+    // read sees the whole file).
+    let whole = path.with_extension("whole");
+    fs::write(&whole, &full).unwrap();
+    fs::rename(&whole, &path).unwrap();
+    stderr.read_to_string(&mut log).expect("read sync's stderr");
     let out = child.wait_with_output().expect("sync exits");
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{}\n{log}", stdout(&out));
     assert_written(&env, &fake, "p0", "000000100000");
+    assert_eq!(fake.count("GetRoleCredentials"), 1);
 }
 
 #[test]

@@ -308,6 +308,7 @@ impl Engine {
             if pending.is_empty() {
                 break;
             }
+            tracing::debug!("{} profile(s) to try again in {wait:?}", pending.len());
             tokio::time::sleep(wait).await;
         }
         outcomes.sort_by_key(|(i, _)| which.iter().position(|w| w == i));

@@ -14,8 +14,9 @@
 //!   startup   6. exec -> READY=1 with 100 fresh profiles, 20 trials, and no request at start
 //!   status-serve  (for scripts/bench) a daemon of 100 profiles for hyperfine, until
 //!             target/tmp/status-bench.env, which it writes, is removed
-//! No section named: all of them but status-serve. Under `cargo test` (no `--bench`) nothing runs. `CREDSYNC_BENCH_CYCLES` (default 10000) and
-//! `CREDSYNC_BENCH_IDLE_SECS` (default 60) shorten the idle section.
+//! No section named: all of them but status-serve. Under `cargo test` (no `--bench`) nothing runs.
+//! `CREDSYNC_BENCH_CYCLES` (default 10000) and `CREDSYNC_BENCH_IDLE_SECS` (default 60) shorten the
+//! idle section.
 //!
 //! Every figure is printed with the machine's load average at the time: the machine may be
 //! shared, so CPU times (getrusage, /proc/<pid>/stat, schedstat) are given beside wall times.

@@ -15,7 +15,8 @@ pub struct Credentials {
     pub access_key_id: SecretString,
     pub secret_access_key: SecretString,
     pub session_token: Option<SecretString>,
-    /// `None` only for long-term static keys (a `source_profile` with keys in the credentials file).
+    /// `None` only for long-term static keys (a `source_profile` with keys in the credentials
+    /// file).
     pub expiration: Option<SystemTime>,
 }
 

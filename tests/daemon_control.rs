@@ -1,5 +1,5 @@
-//! The daemon behind its control socket, end to end: `status` (table and JSON), `refresh`,
-//! `reload` and SIGHUP, one daemon per user, and READY=1 to systemd (issue 4).
+//! The daemon behind its control socket, end to end: `status` (table and JSON), `refresh`, `reload`
+//! and SIGHUP, one daemon per user, and READY=1 to systemd.
 
 use crate::support;
 

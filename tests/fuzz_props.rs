@@ -1,7 +1,7 @@
-//! Property-based fuzzing of every parser credsync runs on input it does not control (issue 6,
-//! item 3), in CI on stable Rust: the token-cache parser, the AWS config parser, credsync's own
-//! config and the control-socket protocol. (The credentials-file editor has its own properties
-//! in `tests/ini_edit_props.rs`: user bytes survive every edit.)
+//! Property-based fuzzing of every parser credsync runs on input it does not control, in CI on
+//! stable Rust: the token-cache parser, the AWS config parser, credsync's own config and the
+//! control-socket protocol. (The credentials-file editor has its own properties in
+//! `tests/ini_edit_props.rs`: user bytes survive every edit.)
 //!
 //! Each property runs `CREDSYNC_FUZZ_CASES` cases (default 1000; `docs/reliability.md` gives the
 //! figures for longer runs), with inputs that are arbitrary bytes, arbitrary text, and valid

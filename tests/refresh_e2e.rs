@@ -1,7 +1,6 @@
-//! The refresh engine end to end with the real binary (issue 3): `credsync sync` and
-//! `credsync daemon` in a temp HOME against the fake AWS (and moto's STS), checked through the
-//! files they leave behind, what the fake was asked, `status --json`, and botocore reading the
-//! results.
+//! The refresh engine end to end with the real binary: `credsync sync` and `credsync daemon` in a
+//! temp HOME against the fake AWS (and moto's STS), checked through the files they leave behind,
+//! what the fake was asked, `status --json`, and botocore reading the results.
 //!
 //! 1. One SSO-OIDC token refresh for five profiles of one sso-session; botocore's own token
 //!    loader reads the refreshed (and rotated) token; the daemon refreshes a token that falls

@@ -1,9 +1,9 @@
-//! Crash safety (issue 6, item 2): the real `credsync sync` binary is killed with SIGKILL at
-//! random moments while it refreshes and writes — a credentials file with 300 user sections
-//! and the SSO token cache (every run refreshes the token) — a few hundred times. After each
-//! kill both files are whole: the credentials file keeps every user byte, has both managed
-//! sections complete with a key set from one mint (the old one or the new one), and the token
-//! cache parses. Temp files a kill leaves behind are removed by the next run, which carries on.
+//! Crash safety: the real `credsync sync` binary is killed with SIGKILL at random moments while it
+//! refreshes and writes — a credentials file with 300 user sections and the SSO token cache (every
+//! run refreshes the token) — a few hundred times. After each kill both files are whole: the
+//! credentials file keeps every user byte, has both managed sections complete with a key set from
+//! one mint (the old one or the new one), and the token cache parses. Temp files a kill leaves
+//! behind are removed by the next run, which carries on.
 //!
 //! `CREDSYNC_RELIABILITY_SCALE` (default 1) multiplies the number of kills (200).
 

@@ -1,10 +1,9 @@
-//! Files under attack (issue 6, item 5), with the real `credsync sync` against the fake: a
-//! planted symlink at the temp name, the credentials path replaced by a directory, a FIFO, a
-//! 100 MB file, invalid UTF-8, a file that is not INI or is another user's (through a symlink
-//! too), a full disk (a small tmpfs, when we may mount one), a read-only file (`chattr +i`,
-//! when available). Each gives a clear error naming the path and loses
-//! nothing. And no secret is ever in a file that group or others can read, at any moment of
-//! many writes (a watcher scans the directory throughout).
+//! Files under attack, with the real `credsync sync` against the fake: a planted symlink at the
+//! temp name, the credentials path replaced by a directory, a FIFO, a 100 MB file, invalid UTF-8, a
+//! file that is not INI or is another user's (through a symlink too), a full disk (a small tmpfs,
+//! when we may mount one), a read-only file (`chattr +i`, when available). Each gives a clear error
+//! naming the path and loses nothing. And no secret is ever in a file that group or others can
+//! read, at any moment of many writes (a watcher scans the directory throughout).
 
 use crate::support;
 

@@ -1,10 +1,10 @@
-//! A long run (issue 6, item 7): a simulated week of the refresh engine in-process, moved the
-//! way the daemon's loop moves (to the next deadline, at most `MAX_SLEEP` at a time) on a
-//! `ManualClock`, against the fake with 1-hour credentials and faults sprinkled in (an hour of
-//! 500s, an hour of 429s with `Retry-After`, resets, every simulated half day). Resident memory,
-//! open file descriptors and the runtime's live tasks are measured after the first simulated
-//! day (warm: clients built, buffers grown) and at the end, and must be flat; the credentials on
-//! disk stay valid whenever no fault is active, and the engine recovers after each fault.
+//! A long run: a simulated week of the refresh engine in-process, moved the way the daemon's loop
+//! moves (to the next deadline, at most `MAX_SLEEP` at a time) on a `ManualClock`, against the fake
+//! with 1-hour credentials and faults sprinkled in (an hour of 500s, an hour of 429s with
+//! `Retry-After`, resets, every simulated half day). Resident memory, open file descriptors and the
+//! runtime's live tasks are measured after the first simulated day (warm: clients built, buffers
+//! grown) and at the end, and must be flat; the credentials on disk stay valid whenever no fault is
+//! active, and the engine recovers after each fault.
 //!
 //! `CREDSYNC_RELIABILITY_SCALE` (default 1) multiplies the simulated days (7).
 

@@ -1,8 +1,7 @@
-//! Secrets (issue 6, item 6): a full scenario at the most verbose log level
-//! (`CREDSYNC_LOG=trace`) — the daemon with an SSO profile, an SSO token refresh (CreateToken),
-//! role chains (AssumeRole) from SSO and from static keys, a 500 and a 401 from the portal,
-//! `status`, `status --json`, `refresh`, and `sync` failing — and no secret value appears in any
-//! log line, status output or error message.
+//! Secrets: a full scenario at the most verbose log level (`CREDSYNC_LOG=trace`) — the daemon with
+//! an SSO profile, an SSO token refresh (CreateToken), role chains (AssumeRole) from SSO and from
+//! static keys, a 500 and a 401 from the portal, `status`, `status --json`, `refresh`, and `sync`
+//! failing — and no secret value appears in any log line, status output or error message.
 //!
 //! Not covered: a panic in a worker. Nothing in credsync panics on input a test can give it
 //! (that is the point of `fuzz_props.rs`), and a test-only panic hook in `src/` is not wanted.

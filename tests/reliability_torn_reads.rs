@@ -1,8 +1,7 @@
-//! Torn reads (issue 6, item 1): while credsync rewrites the credentials file and the SSO token
-//! cache thousands of times, concurrent readers parse both continuously — botocore's own
-//! config loader in a python process and `credsync::ini_edit::read_managed` /
-//! `sso_cache::parse` in a Rust thread — and never see a parse failure, a missing section or a
-//! key set mixed from two writes.
+//! Torn reads: while credsync rewrites the credentials file and the SSO token cache thousands of
+//! times, concurrent readers parse both continuously — botocore's own config loader in a python
+//! process and `credsync::ini_edit::read_managed` / `sso_cache::parse` in a Rust thread — and never
+//! see a parse failure, a missing section or a key set mixed from two writes.
 //!
 //! The writer is the library `Engine` in-process, made due and written in a tight loop against
 //! the fake (real HTTP, real `write::update`, real token refresh through SSO-OIDC): this gives

@@ -1,6 +1,6 @@
-//! SSO access token refresh (`credsync::token`) against the fake SSO-OIDC: what is sent, what
-//! is written back to the token cache, how each failure is classified, and botocore's own SSO
-//! token loader and provider reading the refreshed file (issue 3).
+//! SSO access token refresh (`credsync::token`) against the fake SSO-OIDC: what is sent, what is
+//! written back to the token cache, how each failure is classified, and botocore's own SSO token
+//! loader and provider reading the refreshed file.
 //!
 //! Each test has its own fake, reached through an `AwsEdge` of its own (the process
 //! environment is left alone), and runs its own current-thread runtime.

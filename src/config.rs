@@ -27,6 +27,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::platform::Platform;
+
 /// How a file is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -319,31 +321,44 @@ const BOTOCORE_TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// `$XDG_CONFIG_HOME`, else `~/.config` (Linux), or `~/Library/Application Support` (macOS),
 /// as `directories::BaseDirs::config_dir` computes it.
 pub fn default_path(env: &Env) -> PathBuf {
-    config_dir(env).join("credsync").join("config.toml")
+    default_path_on(Platform::current(), env)
 }
 
-fn config_dir(env: &Env) -> PathBuf {
-    if cfg!(target_os = "macos") {
-        env.home.join("Library/Application Support")
-    } else {
-        env.xdg_dir("XDG_CONFIG_HOME")
-            .unwrap_or_else(|| env.home.join(".config"))
+/// [`default_path`] on `platform`.
+pub fn default_path_on(platform: Option<Platform>, env: &Env) -> PathBuf {
+    config_dir(platform, env)
+        .join("credsync")
+        .join("config.toml")
+}
+
+fn config_dir(platform: Option<Platform>, env: &Env) -> PathBuf {
+    match platform {
+        Some(Platform::MacOs) => env.home.join("Library/Application Support"),
+        Some(Platform::Linux) | None => env
+            .xdg_dir("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| env.home.join(".config")),
     }
 }
 
-fn cache_dir(env: &Env) -> PathBuf {
-    if cfg!(target_os = "macos") {
-        env.home.join("Library/Caches")
-    } else {
-        env.xdg_dir("XDG_CACHE_HOME")
-            .unwrap_or_else(|| env.home.join(".cache"))
+fn cache_dir(platform: Option<Platform>, env: &Env) -> PathBuf {
+    match platform {
+        Some(Platform::MacOs) => env.home.join("Library/Caches"),
+        Some(Platform::Linux) | None => env
+            .xdg_dir("XDG_CACHE_HOME")
+            .unwrap_or_else(|| env.home.join(".cache")),
     }
 }
 
-/// The default control socket, in a directory of its own so that directory can be 0700.
+/// The default control socket, in a directory of its own so that directory can be 0700:
+/// under `$XDG_RUNTIME_DIR`, else the cache dir (`~/.cache`, macOS `~/Library/Caches`).
 fn default_socket(env: &Env) -> PathBuf {
+    default_socket_on(Platform::current(), env)
+}
+
+/// [`default_socket`] on `platform`.
+pub(crate) fn default_socket_on(platform: Option<Platform>, env: &Env) -> PathBuf {
     env.xdg_dir("XDG_RUNTIME_DIR")
-        .unwrap_or_else(|| cache_dir(env))
+        .unwrap_or_else(|| cache_dir(platform, env))
         .join("credsync")
         .join("credsync.sock")
 }
@@ -1471,17 +1486,10 @@ mod tests {
         assert_eq!(c.refresh.token_refresh_before, Duration::from_secs(1800));
         assert_eq!(c.refresh.max_concurrency, 4);
         assert_eq!(c.container, None);
-        if cfg!(target_os = "macos") {
-            assert_eq!(
-                c.control.socket,
-                Path::new("/home/u/Library/Caches/credsync/credsync.sock")
-            );
-        } else {
-            assert_eq!(
-                c.control.socket,
-                Path::new("/home/u/.cache/credsync/credsync.sock")
-            );
-        }
+        assert_eq!(
+            c.control.socket,
+            default_socket_on(Platform::current(), &env())
+        );
         assert_eq!(
             c.origin,
             Origin::Default {
@@ -1745,39 +1753,65 @@ socket = "~/s/credsync.sock"
         let e = env_with(&[("XDG_RUNTIME_DIR", "run"), ("AWS_CONFIG_FILE", "")]);
         let c = defaults(&e);
         assert_eq!(c.aws.config_file, Path::new("/home/u/.aws/config"));
-        if !cfg!(target_os = "macos") {
-            assert_eq!(
-                c.control.socket,
-                Path::new("/home/u/.cache/credsync/credsync.sock")
-            );
-            let e = env_with(&[("XDG_CACHE_HOME", "/xc")]);
-            assert_eq!(
-                defaults(&e).control.socket,
-                Path::new("/xc/credsync/credsync.sock")
-            );
-        }
+        let linux = Some(Platform::Linux);
+        assert_eq!(
+            default_socket_on(linux, &e),
+            Path::new("/home/u/.cache/credsync/credsync.sock")
+        );
+        let e = env_with(&[("XDG_CACHE_HOME", "/xc")]);
+        assert_eq!(
+            default_socket_on(linux, &e),
+            Path::new("/xc/credsync/credsync.sock")
+        );
+        // Another Unix gets the XDG directories too.
+        assert_eq!(
+            default_socket_on(None, &e),
+            Path::new("/xc/credsync/credsync.sock")
+        );
+    }
+
+    #[test]
+    fn macos_keeps_config_and_cache_under_library_whatever_xdg_says() {
+        let mac = Some(Platform::MacOs);
+        let e = env_with(&[("XDG_CONFIG_HOME", "/xdg"), ("XDG_CACHE_HOME", "/xc")]);
+        assert_eq!(
+            default_path_on(mac, &e),
+            Path::new("/home/u/Library/Application Support/credsync/config.toml")
+        );
+        assert_eq!(
+            default_socket_on(mac, &e),
+            Path::new("/home/u/Library/Caches/credsync/credsync.sock")
+        );
+        // A runtime directory, when there is one, still holds the socket.
+        let e = env_with(&[("XDG_RUNTIME_DIR", "/run/user/501")]);
+        assert_eq!(
+            default_socket_on(mac, &e),
+            Path::new("/run/user/501/credsync/credsync.sock")
+        );
     }
 
     #[test]
     fn default_path_follows_config_dir() {
-        if cfg!(target_os = "macos") {
-            assert_eq!(
-                default_path(&env()),
-                Path::new("/home/u/Library/Application Support/credsync/config.toml")
-            );
-        } else {
-            assert_eq!(
-                default_path(&env()),
-                Path::new("/home/u/.config/credsync/config.toml")
-            );
-            let e = env_with(&[("XDG_CONFIG_HOME", "/xdg")]);
-            assert_eq!(default_path(&e), Path::new("/xdg/credsync/config.toml"));
-            let e = env_with(&[("XDG_CONFIG_HOME", "relative")]);
-            assert_eq!(
-                default_path(&e),
-                Path::new("/home/u/.config/credsync/config.toml")
-            );
-        }
+        let linux = Some(Platform::Linux);
+        assert_eq!(
+            default_path_on(linux, &env()),
+            Path::new("/home/u/.config/credsync/config.toml")
+        );
+        let e = env_with(&[("XDG_CONFIG_HOME", "/xdg")]);
+        assert_eq!(
+            default_path_on(linux, &e),
+            Path::new("/xdg/credsync/config.toml")
+        );
+        let e = env_with(&[("XDG_CONFIG_HOME", "relative")]);
+        assert_eq!(
+            default_path_on(linux, &e),
+            Path::new("/home/u/.config/credsync/config.toml")
+        );
+        // What this build uses is one of the two.
+        assert_eq!(
+            default_path(&env()),
+            default_path_on(Platform::current(), &env())
+        );
     }
 
     #[test]

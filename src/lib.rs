@@ -14,6 +14,7 @@ pub mod ini_edit;
 pub mod logging;
 pub mod login;
 pub(crate) mod notify;
+pub mod platform;
 pub mod process;
 pub mod resolve;
 pub mod schedule;

@@ -31,7 +31,7 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,8 @@ pub enum Kind {
     AstroConfig,
     /// `/etc/subuid`, for the uids rootless Podman maps.
     SubordinateIds,
+    /// The log launchd writes the LaunchAgent's output to (read from its end, [`read_tail`]).
+    ServiceLog,
 }
 
 const KIB: u64 = 1 << 10;
@@ -74,6 +76,7 @@ impl Kind {
             | Kind::CredsyncConfig
             | Kind::ServiceFile
             | Kind::AstroConfig => MIB,
+            Kind::ServiceLog => 64 * KIB,
         }
     }
 
@@ -89,6 +92,7 @@ impl Kind {
             Kind::ServiceFile => "a service file",
             Kind::AstroConfig => "Astro's config",
             Kind::SubordinateIds => "the subordinate id file",
+            Kind::ServiceLog => "the service's log",
         }
     }
 }
@@ -248,7 +252,40 @@ fn utf8_position(bytes: &[u8], at: usize) -> (usize, usize, usize) {
 }
 
 fn read_within(path: &Path, kind: Kind, limit: u64) -> Result<Option<Vec<u8>>, UserFileError> {
+    let Some(mut file) = open_checked(path, kind, Some(limit))? else {
+        return Ok(None);
+    };
+    read_bounded(&mut file, limit)
+        .map(Some)
+        .map_err(|p| error(path, kind, p))
+}
+
+/// The last [`Kind::limit`] bytes of the file at `path`, by the rules of this module except
+/// the size bound (a log only grows): for a file whose end is what matters. `Ok(None)` when
+/// nothing is there.
+pub fn read_tail(path: &Path, kind: Kind) -> Result<Option<Vec<u8>>, UserFileError> {
+    let Some(mut file) = open_checked(path, kind, None)? else {
+        return Ok(None);
+    };
+    let problem = |e: io::Error| error(path, kind, io_problem(&e));
+    let len = file.metadata().map_err(problem)?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(kind.limit())))
+        .map_err(problem)?;
+    read_bounded(&mut file, kind.limit())
+        .map(Some)
+        .map_err(|p| error(path, kind, p))
+}
+
+/// Opens the file at `path` for reading once it is known to be a regular file (of at most
+/// `limit` bytes, when given) on a real file system, never blocking on a FIFO. `Ok(None)` when
+/// nothing is there.
+fn open_checked(
+    path: &Path,
+    kind: Kind,
+    limit: Option<u64>,
+) -> Result<Option<File>, UserFileError> {
     let problem = |p| error(path, kind, p);
+    let limit = limit.unwrap_or(u64::MAX);
     // Looked at first so that a device is never opened.
     match fs::metadata(path) {
         Ok(m) => check(&m, limit).map_err(problem)?,
@@ -256,7 +293,7 @@ fn read_within(path: &Path, kind: Kind, limit: u64) -> Result<Option<Vec<u8>>, U
         Err(e) => return Err(problem(io_problem(&e))),
     }
     let flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let mut file = match File::options().read(true).custom_flags(flags).open(path) {
+    let file = match File::options().read(true).custom_flags(flags).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(problem(io_problem(&e))),
@@ -267,7 +304,7 @@ fn read_within(path: &Path, kind: Kind, limit: u64) -> Result<Option<Vec<u8>>, U
     if let Some(fs) = pseudo_fs_of(&file) {
         return Err(problem(Problem::PseudoFs { fs }));
     }
-    read_bounded(&mut file, limit).map(Some).map_err(problem)
+    Ok(Some(file))
 }
 
 /// Reads `r` to its end, refusing it once it gives more than `limit` bytes.
@@ -398,6 +435,32 @@ mod tests {
         let dangling = dir.path().join("dangling");
         symlink(dir.path().join("nowhere"), &dangling).unwrap();
         assert_eq!(read(&dangling, Kind::AwsConfig).unwrap(), None);
+    }
+
+    #[test]
+    fn the_tail_of_a_log_is_its_last_bytes_whatever_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credsync.log");
+        assert_eq!(read_tail(&path, Kind::ServiceLog).unwrap(), None);
+        fs::write(&path, "short\n").unwrap();
+        assert_eq!(
+            read_tail(&path, Kind::ServiceLog).unwrap().as_deref(),
+            Some(&b"short\n"[..])
+        );
+        let limit = Kind::ServiceLog.limit() as usize;
+        let mut big = vec![b'a'; 3 * limit];
+        big.extend_from_slice(b"\nlast line\n");
+        fs::write(&path, &big).unwrap();
+        let tail = read_tail(&path, Kind::ServiceLog).unwrap().unwrap();
+        assert_eq!(tail.len(), limit);
+        assert!(tail.ends_with(b"\nlast line\n"));
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        assert!(
+            read_tail(&fifo, Kind::ServiceLog)
+                .unwrap_err()
+                .is_not_a_file()
+        );
     }
 
     #[test]

@@ -205,6 +205,21 @@ impl Watching {
     }
 }
 
+/// Returns once credsync's config or the AWS config of `cfg` changes (written, replaced,
+/// created or removed). What the daemon run by launchd does when either does not load,
+/// instead of exiting: launchd would start it again every few seconds, forever. `cfg` gives
+/// the paths: the configuration that did not load, or the defaults with the config file that
+/// did not parse.
+pub async fn config_changed(cfg: &Config) -> Result<(), crate::watch::WatchError> {
+    let (_watcher, mut batches) = crate::watch::start(spec_of(cfg), COALESCE)?;
+    while let Some(changes) = batches.recv().await {
+        if changes.contains(&Change::AwsConfig) || changes.contains(&Change::CredsyncConfig) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// What to watch for `cfg`.
 fn spec_of(cfg: &Config) -> WatchSpec {
     WatchSpec {

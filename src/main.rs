@@ -51,7 +51,7 @@ enum Command {
     /// Sign out of IAM Identity Center: end the session and remove its cached token
     Logout(cmd::login::LogoutArgs),
     /// Run in the foreground, refreshing before anything expires (what the service runs)
-    Daemon,
+    Daemon(cmd::daemon::Args),
     /// Refresh every managed profile now, write the credentials file, and exit
     Sync,
     /// Show how each profile stands, as the running daemon sees it
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Login(args) => cmd::login::run(args, config),
         Command::Logout(args) => cmd::login::run_logout(args, config),
-        Command::Daemon => cmd::daemon::run(config),
+        Command::Daemon(args) => cmd::daemon::run(config, args),
         Command::Sync => cmd::sync::run(config),
         Command::Status(args) => cmd::status::run(args, &cmd::load_config_for_client(config)),
         Command::Refresh(args) => cmd::refresh::run(args, &cmd::load_config_for_client(config)),

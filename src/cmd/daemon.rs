@@ -1,10 +1,17 @@
 //! `credsync daemon`: the foreground daemon the service runs. Binds the control socket (one
 //! daemon per user), tells systemd it is ready, and stops with exit 0 on SIGTERM or SIGINT; a
 //! write in flight always finishes first (writes are synchronous and atomic). SIGHUP reloads.
+//!
+//! Run by launchd (`--launchd`, which the LaunchAgent passes), it never ends with a failure
+//! that a restart cannot fix, since launchd's `KeepAlive` restarts every exit but 0, every few
+//! seconds, forever: a config that does not load (credsync's or the AWS config) is logged and
+//! waited for to change, then loaded again; another daemon already serving this user ends this
+//! one with exit 0.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, BindError, Command};
 use credsync::daemon::Control;
 use credsync::engine::Engine;
@@ -13,12 +20,71 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
 
-pub(crate) fn run(config: Option<&Path>) -> ExitCode {
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Run by launchd: wait for a config that does not load to change instead of exiting, and
+    /// exit 0 when another daemon already runs (launchd restarts every other exit)
+    #[arg(long, hide = true)]
+    pub(crate) launchd: bool,
+}
+
+/// Why the daemon did not get to serving.
+enum Stop {
+    /// A config did not load (already reported): these are the paths to watch for a change.
+    Config(Box<Config>),
+    /// Another daemon serves this user (already reported).
+    AlreadyRunning,
+    /// Anything else, with the exit code (already reported).
+    Exit(ExitCode),
+}
+
+pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
-    let (cfg, seams) = match super::load_config_and_seams(config) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("credsync: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
     };
+    let (engine, listener) = loop {
+        match start(config) {
+            Ok(started) => break started,
+            Err(Stop::Config(paths)) if args.launchd => {
+                tracing::warn!(
+                    "waiting for the config to change (launchd would restart an exited daemon \
+                     every few seconds): fix it and credsync starts by itself"
+                );
+                if let Err(e) = rt.block_on(credsync::daemon::config_changed(&paths)) {
+                    eprintln!("credsync: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                tracing::info!("the config changed; loading it again");
+            }
+            Err(Stop::Config(_)) => return ExitCode::from(EXIT_USAGE),
+            Err(Stop::AlreadyRunning) if args.launchd => {
+                tracing::info!("this daemon ends with 0 so that launchd does not start it again");
+                return ExitCode::from(EXIT_OK);
+            }
+            Err(Stop::AlreadyRunning) => return ExitCode::from(EXIT_USAGE),
+            Err(Stop::Exit(code)) => return code,
+        }
+    };
+    let explicit = config.map(Path::to_owned);
+    let reload = move || super::load_config_quiet(explicit.as_deref());
+    rt.block_on(serve(engine, listener, &reload))
+}
+
+/// Loads the config, binds the control socket and builds the engine.
+fn start(config: Option<&Path>) -> Result<(Engine, control::Listener), Stop> {
+    let (cfg, seams) = super::load_config_and_seams(config).map_err(|_| {
+        let env = Env::from_process();
+        let mut paths = config::defaults(&env);
+        if let Some(explicit) = config {
+            paths.origin = Origin::File(explicit.to_owned());
+        }
+        Stop::Config(Box::new(paths))
+    })?;
     let profiles: Vec<String> = cfg
         .profiles
         .iter()
@@ -39,30 +105,21 @@ pub(crate) fn run(config: Option<&Path>) -> ExitCode {
         Ok(l) => l,
         Err(e @ BindError::AlreadyRunning { .. }) => {
             eprintln!("credsync: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            return Err(Stop::AlreadyRunning);
         }
         Err(e) => {
             eprintln!("credsync: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
+            return Err(Stop::Exit(ExitCode::from(EXIT_DEGRADED)));
         }
     };
-    let engine = match Engine::new(cfg, seams) {
-        Ok(e) => e,
+    let paths = cfg.clone();
+    match Engine::new(cfg, seams) {
+        Ok(engine) => Ok((engine, listener)),
         Err(e) => {
             eprintln!("credsync: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            Err(Stop::Config(Box::new(paths)))
         }
-    };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("credsync: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
-        }
-    };
-    let explicit = config.map(Path::to_owned);
-    let reload = move || super::load_config_quiet(explicit.as_deref());
-    rt.block_on(serve(engine, listener, &reload))
+    }
 }
 
 /// Runs the daemon on the bound `listener` until SIGTERM or SIGINT: the control server, SIGHUP

@@ -7,7 +7,12 @@
 //! On Linux, install waits (bounded) until the unit is active, which for `Type=notify` means
 //! the daemon sent READY=1. When the unit failed at a sandboxing step ([`is_sandbox_failure`],
 //! a pure decision over what systemd reports), the unit is rewritten without its sandbox and
-//! started again; any other failure is an error carrying the unit's result and status.
+//! started again; any other failure is an error carrying the unit's result and status. On
+//! macOS, [`launchd`] loads the agent the way launchd needs and waits until it runs.
+//!
+//! Both name the binary by the path a package manager keeps ([`stable_exe`]), and neither
+//! writes a second service beside one a package manages: the Debian package's unit
+//! ([`PACKAGED_UNIT`]) is enabled instead, a Homebrew service (`brew services`) is pointed at.
 
 use std::fmt;
 use std::io;
@@ -18,37 +23,20 @@ use crate::config::{self, Config, Env, Origin};
 use crate::process::{RunError, Runner};
 use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
+mod launchd;
+
+pub use crate::platform::Platform;
+pub(crate) use launchd::LAUNCHD_LABEL;
+pub use launchd::{
+    AGENT_PATH, DAEMON_FLAG, brew_plist, log_file, render_launchd_plist, stable_exe,
+};
+
 /// The systemd unit's name.
 pub(crate) const SYSTEMD_UNIT: &str = "credsync.service";
-/// The LaunchAgent's label (and plist file name, with `.plist`).
-pub(crate) const LAUNCHD_LABEL: &str = "com.credsync.agent";
 
 const SYSTEMD_TEMPLATE: &str = include_str!("../systemd/credsync.service");
 const SYSTEMD_SANDBOX: &str = include_str!("../systemd/sandbox.conf");
 const SYSTEMD_SANDBOX_NAMESPACES: &str = include_str!("../systemd/sandbox-namespaces.conf");
-const LAUNCHD_TEMPLATE: &str = include_str!("../launchd/com.credsync.agent.plist");
-
-/// Which service manager to install for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    /// systemd user unit.
-    Linux,
-    /// launchd LaunchAgent.
-    MacOs,
-}
-
-impl Platform {
-    /// The platform this build runs on, if credsync knows its service manager.
-    pub fn current() -> Option<Platform> {
-        if cfg!(target_os = "macos") {
-            Some(Platform::MacOs)
-        } else if cfg!(target_os = "linux") {
-            Some(Platform::Linux)
-        } else {
-            None
-        }
-    }
-}
 
 /// Where and for whom to install.
 #[derive(Debug, Clone)]
@@ -62,6 +50,10 @@ pub struct Target {
     /// The unit a distribution package installed ([`PACKAGED_UNIT`]), when there is one:
     /// install enables it instead of writing a second unit.
     pub packaged_unit: Option<PathBuf>,
+    /// How long install and uninstall wait between two looks at launchd (`launchctl print`)
+    /// while an old job goes away or the new one starts; they look at most 100 times. Tests
+    /// give zero: their fake launchd moves on with each call.
+    pub launchd_poll: Duration,
 }
 
 impl Target {
@@ -79,6 +71,7 @@ impl Target {
             xdg_config_home,
             uid,
             packaged_unit,
+            launchd_poll: launchd::DEFAULT_POLL,
         })
     }
 
@@ -96,12 +89,8 @@ impl Target {
             Platform::MacOs => self
                 .home
                 .join("Library/LaunchAgents")
-                .join(format!("{LAUNCHD_LABEL}.plist")),
+                .join(launchd::plist_name(LAUNCHD_LABEL)),
         }
-    }
-
-    fn log_dir(&self) -> PathBuf {
-        self.home.join("Library/Logs/credsync")
     }
 }
 
@@ -203,24 +192,36 @@ impl ServiceSpec {
         }
     }
 
-    /// The running binary (canonicalised) and the config in use.
+    /// The running binary ([`running_exe`]) and the config in use.
     pub fn from_config(cfg: &Config, env: &Env) -> Result<ServiceSpec, ServiceError> {
-        let exe = std::env::current_exe()
-            .and_then(|p| p.canonicalize())
-            .map_err(|source| ServiceError::CurrentExe { source })?;
+        Ok(ServiceSpec::for_exe(&running_exe()?, cfg, env))
+    }
+
+    /// The binary at `exe` (canonical), named by the path its package manager keeps
+    /// ([`stable_exe`]), and the config in use.
+    pub fn for_exe(exe: &Path, cfg: &Config, env: &Env) -> ServiceSpec {
         let config = match &cfg.origin {
             Origin::File(p) => Some(absolute(p)),
             Origin::Default { .. } => None,
         };
         let runtime_dir = env.xdg_dir("XDG_RUNTIME_DIR");
-        Ok(ServiceSpec {
-            exe,
+        ServiceSpec {
+            exe: stable_exe(exe, &|p| p.canonicalize().ok()),
             config,
             extra_rw_paths: extra_rw_paths(cfg, &env.home, runtime_dir),
             env: carried_env(cfg, env),
             sandbox: sandbox_for(cfg),
-        })
+        }
     }
+}
+
+/// The path a service names for the running binary: canonicalised, then [`stable_exe`] (a
+/// Homebrew keg's path becomes the link Homebrew keeps across upgrades).
+pub fn running_exe() -> Result<PathBuf, ServiceError> {
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|source| ServiceError::CurrentExe { source })?;
+    Ok(stable_exe(&exe, &|p| p.canonicalize().ok()))
 }
 
 /// The sandbox a configuration allows: no file-system view when `[container] uid` asks for
@@ -313,7 +314,7 @@ pub fn render_systemd_unit(spec: &ServiceSpec) -> String {
 }
 
 /// The service's environment: the carried variables, and `CREDSYNC_LOG=info` unless carried.
-fn service_env(carried: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn service_env(carried: &[(String, String)]) -> Vec<(String, String)> {
     let mut out = carried.to_vec();
     if !out.iter().any(|(k, _)| k == "CREDSYNC_LOG") {
         out.push(("CREDSYNC_LOG".to_owned(), DEFAULT_SERVICE_LOG.to_owned()));
@@ -324,41 +325,6 @@ fn service_env(carried: &[(String, String)]) -> Vec<(String, String)> {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The LaunchAgent plist for `spec`: `exe [--config config] daemon` with its environment,
-/// logging under `~/Library/Logs/credsync/`.
-pub fn render_launchd_plist(spec: &ServiceSpec, home: &Path) -> String {
-    let mut args = vec![spec.exe.to_string_lossy().into_owned()];
-    if let Some(config) = &spec.config {
-        args.push("--config".to_owned());
-        args.push(config.to_string_lossy().into_owned());
-    }
-    args.push("daemon".to_owned());
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| format!("\t\t<string>{}</string>", xml_escape(a)))
-        .collect();
-    let env: Vec<String> = service_env(&spec.env)
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "\t\t<key>{}</key>\n\t\t<string>{}</string>",
-                xml_escape(k),
-                xml_escape(v)
-            )
-        })
-        .collect();
-    let log = home.join("Library/Logs/credsync/credsync.log");
-    fill(
-        LAUNCHD_TEMPLATE,
-        &[
-            ("LABEL", &xml_escape(LAUNCHD_LABEL)),
-            ("PROGRAM_ARGUMENTS", &args.join("\n")),
-            ("ENVIRONMENT", &env.join("\n")),
-            ("LOG_FILE", &xml_escape(&log.to_string_lossy())),
-        ],
-    )
 }
 
 /// The unit a package installs for `exe`: the same template as `service install`, with a
@@ -497,12 +463,7 @@ pub(crate) fn installed_exe(platform: Platform, text: &str) -> Option<PathBuf> {
                 .trim_start_matches(['@', '-', ':', '+', '!']);
             unquote_systemd_word(value).map(PathBuf::from)
         }
-        Platform::MacOs => {
-            let after = text.split("<key>ProgramArguments</key>").nth(1)?;
-            let start = after.find("<string>")? + "<string>".len();
-            let end = after[start..].find("</string>")? + start;
-            Some(PathBuf::from(xml_unescape(&after[start..end])))
-        }
+        Platform::MacOs => launchd::plist_program(text),
     }
 }
 
@@ -518,33 +479,8 @@ pub(crate) fn check_systemd_exe(exe: &Path) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// [`xml_escape`] undone.
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// Text safe inside an XML element or attribute.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Replaces each `@KEY@` in one pass, so substituted text is never substituted again.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     let mut rest = template;
     while let Some(at) = rest.find('@') {
@@ -666,6 +602,27 @@ pub enum ServiceError {
         status: String,
         done: String,
     },
+    /// The LaunchAgent was loaded but does not run.
+    #[error(
+        "{service} did not start: {why}\nthe last lines of {}:\n{lines}\n{done}\n\
+         fix what the log shows, then run `credsync service install` again",
+        log.display()
+    )]
+    AgentNotStarted {
+        service: String,
+        why: String,
+        log: PathBuf,
+        lines: String,
+        done: String,
+    },
+    /// `brew services` runs credsync already.
+    #[error(
+        "credsync runs as a Homebrew service ({why}); `credsync service install` does not \
+         install a second agent beside it.\nto restart that one: `brew services restart \
+         credsync`; to use credsync's own agent instead: `brew services stop credsync`, then \
+         `credsync service install`"
+    )]
+    BrewService { why: String },
 }
 
 /// Install with the package's unit (and no unit of the user's own): enables and starts it when
@@ -756,12 +713,19 @@ pub fn install(
     {
         return install_packaged(spec, target, unit, start, runner);
     }
+    if target.platform == Platform::MacOs
+        && let Some(why) = launchd::brew_service(target, start.then_some(runner))
+    {
+        return Err(ServiceError::BrewService { why });
+    }
     let text = render(spec, target);
     let file = write_if_changed(&path, &text)?;
     if target.platform == Platform::MacOs {
-        let logs = target.log_dir();
-        std::fs::create_dir_all(&logs).map_err(|source| ServiceError::Write {
-            path: logs.clone(),
+        // launchd does not create the directory of StandardErrorPath.
+        let log = log_file(&target.home);
+        let logs = log.parent().unwrap_or(&target.home);
+        std::fs::create_dir_all(logs).map_err(|source| ServiceError::Write {
+            path: logs.to_owned(),
             source,
         })?;
     }
@@ -780,7 +744,7 @@ pub fn install(
     }
     match target.platform {
         Platform::Linux => start_systemd(spec, target, file, runner, &mut report)?,
-        Platform::MacOs => start_launchd(target, file, runner, &mut report)?,
+        Platform::MacOs => launchd::start(target, file, runner, &mut report)?,
     }
     Ok(report)
 }
@@ -837,35 +801,6 @@ fn start_systemd(
             return Err(not_started(runner, report, why));
         }
     }
-    Ok(())
-}
-
-/// Loads the LaunchAgent into the user's `gui/<uid>` domain, unless the same file is loaded.
-fn start_launchd(
-    target: &Target,
-    file: FileOutcome,
-    runner: &dyn Runner,
-    report: &mut InstallReport,
-) -> Result<(), ServiceError> {
-    let domain = format!("gui/{}", target.uid);
-    let service = format!("{domain}/{LAUNCHD_LABEL}");
-    let plist = report.path.to_string_lossy().into_owned();
-    let loaded = file == FileOutcome::Unchanged
-        && runner
-            .run(&words(&["launchctl", "print", &service]), COMMAND_TIMEOUT)
-            .is_ok_and(|ran| ran.success());
-    if loaded {
-        report.steps.push(format!("{service} is already loaded"));
-        return Ok(());
-    }
-    // Unload an older definition first; failing because none is loaded is fine.
-    step(runner, report, &["launchctl", "bootout", &service], true)?;
-    step(
-        runner,
-        report,
-        &["launchctl", "bootstrap", &domain, &plist],
-        false,
-    )?;
     Ok(())
 }
 
@@ -1069,6 +1004,18 @@ pub fn uninstall(target: &Target, runner: &dyn Runner) -> Result<InstallReport, 
         steps: Vec::new(),
         hint: None,
     };
+    if target.platform == Platform::MacOs {
+        // Loaded without its file (removed by hand) counts too: nothing stays loaded.
+        launchd::stop(target, runner, &mut report)?;
+        remove(&path)?;
+        if let Some(why) = launchd::brew_service(target, None) {
+            report.hint = Some(format!(
+                "credsync also runs as a Homebrew service ({why}); `brew services stop \
+                 credsync` stops that one"
+            ));
+        }
+        return Ok(report);
+    }
     if !exists {
         if let Some(unit) = &target.packaged_unit {
             // The package's unit stays (it is the package's file); this user stops using it.
@@ -1078,25 +1025,11 @@ pub fn uninstall(target: &Target, runner: &dyn Runner) -> Result<InstallReport, 
         }
         return Ok(report);
     }
-    match target.platform {
-        Platform::Linux => {
-            if systemctl(runner, &mut report, &["disable", "--now", SYSTEMD_UNIT])? {
-                remove(&path)?;
-                systemctl(runner, &mut report, &["daemon-reload"])?;
-            } else {
-                remove(&path)?;
-            }
-        }
-        Platform::MacOs => {
-            let service = format!("gui/{}/{LAUNCHD_LABEL}", target.uid);
-            step(
-                runner,
-                &mut report,
-                &["launchctl", "bootout", &service],
-                true,
-            )?;
-            remove(&path)?;
-        }
+    if systemctl(runner, &mut report, &["disable", "--now", SYSTEMD_UNIT])? {
+        remove(&path)?;
+        systemctl(runner, &mut report, &["daemon-reload"])?;
+    } else {
+        remove(&path)?;
     }
     Ok(report)
 }
@@ -1114,16 +1047,30 @@ fn remove(path: &Path) -> Result<(), ServiceError> {
 fn start_hint(target: &Target) -> String {
     match target.platform {
         Platform::Linux => start_hint_linux(),
-        Platform::MacOs => format!(
-            "`launchctl bootstrap gui/{} {}`, or `credsync daemon` in the foreground",
-            target.uid,
-            target.service_file().display()
-        ),
+        Platform::MacOs => launchd::start_hint(target),
     }
 }
 
+/// How a user starts the daemon that is not running, on `platform`: the service manager's
+/// command for the installed service, installing it, or the foreground daemon.
+pub fn how_to_start(platform: Option<Platform>) -> String {
+    let service = match platform {
+        Some(Platform::MacOs) => format!(
+            "`launchctl kickstart gui/$(id -u)/{LAUNCHD_LABEL}` (installed as a service; its \
+             log is ~/Library/Logs/credsync/credsync.log)"
+        ),
+        Some(Platform::Linux) => {
+            "`systemctl --user start credsync` (installed as a service)".to_owned()
+        }
+        None => return "run `credsync daemon` (in your session's startup)".to_owned(),
+    };
+    format!(
+        "start it with {service}, install the service with `credsync service install`, or run `credsync daemon`"
+    )
+}
+
 /// How long a `systemctl` or `launchctl` command other than the start may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `systemctl --user` says when there is no user manager to talk to (no user bus, no
 /// `XDG_RUNTIME_DIR`, a system not booted with systemd).
@@ -1197,35 +1144,7 @@ fn start_hint_linux() -> String {
     )
 }
 
-/// Runs one service-manager command; `tolerate` failures that only mean "nothing to do".
-fn step(
-    runner: &dyn Runner,
-    report: &mut InstallReport,
-    argv: &[&str],
-    tolerate: bool,
-) -> Result<(), ServiceError> {
-    let argv = words(argv);
-    let shown = argv.join(" ");
-    match runner
-        .run(&argv, COMMAND_TIMEOUT)
-        .and_then(|ran| ran.check(&argv))
-    {
-        Ok(_) => report.steps.push(format!("ran: {shown}")),
-        Err(e) if tolerate => report
-            .steps
-            .push(format!("ran: {shown} ({e}; nothing to stop)")),
-        Err(e) => {
-            return Err(ServiceError::Command {
-                command: shown,
-                detail: e.to_string(),
-                done: format!("{report}").trim_end().to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn words(argv: &[&str]) -> Vec<String> {
+pub(crate) fn words(argv: &[&str]) -> Vec<String> {
     argv.iter().map(|w| (*w).to_owned()).collect()
 }
 
@@ -1267,6 +1186,7 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 
 #[cfg(test)]
 mod tests {
+    use super::launchd::xml_escape;
     use super::*;
 
     #[test]
@@ -1389,27 +1309,33 @@ mod tests {
     }
 
     #[test]
-    fn plist_escapes_what_it_substitutes() {
-        let mut spec = spec("/Users/a&b/<bin>/credsync", Some("/Users/a&b/c.toml"), &[]);
-        spec.env = vec![("AWS_CONFIG_FILE".into(), "/Users/a&b/<aws>/config".into())];
-        let plist = render_launchd_plist(&spec, Path::new("/Users/a&b"));
+    fn how_to_start_names_the_platforms_service_manager() {
+        let linux = how_to_start(Some(Platform::Linux));
         assert!(
-            plist.contains(
-                "<key>AWS_CONFIG_FILE</key>\n\t\t<string>/Users/a&amp;b/&lt;aws&gt;/config</string>"
-            ),
-            "{plist}"
+            linux.contains("`systemctl --user start credsync`"),
+            "{linux}"
+        );
+        assert!(!linux.contains("launchctl"), "{linux}");
+        let mac = how_to_start(Some(Platform::MacOs));
+        assert!(
+            mac.contains("`launchctl kickstart gui/$(id -u)/com.credsync.agent`"),
+            "{mac}"
         );
         assert!(
-            plist.contains("<string>/Users/a&amp;b/&lt;bin&gt;/credsync</string>"),
-            "{plist}"
+            mac.contains("~/Library/Logs/credsync/credsync.log"),
+            "{mac}"
         );
+        assert!(!mac.contains("systemctl"), "{mac}");
+        for text in [&linux, &mac] {
+            assert!(
+                text.contains("`credsync service install`") && text.contains("`credsync daemon`")
+            );
+        }
+        let other = how_to_start(None);
         assert!(
-            plist.contains("<string>--config</string>\n\t\t<string>/Users/a&amp;b/c.toml</string>")
+            !other.contains("systemctl") && !other.contains("launchctl"),
+            "{other}"
         );
-        assert!(
-            plist.contains("<string>/Users/a&amp;b/Library/Logs/credsync/credsync.log</string>")
-        );
-        assert!(!plist.contains('@'), "{plist}");
     }
 
     #[test]

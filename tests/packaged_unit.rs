@@ -28,6 +28,7 @@ fn target(home: &Path, packaged_unit: Option<PathBuf>) -> Target {
         xdg_config_home: None,
         uid: 1000,
         packaged_unit,
+        launchd_poll: std::time::Duration::ZERO,
     }
 }
 

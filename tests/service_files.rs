@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use credsync::process::Finished;
+use credsync::process::{Finished, Runner};
 use credsync::service::{
     self, FileOutcome, Platform, Sandbox, ServiceSpec, Target, render_launchd_plist,
     render_systemd_unit,
@@ -267,7 +267,8 @@ fn the_plist_parses_with_the_keys_launchd_needs() {
             exe.to_str().unwrap(),
             "--config",
             config.to_str().unwrap(),
-            "daemon"
+            "daemon",
+            "--launchd"
         ])
     );
     assert_eq!(v["RunAtLoad"], true);
@@ -277,7 +278,11 @@ fn the_plist_parses_with_the_keys_launchd_needs() {
     assert_eq!(v["StandardErrorPath"], log);
     assert_eq!(
         v["EnvironmentVariables"],
-        serde_json::json!({"AWS_PROFILE": "legacy & <co>", "CREDSYNC_LOG": "debug"})
+        serde_json::json!({
+            "AWS_PROFILE": "legacy & <co>",
+            "CREDSYNC_LOG": "debug",
+            "PATH": service::AGENT_PATH
+        })
     );
     let plain = render_launchd_plist(&spec_with(exe, None, &[]), home);
     assert!(
@@ -301,6 +306,7 @@ fn target(platform: Platform, home: &Path) -> Target {
         xdg_config_home: None,
         uid: 501,
         packaged_unit: None,
+        launchd_poll: std::time::Duration::ZERO,
     }
 }
 
@@ -598,6 +604,14 @@ fn xdg_config_home_is_respected() {
     assert!(r.path.exists());
 }
 
+/// The steps of an install that loads a new agent on a launchd with nothing loaded.
+fn loaded_fresh(plist: &Path) -> Vec<String> {
+    vec![
+        "ran: launchctl enable gui/501/com.credsync.agent".to_owned(),
+        format!("ran: launchctl bootstrap gui/501 {}", plist.display()),
+    ]
+}
+
 #[test]
 fn install_and_uninstall_a_launch_agent_in_a_temp_home() {
     let home = tempfile::tempdir().unwrap();
@@ -616,82 +630,382 @@ fn install_and_uninstall_a_launch_agent_in_a_temp_home() {
         home.path().join("Library/Logs/credsync").is_dir(),
         "launchd does not create it"
     );
-    let p = plist.to_str().unwrap();
-    assert_eq!(
-        r.steps,
-        [
-            "ran: launchctl bootout gui/501/com.credsync.agent (launchctl failed (exit status \
-             3): Boot-out failed: 3: No such process; nothing to stop)"
-                .to_owned(),
-            format!("ran: launchctl bootstrap gui/501 {p}")
-        ]
-    );
+    let mut want = loaded_fresh(&plist);
+    want.push("gui/501/com.credsync.agent is running (pid 4001)".to_owned());
+    assert_eq!(r.steps, want);
     let written = std::fs::read_to_string(&plist).unwrap();
-    assert_eq!(launchd.lock().unwrap().loaded.as_deref(), Some(&*written));
+    assert_eq!(launchd.lock().unwrap().loaded(), Some(&*written));
 
-    // The same agent, loaded: left alone.
+    // The same agent, loaded: restarted (the binary at that path may be a new one).
     let again = service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
     assert_eq!(again.file, FileOutcome::Unchanged);
     assert_eq!(
         again.steps,
-        ["gui/501/com.credsync.agent is already loaded"]
-    );
-    assert_eq!(launchd.lock().unwrap().bootstraps, 1);
-
-    // A changed agent: the loaded one goes, the new one is loaded.
-    let moved = service::install(&spec("/opt/credsync"), &t, true, &runner).unwrap();
-    assert_eq!(moved.file, FileOutcome::Updated);
-    assert_eq!(
-        moved.steps,
         [
-            "ran: launchctl bootout gui/501/com.credsync.agent".to_owned(),
-            format!("ran: launchctl bootstrap gui/501 {p}")
+            "ran: launchctl enable gui/501/com.credsync.agent",
+            "ran: launchctl kickstart -k gui/501/com.credsync.agent",
+            "gui/501/com.credsync.agent is running (pid 4002)",
         ]
     );
     {
         let l = launchd.lock().unwrap();
-        assert!(
-            l.loaded
-                .as_deref()
-                .unwrap()
-                .contains("<string>/opt/credsync</string>")
-        );
-        assert_eq!(l.bootstraps, 2);
+        assert_eq!((l.bootstraps, l.kickstarts), (1, 1));
     }
 
     let gone = service::uninstall(&t, &runner).unwrap();
     assert_eq!(gone.file, FileOutcome::Removed);
     assert_eq!(
         gone.steps,
-        ["ran: launchctl bootout gui/501/com.credsync.agent"]
+        [
+            "ran: launchctl bootout gui/501/com.credsync.agent",
+            "gui/501/com.credsync.agent is unloaded",
+        ]
     );
     assert!(!plist.exists());
-    assert_eq!(launchd.lock().unwrap().loaded, None);
+    assert!(launchd.lock().unwrap().job.is_none());
+}
+
+#[test]
+fn install_over_a_loaded_agent_survives_the_asynchronous_bootout() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let plist = t.service_file();
+    // The old agent takes a few more calls to go after `bootout` returned, as launchd does.
+    let (runner, launchd) = FakeLaunchd {
+        bootout_lingers: 3,
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    runner.clear();
+
+    let moved = service::install(&spec("/opt/credsync/bin/credsync"), &t, true, &runner).unwrap();
+    assert_eq!(moved.file, FileOutcome::Updated);
+    assert_eq!(
+        moved.steps,
+        [
+            "ran: launchctl bootout gui/501/com.credsync.agent".to_owned(),
+            "gui/501/com.credsync.agent is unloaded".to_owned(),
+            "ran: launchctl enable gui/501/com.credsync.agent".to_owned(),
+            format!("ran: launchctl bootstrap gui/501 {}", plist.display()),
+            "gui/501/com.credsync.agent is running (pid 4001)".to_owned(),
+        ]
+    );
+    // It looked until the old job was gone, and bootstrapped only then (once: no error 5).
+    let calls = runner.calls();
+    let bootstraps: Vec<_> = calls.iter().filter(|c| c.contains("bootstrap")).collect();
+    assert_eq!(bootstraps.len(), 1, "{calls:#?}");
+    let looks_before = calls
+        .iter()
+        .take_while(|c| !c.contains("bootstrap"))
+        .filter(|c| c.starts_with("launchctl print"))
+        .count();
+    assert!(
+        looks_before >= 4,
+        "one look before the bootout, then until gone: {calls:#?}"
+    );
+    let l = launchd.lock().unwrap();
+    assert_eq!(l.bootstraps, 2);
+    let job = l.job.as_ref().unwrap();
+    assert!(
+        job.running
+            && job
+                .plist
+                .contains("<string>/opt/credsync/bin/credsync</string>")
+    );
+}
+
+#[test]
+fn a_disabled_label_is_enabled_before_it_is_loaded() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let (runner, launchd) = FakeLaunchd {
+        disabled: ["com.credsync.agent".to_owned()].into(),
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    let r = service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    assert_eq!(
+        r.steps.last().map(String::as_str),
+        Some("gui/501/com.credsync.agent is running (pid 4001)")
+    );
+    let l = launchd.lock().unwrap();
+    assert!(l.disabled.is_empty(), "{:?}", l.disabled);
+    assert!(l.job.as_ref().is_some_and(|j| j.running));
+}
+
+#[test]
+fn a_daemon_that_exits_at_once_is_reported_not_started_with_its_log_lines() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let log = home.path().join("Library/Logs/credsync/credsync.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "an earlier run's line\n").unwrap();
+    let said = "credsync: another credsync daemon is already running on /tmp/x.sock\n\
+                this daemon ends with 0 so that launchd does not start it again\n";
+    let (runner, launchd) = FakeLaunchd {
+        daemon_exits: Some((0, said.to_owned())),
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    let err = service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner)
+        .expect_err("the daemon exited")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "gui/501/com.credsync.agent did not start: it started and exited (state = not \
+             running, last exit code = 0)\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the last lines of {}:\n{}",
+            log.display(),
+            said.trim_end()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("an earlier run"),
+        "only what this start wrote: {err}"
+    );
+    assert!(
+        err.contains("ran: launchctl bootstrap gui/501 "),
+        "what was done: {err}"
+    );
+    assert!(err.contains("fix what the log shows, then run `credsync service install` again"));
+    assert_eq!(launchd.lock().unwrap().job.as_ref().unwrap().runs, 1);
+}
+
+#[test]
+fn a_daemon_that_never_reaches_running_is_not_started_after_the_wait() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    // Once loaded, never started: what `print` says of a job launchd has not spawned yet.
+    let mut loaded = false;
+    let stuck = Scripted::new(move |argv: &[String]| {
+        loaded |= argv[1] == "bootstrap";
+        Ok(match argv[1].as_str() {
+            "print" if !loaded => Finished::exit(113, "", ""),
+            "print" => Finished::exit(
+                0,
+                "gui/501/com.credsync.agent = {\n\tstate = spawn scheduled\n\truns = 0\n\t\
+                 last exit code = (never exited)\n}\n",
+                "",
+            ),
+            _ => Finished::exit(0, "", ""),
+        })
+    });
+    let err = service::install(&spec("/opt/credsync"), &t, true, &stuck)
+        .expect_err("not running")
+        .to_string();
+    assert!(
+        err.contains("did not start: not running within 10s (state = spawn scheduled)"),
+        "{err}"
+    );
+    assert!(err.contains("does not exist)"), "no log yet: {err}");
+    let looks = stuck
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("launchctl print gui/501/com.credsync.agent"))
+        .count();
+    assert_eq!(looks, 1 + 100, "one look before, a hundred after");
+}
+
+#[test]
+fn uninstall_leaves_nothing_loaded() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let (runner, launchd) = FakeLaunchd {
+        bootout_lingers: 5,
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    let gone = service::uninstall(&t, &runner).unwrap();
+    assert_eq!(gone.file, FileOutcome::Removed);
+    assert_eq!(
+        gone.steps.last().map(String::as_str),
+        Some("gui/501/com.credsync.agent is unloaded")
+    );
+    assert!(launchd.lock().unwrap().job.is_none(), "still loaded");
+    assert!(!t.service_file().exists());
+
+    // Loaded although its plist was removed by hand: uninstall unloads it too.
+    service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    std::fs::remove_file(t.service_file()).unwrap();
+    let r = service::uninstall(&t, &runner).unwrap();
+    assert_eq!(r.file, FileOutcome::Absent);
+    assert!(launchd.lock().unwrap().job.is_none(), "still loaded");
+    // Nothing loaded, nothing installed: nothing to do, and it says so.
+    let r = service::uninstall(&t, &runner).unwrap();
+    assert_eq!(r.steps, ["gui/501/com.credsync.agent is not loaded"]);
+}
+
+#[test]
+fn a_job_that_does_not_go_is_an_error_before_anything_is_loaded() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    let (runner, launchd) = FakeLaunchd {
+        bootout_lingers: 1000,
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap();
+    let err = service::install(&spec("/opt/credsync"), &t, true, &runner)
+        .expect_err("still loaded")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "`launchctl bootout gui/501/com.credsync.agent`: launchd still had the job 10s \
+             later; run `launchctl bootout gui/501/com.credsync.agent` and try again"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        launchd.lock().unwrap().bootstraps,
+        1,
+        "no bootstrap into error 5"
+    );
+}
+
+#[test]
+fn keepalive_restarts_every_failure_and_leaves_a_clean_exit_be() {
+    // What the daemon's exit codes come to under the plist credsync writes: why it never ends
+    // with a failure a restart cannot fix when launchd runs it (`daemon --launchd`).
+    for (code, restarted) in [(2, true), (1, true), (0, false)] {
+        let home = tempfile::tempdir().unwrap();
+        let t = target(Platform::MacOs, home.path());
+        let (runner, launchd) = FakeLaunchd {
+            daemon_exits: Some((code, format!("exit {code}\n"))),
+            ..FakeLaunchd::default()
+        }
+        .runner();
+        service::install(&spec("/usr/local/bin/credsync"), &t, true, &runner).unwrap_err();
+        let runs = launchd.lock().unwrap().job.as_ref().unwrap().runs;
+        for _ in 0..5 {
+            let _ = runner.run(
+                &["launchctl", "print", "gui/501/com.credsync.agent"].map(String::from),
+                std::time::Duration::ZERO,
+            );
+        }
+        let later = launchd.lock().unwrap().job.as_ref().unwrap().runs;
+        assert_eq!(
+            later > runs,
+            restarted,
+            "exit {code}: {runs} runs, then {later}"
+        );
+    }
+}
+
+#[test]
+fn a_homebrew_service_is_pointed_at_not_doubled() {
+    let home = tempfile::tempdir().unwrap();
+    let t = target(Platform::MacOs, home.path());
+    // Loaded by `brew services start credsync`, its plist in ~/Library/LaunchAgents.
+    let (runner, launchd) = FakeLaunchd {
+        brew_loaded: true,
+        ..FakeLaunchd::default()
+    }
+    .runner();
+    let err = service::install(&spec("/opt/homebrew/bin/credsync"), &t, true, &runner)
+        .expect_err("brew runs it")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "credsync runs as a Homebrew service (launchd has gui/501/homebrew.mxcl.credsync \
+             loaded)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("`brew services stop credsync`, then `credsync service install`"));
+    assert!(!t.service_file().exists());
+    assert!(launchd.lock().unwrap().job.is_none());
+
+    let brew_plist = home
+        .path()
+        .join("Library/LaunchAgents/homebrew.mxcl.credsync.plist");
+    std::fs::create_dir_all(brew_plist.parent().unwrap()).unwrap();
+    std::fs::write(&brew_plist, "<plist/>").unwrap();
+    let err = service::install(
+        &spec("/opt/homebrew/bin/credsync"),
+        &t,
+        false,
+        &nothing_runs(),
+    )
+    .expect_err("its plist is there")
+    .to_string();
+    assert!(
+        err.contains(&format!("({} exists)", brew_plist.display())),
+        "{err}"
+    );
+    // Uninstall has nothing of credsync's own to remove, and says which service runs.
+    let r = service::uninstall(&t, &runner).unwrap();
+    let said = r.to_string();
+    assert!(said.contains("`brew services stop credsync`"), "{said}");
 }
 
 #[test]
 fn a_launch_agent_launchd_refuses_is_an_error() {
     let home = tempfile::tempdir().unwrap();
     let t = target(Platform::MacOs, home.path());
-    // Loaded from elsewhere, and still loaded after the bootout: bootstrap refuses.
-    let stuck = Scripted::new(|argv: &[String]| {
+    // Nothing loaded, yet bootstrap refuses (as it does for a disabled label).
+    let refuses = Scripted::new(|argv: &[String]| {
         Ok(match argv[1].as_str() {
-            "bootout" => Finished::exit(0, "", ""),
+            "print" => Finished::exit(113, "", "Could not find service\n"),
+            "enable" => Finished::exit(0, "", ""),
             _ => Finished::exit(5, "", "Bootstrap failed: 5: Input/output error\n"),
         })
     });
-    let err = service::install(&spec("/opt/credsync"), &t, true, &stuck)
+    let err = service::install(&spec("/opt/credsync"), &t, true, &refuses)
         .expect_err("bootstrap failed")
         .to_string();
     assert!(
         err.starts_with("`launchctl bootstrap gui/501 ")
             && err.contains(
-                "`: launchctl failed (exit status 5): Bootstrap failed: 5: Input/output error\n"
+                "`: launchctl failed (exit status 5): Bootstrap failed: 5: Input/output error\n\
+                 launchd refuses a job it still has loaded, or one that is disabled"
             ),
         "{err}"
     );
     assert!(
-        err.contains("ran: launchctl bootout gui/501/com.credsync.agent"),
+        err.contains("ran: launchctl enable gui/501/com.credsync.agent"),
         "what was done is said: {err}"
     );
+}
+
+#[test]
+fn a_service_never_names_a_homebrew_keg() {
+    // A Homebrew prefix laid out as `brew install` leaves it: the keg, and the links it keeps
+    // across upgrades (`brew upgrade` deletes the keg's versioned directory).
+    let prefix = tempfile::tempdir().unwrap();
+    let prefix = prefix.path().canonicalize().unwrap();
+    let keg = prefix.join("Cellar/credsync/1.2.3/bin/credsync");
+    stub_exe(&keg);
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::os::unix::fs::symlink(
+        "../Cellar/credsync/1.2.3/bin/credsync",
+        prefix.join("bin/credsync"),
+    )
+    .unwrap();
+    let env = credsync::config::Env {
+        home: "/Users/u".into(),
+        vars: Default::default(),
+    };
+    let cfg = credsync::config::defaults(&env);
+    let spec = ServiceSpec::for_exe(&keg, &cfg, &env);
+    assert_eq!(spec.exe, prefix.join("bin/credsync"));
+    let plist = render_launchd_plist(&spec, &env.home);
+    let unit = render_systemd_unit(&spec);
+    for (what, text) in [("plist", &plist), ("unit", &unit)] {
+        assert!(
+            !text.contains("/Cellar/"),
+            "the {what} names the keg:\n{text}"
+        );
+        assert!(
+            text.contains(&*prefix.join("bin/credsync").to_string_lossy()),
+            "{what}:\n{text}"
+        );
+    }
 }

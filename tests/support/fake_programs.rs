@@ -4,9 +4,11 @@
 //! --user` and `launchctl`, answering where `service install` and `uninstall` look as the real
 //! ones do: the exit codes, the messages on stderr, `show` and `print`, and the state each call
 //! leaves (a unit is what the last `daemon-reload` read; a started unit whose sandbox the
-//! machine refuses fails with systemd's status; a loaded agent cannot be bootstrapped again).
+//! machine refuses fails with systemd's status; a booted-out agent stays loaded a little
+//! while, and neither it nor a disabled label can be bootstrapped meanwhile).
 //! A call a fake does not know panics, so a test notices a command it did not expect.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -246,13 +248,42 @@ impl FakeSystemd {
     }
 }
 
-/// `launchctl` for one LaunchAgent in the domain `gui/<uid>`.
+/// `launchctl` for the user's domain `gui/<uid>`, as launchd answers where `service install`
+/// and `uninstall` look. Time is the fake's calls: each call is one more moment, in which a
+/// booted-out job goes on leaving and a job `KeepAlive` restarts is started again. Where each
+/// behaviour is documented is written beside it.
 #[derive(Debug, Clone, Default)]
 pub struct FakeLaunchd {
-    /// The plist the loaded agent came from, as it was then; `None`: not loaded.
-    pub loaded: Option<String>,
+    /// credsync's job (`com.credsync.agent`) while launchd has it loaded.
+    pub job: Option<Job>,
+    /// For how many calls a booted-out job stays loaded.
+    pub bootout_lingers: u32,
+    /// Disabled labels: launchd's disabled database, which outlives bootout and bootstrap.
+    pub disabled: BTreeSet<String>,
+    /// What the daemon does when launchd starts it: `None` runs; `Some((code, stderr))` exits at
+    /// once with `code`, having written `stderr`.
+    pub daemon_exits: Option<(i32, String)>,
+    /// Whether `brew services` has Homebrew's agent for credsync loaded.
+    pub brew_loaded: bool,
     pub bootstraps: u32,
+    pub kickstarts: u32,
 }
+
+/// A loaded job.
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    /// The plist as it was when bootstrapped (launchd reads it once).
+    pub plist: String,
+    /// `Some(n)`: booted out, still loaded for `n` more calls.
+    pub leaving: Option<u32>,
+    pub running: bool,
+    /// How many times launchd started it.
+    pub runs: u32,
+    pub last_exit: Option<i32>,
+}
+
+const LABEL: &str = "com.credsync.agent";
+const BREW_LABEL: &str = "homebrew.mxcl.credsync";
 
 impl FakeLaunchd {
     /// A runner answering as this launchd, and launchd's state to look at.
@@ -260,36 +291,234 @@ impl FakeLaunchd {
         stateful("launchctl", self, FakeLaunchd::answer)
     }
 
+    /// The plist of the loaded job, if one is loaded (leaving or not).
+    pub fn loaded(&self) -> Option<&str> {
+        self.job.as_ref().map(|j| j.plist.as_str())
+    }
+
     fn answer(&mut self, argv: &[String]) -> Result<Finished, RunError> {
+        self.tick();
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-        Ok(match args.as_slice() {
-            ["print", service] if self.loaded.is_some() => {
-                Finished::exit(0, &format!("{service} = {{\n\tstate = running\n}}\n"), "")
-            }
-            ["print", service] => Finished::exit(
+        let (domain, label) = match args.as_slice() {
+            ["bootstrap", domain, _] => (*domain, LABEL),
+            [.., target] => target.rsplit_once('/').unwrap_or((target, "")),
+            [] => panic!("launchctl with no arguments"),
+        };
+        assert!(
+            domain.starts_with("gui/"),
+            "not the user's gui domain: {argv:?}"
+        );
+        // A job that is not loaded (print, kickstart): "Could not find service" on stderr, exit
+        // status 113 (`launchctl error 113`); kxn/codex-remote-feishu#916 and
+        // pingdotgg/t3code#12005 wait for exactly this answer after a bootout.
+        let not_found = || {
+            let uid = domain.trim_start_matches("gui/");
+            Finished::exit(
                 113,
                 "",
-                &format!("Could not find service \"{service}\" in domain for user gui\n"),
-            ),
-            ["bootout", _] if self.loaded.take().is_some() => Finished::exit(0, "", ""),
-            ["bootout", _] => Finished::exit(3, "", "Boot-out failed: 3: No such process\n"),
-            ["bootstrap", _, _] if self.loaded.is_some() => {
-                Finished::exit(5, "", "Bootstrap failed: 5: Input/output error\n")
-            }
-            ["bootstrap", domain, plist] => {
-                assert!(domain.starts_with("gui/"), "{argv:?}");
-                match std::fs::read_to_string(plist) {
-                    Ok(text) => {
-                        self.loaded = Some(text);
-                        self.bootstraps += 1;
-                        Finished::exit(0, "", "")
-                    }
-                    Err(_) => {
-                        Finished::exit(2, "", "Bootstrap failed: 2: No such file or directory\n")
-                    }
+                &format!("Could not find service \"{label}\" in domain for user gui: {uid}\n"),
+            )
+        };
+        if label == BREW_LABEL {
+            return Ok(match args.as_slice() {
+                ["print", _] if self.brew_loaded => Finished::exit(
+                    0,
+                    &format!("{domain}/{BREW_LABEL} = {{\n\tstate = running\n\tpid = 99\n}}\n"),
+                    "",
+                ),
+                ["print", _] => not_found(),
+                _ => panic!("credsync never changes Homebrew's agent: {argv:?}"),
+            });
+        }
+        assert_eq!(label, LABEL, "{argv:?}");
+        Ok(match args.as_slice() {
+            // launchctl(1) print: "the output of print is not official"; its top-level keys
+            // `state = running` / `not running`, `runs`, `pid` and `last exit code` are what
+            // Homebrew's `brew services` and projects installing agents read
+            // (Homebrew/brew Library/Homebrew/services/formula_wrapper.rb reads
+            // /last exit code = ([0-9]+)/ and /pid = ([0-9]+)/; traycerai/traycer#1791 meets
+            // `last exit code = (never exited)`). Nested dictionaries repeat keys.
+            ["print", _] => match &self.job {
+                Some(job) => Finished::exit(0, &print(domain, job), ""),
+                None => not_found(),
+            },
+            // Boot-out of a job that is not loaded: "Boot-out failed: 3: No such process"
+            // (NousResearch/hermes-agent#95758). Of a loaded job: it returns
+            // before the job is gone (DataDog/datadog-agent#49402, rossoctl/cortex#880,
+            // kxn/codex-remote-feishu#916: `print` shows `state = SIGTERMed` until it is).
+            ["bootout", _] => match &mut self.job {
+                None => Finished::exit(3, "", "Boot-out failed: 3: No such process\n"),
+                Some(job) if job.leaving.is_some() => {
+                    panic!("a second bootout while the job leaves: credsync waits for it to go")
                 }
+                Some(job) => {
+                    job.running = false;
+                    job.leaving = Some(self.bootout_lingers);
+                    if self.bootout_lingers == 0 {
+                        self.job = None;
+                    }
+                    Finished::exit(0, "", "")
+                }
+            },
+            // A disabled label cannot be loaded until enabled again, across bootstraps
+            // (launchctl(1) enable/disable); bootstrap then fails with error 5
+            // (openclaw/openclaw#849 "enable launchd service before bootstrap",
+            // drpedapati/sciclaw#69).
+            ["bootstrap", _, _] if self.disabled.contains(LABEL) => io_error(),
+            // A job still loaded, or still leaving after a bootout: error 5 too
+            // (kxn/codex-remote-feishu#916, drussell23/JARVIS#70401, rossoctl/cortex#880;
+            // pirj/noclamshell#25 for `brew services start` over a loaded agent).
+            ["bootstrap", _, _] if self.job.is_some() => io_error(),
+            ["bootstrap", _, plist] => match std::fs::read_to_string(plist) {
+                Ok(text) => {
+                    self.bootstraps += 1;
+                    let run_at_load = has_true(&text, "RunAtLoad");
+                    self.job = Some(Job {
+                        plist: text,
+                        ..Job::default()
+                    });
+                    if run_at_load {
+                        self.spawn();
+                    }
+                    Finished::exit(0, "", "")
+                }
+                Err(_) => Finished::exit(2, "", "Bootstrap failed: 2: No such file or directory\n"),
+            },
+            // launchctl(1) enable/disable: the label's state, kept until changed.
+            ["enable", _] => {
+                self.disabled.remove(LABEL);
+                Finished::exit(0, "", "")
             }
+            ["disable", _] => {
+                self.disabled.insert(LABEL.to_owned());
+                Finished::exit(0, "", "")
+            }
+            // launchctl(1) kickstart: "-k If the service is already running, kill the running
+            // instance before restarting the service."
+            ["kickstart", "-k", _] => match &mut self.job {
+                Some(job) if job.leaving.is_none() => {
+                    job.running = false;
+                    self.kickstarts += 1;
+                    self.spawn();
+                    Finished::exit(0, "", "")
+                }
+                _ => not_found(),
+            },
             _ => panic!("the fake launchctl does not know {argv:?}"),
         })
     }
+
+    /// launchd starts the job: it runs, or exits at once with what it wrote appended to the
+    /// plist's `StandardErrorPath` (launchd.plist(5)).
+    fn spawn(&mut self) {
+        let Some(job) = &mut self.job else { return };
+        job.runs += 1;
+        match &self.daemon_exits {
+            None => job.running = true,
+            Some((code, stderr)) => {
+                job.running = false;
+                job.last_exit = Some(*code);
+                if let Some(log) = string_after(&job.plist, "StandardErrorPath") {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                        .expect("the log's directory exists (launchd does not create it)");
+                    std::io::Write::write_all(&mut f, stderr.as_bytes()).unwrap();
+                }
+            }
+        }
+    }
+
+    /// One moment passes: a leaving job goes on leaving; an exited job that `KeepAlive` keeps
+    /// alive is started again. launchd.plist(5): with `KeepAlive {SuccessfulExit = false}` "the
+    /// job will be restarted" whenever it exits with a status other than 0 (after
+    /// `ThrottleInterval`; here the next moment), with no limit.
+    fn tick(&mut self) {
+        let Some(job) = &mut self.job else { return };
+        match job.leaving {
+            Some(0) => self.job = None,
+            Some(n) => job.leaving = Some(n - 1),
+            None => {
+                let restarts = !job.running
+                    && job.last_exit.is_some_and(|c| c != 0)
+                    && keeps_failures_alive(&job.plist);
+                if restarts {
+                    self.spawn();
+                }
+            }
+        }
+    }
+}
+
+/// launchctl's "Bootstrap failed: 5: Input/output error", exit status 5.
+fn io_error() -> Finished {
+    Finished::exit(5, "", "Bootstrap failed: 5: Input/output error\n")
+}
+
+/// `launchctl print gui/<uid>/com.credsync.agent` for `job`, with a nested dictionary that has
+/// a `state` of its own.
+fn print(domain: &str, job: &Job) -> String {
+    let state = match (job.leaving, job.running) {
+        (Some(_), _) => "SIGTERMed",
+        (None, true) => "running",
+        (None, false) => "not running",
+    };
+    let pid = if job.running {
+        format!("\tpid = {}\n", 4000 + job.runs)
+    } else {
+        String::new()
+    };
+    let last = job
+        .last_exit
+        .map_or_else(|| "(never exited)".to_owned(), |c| c.to_string());
+    format!(
+        "{domain}/{LABEL} = {{\n\tactive count = {}\n\ttype = LaunchAgent\n\tstate = {state}\n\n\
+         \tendpoints = {{\n\t\tstate = active\n\t}}\n\n\truns = {}\n{pid}\tlast exit code = {last}\n}}\n",
+        u8::from(job.running),
+        job.runs
+    )
+}
+
+/// Whether the plist's `KeepAlive` restarts failures: `KeepAlive` true, or a dictionary with
+/// `SuccessfulExit` false.
+fn keeps_failures_alive(plist: &str) -> bool {
+    let Some(after) = plist.split("<key>KeepAlive</key>").nth(1) else {
+        return false;
+    };
+    let after = after.trim_start();
+    after.starts_with("<true/>")
+        || (after.starts_with("<dict>")
+            && after
+                .split("</dict>")
+                .next()
+                .is_some_and(|d| d.contains("<key>SuccessfulExit</key>") && has_false(d)))
+}
+
+fn has_true(plist: &str, key: &str) -> bool {
+    plist
+        .split(&format!("<key>{key}</key>"))
+        .nth(1)
+        .is_some_and(|after| after.trim_start().starts_with("<true/>"))
+}
+
+fn has_false(dict: &str) -> bool {
+    dict.split("<key>SuccessfulExit</key>")
+        .nth(1)
+        .is_some_and(|after| after.trim_start().starts_with("<false/>"))
+}
+
+/// The `<string>` value of `key` in a plist, unescaped.
+fn string_after(plist: &str, key: &str) -> Option<String> {
+    let after = plist.split(&format!("<key>{key}</key>")).nth(1)?;
+    let start = after.find("<string>")? + "<string>".len();
+    let end = after[start..].find("</string>")? + start;
+    Some(
+        after[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
 }

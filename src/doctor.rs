@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use crate::acl;
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NotifyConfig};
 use crate::ini_edit;
 use crate::service::{self, Platform};
 use crate::sso_cache::{self, CachedToken};
@@ -547,6 +547,32 @@ pub fn check_service(
     }
 }
 
+/// A service `brew services` manages (its plist at `file`): Homebrew keeps it running the
+/// formula's current binary.
+pub fn check_brew_service(file: &Path) -> Check {
+    Check::ok(format!(
+        "service: the Homebrew service ({}); `brew services restart credsync` restarts it",
+        file.display()
+    ))
+}
+
+/// What doctor can say about desktop notifications on `platform`. On macOS, `osascript`'s
+/// notifications are attributed to Script Editor and shown only while Script Editor may
+/// notify, while `osascript` exits 0 either way: credsync cannot see it, the user can check.
+/// Nothing on Linux (a missing notifier is logged by the daemon) or with `[notify] command`
+/// set or notifications off.
+pub fn check_notifications(platform: Option<Platform>, notify: &NotifyConfig) -> Option<Check> {
+    if platform != Some(Platform::MacOs) || !notify.enabled || notify.command.is_some() {
+        return None;
+    }
+    Some(Check::ok(
+        "notifications: sent with osascript, so macOS shows them as Script Editor's, and only \
+         while Script Editor may notify: check System Settings > Notifications > Script Editor \
+         (it is listed there once a script has notified; `osascript -e 'display notification \
+         \"test\" with title \"credsync\"'` sends one)",
+    ))
+}
+
 /// Whether the daemon answered on `socket`, its pid and how many profiles are fresh.
 pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check> {
     let status = match reply {
@@ -966,6 +992,34 @@ pub(crate) mod tests {
             Path::new("/Apps/a&b/credsync"),
         );
         assert_eq!(c.level, Level::Ok, "{c:?}");
+    }
+
+    #[test]
+    fn notifications_say_how_to_allow_script_editor_on_macos_only() {
+        let on = NotifyConfig::default();
+        let mac = check_notifications(Some(Platform::MacOs), &on).expect("a line on macOS");
+        assert_eq!(mac.level, Level::Ok);
+        assert!(
+            mac.what
+                .contains("System Settings > Notifications > Script Editor"),
+            "{mac:?}"
+        );
+        assert!(
+            mac.what.contains("osascript -e 'display notification"),
+            "{mac:?}"
+        );
+        assert_eq!(check_notifications(Some(Platform::Linux), &on), None);
+        assert_eq!(check_notifications(None, &on), None);
+        let off = NotifyConfig {
+            enabled: false,
+            ..NotifyConfig::default()
+        };
+        assert_eq!(check_notifications(Some(Platform::MacOs), &off), None);
+        let own = NotifyConfig {
+            command: Some(vec!["terminal-notifier".into()]),
+            ..NotifyConfig::default()
+        };
+        assert_eq!(check_notifications(Some(Platform::MacOs), &own), None);
     }
 
     #[test]

@@ -53,6 +53,8 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::platform::Platform;
+
 /// What changed. The daemon re-reads the matching input and re-plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Change {
@@ -102,17 +104,34 @@ pub enum WatchError {
          fs.inotify.max_user_instances (e.g. `sudo sysctl fs.inotify.max_user_instances=512`)"
     )]
     TooManyInstances,
-    #[error("cannot start the file watcher: {source}")]
-    Start { source: notify::Error },
-    #[error("cannot watch directory {path} for changes: {source}")]
+    #[error("cannot start the file watcher: {source}{}", platform_note(*platform))]
+    Start {
+        source: notify::Error,
+        platform: Option<Platform>,
+    },
+    #[error("cannot watch directory {path} for changes: {source}{}", platform_note(*platform))]
     Watch {
         path: PathBuf,
         source: notify::Error,
+        platform: Option<Platform>,
     },
     #[error("cannot look at {path} to watch it: {source}\ncheck that it is readable by this user")]
     Inspect { path: PathBuf, source: io::Error },
     #[error("the file watcher needs a tokio runtime: call watch::start from inside one")]
     NoRuntime,
+}
+
+/// What a watch error on `platform` should add: on macOS, what FSEvents is (the inotify limits
+/// and their sysctl settings are Linux's, and have their own errors there).
+fn platform_note(platform: Option<Platform>) -> &'static str {
+    match platform {
+        Some(Platform::MacOs) => {
+            "\non macOS credsync watches through FSEvents, which has no watch limit to raise \
+             (the fs.inotify settings are Linux's); it sees changes made on this Mac, not those \
+             another machine makes on a network volume"
+        }
+        Some(Platform::Linux) | None => "",
+    }
 }
 
 /// Events waiting between the notify callback and the watcher's task.
@@ -192,8 +211,8 @@ pub fn start(
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let (raw_tx, raw_rx) = mpsc::channel(RAW_CAPACITY);
     let overflow = Arc::new(AtomicBool::new(false));
-    let notify =
-        notify::recommended_watcher(callback(raw_tx, overflow.clone())).map_err(start_error)?;
+    let notify = notify::recommended_watcher(callback(raw_tx, overflow.clone()))
+        .map_err(|e| start_error(Platform::current(), e))?;
     let shared = Arc::new(Shared {
         notify: Mutex::new(Some(notify)),
         own_writes: Mutex::new(HashMap::new()),
@@ -215,29 +234,39 @@ pub fn start(
     ))
 }
 
-fn start_error(e: notify::Error) -> WatchError {
+/// A failure to start watching on `platform`. On Linux, EMFILE from `inotify_init1` is the
+/// per-user limit of inotify instances; elsewhere it is only what it says.
+fn start_error(platform: Option<Platform>, e: notify::Error) -> WatchError {
+    let inotify = platform == Some(Platform::Linux);
     match &e.kind {
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => {
+        notify::ErrorKind::Io(io) if inotify && io.raw_os_error() == Some(libc::EMFILE) => {
             WatchError::TooManyInstances
         }
-        _ => WatchError::Start { source: e },
+        _ => WatchError::Start {
+            source: e,
+            platform,
+        },
     }
 }
 
-fn watch_error(path: &Path, e: notify::Error) -> WatchError {
-    match &e.kind {
-        notify::ErrorKind::MaxFilesWatch => WatchError::TooManyWatches {
+/// A failure to watch `path` on `platform`. On Linux, ENOSPC from `inotify_add_watch` (which
+/// notify also reports as `MaxFilesWatch`) is the per-user limit of inotify watches.
+fn watch_error(platform: Option<Platform>, path: &Path, e: notify::Error) -> WatchError {
+    let inotify = platform == Some(Platform::Linux);
+    let limit = match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
+    };
+    if inotify && limit {
+        return WatchError::TooManyWatches {
             path: path.to_owned(),
-        },
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-            WatchError::TooManyWatches {
-                path: path.to_owned(),
-            }
-        }
-        _ => WatchError::Watch {
-            path: path.to_owned(),
-            source: e,
-        },
+        };
+    }
+    WatchError::Watch {
+        path: path.to_owned(),
+        source: e,
+        platform,
     }
 }
 
@@ -608,7 +637,7 @@ impl Arming {
                     self.watched.insert(dir, id);
                 }
                 Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}
-                Err(e) => return Err(watch_error(&dir, e)),
+                Err(e) => return Err(watch_error(Platform::current(), &dir, e)),
             }
         }
         Ok(changed)
@@ -911,7 +940,9 @@ mod tests {
 
     #[test]
     fn inotify_limit_has_its_own_error_and_hint() {
+        let linux = Some(Platform::Linux);
         let e = watch_error(
+            linux,
             Path::new("/h/.aws"),
             notify::Error::new(notify::ErrorKind::MaxFilesWatch),
         );
@@ -924,19 +955,56 @@ mod tests {
         );
 
         let e = watch_error(
+            linux,
             Path::new("/h"),
             notify::Error::io(io::Error::from_raw_os_error(libc::ENOSPC)),
         );
         assert!(matches!(e, WatchError::TooManyWatches { .. }));
         let e = watch_error(
+            linux,
             Path::new("/h"),
             notify::Error::io(io::Error::from_raw_os_error(libc::EACCES)),
         );
         assert!(matches!(e, WatchError::Watch { .. }));
-        let e = start_error(notify::Error::io(io::Error::from_raw_os_error(
-            libc::EMFILE,
-        )));
+        assert!(!e.to_string().contains("FSEvents"), "{e}");
+        let e = start_error(
+            linux,
+            notify::Error::io(io::Error::from_raw_os_error(libc::EMFILE)),
+        );
         assert!(e.to_string().contains("max_user_instances"), "{e}");
+    }
+
+    #[test]
+    fn macos_gets_fsevents_facts_not_inotify_advice() {
+        let mac = Some(Platform::MacOs);
+        let errors = [
+            watch_error(
+                mac,
+                Path::new("/Users/u/.aws"),
+                notify::Error::new(notify::ErrorKind::MaxFilesWatch),
+            ),
+            watch_error(
+                mac,
+                Path::new("/Users/u/.aws"),
+                notify::Error::io(io::Error::from_raw_os_error(libc::ENOSPC)),
+            ),
+            start_error(
+                mac,
+                notify::Error::io(io::Error::from_raw_os_error(libc::EMFILE)),
+            ),
+        ];
+        for e in errors {
+            assert!(
+                matches!(e, WatchError::Watch { .. } | WatchError::Start { .. }),
+                "{e:?}"
+            );
+            let msg = e.to_string();
+            assert!(!msg.contains("sysctl"), "{msg}");
+            assert!(
+                msg.contains("FSEvents, which has no watch limit to raise"),
+                "{msg}"
+            );
+        }
     }
 
     fn spec_in(home: &Path) -> WatchSpec {

@@ -11,7 +11,7 @@ use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, Request, Response};
 use credsync::doctor::project::{self, COMPOSE_FILE, Project, RealFs};
 use credsync::doctor::{self, Check, FileFacts, Level};
-use credsync::service::{Platform, Target};
+use credsync::service::{self, Platform, Target};
 use credsync::sso_cache;
 use credsync::uidmap;
 use credsync::user_file::{self, Kind};
@@ -78,6 +78,10 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     ));
     out.extend(container_checks(cfg, env));
     out.push(service_check(env));
+    out.extend(doctor::check_notifications(
+        Platform::current(),
+        &cfg.notify,
+    ));
     let reply = match control::request(&cfg.control.socket, &Request::Status, DAEMON_TIMEOUT) {
         Ok(Response::Status(s)) => Ok(*s),
         Ok(Response::Error(e)) => Err(format!("it refused: {e}")),
@@ -141,8 +145,13 @@ fn service_check(env: &Env) -> Check {
             );
         }
     };
-    // A unit of the user's own, else the package's (what `systemctl --user` would run).
+    // A unit of the user's own, else the package's (what `systemctl --user` would run), or
+    // on macOS the agent `brew services` manages.
     let own = target.service_file();
+    let brew = service::brew_plist(&target.home);
+    if target.platform == Platform::MacOs && !own.exists() && brew.exists() {
+        return doctor::check_brew_service(&brew);
+    }
     let file = match &target.packaged_unit {
         Some(packaged) if !own.exists() => packaged.clone(),
         _ => own,
@@ -150,9 +159,8 @@ fn service_check(env: &Env) -> Check {
     let text = user_file::read_text(&file, Kind::ServiceFile)
         .ok()
         .flatten();
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .unwrap_or_default();
+    // The path install writes for this binary (a Homebrew keg's is the link Homebrew keeps).
+    let exe = service::running_exe().unwrap_or_default();
     let platform = Platform::current().unwrap_or(target.platform);
     doctor::check_service(platform, &file, text.as_deref(), &exe)
 }

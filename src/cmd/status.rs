@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use credsync::control::{self, ClientError, Request, Response};
+use credsync::service::{self, Platform};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -50,10 +51,7 @@ pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
 pub(crate) fn unreachable_daemon(command: &str, e: &ClientError) -> ExitCode {
     eprintln!("credsync {command}: {e}");
     if matches!(e, ClientError::NotRunning { .. }) {
-        eprintln!(
-            "start it with `systemctl --user start credsync` (installed as a service; \
-             `credsync service install` installs it) or run `credsync daemon`"
-        );
+        eprintln!("{}", service::how_to_start(Platform::current()));
     }
     ExitCode::from(super::EXIT_UNREACHABLE)
 }

@@ -205,19 +205,43 @@ impl Watching {
     }
 }
 
-/// Returns once credsync's config or the AWS config of `cfg` changes (written, replaced,
-/// created or removed). What the daemon run by launchd does when either does not load,
-/// instead of exiting: launchd would start it again every few seconds, forever. `cfg` gives
-/// the paths: the configuration that did not load, or the defaults with the config file that
-/// did not parse.
-pub async fn config_changed(cfg: &Config) -> Result<(), crate::watch::WatchError> {
-    let (_watcher, mut batches) = crate::watch::start(spec_of(cfg), COALESCE)?;
-    while let Some(changes) = batches.recv().await {
-        if changes.contains(&Change::AwsConfig) || changes.contains(&Change::CredsyncConfig) {
-            return Ok(());
+/// The files of a configuration that did not load, watched: credsync's config and the AWS
+/// config. What the daemon run by launchd waits on instead of exiting (launchd would start it
+/// again every few seconds, forever). Start it, then load again (a fix made before the watch
+/// was armed is not missed), then wait for [`ConfigWait::changed`].
+pub struct ConfigWait {
+    spec: WatchSpec,
+    _watcher: crate::watch::Watcher,
+    batches: mpsc::Receiver<BTreeSet<Change>>,
+}
+
+impl ConfigWait {
+    /// Watches the files of `cfg`: the configuration that did not load, or the defaults with
+    /// the config file that did not parse. Call it inside a tokio runtime.
+    pub fn start(cfg: &Config) -> Result<ConfigWait, crate::watch::WatchError> {
+        let spec = spec_of(cfg);
+        let (watcher, batches) = crate::watch::start(spec.clone(), COALESCE)?;
+        Ok(ConfigWait {
+            spec,
+            _watcher: watcher,
+            batches,
+        })
+    }
+
+    /// Whether this watches the files of `cfg`.
+    pub fn watches(&self, cfg: &Config) -> bool {
+        self.spec == spec_of(cfg)
+    }
+
+    /// Returns once credsync's config or the AWS config changed (written, replaced, created
+    /// or removed), or the watcher stopped.
+    pub async fn changed(&mut self) {
+        while let Some(changes) = self.batches.recv().await {
+            if changes.contains(&Change::AwsConfig) || changes.contains(&Change::CredsyncConfig) {
+                return;
+            }
         }
     }
-    Ok(())
 }
 
 /// What to watch for `cfg`.

@@ -6,6 +6,7 @@ use crate::support;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, SystemTime};
 
+use credsync::service::DAEMON_FLAG;
 use support::fake_aws::FakeAws;
 use support::{TestEnv, botocore_token_json};
 
@@ -222,6 +223,65 @@ fn one_daemon_per_user_and_status_without_a_daemon_exits_3() {
         "names the running pid: {}",
         out(&o)
     );
+}
+
+#[test]
+fn run_by_launchd_a_second_daemon_ends_with_0_which_launchd_does_not_restart() {
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    let daemon = env.daemon(Vec::<String>::new());
+    daemon.expect_within(
+        "socket up",
+        || env.run(["status"]).status.code() != Some(3),
+        Duration::from_secs(10),
+    );
+    let o = env.run(["daemon", DAEMON_FLAG]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        out(&o).contains(&daemon.pid().to_string()),
+        "names the running pid: {}",
+        out(&o)
+    );
+}
+
+#[test]
+fn run_by_launchd_a_config_that_does_not_load_is_waited_for_not_exited() {
+    let fake = FakeAws::new();
+    let env = setup(&fake);
+    let good = std::fs::read_to_string(env.config_toml_path()).unwrap();
+    env.write_config_toml("[[profiles]\nsource = \"dev\"\n");
+    // From a terminal (or systemd, which does not restart exit 2): a usage error.
+    let o = env.run(["daemon"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+
+    let mut daemon = env.daemon([DAEMON_FLAG]);
+    daemon.expect_within(
+        "the daemon to wait for the config",
+        || daemon.logs().contains("waiting for the config to change"),
+        Duration::from_secs(10),
+    );
+    let logs = daemon.logs();
+    assert!(
+        logs.contains(":1:") && logs.contains("config.toml"),
+        "the error, with file and line: {logs}"
+    );
+    assert!(
+        daemon.is_running(),
+        "it exited, and launchd would restart it: {logs}"
+    );
+    // Fixed: it starts by itself, without launchd.
+    env.write_config_toml(&good);
+    daemon.expect_within(
+        "the daemon to start on the fixed config",
+        || env.run(["status"]).status.code() != Some(3),
+        Duration::from_secs(10),
+    );
+    assert!(
+        daemon
+            .logs()
+            .contains("the config changed; loading it again")
+    );
+    assert_eq!(daemon.sigterm().code(), Some(0));
 }
 
 #[test]

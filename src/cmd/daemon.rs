@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, BindError, Command};
-use credsync::daemon::Control;
+use credsync::daemon::{ConfigWait, Control};
 use credsync::engine::Engine;
 use credsync::service;
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,19 +47,34 @@ pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_DEGRADED);
         }
     };
+    let mut waiting: Option<ConfigWait> = None;
     let (engine, listener) = loop {
         match start(config) {
             Ok(started) => break started,
             Err(Stop::Config(paths)) if args.launchd => {
-                tracing::warn!(
-                    "waiting for the config to change (launchd would restart an exited daemon \
-                     every few seconds): fix it and credsync starts by itself"
-                );
-                if let Err(e) = rt.block_on(credsync::daemon::config_changed(&paths)) {
-                    eprintln!("credsync: {e}");
-                    return ExitCode::from(EXIT_USAGE);
+                match waiting.as_mut().filter(|w| w.watches(&paths)) {
+                    // Watched: wait for a change, then load again.
+                    Some(wait) => {
+                        rt.block_on(wait.changed());
+                        tracing::info!("the config changed; loading it again");
+                    }
+                    // Not yet (or other files now): watch, then load again at once.
+                    None => {
+                        let _entered = rt.enter();
+                        match ConfigWait::start(&paths) {
+                            Ok(wait) => waiting = Some(wait),
+                            Err(e) => {
+                                eprintln!("credsync: {e}");
+                                return ExitCode::from(EXIT_USAGE);
+                            }
+                        }
+                        tracing::warn!(
+                            "waiting for the config to change (launchd would restart an \
+                             exited daemon every few seconds): fix it and credsync starts by \
+                             itself"
+                        );
+                    }
                 }
-                tracing::info!("the config changed; loading it again");
             }
             Err(Stop::Config(_)) => return ExitCode::from(EXIT_USAGE),
             Err(Stop::AlreadyRunning) if args.launchd => {
@@ -70,6 +85,7 @@ pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
             Err(Stop::Exit(code)) => return code,
         }
     };
+    drop(waiting);
     let explicit = config.map(Path::to_owned);
     let reload = move || super::load_config_quiet(explicit.as_deref());
     rt.block_on(serve(engine, listener, &reload))

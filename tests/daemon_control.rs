@@ -1,5 +1,6 @@
 //! The daemon behind its control socket, end to end: `status` (table and JSON), `refresh`, `reload`
-//! and SIGHUP, one daemon per user, and READY=1 to systemd.
+//! and SIGHUP, one daemon per user, READY=1 to systemd, and run as launchd runs it (`--launchd`):
+//! no exit that launchd would restart forever.
 
 use crate::support;
 
@@ -216,32 +217,16 @@ fn one_daemon_per_user_and_status_without_a_daemon_exits_3() {
         || env.run(["status"]).status.code() != Some(3),
         Duration::from_secs(10),
     );
-    let o = env.run(["daemon"]);
-    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    assert!(
-        out(&o).contains(&daemon.pid().to_string()),
-        "names the running pid: {}",
-        out(&o)
-    );
-}
-
-#[test]
-fn run_by_launchd_a_second_daemon_ends_with_0_which_launchd_does_not_restart() {
-    let fake = FakeAws::new();
-    let env = setup(&fake);
-    let daemon = env.daemon(Vec::<String>::new());
-    daemon.expect_within(
-        "socket up",
-        || env.run(["status"]).status.code() != Some(3),
-        Duration::from_secs(10),
-    );
-    let o = env.run(["daemon", DAEMON_FLAG]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert!(
-        out(&o).contains(&daemon.pid().to_string()),
-        "names the running pid: {}",
-        out(&o)
-    );
+    for (args, code) in [(&["daemon"][..], 2), (&["daemon", DAEMON_FLAG][..], 0)] {
+        // Run by launchd, which restarts every other exit: 0.
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", out(&o));
+        assert!(
+            out(&o).contains(&daemon.pid().to_string()),
+            "names the running pid: {}",
+            out(&o)
+        );
+    }
 }
 
 #[test]

@@ -113,6 +113,13 @@ pub struct RefreshConfig {
     pub(crate) max_concurrency: usize,
 }
 
+impl RefreshConfig {
+    /// How long before its expiry an SSO token is refreshed (`token_refresh_before`).
+    pub fn token_refresh_before(&self) -> Duration {
+        self.token_refresh_before
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerConfig {
     pub dir: PathBuf,

@@ -81,7 +81,7 @@ pub async fn run(
         if !report.profiles.is_empty() || !report.sessions.is_empty() {
             release_freed_memory();
         }
-        log_round(&report);
+        report.log_profiles();
         let next_notice = notices.publish(engine, &control.status);
         let next = engine.next_deadline().into_iter().chain(next_notice).min();
         let wait = schedule::sleep_for(engine.now(), next);
@@ -290,7 +290,7 @@ async fn on_changes(
                 "a managed section in the credentials file was removed or changed; wrote it again"
             );
         }
-        log_round(&report);
+        report.log_profiles();
     }
 }
 
@@ -302,25 +302,6 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Logs what a round did: each profile tried, and a failed write.
-fn log_round(report: &Report) {
-    for r in &report.profiles {
-        match (&r.error, r.expires_at) {
-            (None, Some(exp)) => {
-                let exp = crate::timefmt::rfc3339(exp);
-                tracing::info!(profile = %r.source, target = %r.target, "refreshed; expires {exp}");
-            }
-            (err, _) => {
-                let err = err.as_deref().unwrap_or("no credentials");
-                tracing::warn!(profile = %r.source, "refresh failed: {err}");
-            }
-        }
-    }
-    if let Some(e) = report.write_error() {
-        tracing::error!("{e}");
     }
 }
 
@@ -373,7 +354,7 @@ async fn handle(
             }
             let report = engine.round(1).await;
             release_freed_memory();
-            log_round(&report);
+            report.log_profiles();
             let lines = reply_lines(&report, &due);
             let failed = due
                 .iter()

@@ -635,6 +635,49 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
     out
 }
 
+/// What the daemon says of its sso-sessions' tokens that a user should know: tokens shorter
+/// than `before` (`token_refresh_before`) allows, which are refreshed at half their life
+/// instead; and a token that is only in memory because its save to the cache file failed.
+pub fn check_sessions(status: &Status, before: std::time::Duration) -> Vec<Check> {
+    let mut out = Vec::new();
+    for s in &status.sso_sessions {
+        if let Some(lifetime) = s.token_lifetime
+            && crate::schedule::token_shorter_than_lead(Some(lifetime), before)
+        {
+            let lead = crate::schedule::token_lead(Some(lifetime), before);
+            out.push(Check::warn(
+                format!(
+                    "SSO session {}: its tokens last {}, less than twice token_refresh_before \
+                     ({}), so credsync refreshes each {} before it expires (half its life)",
+                    s.name,
+                    humantime::format_duration(lifetime),
+                    humantime::format_duration(before),
+                    humantime::format_duration(lead)
+                ),
+                format!(
+                    "nothing breaks: to make this the plan rather than a fallback, set \
+                     token_refresh_before = \"{}\" or less under [refresh] in credsync's config",
+                    humantime::format_duration(lead)
+                ),
+            ));
+        }
+        if let (Some(since), Some(error)) = (s.token_unsaved_since, &s.token_unsaved_error) {
+            out.push(Check::fail(
+                format!(
+                    "SSO session {}: the newest token is only in the daemon's memory since {} \
+                     ({error}); the token cache file holds an older one, whose refresh token may \
+                     be spent",
+                    s.name,
+                    crate::timefmt::rfc3339(since)
+                ),
+                "free space (or fix what the error names) where the SSO token cache is; the \
+                 daemon saves the token as soon as it can — do not stop it before that",
+            ));
+        }
+    }
+    out
+}
+
 /// Whether the running daemon acts on what `credsync` in this shell would: the same config
 /// file, AWS config file, credentials file and profiles. A service installed from another
 /// environment (another `AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`)
@@ -1061,6 +1104,37 @@ pub(crate) mod tests {
                 .unwrap()
                 .contains("credsync service install")
         );
+    }
+
+    #[test]
+    fn short_tokens_and_a_token_not_on_disk_are_said() {
+        let mut status: Status = serde_json::from_value(serde_json::json!({
+            "version": 2,
+            "daemon": {"pid": 1, "version": "x", "started_at": "2026-11-29T10:00:00Z",
+                       "config": "c", "credentials_file": "f"},
+            "profiles": [],
+            "sso_sessions": [{"name": "corp", "refreshable": true,
+                              "login_command": "credsync login --sso-session corp",
+                              "token_lifetime_secs": 1200}],
+        }))
+        .unwrap();
+        let before = std::time::Duration::from_secs(30 * 60);
+        let c = check_sessions(&status, before);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].level, Level::Warn);
+        assert!(
+            c[0].what.contains("last 20m") && c[0].what.contains("each 10m"),
+            "{c:?}"
+        );
+        // Hour-long tokens under the default: nothing to say.
+        status.sso_sessions[0].token_lifetime = Some(std::time::Duration::from_secs(3600));
+        assert!(check_sessions(&status, before).is_empty());
+        status.sso_sessions[0].token_unsaved_since = Some(t0());
+        status.sso_sessions[0].token_unsaved_error = Some("No space left on device".into());
+        let c = check_sessions(&status, before);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].level, Level::Fail);
+        assert!(c[0].what.contains("only in the daemon's memory"), "{c:?}");
     }
 
     #[test]

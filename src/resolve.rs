@@ -395,12 +395,7 @@ pub fn read_token(
         login_command: sso.login_command(),
     };
     match sso_cache::read(cache_dir, sso.cache_key()) {
-        Ok(sso_cache::Read::Token(token)) if token.expires_at > now => Ok(token),
-        Ok(sso_cache::Read::Token(token)) => Err(login(format!(
-            "the SSO token for {} expired at {}",
-            session_label(sso),
-            crate::timefmt::rfc3339(token.expires_at)
-        ))),
+        Ok(sso_cache::Read::Token(token)) => usable_token(token, sso, now),
         Ok(sso_cache::Read::Missing) => Err(login(format!(
             "no SSO token for {} in {}",
             session_label(sso),
@@ -415,6 +410,25 @@ pub fn read_token(
             reason: e.to_string(),
         }),
     }
+}
+
+/// `token` of `sso`'s session, if it is usable at `now` (not expired).
+pub(crate) fn usable_token(
+    token: CachedToken,
+    sso: &SsoProfile,
+    now: SystemTime,
+) -> Result<CachedToken, ResolveError> {
+    if token.expires_at > now {
+        return Ok(token);
+    }
+    Err(ResolveError::LoginRequired {
+        reason: format!(
+            "the SSO token for {} expired at {}",
+            session_label(sso),
+            crate::timefmt::rfc3339(token.expires_at)
+        ),
+        login_command: sso.login_command(),
+    })
 }
 
 fn session_label(sso: &SsoProfile) -> String {

@@ -18,6 +18,13 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 /// The first backoff step.
 pub const BASE_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The least time between two successful refreshes of one SSO token or one profile, whatever
+/// the lifetimes AWS (or anything answering in its place) hands out. AWS issues nothing that
+/// short (15 minutes is the least), so with real credentials the schedule never reaches it:
+/// it is the bound that keeps a token or credentials shorter than every margin from being
+/// refreshed in a loop.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Wall-clock time, injectable.
 pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
@@ -83,6 +90,45 @@ pub fn refresh_at(
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// How long ahead of its expiry an SSO token of `lifetime` (when known) is refreshed:
+/// `before` (`token_refresh_before`), or half the lifetime when that is less, so that a token
+/// shorter than the margin is still used for half its life instead of being refreshed the
+/// moment it arrives.
+pub fn token_lead(lifetime: Option<Duration>, before: Duration) -> Duration {
+    match lifetime {
+        Some(l) if l / 2 < before => l / 2,
+        _ => before,
+    }
+}
+
+/// Whether [`token_lead`] shortens `before` for tokens of `lifetime`: the schedule then follows
+/// the lifetime, not the setting (said once in the log, and by doctor).
+pub fn token_shorter_than_lead(lifetime: Option<Duration>, before: Duration) -> bool {
+    token_lead(lifetime, before) < before
+}
+
+/// When an SSO token expiring at `expires` is refreshed: [`token_lead`] ahead of its expiry,
+/// and never sooner than [`MIN_REFRESH_INTERVAL`] after the last successful refresh.
+pub fn token_refresh_at(
+    expires: SystemTime,
+    lifetime: Option<Duration>,
+    before: Duration,
+    last_success: Option<SystemTime>,
+) -> SystemTime {
+    let due = expires
+        .checked_sub(token_lead(lifetime, before))
+        .map_or(SystemTime::UNIX_EPOCH, |t| t.max(SystemTime::UNIX_EPOCH));
+    not_sooner_than_the_floor(due, last_success)
+}
+
+/// `at`, or [`MIN_REFRESH_INTERVAL`] after `last_success` when that is later.
+pub fn not_sooner_than_the_floor(at: SystemTime, last_success: Option<SystemTime>) -> SystemTime {
+    match last_success.and_then(|t| t.checked_add(MIN_REFRESH_INTERVAL)) {
+        Some(floor) => at.max(floor),
+        None => at,
+    }
+}
+
 /// Whether credentials expiring at `expires` still satisfy the on-disk invariant at `now`.
 pub fn is_fresh(
     now: SystemTime,
@@ -109,18 +155,18 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, jitter: f64) -> Dur
     }
 }
 
-/// How long to sleep before looking again: until `next`, but at most [`MAX_SLEEP`].
 /// When to read a token file again that did not parse, after `failures` such reads in a row.
 /// The AWS CLI writes the token cache in place (truncate, then write), so the file is usually
-/// whole a few milliseconds later: 5 ms, doubling, at most a second.
-pub(crate) fn unreadable_token_retry(failures: u32) -> Duration {
+/// whole a few milliseconds later: 5 ms, doubling. A file that stays broken is read less and
+/// less often, at most every [`MAX_BACKOFF`] (a change of the file is noticed at once anyway).
+pub fn unreadable_token_retry(failures: u32) -> Duration {
     const FIRST: Duration = Duration::from_millis(5);
-    const LAST: Duration = Duration::from_secs(1);
     FIRST
         .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(LAST)
+        .min(MAX_BACKOFF)
 }
 
+/// How long to sleep before looking again: until `next`, but at most [`MAX_SLEEP`].
 pub fn sleep_for(now: SystemTime, next: Option<SystemTime>) -> Duration {
     match next {
         Some(next) => next.duration_since(now).unwrap_or_default().min(MAX_SLEEP),
@@ -139,15 +185,48 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_token_is_read_again_within_milliseconds_then_less_often() {
+    fn an_unreadable_token_is_read_again_within_milliseconds_then_less_and_less_often() {
         let ms = |n: u64| Duration::from_millis(n);
         assert_eq!(unreadable_token_retry(1), ms(5));
         assert_eq!(unreadable_token_retry(2), ms(10));
         assert_eq!(unreadable_token_retry(5), ms(80));
-        assert_eq!(unreadable_token_retry(9), ms(1000));
-        assert_eq!(unreadable_token_retry(u32::MAX), ms(1000));
+        assert_eq!(unreadable_token_retry(9), ms(1280));
+        // A file that stays broken: every five minutes, not every second.
+        assert_eq!(unreadable_token_retry(17), MAX_BACKOFF);
+        assert_eq!(unreadable_token_retry(u32::MAX), MAX_BACKOFF);
         // A first failure counted as 0 still waits, never a hot loop.
         assert_eq!(unreadable_token_retry(0), ms(5));
+    }
+
+    #[test]
+    fn a_token_shorter_than_the_margin_is_refreshed_at_half_its_life() {
+        let before = Duration::from_secs(30 * 60);
+        let min = |m: u64| Duration::from_secs(m * 60);
+        // 20-minute tokens under the default 30 minutes: refreshed 10 minutes in, not at once.
+        assert_eq!(token_lead(Some(min(20)), before), min(10));
+        assert!(token_shorter_than_lead(Some(min(20)), before));
+        assert_eq!(
+            token_refresh_at(t(20 * 60), Some(min(20)), before, Some(t(0))),
+            t(600)
+        );
+        // An hour-long token: the setting as it is.
+        assert_eq!(token_lead(Some(min(60)), before), before);
+        assert!(!token_shorter_than_lead(Some(min(60)), before));
+        // Unknown lifetime (a token credsync did not refresh): the setting.
+        assert_eq!(token_refresh_at(t(3600), None, before, None), t(1800));
+    }
+
+    #[test]
+    fn no_token_is_refreshed_sooner_than_the_floor_after_a_success() {
+        let before = Duration::from_secs(12 * 3600);
+        // A 10-second token: half its life is 5 s, but the floor holds it for a minute.
+        let at = token_refresh_at(t(10), Some(Duration::from_secs(10)), before, Some(t(0)));
+        assert_eq!(at, t(0) + MIN_REFRESH_INTERVAL);
+        // Without a success to count from (a token read at start), the deadline as it is.
+        assert_eq!(token_refresh_at(t(10), None, before, None), t(10) - before);
+        // At the far end of time nothing overflows.
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert!(token_refresh_at(end, Some(Duration::MAX), Duration::MAX, Some(end)) >= end);
     }
 
     #[test]

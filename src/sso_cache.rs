@@ -105,6 +105,10 @@ pub enum ParseError {
     /// Valid JSON, but not an object.
     #[error("not a JSON object")]
     NotAnObject,
+    /// A token holding control characters, which no HTTP header can carry: not a token AWS
+    /// issued (its value is not shown).
+    #[error("field {0} holds control characters, so it is not a token AWS issued; sign in again")]
+    ControlCharacters(&'static str),
 }
 
 const ACCESS_TOKEN: &str = "accessToken";
@@ -129,6 +133,11 @@ pub fn parse(bytes: &[u8]) -> Result<CachedToken, ParseError> {
     };
     let access_token =
         take_string(&mut map, ACCESS_TOKEN)?.ok_or(ParseError::Missing(ACCESS_TOKEN))?;
+    // It goes into an HTTP header, which cannot carry them: say so here, not as a network
+    // failure at every call.
+    if access_token.chars().any(char::is_control) {
+        return Err(ParseError::ControlCharacters(ACCESS_TOKEN));
+    }
     let expires_at = take_time(&mut map, EXPIRES_AT)?.ok_or(ParseError::Missing(EXPIRES_AT))?;
     Ok(CachedToken {
         access_token: access_token.into(),
@@ -319,15 +328,24 @@ pub(crate) fn path(dir: &Path, key: &str) -> PathBuf {
 /// Writes `token` to `<dir>/<file_name(key)>` atomically (a new file gets mode 0600).
 ///
 /// The file is left alone ([`Outcome::Unchanged`]) when it already holds a token that expires
-/// later than `token` (another program refreshed, or the user logged in again: the caller
-/// should read it). A file that does not parse is not overwritten, since the AWS CLI may be
+/// later than `token` and is not `replaces` (the token `token` was refreshed from): another
+/// program refreshed, or the user logged in again, and the caller should read it. A token that
+/// is `replaces` is overwritten whatever its expiry: a refresh may issue a token shorter than
+/// the one it replaces, and with a rotated refresh token the old one is spent. A file that does not parse is not overwritten, since the AWS CLI may be
 /// writing it: that is a [`WriteError::Edit`], and the caller tries again shortly.
 ///
 /// Temp files a killed credsync left beside this cache file are removed first (the start-up
 /// cleanup only looks beside the credentials file).
-pub(crate) fn write(dir: &Path, key: &str, token: &CachedToken) -> Result<Outcome, WriteError> {
+pub(crate) fn write(
+    dir: &Path,
+    key: &str,
+    token: &CachedToken,
+    replaces: &CachedToken,
+) -> Result<Outcome, WriteError> {
     let target = prepare(dir, key);
-    crate::write::update(&target, &TOKEN_FILE, |current| merge_onto(current, token))
+    crate::write::update(&target, &TOKEN_FILE, |current| {
+        merge_onto(current, token, replaces)
+    })
 }
 
 /// How a token cache file is written: atomically, a new file 0600.
@@ -358,10 +376,20 @@ pub(crate) fn replace(dir: &Path, key: &str, token: &CachedToken) -> Result<Outc
 }
 
 /// The edit [`write`] makes: the new bytes, `None` to keep a newer token, or why not now.
-fn merge_onto(current: Option<&[u8]>, token: &CachedToken) -> Result<Option<Vec<u8>>, String> {
+fn merge_onto(
+    current: Option<&[u8]>,
+    token: &CachedToken,
+    replaces: &CachedToken,
+) -> Result<Option<Vec<u8>>, String> {
     if let Some(bytes) = current {
         match parse(bytes) {
-            Ok(on_disk) if on_disk.expires_at > token.expires_at => return Ok(None),
+            Ok(on_disk)
+                if on_disk.expires_at > token.expires_at
+                    && on_disk.access_token.expose_secret()
+                        != replaces.access_token.expose_secret() =>
+            {
+                return Ok(None);
+            }
             Ok(_) => {}
             Err(e) => {
                 return Err(format!(
@@ -559,6 +587,13 @@ mod tests {
                 expected: "a string"
             }
         );
+        // A control character (here a newline, escaped in the JSON) cannot go into the HTTP
+        // header the token is sent in: a bad token, named without its value.
+        let e = parse(br#"{"accessToken": "fake-access\nx", "expiresAt": "2026-11-29T15:00:00Z"}"#)
+            .unwrap_err();
+        assert_eq!(e, ParseError::ControlCharacters("accessToken"));
+        assert!(!e.to_string().contains("fake"), "{e}");
+        assert!(e.to_string().contains("sign in again"), "{e}");
         assert_eq!(parse(b"[]").unwrap_err(), ParseError::NotAnObject);
         assert_eq!(
             parse(br#""fake-access-token-value""#).unwrap_err(),
@@ -602,7 +637,7 @@ mod tests {
         let mut other = Map::new();
         other.insert("custom".into(), serde_json::json!({"a": "b\"c\\d\u{e9}"}));
         let t = CachedToken {
-            access_token: "acc\"ess\n".into(),
+            access_token: "acc\"ess\\\u{e9}".into(),
             expires_at: at(EXPIRES),
             refresh_token: Some("ref".into()),
             client_id: Some("cid".into()),
@@ -690,19 +725,21 @@ mod tests {
     #[test]
     fn write_edit_keeps_a_newer_token_and_waits_out_a_partial_file() {
         let ours = parse(BOTOCORE).unwrap();
-        assert_eq!(merge_onto(None, &ours).unwrap(), Some(BOTOCORE.to_vec()));
+        let base =
+            parse(br#"{"accessToken": "base", "expiresAt": "2026-11-29T23:30:00Z"}"#).unwrap();
+        let merge = |current: Option<&[u8]>| merge_onto(current, &ours, &base);
+        assert_eq!(merge(None).unwrap(), Some(BOTOCORE.to_vec()));
         let older = br#"{"accessToken": "old", "expiresAt": "2026-11-29T14:00:00Z"}"#;
-        assert_eq!(
-            merge_onto(Some(older), &ours).unwrap(),
-            Some(BOTOCORE.to_vec())
-        );
-        assert_eq!(
-            merge_onto(Some(BOTOCORE), &ours).unwrap(),
-            Some(BOTOCORE.to_vec())
-        );
+        assert_eq!(merge(Some(older)).unwrap(), Some(BOTOCORE.to_vec()));
+        assert_eq!(merge(Some(BOTOCORE)).unwrap(), Some(BOTOCORE.to_vec()));
+        // Another program's token that lasts longer: kept.
         let newer = br#"{"accessToken": "new", "expiresAt": "2026-11-29T23:00:00Z"}"#;
-        assert_eq!(merge_onto(Some(newer), &ours).unwrap(), None);
-        let e = merge_onto(Some(&BOTOCORE[..60]), &ours).unwrap_err();
+        assert_eq!(merge(Some(newer)).unwrap(), None);
+        // The very token ours was refreshed from, though it lasts longer: replaced (its
+        // refresh token may be spent).
+        let replaced = br#"{"accessToken": "base", "expiresAt": "2026-11-29T23:30:00Z"}"#;
+        assert_eq!(merge(Some(replaced)).unwrap(), Some(BOTOCORE.to_vec()));
+        let e = merge(Some(&BOTOCORE[..60])).unwrap_err();
         assert!(
             e.contains("try again shortly") && !e.contains("fake"),
             "{e}"

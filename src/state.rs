@@ -1,7 +1,7 @@
 //! What credsync knows about each managed profile and sso-session: the data `status` shows,
 //! shared by `sync`, the daemon and the control socket. Never holds a secret.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,20 @@ pub struct SessionStatus {
     /// (and the containers reading them) keep working without a new sign-in.
     #[serde(with = "rfc3339::option", default)]
     pub(crate) credentials_until: Option<SystemTime>,
+    /// The lifetime of the tokens SSO-OIDC issued to credsync for this session, once it has
+    /// refreshed one (seconds in JSON).
+    #[serde(with = "secs::option", default, rename = "token_lifetime_secs")]
+    pub(crate) token_lifetime: Option<Duration>,
+    /// When credsync next refreshes the token, when it can.
+    #[serde(with = "rfc3339::option", default)]
+    pub(crate) next_token_refresh: Option<SystemTime>,
+    /// Since when the newest token is only in memory: its save to the cache file failed (a full
+    /// disk, say), and credsync tries again. Tools reading the cache file see an older token.
+    #[serde(with = "rfc3339::option", default)]
+    pub(crate) token_unsaved_since: Option<SystemTime>,
+    /// Why that save failed.
+    #[serde(default)]
+    pub(crate) token_unsaved_error: Option<String>,
     /// The command that logs in again.
     pub(crate) login_command: String,
 }
@@ -163,6 +177,10 @@ impl SessionStatus {
             refused_at: None,
             ends_at: None,
             credentials_until: None,
+            token_lifetime: None,
+            next_token_refresh: None,
+            token_unsaved_since: None,
+            token_unsaved_error: None,
             login_command: login_command.to_owned(),
         }
     }
@@ -226,6 +244,31 @@ impl NotRefreshable {
             NotRefreshable::NoRegistration => "the token has no client registration",
             NotRefreshable::RegistrationExpired => "the client registration expired",
             NotRefreshable::RefreshRefused => "the refresh token was refused",
+        }
+    }
+}
+
+/// Serde helpers: an optional `Duration` as whole seconds.
+pub(crate) mod secs {
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_u64(d.as_secs()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
         }
     }
 }

@@ -32,13 +32,6 @@ const SERVICE: &str = "SSO-OIDC";
 /// gives up for now and tries again later.
 const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// `before` ahead of `expires_at` (the Unix epoch if that is earlier).
-pub(crate) fn due_before(expires_at: SystemTime, before: Duration) -> SystemTime {
-    expires_at
-        .checked_sub(before)
-        .map_or(SystemTime::UNIX_EPOCH, |t| t.max(SystemTime::UNIX_EPOCH))
-}
-
 /// Why `token` cannot be refreshed at `now`, in words (never a value), or `None` when it can
 /// (the same test as [`CachedToken::can_refresh`]).
 pub(crate) fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<String> {
@@ -179,8 +172,9 @@ pub(crate) async fn refresh(
 
 /// Writes a refreshed `token` back to `<cache_dir>/<sha1(cache_key)>.json` with
 /// [`sso_cache::write`] (atomic, same name, botocore's format) and returns the token now in
-/// force: `token`, or, when the file already holds a token expiring later (another program
-/// refreshed, or the user logged in again), that one.
+/// force: `token`, or, when the file already holds a token expiring later that is not
+/// `replaces` (the token on disk `token` was refreshed from: another program refreshed, or the
+/// user logged in again), that one.
 ///
 /// A cache file that does not parse (the AWS CLI may be writing it) is left alone:
 /// [`ResolveError::TokenUnreadable`], retryable. Other write failures are
@@ -190,9 +184,10 @@ pub(crate) fn store(
     cache_dir: &Path,
     cache_key: &str,
     token: &CachedToken,
+    replaces: &CachedToken,
 ) -> Result<CachedToken, ResolveError> {
     let path = sso_cache::path(cache_dir, cache_key);
-    match sso_cache::write(cache_dir, cache_key, token) {
+    match sso_cache::write(cache_dir, cache_key, token, replaces) {
         Ok(Outcome::Written) => Ok(token.clone()),
         Ok(Outcome::Unchanged) => match sso_cache::read(cache_dir, cache_key) {
             Ok(sso_cache::Read::Token(on_disk)) if on_disk.expires_at >= token.expires_at => {
@@ -214,12 +209,28 @@ pub(crate) fn store(
     }
 }
 
-/// [`refresh`], then [`store`], holding the session's sign-in lock (`sso_cache::lock`): a sign-in in
-/// progress makes it a retryable [`ResolveError::Transient`] after a few seconds. When SSO-OIDC refuses a refreshable token as `LoginRequired`
-/// (say, the AWS CLI refreshed first and the refresh token rotated), the cache file is read
-/// again: a token there that expires later than `token` and is still valid at `now` is
-/// returned instead. A token that cannot be refreshed at all fails at once, without a call.
-/// On any error the cache file is untouched.
+/// A token SSO-OIDC has just issued, and whether it reached the token cache file.
+///
+/// A refresh token can be single-use (SSO-OIDC may rotate it): once `CreateToken` has answered,
+/// the old refresh token may be spent, and the new token is the session's only way forward. So
+/// a failed save (a full disk, say) never drops it: the caller keeps `token` in memory, uses
+/// it, and tries the save again.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The token now in force: the new one, or a later one another program wrote meanwhile.
+    pub token: CachedToken,
+    /// `Err` when `token` is not on disk yet: why the save failed.
+    pub saved: Result<(), ResolveError>,
+}
+
+/// [`refresh`], then [`store`], holding the session's sign-in lock (`sso_cache::lock`): a
+/// sign-in in progress makes it a retryable [`ResolveError::Transient`] after a few seconds.
+/// When SSO-OIDC refuses a refreshable token as `LoginRequired` (say, the AWS CLI refreshed
+/// first and the refresh token rotated), the cache file is read again: a token there that
+/// expires later than `token` and is still valid at `now` is returned instead. A token that
+/// cannot be refreshed at all fails at once, without a call. On any error the cache file is
+/// untouched; a refresh whose save failed is `Ok`, with the save's error in
+/// [`Refreshed::saved`].
 pub async fn refresh_and_store(
     client: &aws_sdk_ssooidc::Client,
     cache_dir: &Path,
@@ -227,7 +238,30 @@ pub async fn refresh_and_store(
     token: &CachedToken,
     login_command: &str,
     now: SystemTime,
-) -> Result<CachedToken, ResolveError> {
+) -> Result<Refreshed, ResolveError> {
+    refresh_and_replace(
+        client,
+        cache_dir,
+        cache_key,
+        token,
+        token,
+        login_command,
+        now,
+    )
+    .await
+}
+
+/// [`refresh_and_store`] of `token`, which is not on disk: `replaces` is (the token on disk it
+/// was refreshed from, in a chain of refreshes whose saves failed).
+pub(crate) async fn refresh_and_replace(
+    client: &aws_sdk_ssooidc::Client,
+    cache_dir: &Path,
+    cache_key: &str,
+    token: &CachedToken,
+    replaces: &CachedToken,
+    login_command: &str,
+    now: SystemTime,
+) -> Result<Refreshed, ResolveError> {
     // One sign-in or refresh of a session at a time (see `sso_cache::lock`). A lock that cannot
     // even be opened (a read-only cache directory) does not stop the refresh.
     let _lock = match SessionLock::acquire(cache_dir, cache_key, REFRESH_LOCK_WAIT, || {}).await {
@@ -247,14 +281,26 @@ pub async fn refresh_and_store(
         }
     };
     match refresh(client, token, login_command, now).await {
-        Ok(new) => store(cache_dir, cache_key, &new),
+        Ok(new) => Ok(match store(cache_dir, cache_key, &new, replaces) {
+            Ok(token) => Refreshed {
+                token,
+                saved: Ok(()),
+            },
+            Err(e) => Refreshed {
+                token: new,
+                saved: Err(e),
+            },
+        }),
         // Refused by SSO-OIDC (not refusable before asking): maybe someone else won a race.
         Err(e @ ResolveError::LoginRequired { .. }) if token.can_refresh(now) => {
             match sso_cache::read(cache_dir, cache_key) {
                 Ok(sso_cache::Read::Token(on_disk))
                     if on_disk.expires_at > token.expires_at && !on_disk.is_expired(now) =>
                 {
-                    Ok(on_disk)
+                    Ok(Refreshed {
+                        token: on_disk,
+                        saved: Ok(()),
+                    })
                 }
                 _ => Err(e),
             }
@@ -304,12 +350,13 @@ mod tests {
         sso_cache::parse(CACHE).unwrap()
     }
 
-    /// When the engine refreshes `token`: [`due_before`] its expiry.
+    /// When the engine refreshes `token`, read from disk (its lifetime unknown, no refresh by
+    /// credsync yet): the schedule's own rule.
     fn refresh_due_at(token: &CachedToken, before: Duration) -> SystemTime {
-        due_before(token.expires_at, before)
+        crate::schedule::token_refresh_at(token.expires_at, None, before, None)
     }
 
-    /// The engine's rule: due once the time is at or past [`due_before`], so a timer set for
+    /// The engine's rule: due once the time is at or past the due time, so a timer set for
     /// the due time finds the refresh due when it fires.
     fn needs_refresh(token: &CachedToken, now: SystemTime, before: Duration) -> bool {
         now >= refresh_due_at(token, before)
@@ -495,17 +542,30 @@ mod tests {
             at(EXPIRES),
         );
         // No file: written.
-        let got = store(dir.path(), "corp", &newer).unwrap();
+        let got = store(dir.path(), "corp", &newer, &t).unwrap();
         assert_eq!(got.access_token.expose_secret(), "fake-access-new");
         let path = sso_cache::path(dir.path(), "corp");
         assert_eq!(std::fs::read(&path).unwrap(), sso_cache::to_json(&newer));
-        // An older token than the file's: the file wins and is returned, untouched.
-        let got = store(dir.path(), "corp", &t).unwrap();
+        // An older token than the file's, refreshed from another: the file wins and is
+        // returned, untouched.
+        let got = store(dir.path(), "corp", &t, &t).unwrap();
         assert_eq!(got.access_token.expose_secret(), "fake-access-new");
         assert_eq!(std::fs::read(&path).unwrap(), sso_cache::to_json(&newer));
+        // A shorter token refreshed from the very one on disk replaces it: its refresh token
+        // may have been spent by that refresh.
+        let shorter = apply_answer(
+            &newer,
+            "fake-access-short".into(),
+            Duration::from_secs(60),
+            None,
+            at(EXPIRES),
+        );
+        let got = store(dir.path(), "corp", &shorter, &newer).unwrap();
+        assert_eq!(got.access_token.expose_secret(), "fake-access-short");
+        assert_eq!(std::fs::read(&path).unwrap(), sso_cache::to_json(&shorter));
         // A half-written file is left alone and reported as unreadable (retryable).
         std::fs::write(&path, &CACHE[..50]).unwrap();
-        let e = store(dir.path(), "corp", &newer).unwrap_err();
+        let e = store(dir.path(), "corp", &newer, &t).unwrap_err();
         assert!(
             matches!(e, ResolveError::TokenUnreadable { .. }) && e.is_retryable(),
             "{e:?}"

@@ -476,9 +476,10 @@ fn the_daemons_refresh_waits_for_a_sign_in_in_progress() {
     drop(held);
     let new = refresh().expect("refresh");
     assert_eq!(fake.count("CreateToken"), 1);
+    assert!(new.saved.is_ok(), "{:?}", new.saved);
     use credsync::secret::ExposeSecret;
     assert_eq!(
-        new.access_token.expose_secret(),
+        new.token.access_token.expose_secret(),
         fake.issued_tokens()[0].access_token
     );
 }

@@ -548,12 +548,9 @@ fn user_edits_made_while_the_daemon_rewrites_are_never_lost() {
     let fake = FakeAws::new();
     let env = TestEnv::with_fake(&fake);
     env.write_aws_config(&sso_config(1));
-    // 3 s credentials, 1 s must remain: a rewrite about every 1.8 s.
-    env.write_config_toml(&format!(
-        "[refresh]\nmin_remaining = \"1s\"\n\n{}",
-        profiles_toml(&["p0"])
-    ));
-    fake.set_credential_lifetime(Duration::from_secs(3));
+    // The daemon never refreshes on its own sooner than a minute after the last time, so the
+    // rewrites during the edits are asked for with `credsync refresh`, as a user would.
+    env.write_config_toml(&profiles_toml(&["p0"]));
     logged_in(&env, &fake, "tok-corp");
     let path = env.write_credentials(
         "[user-0]\naws_access_key_id = AKIAUSER00000000\naws_secret_access_key = user-secret-0\nnote = v0\n",
@@ -572,6 +569,10 @@ fn user_edits_made_while_the_daemon_rewrites_are_never_lost() {
         i += 1;
         let current = fs::read_to_string(&path).expect("read the credentials file");
         editor_save(&path, &user_edit(&current, i));
+        if i % 200 == 0 {
+            let out = env.run(["refresh"]);
+            assert!(out.status.success(), "{}", daemon.logs());
+        }
         // Much faster than a person (so saves often land inside the daemon's own
         // read-modify-write), but not a busy loop.
         std::thread::sleep(Duration::from_millis(5));

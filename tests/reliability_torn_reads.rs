@@ -18,15 +18,15 @@ use crate::support;
 use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use credsync::engine::Engine;
 use credsync::ini_edit;
-use credsync::schedule::SystemClock;
+use credsync::schedule::Clock;
 use credsync::secret::ExposeSecret;
 use credsync::sso_cache;
 use support::fake_aws::FakeAws;
-use support::{FAKE_START_URL, TestEnv, botocore_token_json, python};
+use support::{FAKE_START_URL, ManualClock, TestEnv, botocore_token_json, python};
 
 const TARGETS: [&str; 2] = ["t0", "t1"];
 
@@ -189,8 +189,8 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
     let fake = FakeAws::new();
     fake.add_refresh_token("fake-refresh-0", "fake-client-id");
     fake.set_rotate_refresh_tokens(true);
-    // Tokens that always need a refresh (less than token_refresh_before left): every round
-    // rewrites the token cache too.
+    // 15-minute tokens are refreshed half-way through their life: with the clock moved past that
+    // between rounds, every round rewrites the token cache too.
     fake.set_token_expires_in(15 * 60);
     let env = TestEnv::with_fake(&fake);
     env.write_aws_config(&format!(
@@ -211,11 +211,12 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
             Some(("fake-refresh-0", "fake-client-id", "fake-client-secret-0")),
         ),
     );
+    let clock = ManualClock::new(SystemTime::now());
     let mut engine = support::in_process_engine(
         &env,
         &fake,
         "[[profiles]]\nsource = \"p0\"\ntarget = \"t0\"\n[[profiles]]\nsource = \"p1\"\ntarget = \"t1\"\n",
-        Arc::new(SystemClock),
+        Arc::new(clock.clone()),
     );
     engine.start();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -223,7 +224,12 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
         .build()
         .expect("runtime");
 
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as i64;
     let round = |engine: &mut Engine| {
+        // Eight simulated minutes a round: each token is past half its life, so it is
+        // refreshed (and the cache file rewritten) every round.
+        clock.advance(Duration::from_secs(8 * 60));
+        fake.set_clock_offset(secs(clock.now()) - secs(SystemTime::now()));
         let all = engine.request_refresh(None);
         let report = rt.block_on(engine.round(1));
         let tried: Vec<usize> = report.profiles.iter().map(|r| r.index).collect();

@@ -45,6 +45,8 @@ mod faults_sim;
 #[cfg(target_os = "linux")]
 mod fuzz_props;
 #[cfg(target_os = "linux")]
+mod hostile_sim;
+#[cfg(target_os = "linux")]
 mod in_place_lock;
 #[cfg(target_os = "linux")]
 mod ini_edit_props;

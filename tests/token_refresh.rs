@@ -76,7 +76,8 @@ impl World {
         fs::read(self.env.token_cache_path(SESSION)).expect("read the token cache file")
     }
 
-    /// `refresh_and_store` at the real "now", on a fresh runtime and client.
+    /// `refresh_and_store` at the real "now", on a fresh runtime and client: the token in
+    /// force, or the refresh's error, or the save's (the token then is only in memory).
     fn refresh_and_store(&self, t: &CachedToken) -> Result<CachedToken, ResolveError> {
         block_on(async {
             let client = Clients::new(self.edge.clone()).oidc("us-east-1").await;
@@ -89,6 +90,7 @@ impl World {
                 SystemTime::now(),
             )
             .await
+            .and_then(|r| r.saved.map(|()| r.token))
         })
     }
 }

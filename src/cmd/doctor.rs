@@ -91,6 +91,10 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     out.extend(doctor::check_daemon(&cfg.control.socket, &reply));
     if let Ok(status) = &reply {
         out.push(doctor::check_daemon_matches(cfg, status));
+        out.extend(doctor::check_sessions(
+            status,
+            cfg.refresh.token_refresh_before(),
+        ));
     }
     out
 }

@@ -78,11 +78,6 @@ impl TokenFacts {
     fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at <= now
     }
-
-    /// [`token::refresh_due_at`]: `before` ahead of the expiry.
-    fn refresh_due_at(&self, before: Duration) -> SystemTime {
-        token::due_before(self.expires_at, before)
-    }
 }
 
 /// A refresh SSO-OIDC refused: when, and of which token (by its expiry). That token is not
@@ -131,6 +126,12 @@ pub enum Event {
         key: String,
         old: TokenFacts,
         result: Result<TokenFacts, ResolveError>,
+    },
+    /// A try to save session `key`'s newest token (just refreshed, or kept in memory since a
+    /// save failed) to its cache file: done, or why not.
+    TokenSaved {
+        key: String,
+        result: Result<(), String>,
     },
     /// The refresh outcomes of fetched profiles, each with its session's cache file identity
     /// measured after the fetch (for a profile that now needs a login).
@@ -270,6 +271,29 @@ struct Session {
     next_refresh: Option<SystemTime>,
     /// The last refresh SSO-OIDC refused.
     refused: Option<Refusal>,
+    /// The lifetime of the tokens SSO-OIDC issued to credsync for it, once it has refreshed one
+    /// (a token read from disk does not say when it was issued).
+    lifetime: Option<Duration>,
+    /// When credsync last refreshed its token.
+    last_success: Option<SystemTime>,
+    /// Failed refreshes in a row (the backoff grows with them), and the last one's error.
+    failures: u32,
+    last_error: Option<String>,
+    /// Whether the log has said that its tokens are shorter than `token_refresh_before` allows
+    /// (said once, and again only when that changes).
+    short_noted: bool,
+    /// While the newest token is only in memory (its save failed): since when, why, and when
+    /// the save is tried again.
+    unsaved: Option<Unsaved>,
+}
+
+/// A token credsync holds in memory because its save to the cache file failed.
+#[derive(Debug, Clone)]
+struct Unsaved {
+    since: SystemTime,
+    error: String,
+    failures: u32,
+    retry_at: SystemTime,
 }
 
 impl Session {
@@ -280,6 +304,19 @@ impl Session {
             .refused
             .filter(|r| r.token_expires_at == token.expires_at)?;
         Some(r.at)
+    }
+
+    /// When `token` is due for a refresh: `before` ahead of its expiry, or half the lifetime
+    /// of the session's tokens when that is less, and never sooner than the floor after the
+    /// last refresh ([`schedule::token_refresh_at`]).
+    fn due_at(&self, token: &TokenFacts, before: Duration) -> SystemTime {
+        schedule::token_refresh_at(token.expires_at, self.lifetime, before, self.last_success)
+    }
+
+    /// When its token is next looked at: the refresh, or the retry of a failed save.
+    fn next_check(&self) -> Option<SystemTime> {
+        let save = self.unsaved.as_ref().map(|u| u.retry_at);
+        self.next_refresh.into_iter().chain(save).min()
     }
 
     /// Whether credsync can refresh `token` at `now`.
@@ -305,6 +342,12 @@ impl Session {
             None => token.registration_expires_at,
             Some(_) => Some(token.expires_at),
         };
+        s.token_lifetime = self.lifetime;
+        s.next_token_refresh = self.next_refresh;
+        if let Some(u) = &self.unsaved {
+            s.token_unsaved_since = Some(u.since);
+            s.token_unsaved_error = Some(u.error.clone());
+        }
         s
     }
 }
@@ -411,12 +454,21 @@ impl Machine {
             }
             Event::TokenRead { key, token } => {
                 if let Some(s) = self.sessions.get_mut(&key) {
+                    // Missing or unreadable: nothing to refresh until a read finds a token (the
+                    // next round of its profiles, or a change of the token cache).
+                    if token.is_none() {
+                        s.next_refresh = None;
+                    }
                     s.token = token;
                 }
                 Vec::new()
             }
             Event::TokenRefreshed { key, old, result } => {
                 self.token_refreshed(now, key, old, result);
+                Vec::new()
+            }
+            Event::TokenSaved { key, result } => {
+                self.token_saved(now, &key, result);
                 Vec::new()
             }
             Event::Fetched(fetched) => self.fetched(now, fetched),
@@ -448,10 +500,10 @@ impl Machine {
             .collect()
     }
 
-    /// Sso-sessions whose token is due for a refresh now.
+    /// Sso-sessions whose token is due now: for a refresh, or for another try at saving it.
     pub(crate) fn due_sessions(&self, now: SystemTime) -> Vec<String> {
         let due = self.sessions.iter().filter_map(|(k, s)| {
-            let t = s.next_refresh?;
+            let t = s.next_check()?;
             (t <= now).then(|| k.clone())
         });
         due.collect()
@@ -475,7 +527,7 @@ impl Machine {
     /// a failed write.
     pub(crate) fn next_deadline(&self) -> Option<SystemTime> {
         let profiles = self.profiles.iter().filter_map(|p| p.next_refresh);
-        let sessions = self.sessions.values().filter_map(|s| s.next_refresh);
+        let sessions = self.sessions.values().filter_map(Session::next_check);
         profiles.chain(sessions).chain(self.write_retry).min()
     }
 
@@ -484,12 +536,15 @@ impl Machine {
         self.write_retry.is_some_and(|t| t <= now)
     }
 
-    /// Profiles waiting for a login (which a token cache change wakes).
+    /// Profiles waiting for a login, or for a token cache file that did not read (which a token
+    /// cache change wakes).
     pub(crate) fn waiting_for_login(&self) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
-                p.blocked.is_some() || p.state == State::LoginRequired
+                let unreadable =
+                    matches!(p.last_failure, Some(ResolveError::TokenUnreadable { .. }));
+                p.blocked.is_some() || p.state == State::LoginRequired || unreadable
             })
             .collect()
     }
@@ -549,15 +604,20 @@ impl Machine {
             return TokenStep::Use;
         };
         let refreshable = s.can_refresh(&facts, now);
-        let due = now >= facts.refresh_due_at(before);
+        let due_at = s.due_at(&facts, before);
+        let due = now >= due_at;
         let refused = s.refused_at(&facts).is_some();
         s.token = Some(facts.clone());
         if refreshable && due {
             return TokenStep::Refresh;
         }
         // Nothing to schedule when it cannot be refreshed (a refused token is not tried
-        // again): a new sign-in wakes it.
-        s.next_refresh = refreshable.then(|| facts.refresh_due_at(before));
+        // again): a new sign-in wakes it. A failed refresh keeps its backoff.
+        s.next_refresh = match (refreshable, s.next_refresh) {
+            (false, _) => None,
+            (true, Some(retry)) if s.failures > 0 && retry > due_at => Some(retry),
+            (true, _) => Some(due_at),
+        };
         if !refreshable && !facts.is_expired(now) && due {
             let why = match refused {
                 true => Some(NotRefreshable::RefreshRefused.describe().to_owned()),
@@ -580,7 +640,13 @@ impl Machine {
         });
     }
 
-    fn note_tried(&mut self, i: usize, outcome: Result<Option<SystemTime>, ResolveError>) {
+    /// Notes profile `i` as tried in this round; `repeated`: it failed as it did the last time.
+    fn note_tried(
+        &mut self,
+        i: usize,
+        outcome: Result<Option<SystemTime>, ResolveError>,
+        repeated: bool,
+    ) {
         let p = &self.profiles[i];
         self.round.profiles.retain(|r| r.index != i);
         self.round.profiles.push(ProfileReport {
@@ -591,6 +657,7 @@ impl Machine {
             state: p.state,
             expires_at: p.expires_at,
             error: None,
+            repeated,
         });
         self.round.profiles.sort_by_key(|r| r.index);
     }
@@ -610,7 +677,7 @@ impl Machine {
             s.next_refresh = token
                 .as_ref()
                 .filter(|t| s.can_refresh(t, now))
-                .map(|t| t.refresh_due_at(before));
+                .map(|t| s.due_at(t, before));
             s.token = token;
         }
     }
@@ -731,32 +798,90 @@ impl Machine {
         }
         let outcome = match result {
             Ok(new) => {
-                s.next_refresh = Some(new.refresh_due_at(before));
+                let lifetime = new.expires_at.duration_since(now).ok();
+                s.lifetime = lifetime;
+                s.last_success = Some(now);
+                s.failures = 0;
+                s.last_error = None;
+                s.next_refresh = Some(s.due_at(&new, before));
                 let expires_at = new.expires_at;
                 s.token = Some(new);
-                SessionOutcome::Refreshed { expires_at }
+                let short = schedule::token_shorter_than_lead(lifetime, before);
+                let say_short = short && !s.short_noted;
+                s.short_noted = short;
+                self.note_session(&key, SessionOutcome::Refreshed { expires_at });
+                if let (true, Some(lifetime)) = (say_short, lifetime) {
+                    let outcome = SessionOutcome::ShortLifetime {
+                        lifetime,
+                        before,
+                        lead: schedule::token_lead(Some(lifetime), before),
+                    };
+                    self.note_session(&key, outcome);
+                }
+                return;
             }
             Err(e) if !old.is_expired(now) => {
-                // The current token is used until it expires; retried when it may help.
+                // The current token is used until it expires; retried when it may help, less
+                // and less often while it keeps failing.
+                s.failures = s.failures.saturating_add(1);
                 s.next_refresh = Some(if e.is_retryable() {
-                    now + schedule::backoff(1, e.retry_after(), draw)
+                    now + schedule::backoff(s.failures, e.retry_after(), draw)
                 } else {
                     old.expires_at
                 });
                 SessionOutcome::RefreshFailed {
                     error: e.to_string(),
                     valid_until: Some(old.expires_at),
+                    repeated: s.last_error.replace(e.to_string()) == Some(e.to_string()),
                 }
             }
             Err(e) => {
+                s.failures = s.failures.saturating_add(1);
                 s.next_refresh = None;
                 SessionOutcome::RefreshFailed {
                     error: e.to_string(),
                     valid_until: None,
+                    repeated: s.last_error.replace(e.to_string()) == Some(e.to_string()),
                 }
             }
         };
         self.note_session(&key, outcome);
+    }
+
+    /// After a try to save session `key`'s newest token: while it fails, the token stays in
+    /// memory (the edge keeps it), `status` says since when, and the save is tried again with
+    /// backoff; the log says so when it starts, when the reason changes, and when it ends.
+    fn token_saved(&mut self, now: SystemTime, key: &str, result: Result<(), String>) {
+        let draw = self.draw();
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let outcome = match (result, &mut s.unsaved) {
+            (Ok(()), None) => None,
+            (Ok(()), Some(_)) => {
+                s.unsaved = None;
+                Some(SessionOutcome::Saved)
+            }
+            (Err(error), Some(u)) => {
+                u.failures = u.failures.saturating_add(1);
+                u.retry_at = now + schedule::backoff(u.failures, None, draw);
+                let changed = u.error != error;
+                u.error = error.clone();
+                changed.then_some(SessionOutcome::NotSaved { error })
+            }
+            (Err(error), None) => {
+                s.unsaved = Some(Unsaved {
+                    since: now,
+                    error: error.clone(),
+                    failures: 1,
+                    retry_at: now + schedule::backoff(1, None, draw),
+                });
+                Some(SessionOutcome::NotSaved { error })
+            }
+        };
+        if let Some(outcome) = outcome {
+            self.note_session(key, outcome);
+        }
     }
 
     fn fetched(&mut self, now: SystemTime, fetched: Vec<Fetched>) -> Vec<Action> {
@@ -782,6 +907,7 @@ impl Machine {
         let min = self.settings.min_remaining;
         let draw = self.draw();
         let p = &mut self.profiles[i];
+        let previous = p.last_failure.as_ref().map(ToString::to_string);
         let noted = match outcome {
             Ok(creds) => {
                 let expires = creds.expiration.unwrap_or(now);
@@ -802,7 +928,10 @@ impl Machine {
                 Err(e)
             }
         };
-        self.note_tried(i, noted);
+        let repeated = noted
+            .as_ref()
+            .is_err_and(|e| previous.is_some_and(|p| p == e.to_string()));
+        self.note_tried(i, noted, repeated);
     }
 
     /// After a write: conflicting profiles wait; a failed write leaves the profiles of this
@@ -906,20 +1035,17 @@ impl Machine {
     }
 }
 
-/// When credentials expiring at `expires`, just obtained, are refreshed.
+/// When credentials expiring at `expires`, just obtained, are refreshed: [`schedule::refresh_at`],
+/// and not sooner than [`schedule::MIN_REFRESH_INTERVAL`] from now.
 fn next_after_success(
     now: SystemTime,
     expires: SystemTime,
     min: Duration,
     jitter: f64,
 ) -> SystemTime {
+    // Credentials shorter than every margin would be due at once: never sooner than the floor.
     let at = schedule::refresh_at(Some(now), expires, min, jitter);
-    if at > now {
-        return at;
-    }
-    // The source cannot give more than this: try again at half the time left.
-    let half = expires.duration_since(now).unwrap_or_default() / 2;
-    now + half.max(Duration::from_secs(5))
+    schedule::not_sooner_than_the_floor(at, Some(now))
 }
 
 /// Records failure `e` of `p` at `now`: its state, and when it is looked at again.
@@ -988,6 +1114,12 @@ fn sessions_of(
                 token: None,
                 next_refresh: None,
                 refused: None,
+                lifetime: None,
+                last_success: None,
+                failures: 0,
+                last_error: None,
+                short_noted: false,
+                unsaved: None,
             },
         };
         sessions.insert(key, session);

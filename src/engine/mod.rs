@@ -82,6 +82,16 @@ pub struct Engine {
     started_at: SystemTime,
     /// Why the last reload was refused; `None` once one succeeds.
     reload_error: Option<String>,
+    /// Per session, a refreshed token whose save to the cache file failed: its refresh token
+    /// may be the only valid one (SSO-OIDC rotates them), so it is kept, used, and saved as soon
+    /// as the file can take it.
+    unsaved: BTreeMap<String, Kept>,
+}
+
+/// A token kept in memory because its save failed, and the token on disk it replaces.
+struct Kept {
+    token: CachedToken,
+    replaces: CachedToken,
 }
 
 impl Engine {
@@ -109,6 +119,7 @@ impl Engine {
             on_write: None,
             started_at: now,
             reload_error: None,
+            unsaved: BTreeMap::new(),
         })
     }
 
@@ -290,7 +301,8 @@ impl Engine {
             if let Some(sso) = sso
                 && let Err(e) = self.session_token(&sso, now).await
             {
-                tracing::warn!("SSO session {key}: {e}");
+                // Its profiles fail the same way at their next try, and say so (once).
+                tracing::debug!("SSO session {key}: {e}");
             }
         }
     }
@@ -396,37 +408,101 @@ impl Engine {
     ) -> Result<CachedToken, ResolveError> {
         let dir = self.cfg.aws.sso_cache_dir.clone();
         let key = sso.cache_key().to_owned();
-        let token = match sso_cache::read(&dir, &key) {
-            Ok(sso_cache::Read::Token(t)) => t,
-            _ => {
-                let token = None;
-                self.machine.apply(now, Event::TokenRead { key, token });
-                return resolve::read_token(&dir, sso, now);
-            }
+        let token = match self.save_unsaved(&key, now) {
+            Some(token) => token,
+            None => match sso_cache::read(&dir, &key) {
+                Ok(sso_cache::Read::Token(t)) => t,
+                _ => {
+                    let token = None;
+                    self.machine.apply(now, Event::TokenRead { key, token });
+                    return resolve::read_token(&dir, sso, now);
+                }
+            },
         };
         let legacy = sso.session.is_none();
         let old = TokenFacts::of(&token, legacy, now);
         if self.machine.token_step(now, &key, old.clone()) == TokenStep::Refresh {
             let client = self.clients.oidc(&sso.sso_region).await;
             let login = sso.login_command();
-            let result = token::refresh_and_store(&client, &dir, &key, &token, &login, now).await;
-            if result.is_ok() {
-                self.notify_write(&sso_cache::path(&dir, &key));
-            }
-            let facts = result.as_ref().map(|t| TokenFacts::of(t, legacy, now));
+            // The token on disk this one replaces: itself, or the one a kept token replaces.
+            let replaces = self
+                .unsaved
+                .get(&key)
+                .map_or(&token, |k| &k.replaces)
+                .clone();
+            let result =
+                token::refresh_and_replace(&client, &dir, &key, &token, &replaces, &login, now)
+                    .await;
+            let facts = result
+                .as_ref()
+                .map(|r| TokenFacts::of(&r.token, legacy, now));
             let event = Event::TokenRefreshed {
-                key,
+                key: key.clone(),
                 old,
                 result: facts.map_err(Clone::clone),
             };
             self.machine.apply(now, event);
             return match result {
-                Ok(new) => Ok(new),
+                Ok(r) => Ok(self.saved_or_kept(&key, r, replaces, now)),
                 Err(_) if !token.is_expired(now) => Ok(token),
                 Err(e) => Err(e),
             };
         }
+        // The token in memory, not yet on disk, is the one in force (the file's may be spent).
+        if self.unsaved.contains_key(&key) {
+            return resolve::usable_token(token, sso, now);
+        }
         resolve::read_token(&dir, sso, now)
+    }
+
+    /// A refreshed token: noted as written when it reached the cache file, else kept in memory
+    /// until a save succeeds. Returns it.
+    fn saved_or_kept(
+        &mut self,
+        key: &str,
+        r: token::Refreshed,
+        replaces: CachedToken,
+        now: SystemTime,
+    ) -> CachedToken {
+        let dir = &self.cfg.aws.sso_cache_dir;
+        let result = match r.saved {
+            Ok(()) => {
+                self.unsaved.remove(key);
+                self.notify_write(&sso_cache::path(dir, key));
+                Ok(())
+            }
+            Err(e) => {
+                let kept = Kept {
+                    token: r.token.clone(),
+                    replaces,
+                };
+                self.unsaved.insert(key.to_owned(), kept);
+                Err(e.to_string())
+            }
+        };
+        let key = key.to_owned();
+        self.machine.apply(now, Event::TokenSaved { key, result });
+        r.token
+    }
+
+    /// Tries again to save session `key`'s token kept in memory, if there is one. Returns the
+    /// token in force: the one kept (saved now or not), or a later one another program wrote
+    /// meanwhile (a new sign-in), which replaces it. `None` without a token kept.
+    fn save_unsaved(&mut self, key: &str, now: SystemTime) -> Option<CachedToken> {
+        let Kept { token, replaces } = self.unsaved.get(key)?;
+        let saved = token::store(&self.cfg.aws.sso_cache_dir, key, token, replaces);
+        let r = match saved {
+            Ok(in_force) => token::Refreshed {
+                token: in_force,
+                saved: Ok(()),
+            },
+            Err(e) => token::Refreshed {
+                token: token.clone(),
+                saved: Err(e),
+            },
+        };
+        let replaces = replaces.clone();
+        Some(self.saved_or_kept(key, r, replaces, now))
     }
 
     fn notify_write(&self, path: &Path) {

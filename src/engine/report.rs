@@ -34,6 +34,8 @@ pub struct ProfileReport {
     pub expires_at: Option<SystemTime>,
     /// The error `status` shows: the refresh's, or the write's.
     pub error: Option<String>,
+    /// It failed as it did the last time it was tried: the log has said so already.
+    pub repeated: bool,
 }
 
 /// One sso-session token a round looked at.
@@ -54,7 +56,22 @@ pub enum SessionOutcome {
     RefreshFailed {
         error: String,
         valid_until: Option<SystemTime>,
+        /// It failed as it did the last time: the log has said so already.
+        repeated: bool,
     },
+    /// The tokens SSO-OIDC issues last `lifetime`, less than twice `before`
+    /// (`token_refresh_before`): each is refreshed `lead` (half its lifetime) ahead of its
+    /// expiry instead. Said once, and again only after tokens that long were seen.
+    ShortLifetime {
+        lifetime: std::time::Duration,
+        before: std::time::Duration,
+        lead: std::time::Duration,
+    },
+    /// The newest token could not be saved to the cache file: credsync keeps it in memory,
+    /// uses it, and tries the save again (said when it starts and when the reason changes).
+    NotSaved { error: String },
+    /// A token kept in memory has reached the cache file.
+    Saved,
     /// The token ends soon and credsync cannot refresh it (why, when known): the user must log
     /// in before `ends_at`.
     CannotRefresh {
@@ -70,6 +87,32 @@ impl Report {
         match &self.write {
             Some(Err(e)) => Some(e),
             _ => None,
+        }
+    }
+
+    /// Logs what happened to the profiles tried (the daemon's log of a round; the sessions'
+    /// tokens are logged by the round itself): a success, and a failure the first time it
+    /// happens. A failure that repeats the last one goes to the debug level only, so a file that
+    /// stays broken is said once, not at every retry.
+    pub fn log_profiles(&self) {
+        for r in &self.profiles {
+            match (&r.error, r.expires_at) {
+                (None, Some(exp)) => {
+                    let exp = crate::timefmt::rfc3339(exp);
+                    tracing::info!(profile = %r.source, target = %r.target, "refreshed; expires {exp}");
+                }
+                (err, _) => {
+                    let err = err.as_deref().unwrap_or("no credentials");
+                    if r.repeated {
+                        tracing::debug!(profile = %r.source, "still failing: {err}");
+                    } else {
+                        tracing::warn!(profile = %r.source, "refresh failed: {err}");
+                    }
+                }
+            }
+        }
+        if let Some(e) = self.write_error() {
+            tracing::error!("{e}");
         }
     }
 
@@ -91,14 +134,37 @@ impl SessionReport {
             ),
             SessionOutcome::RefreshFailed {
                 error,
+                repeated: true,
+                ..
+            } => tracing::debug!("SSO session {key}: still failing: {error}"),
+            SessionOutcome::RefreshFailed {
+                error,
                 valid_until: Some(_),
+                ..
             } => tracing::warn!(
                 "could not refresh the SSO token of {key} ({error}); using the current one until it expires"
             ),
             SessionOutcome::RefreshFailed {
                 error,
                 valid_until: None,
+                ..
             } => tracing::warn!("SSO session {key}: {error}"),
+            SessionOutcome::ShortLifetime {
+                lifetime,
+                before,
+                lead,
+            } => tracing::info!(
+                "the SSO tokens of {key} last {}, less than twice token_refresh_before ({}): each is refreshed {} before it expires instead",
+                humantime::format_duration(*lifetime),
+                humantime::format_duration(*before),
+                humantime::format_duration(*lead)
+            ),
+            SessionOutcome::NotSaved { error } => tracing::error!(
+                "the new SSO token of {key} is not on disk yet ({error}); credsync keeps it in memory, uses it and tries the save again"
+            ),
+            SessionOutcome::Saved => {
+                tracing::info!("the SSO token of {key} kept in memory is saved to disk now")
+            }
             SessionOutcome::CannotRefresh {
                 ends_at,
                 why,

@@ -241,7 +241,7 @@ pub(crate) fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -
 }
 
 fn token_state(who: &str, t: &CachedToken, login: &str, now: SystemTime) -> Check {
-    let refreshable = t.can_refresh(now);
+    let refreshable = crate::token_policy::can_refresh(t, now);
     if t.is_expired(now) {
         if refreshable {
             Check::warn(

@@ -25,6 +25,7 @@ pub mod state;
 pub mod sts;
 pub mod timefmt;
 pub mod token;
+pub(crate) mod token_policy;
 pub mod uidmap;
 pub mod user_file;
 pub(crate) mod view;

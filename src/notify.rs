@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Env, NotifyConfig};
 use crate::process::{RunError, Runner};
-use crate::state::{NotRefreshable, SessionStatus};
+use crate::state::SessionStatus;
 use crate::timefmt::{humane, rfc3339};
+use crate::token_policy::NotRefreshable;
 
 /// What happened to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

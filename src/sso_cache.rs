@@ -49,16 +49,6 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    /// Whether SSO-OIDC `CreateToken` can refresh this token at `now`: botocore requires
-    /// `refreshToken`, `clientId`, `clientSecret` and a `registrationExpiresAt` after `now`
-    /// (a missing registration expiry means no refresh, in botocore too).
-    pub(crate) fn can_refresh(&self, now: SystemTime) -> bool {
-        self.refresh_token.is_some()
-            && self.client_id.is_some()
-            && self.client_secret.is_some()
-            && self.registration_expires_at.is_some_and(|t| t > now)
-    }
-
     /// Whether the access token has expired at `now`.
     pub(crate) fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at <= now
@@ -487,7 +477,7 @@ mod tests {
         assert_eq!(t.expires_at, at(EXPIRES));
         assert!(t.refresh_token.is_none() && t.client_id.is_none() && t.client_secret.is_none());
         assert_eq!(t.registration_expires_at, None);
-        assert!(!t.can_refresh(at(0)));
+        assert!(!crate::token_policy::can_refresh(&t, at(0)));
         assert_eq!(
             String::from_utf8(to_json(&t)).unwrap(),
             r#"{"startUrl": "https://x.awsapps.com/start", "region": "eu-west-1", "accessToken": "tok", "expiresAt": "2026-11-29T15:00:00Z"}"#
@@ -665,8 +655,8 @@ mod tests {
     #[test]
     fn refreshable_only_with_everything_botocore_needs() {
         let t = parse(BOTOCORE).unwrap();
-        assert!(t.can_refresh(at(REGISTRATION - 1)));
-        assert!(!t.can_refresh(at(REGISTRATION)));
+        assert!(crate::token_policy::can_refresh(&t, at(REGISTRATION - 1)));
+        assert!(!crate::token_policy::can_refresh(&t, at(REGISTRATION)));
         for strip in [0, 1, 2, 3] {
             let mut u = t.clone();
             match strip {
@@ -675,7 +665,7 @@ mod tests {
                 2 => u.client_secret = None,
                 _ => u.registration_expires_at = None,
             }
-            assert!(!u.can_refresh(at(0)), "{strip}");
+            assert!(!crate::token_policy::can_refresh(&u, at(0)), "{strip}");
         }
     }
 

@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::token_policy::NotRefreshable;
+
 /// The JSON schema version of [`Status`]. 2: sessions say why they cannot be refreshed, since
 /// when a refresh was refused, when they end and how long their credentials on disk last.
 pub const STATUS_VERSION: u32 = 2;
@@ -182,68 +184,6 @@ impl SessionStatus {
             token_unsaved_since: None,
             token_unsaved_error: None,
             login_command: login_command.to_owned(),
-        }
-    }
-}
-
-/// Why credsync cannot refresh a session's token itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum NotRefreshable {
-    /// No readable token in the cache: never signed in, or signed out.
-    NoToken,
-    /// A legacy `sso_start_url` profile (no sso-session): its token is never refreshed.
-    Legacy,
-    /// The token came without a refresh token.
-    NoRefreshToken,
-    /// The token has no client registration (`clientId`, `clientSecret`,
-    /// `registrationExpiresAt`).
-    NoRegistration,
-    /// The client registration has expired.
-    RegistrationExpired,
-    /// SSO-OIDC refused the refresh token: the Identity Center session ended or was revoked.
-    RefreshRefused,
-}
-
-impl NotRefreshable {
-    /// Why `token` of a session (`legacy`: a profile without sso-session) cannot be refreshed
-    /// at `now`, or `None` when it can. `refused`: SSO-OIDC refused this very token's refresh.
-    pub(crate) fn of(
-        legacy: bool,
-        token: Option<&crate::sso_cache::CachedToken>,
-        refused: bool,
-        now: SystemTime,
-    ) -> Option<NotRefreshable> {
-        let Some(t) = token else {
-            return Some(NotRefreshable::NoToken);
-        };
-        if legacy {
-            Some(NotRefreshable::Legacy)
-        } else if refused {
-            Some(NotRefreshable::RefreshRefused)
-        } else if t.refresh_token.is_none() {
-            Some(NotRefreshable::NoRefreshToken)
-        } else if t.client_id.is_none()
-            || t.client_secret.is_none()
-            || t.registration_expires_at.is_none()
-        {
-            Some(NotRefreshable::NoRegistration)
-        } else if !t.can_refresh(now) {
-            Some(NotRefreshable::RegistrationExpired)
-        } else {
-            None
-        }
-    }
-
-    /// In words, for the table and notifications.
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            NotRefreshable::NoToken => "not signed in",
-            NotRefreshable::Legacy => "a legacy sso_start_url profile cannot be refreshed",
-            NotRefreshable::NoRefreshToken => "the sign-in gave no refresh token",
-            NotRefreshable::NoRegistration => "the token has no client registration",
-            NotRefreshable::RegistrationExpired => "the client registration expired",
-            NotRefreshable::RefreshRefused => "the refresh token was refused",
         }
     }
 }

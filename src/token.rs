@@ -22,7 +22,7 @@ use crate::resolve::{self, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::lock::{LockError, SessionLock};
 use crate::sso_cache::{self, CachedToken};
-use crate::timefmt;
+use crate::token_policy;
 use crate::write::{Outcome, WriteError};
 
 /// The service name in errors.
@@ -31,43 +31,6 @@ const SERVICE: &str = "SSO-OIDC";
 /// How long a refresh waits for a sign-in of the same session (`credsync login`) before it
 /// gives up for now and tries again later.
 const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// Why `token` cannot be refreshed at `now`, in words (never a value), or `None` when it can
-/// (the same test as [`CachedToken::can_refresh`]).
-pub(crate) fn why_not_refreshable(token: &CachedToken, now: SystemTime) -> Option<String> {
-    if token.refresh_token.is_none() {
-        return Some(
-            "the cached SSO token has no refresh token (a legacy sso_start_url profile, or a \
-             login that did not ask for one), so it cannot be refreshed"
-                .to_owned(),
-        );
-    }
-    let missing: Vec<&str> = [
-        ("clientId", token.client_id.is_none()),
-        ("clientSecret", token.client_secret.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(name, absent)| absent.then_some(name))
-    .collect();
-    if !missing.is_empty() {
-        return Some(format!(
-            "the cached SSO token has no client registration (missing {}), so it cannot be \
-             refreshed",
-            missing.join(" and ")
-        ));
-    }
-    match token.registration_expires_at {
-        None => Some(
-            "the cached SSO token has no registrationExpiresAt, so it cannot be refreshed"
-                .to_owned(),
-        ),
-        Some(t) if t <= now => Some(format!(
-            "the SSO-OIDC client registration expired at {}",
-            timefmt::rfc3339(t)
-        )),
-        Some(_) => None,
-    }
-}
 
 /// `token` with a `CreateToken` answer merged in: `access` replaces `accessToken`, `expiresAt`
 /// becomes `now + expires_in` (in whole seconds, as the cache file holds it), `new_refresh` replaces `refreshToken` when given (the old one
@@ -146,7 +109,7 @@ pub(crate) async fn refresh(
         reason,
         login_command: login_command.to_owned(),
     };
-    if let Some(reason) = why_not_refreshable(token, now) {
+    if let Some(reason) = token_policy::explain_token(token, now) {
         return Err(login(reason));
     }
     let (Some(refresh_token), Some(client_id), Some(client_secret)) = (
@@ -154,7 +117,7 @@ pub(crate) async fn refresh(
         token.client_id.as_ref(),
         token.client_secret.as_ref(),
     ) else {
-        // why_not_refreshable checked all three.
+        // The policy checked all three.
         return Err(login("the cached SSO token cannot be refreshed".to_owned()));
     };
     let out = client
@@ -292,7 +255,7 @@ pub(crate) async fn refresh_and_replace(
             },
         }),
         // Refused by SSO-OIDC (not refusable before asking): maybe someone else won a race.
-        Err(e @ ResolveError::LoginRequired { .. }) if token.can_refresh(now) => {
+        Err(e @ ResolveError::LoginRequired { .. }) if token_policy::can_refresh(token, now) => {
             match sso_cache::read(cache_dir, cache_key) {
                 Ok(sso_cache::Read::Token(on_disk))
                     if on_disk.expires_at > token.expires_at && !on_disk.is_expired(now) =>
@@ -497,7 +460,7 @@ mod tests {
     #[test]
     fn says_why_a_token_cannot_be_refreshed_without_values() {
         let now = at(EXPIRES);
-        assert_eq!(why_not_refreshable(&token(), now), None);
+        assert_eq!(token_policy::explain_token(&token(), now), None);
         type Strip = fn(&mut CachedToken);
         let cases: [(Strip, &str); 5] = [
             (|t| t.refresh_token = None, "no refresh token"),
@@ -521,9 +484,9 @@ mod tests {
         for (strip, expect) in cases {
             let mut t = token();
             strip(&mut t);
-            let reason = why_not_refreshable(&t, now).expect(expect);
+            let reason = token_policy::explain_token(&t, now).expect(expect);
             assert!(reason.contains(expect), "{reason}");
-            assert!(!t.can_refresh(now), "{expect}");
+            assert!(!token_policy::can_refresh(&t, now), "{expect}");
             for s in SECRETS {
                 assert!(!reason.contains(s), "{reason}");
             }

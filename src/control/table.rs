@@ -161,9 +161,8 @@ fn write_rows(out: &mut String, rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{
-        DaemonInfo, NotRefreshable, ProfileStatus, STATUS_VERSION, SessionStatus, State,
-    };
+    use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State};
+    use crate::token_policy::NotRefreshable;
 
     const NOW: u64 = 1_795_964_400;
 

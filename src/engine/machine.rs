@@ -15,8 +15,8 @@ use crate::resolve::ResolveError;
 use crate::schedule::{self, Random};
 use crate::secret::Credentials;
 use crate::sso_cache::CachedToken;
-use crate::state::{NotRefreshable, ProfileStatus, SessionStatus, State};
-use crate::token;
+use crate::state::{ProfileStatus, SessionStatus, State};
+use crate::token_policy::{self, NotRefreshable, TokenShape};
 use crate::write::{self, Identity};
 
 use super::report::{ProfileReport, Report, SessionOutcome, SessionReport};
@@ -41,38 +41,28 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenFacts {
     pub(crate) expires_at: SystemTime,
-    /// Its client registration's expiry, when it has one.
-    pub(crate) registration_expires_at: Option<SystemTime>,
-    /// Why it can never be refreshed, whatever the time (a legacy profile's, no refresh token,
-    /// no client registration); `None`: it can until its registration expires.
-    pub(crate) lacks: Option<NotRefreshable>,
-    /// Why it cannot be refreshed, in words, as of the read (`None` when it can).
-    pub(crate) why_not_refreshable: Option<String>,
+    /// What of it decides whether it can be refreshed ([`token_policy`]).
+    pub(crate) shape: TokenShape,
 }
 
 impl TokenFacts {
-    /// The facts of `token` of a session (`legacy`: of a profile without sso-session), read at
-    /// `now`.
-    pub(crate) fn of(token: &CachedToken, legacy: bool, now: SystemTime) -> TokenFacts {
+    /// The facts of `token` of a session (`legacy`: of a profile without sso-session).
+    pub(crate) fn of(token: &CachedToken, legacy: bool) -> TokenFacts {
         TokenFacts {
             expires_at: token.expires_at,
-            registration_expires_at: token.registration_expires_at,
-            // At the epoch every registration is still valid: what is left is what it lacks.
-            lacks: NotRefreshable::of(legacy, Some(token), false, SystemTime::UNIX_EPOCH),
-            why_not_refreshable: token::why_not_refreshable(token, now),
+            shape: TokenShape::of(token, legacy),
         }
     }
 
-    /// Why it cannot be refreshed at `now` ([`NotRefreshable::of`]); `refused`: SSO-OIDC
+    /// Why it cannot be refreshed at `now` ([`token_policy::why_not`]); `refused`: SSO-OIDC
     /// refused this very token's refresh. `None` when it can.
     pub(crate) fn not_refreshable(&self, refused: bool, now: SystemTime) -> Option<NotRefreshable> {
-        match self.lacks {
-            Some(NotRefreshable::Legacy) => Some(NotRefreshable::Legacy),
-            _ if refused => Some(NotRefreshable::RefreshRefused),
-            Some(why) => Some(why),
-            None if self.registration_expires_at.is_some_and(|t| t > now) => None,
-            None => Some(NotRefreshable::RegistrationExpired),
-        }
+        token_policy::why_not(Some(&self.shape), refused, now)
+    }
+
+    /// Its client registration's expiry, when it has one.
+    fn registration_expires_at(&self) -> Option<SystemTime> {
+        self.shape.registration_expires_at
     }
 
     fn is_expired(&self, now: SystemTime) -> bool {
@@ -339,7 +329,7 @@ impl Session {
         s.not_refreshable = why;
         s.refused_at = refused_at;
         s.ends_at = match why {
-            None => token.registration_expires_at,
+            None => token.registration_expires_at(),
             Some(_) => Some(token.expires_at),
         };
         s.token_lifetime = self.lifetime;
@@ -619,10 +609,9 @@ impl Machine {
             (true, _) => Some(due_at),
         };
         if !refreshable && !facts.is_expired(now) && due {
-            let why = match refused {
-                true => Some(NotRefreshable::RefreshRefused.describe().to_owned()),
-                false => facts.why_not_refreshable.clone(),
-            };
+            let why = facts
+                .not_refreshable(refused, now)
+                .map(|why| why.explain(&facts.shape));
             let outcome = SessionOutcome::CannotRefresh {
                 ends_at: facts.expires_at,
                 why,
@@ -1542,13 +1531,13 @@ mod tests {
     fn facts(expires_at: SystemTime, registered_until: Option<SystemTime>) -> TokenFacts {
         TokenFacts {
             expires_at,
-            registration_expires_at: registered_until,
-            lacks: registered_until
-                .is_none()
-                .then_some(NotRefreshable::NoRefreshToken),
-            why_not_refreshable: registered_until
-                .is_none()
-                .then(|| "no refresh token".to_owned()),
+            shape: TokenShape {
+                legacy: false,
+                refresh_token: registered_until.is_some(),
+                client_id: registered_until.is_some(),
+                client_secret: registered_until.is_some(),
+                registration_expires_at: registered_until,
+            },
         }
     }
 
@@ -1619,7 +1608,7 @@ mod tests {
         assert_eq!(m.token_step(t(0), "corp", token.clone()), TokenStep::Use);
         assert!(m.take_report().sessions.is_empty());
         let late = t(0) + HOUR - BEFORE;
-        assert_eq!(m.token_step(late, "corp", token), TokenStep::Use);
+        assert_eq!(m.token_step(late, "corp", token.clone()), TokenStep::Use);
         let report = m.take_report();
         assert_eq!(
             report.sessions,
@@ -1627,7 +1616,7 @@ mod tests {
                 name: "corp".to_owned(),
                 outcome: SessionOutcome::CannotRefresh {
                     ends_at: t(0) + HOUR,
-                    why: Some("no refresh token".to_owned()),
+                    why: Some(NotRefreshable::NoRefreshToken.explain(&token.shape)),
                     login_command: "credsync login --sso-session corp".to_owned(),
                 },
             }]
@@ -1714,35 +1703,5 @@ mod tests {
         let status = &m.session_status(t(60))[0];
         assert_eq!(status.credentials_until, Some(t(60) + HOUR));
         assert_eq!(status.not_refreshable, Some(NotRefreshable::NoToken));
-    }
-
-    #[test]
-    fn token_facts_say_what_not_refreshable_of_says_of_the_token() {
-        let json = |extra: &str| {
-            format!(r#"{{"accessToken":"a","expiresAt":"2027-01-15T10:00:00Z"{extra}}}"#)
-        };
-        let registered = r#","refreshToken":"r","clientId":"c","clientSecret":"s","registrationExpiresAt":"2027-02-01T00:00:00Z""#;
-        let tokens = [
-            json(""),
-            json(r#","refreshToken":"r""#),
-            json(r#","refreshToken":"r","clientId":"c","clientSecret":"s""#),
-            json(registered),
-        ];
-        let reg = crate::timefmt::parse("2027-02-01T00:00:00Z").expect("time");
-        for text in &tokens {
-            let token = crate::sso_cache::parse(text.as_bytes()).expect("token");
-            for legacy in [false, true] {
-                let facts = TokenFacts::of(&token, legacy, reg);
-                for refused in [false, true] {
-                    for now in [reg - HOUR, reg, reg + HOUR] {
-                        assert_eq!(
-                            facts.not_refreshable(refused, now),
-                            NotRefreshable::of(legacy, Some(&token), refused, now),
-                            "{text} legacy {legacy} refused {refused} at {now:?}"
-                        );
-                    }
-                }
-            }
-        }
     }
 }

@@ -276,11 +276,10 @@ impl Engine {
 
     /// Each session's token as its cache file holds it now.
     fn read_tokens(&self) -> Vec<(String, Option<TokenFacts>)> {
-        let now = self.clock.now();
         let dir = &self.cfg.aws.sso_cache_dir;
         let read = |(key, legacy): (String, bool)| {
             let token = match sso_cache::read(dir, &key) {
-                Ok(sso_cache::Read::Token(t)) => Some(TokenFacts::of(&t, legacy, now)),
+                Ok(sso_cache::Read::Token(t)) => Some(TokenFacts::of(&t, legacy)),
                 _ => None,
             };
             (key, token)
@@ -420,7 +419,7 @@ impl Engine {
             },
         };
         let legacy = sso.session.is_none();
-        let old = TokenFacts::of(&token, legacy, now);
+        let old = TokenFacts::of(&token, legacy);
         if self.machine.token_step(now, &key, old.clone()) == TokenStep::Refresh {
             let client = self.clients.oidc(&sso.sso_region).await;
             let login = sso.login_command();
@@ -433,9 +432,7 @@ impl Engine {
             let result =
                 token::refresh_and_replace(&client, &dir, &key, &token, &replaces, &login, now)
                     .await;
-            let facts = result
-                .as_ref()
-                .map(|r| TokenFacts::of(&r.token, legacy, now));
+            let facts = result.as_ref().map(|r| TokenFacts::of(&r.token, legacy));
             let event = Event::TokenRefreshed {
                 key: key.clone(),
                 old,

@@ -529,7 +529,7 @@ async fn current_token(
             expires_at: token.expires_at,
         }));
     }
-    if !token.can_refresh(now) {
+    if !crate::token_policy::can_refresh(&token, now) {
         return Ok(None);
     }
     match crate::token::refresh(client, &token, &target.login_command(), now).await {

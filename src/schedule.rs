@@ -25,19 +25,18 @@ pub const BASE_BACKOFF: Duration = Duration::from_secs(5);
 /// refreshed in a loop.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Wall-clock time, injectable.
+/// A wait in progress (see [`Clock::sleep`]).
+pub type Wait = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Wall-clock time and waiting, injectable: the engine's retries wait through it, so a test's
+/// clock moves on by the wait instead of the test sleeping. The real one is the engine's
+/// `SystemClock`.
 pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
-}
 
-/// The real wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
+    /// Waits `d`: the real clock sleeps (without blocking the runtime); a test's clock moves
+    /// on by `d` at once.
+    fn sleep(&self, d: Duration) -> Wait;
 }
 
 /// Uniform numbers in `[0, 1)`: the jitter of deadlines and backoffs. Injected like the

@@ -668,3 +668,30 @@ fn twenty_profiles_refresh_with_at_most_max_concurrency_in_flight() {
         arrivals[19] - arrivals[0]
     );
 }
+
+#[test]
+fn retries_within_a_round_wait_on_the_engine_clock_not_the_wall_clock() {
+    // `credsync sync` tries a retryable failure again within its round, after a backoff: the
+    // wait goes through the engine's clock, so here the manual clock moves and nothing sleeps.
+    let mut sim = Sim::new("retry-clock", 1, "");
+    // Throttled twice with `Retry-After: 300`: within a round each wait is capped at 10 s.
+    sim.fake
+        .fail_next(Route::GetRoleCredentials, 2, Fault::throttle(Some(300)));
+    let before = sim.now();
+    let wall = std::time::Instant::now();
+    let report = sim.rt.block_on(sim.engine.round(3));
+    assert!(report.profiles[0].outcome.is_ok(), "{report:?}");
+    assert_eq!(sim.fake.count("GetRoleCredentials"), 3);
+    // Two waits of 10 s, on the engine's clock.
+    let waited = since(before, sim.now());
+    assert!(
+        waited >= Duration::from_secs(20),
+        "the clock moved {waited:?}"
+    );
+    // Not slept: a tenth of it would already be far more than three calls take.
+    assert!(
+        wall.elapsed() < waited / 10,
+        "slept {:?} of {waited:?}",
+        wall.elapsed()
+    );
+}

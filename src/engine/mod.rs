@@ -22,7 +22,7 @@ use crate::chain::{self, Base};
 use crate::config::{Config, Env, Origin};
 use crate::ini_edit;
 use crate::resolve::{self, AwsEdge, Clients, ResolveError};
-use crate::schedule::{self, Clock, Random, SystemClock};
+use crate::schedule::{self, Clock, Random, Wait};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{DaemonInfo, Effective, STATUS_VERSION, Status};
@@ -43,6 +43,20 @@ pub(crate) type OnWrite = Arc<dyn Fn(&Path, Option<Identity>) + Send + Sync>;
 pub enum EngineError {
     #[error(transparent)]
     AwsConfig(#[from] ProfileError),
+}
+
+/// The real wall clock: `SystemTime::now`, and tokio's sleep (the runtime keeps serving).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, d: Duration) -> Wait {
+        Box::pin(tokio::time::sleep(d))
+    }
 }
 
 /// What the engine reaches outside itself through, injected so that tests can pin it: wall
@@ -320,7 +334,7 @@ impl Engine {
                 break;
             }
             tracing::debug!("{} profile(s) to try again in {wait:?}", pending.len());
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
         outcomes.sort_by_key(|(i, _)| which.iter().position(|w| w == i));
         let dir = &self.cfg.aws.sso_cache_dir;
@@ -524,7 +538,7 @@ impl Engine {
             if !matches!(result, Err(WriteError::Locked { .. })) {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.clock.sleep(Duration::from_secs(1)).await;
             result = self.write_files(&mut conflicts);
         }
         Event::Written {

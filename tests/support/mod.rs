@@ -559,6 +559,12 @@ impl credsync::schedule::Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// A wait on a manual clock: it moves on by `d` at once.
+    fn sleep(&self, d: Duration) -> credsync::schedule::Wait {
+        self.advance(d);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The engine's random source, pinned: the same sequence of draws from `seed` every run.

@@ -274,26 +274,34 @@ pub(crate) fn render_config(entries: &[(&str, Option<&str>)], path_in_container:
     out
 }
 
-/// The targets (and regions) of a `config` credsync wrote, in order. Anything else is ignored.
+/// The targets (and regions) of a `config` credsync wrote, in order, read as botocore reads
+/// it (through [`crate::ini`], like every AWS file credsync reads). Anything else is ignored.
 pub(crate) fn parse_config(text: &str) -> Vec<(String, Option<String>)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let name = name.trim();
-            let target = if name == "default" {
-                Some("default")
-            } else {
-                name.strip_prefix("profile ").map(str::trim)
-            };
-            if let Some(t) = target.filter(|t| check_target(t).is_ok()) {
-                out.push((t.to_owned(), None));
+    let mut lexer = crate::ini::Lexer::new();
+    // Whether the options that follow belong to an entry of ours.
+    let mut ours = false;
+    for line in crate::ini::split_lines(text) {
+        match lexer.next(line.content) {
+            crate::ini::Token::Header(name) => {
+                let name = name.trim();
+                let target = if name == "default" {
+                    Some("default")
+                } else {
+                    name.strip_prefix("profile ").map(str::trim)
+                };
+                ours = false;
+                if let Some(t) = target.filter(|t| check_target(t).is_ok()) {
+                    out.push((t.to_owned(), None));
+                    ours = true;
+                }
             }
-        } else if let Some((key, value)) = line.split_once('=')
-            && key.trim() == "region"
-            && let Some(last) = out.last_mut()
-        {
-            last.1 = Some(value.trim().to_owned());
+            crate::ini::Token::Option { key, value } if ours && key == "region" => {
+                if let Some(last) = out.last_mut() {
+                    last.1 = Some(value.to_owned());
+                }
+            }
+            _ => {}
         }
     }
     out
@@ -804,6 +812,21 @@ mod tests {
             engine: None,
             home: "/nonexistent-home".into(),
         }
+    }
+
+    #[test]
+    fn the_view_config_is_read_the_way_botocore_reads_it() {
+        let text = "[profile a]\r\nregion: eu-west-1\n  ; a comment\n[not ours]\nregion = us-east-1\n\
+                    [profile b]\n# region = nowhere\nregion = ap-south-1\n";
+        assert_eq!(
+            parse_config(text),
+            vec![
+                // `key: value` and CRLF, as configparser takes them.
+                ("a".to_owned(), Some("eu-west-1".to_owned())),
+                // A comment is not a region, and the foreign section's region is not b's or a's.
+                ("b".to_owned(), Some("ap-south-1".to_owned())),
+            ]
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub enum Event {
         key: String,
         identity: Option<Identity>,
     },
-    /// A round read session `key`'s token (`None`: missing or unreadable).
+    /// A round read session `key`'s token (`None`: missing or unreadable). Answered with
+    /// `RefreshTokens([key])` when it must be refreshed before its profiles use it.
     TokenRead {
         key: String,
         token: Option<TokenFacts>,
@@ -342,17 +343,9 @@ impl Session {
     }
 }
 
-/// What to do with a session's token a round has just read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenStep {
-    /// Refresh it through SSO-OIDC first.
-    Refresh,
-    /// Use it as it is.
-    Use,
-}
-
 /// The state of every managed profile and sso-session, and of the round in progress. Only
-/// [`Machine::apply`] (and [`Machine::token_step`], which records what a round read) change it.
+/// [`Machine::apply`] changes it (and [`Machine::take_report`], which hands the round's report
+/// over and starts the next one).
 pub(crate) struct Machine {
     profiles: Vec<ManagedProfile>,
     sessions: BTreeMap<String, Session>,
@@ -442,14 +435,16 @@ impl Machine {
                 }
                 Vec::new()
             }
-            Event::TokenRead { key, token } => {
+            Event::TokenRead {
+                key,
+                token: Some(facts),
+            } => self.token_read(now, &key, facts),
+            Event::TokenRead { key, token: None } => {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     // Missing or unreadable: nothing to refresh until a read finds a token (the
                     // next round of its profiles, or a change of the token cache).
-                    if token.is_none() {
-                        s.next_refresh = None;
-                    }
-                    s.token = token;
+                    s.next_refresh = None;
+                    s.token = None;
                 }
                 Vec::new()
             }
@@ -580,18 +575,14 @@ impl Machine {
         report
     }
 
-    /// What to do with a session token a round has just read: refresh it first when it is
-    /// refreshable and due, else use it (noting in the report when it ends soon and cannot be
-    /// refreshed). Records the facts, and schedules the session's next check.
-    pub(crate) fn token_step(
-        &mut self,
-        now: SystemTime,
-        key: &str,
-        facts: TokenFacts,
-    ) -> TokenStep {
+    /// A session token a round has just read: refreshed first when it is refreshable and due
+    /// (answered with `RefreshTokens([key])`), else used as it is (noting in the report when it
+    /// ends soon and cannot be refreshed). Records the facts, and schedules the session's next
+    /// check.
+    fn token_read(&mut self, now: SystemTime, key: &str, facts: TokenFacts) -> Vec<Action> {
         let before = self.settings.token_refresh_before;
         let Some(s) = self.sessions.get_mut(key) else {
-            return TokenStep::Use;
+            return Vec::new();
         };
         let refreshable = s.can_refresh(&facts, now);
         let due_at = s.due_at(&facts, before);
@@ -599,7 +590,7 @@ impl Machine {
         let refused = s.refused_at(&facts).is_some();
         s.token = Some(facts.clone());
         if refreshable && due {
-            return TokenStep::Refresh;
+            return vec![Action::RefreshTokens(vec![key.to_owned()])];
         }
         // Nothing to schedule when it cannot be refreshed (a refused token is not tried
         // again): a new sign-in wakes it. A failed refresh keeps its backoff.
@@ -619,7 +610,7 @@ impl Machine {
             };
             self.note_session(key, outcome);
         }
-        TokenStep::Use
+        Vec::new()
     }
 
     fn note_session(&mut self, key: &str, outcome: SessionOutcome) {
@@ -1526,6 +1517,19 @@ mod tests {
         assert!(m.removed_targets().is_empty());
     }
 
+    /// Feeds `m` a read of session corp's token at `now`; whether it asked for a refresh.
+    fn read_token(m: &mut Machine, now: SystemTime, facts: TokenFacts) -> bool {
+        let key = "corp".to_owned();
+        let actions = m.apply(
+            now,
+            Event::TokenRead {
+                key: key.clone(),
+                token: Some(facts),
+            },
+        );
+        actions == vec![Action::RefreshTokens(vec![key])]
+    }
+
     /// A session token expiring at `expires_at`, with a registration valid until
     /// `registered_until`, or without a refresh token.
     fn facts(expires_at: SystemTime, registered_until: Option<SystemTime>) -> TokenFacts {
@@ -1552,7 +1556,10 @@ mod tests {
         let due = t(0) + HOUR - BEFORE;
         assert_eq!(m.due_sessions(due), vec!["corp".to_owned()]);
         assert!(m.due_sessions(due - Duration::from_secs(1)).is_empty());
-        assert_eq!(m.token_step(due, "corp", token.clone()), TokenStep::Refresh);
+        assert!(
+            read_token(&mut m, due, token.clone()),
+            "a refresh is asked for"
+        );
         let status = m.session_status(due);
         assert!(status[0].refreshable);
         assert_eq!(status[0].token_expires_at, Some(t(0) + HOUR));
@@ -1605,10 +1612,16 @@ mod tests {
         );
         assert_eq!(m.next_deadline(), None, "nothing to refresh");
         // More than `token_refresh_before` left: nothing to say yet.
-        assert_eq!(m.token_step(t(0), "corp", token.clone()), TokenStep::Use);
+        assert!(
+            !read_token(&mut m, t(0), token.clone()),
+            "no refresh is asked for"
+        );
         assert!(m.take_report().sessions.is_empty());
         let late = t(0) + HOUR - BEFORE;
-        assert_eq!(m.token_step(late, "corp", token.clone()), TokenStep::Use);
+        assert!(
+            !read_token(&mut m, late, token.clone()),
+            "no refresh is asked for"
+        );
         let report = m.take_report();
         assert_eq!(
             report.sessions,
@@ -1629,7 +1642,10 @@ mod tests {
         let mut m = machine(&["p0"], 0.0);
         let token = facts(t(0) + HOUR, Some(t(0) + 90 * 24 * HOUR));
         let due = t(0) + HOUR - BEFORE;
-        assert_eq!(m.token_step(due, "corp", token.clone()), TokenStep::Refresh);
+        assert!(
+            read_token(&mut m, due, token.clone()),
+            "a refresh is asked for"
+        );
         let event = Event::TokenRefreshed {
             key: "corp".to_owned(),
             old: token.clone(),
@@ -1639,7 +1655,10 @@ mod tests {
         // Looked at once more when it expires, no sooner (a refusal is not retried).
         assert_eq!(m.next_deadline(), Some(t(0) + HOUR));
         let later = due + Duration::from_secs(600);
-        assert_eq!(m.token_step(later, "corp", token.clone()), TokenStep::Use);
+        assert!(
+            !read_token(&mut m, later, token.clone()),
+            "no refresh is asked for"
+        );
         assert_eq!(
             m.next_deadline(),
             None,

@@ -31,7 +31,7 @@ use crate::view;
 use crate::write::{self, Identity, WriteError, WriteOptions};
 
 pub use machine::{Action, Event, FetchOutcome, Fetched, ManagedProfile, TokenFacts};
-use machine::{Machine, Settings, TokenStep};
+use machine::{Machine, Settings};
 pub use report::{ProfileReport, Report, SessionOutcome, SessionReport};
 
 /// Called with each file credsync has just written, and its identity when the writer knows it
@@ -276,6 +276,8 @@ impl Engine {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             let event = match action {
+                // Each refresh feeds its outcome back itself (`TokenRead`, `TokenRefreshed`,
+                // `TokenSaved`), as the fetch's token reads do: nothing more to apply here.
                 Action::RefreshTokens(keys) => {
                     self.refresh_tokens(&keys).await;
                     continue;
@@ -434,7 +436,12 @@ impl Engine {
         };
         let legacy = sso.session.is_none();
         let old = TokenFacts::of(&token, legacy);
-        if self.machine.token_step(now, &key, old.clone()) == TokenStep::Refresh {
+        let read = Event::TokenRead {
+            key: key.clone(),
+            token: Some(old.clone()),
+        };
+        let refresh = Action::RefreshTokens(vec![key.clone()]);
+        if self.machine.apply(now, read).contains(&refresh) {
             let client = self.clients.oidc(&sso.sso_region).await;
             let login = sso.login_command();
             // The token on disk this one replaces: itself, or the one a kept token replaces.

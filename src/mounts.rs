@@ -154,9 +154,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| {
-            bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b))
-        });
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
                 let value = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
@@ -189,7 +189,10 @@ D:\\134 /mnt/d\\040drive 9p rw,noatime,aname=drvfs;path=D:\\134 0 0
     #[test]
     fn a_windows_drive_is_drvfs_or_9p_and_the_deepest_mount_wins() {
         let t = MountTable::parse(WSL2);
-        assert_eq!(t.fs_type(Path::new("/home/u/.aws/credentials")), Some("ext4"));
+        assert_eq!(
+            t.fs_type(Path::new("/home/u/.aws/credentials")),
+            Some("ext4")
+        );
         assert!(!t.is_windows_drive(Path::new("/home/u/.aws/credentials")));
         assert!(t.is_windows_drive(Path::new("/mnt/c/Users/u/.aws/credentials")));
         assert!(t.is_windows_drive(Path::new("/mnt/c")));

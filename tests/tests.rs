@@ -88,3 +88,5 @@ mod token_refresh;
 mod watch_files;
 #[cfg(target_os = "linux")]
 mod write_files;
+#[cfg(target_os = "linux")]
+mod wsl;

@@ -10,6 +10,7 @@ use credsync::config::{self, Config, Env};
 use credsync::login::opener::Opener;
 use credsync::login::registration::Grant;
 use credsync::login::{self, LoggedOut, LoginOutcome, Options, SignInTarget};
+use credsync::platform::Wsl;
 use credsync::process::SystemRunner;
 use credsync::resolve::{AwsEdge, Clients};
 use credsync::timefmt;
@@ -24,10 +25,10 @@ left is left alone; an older one is renewed with its refresh token when it can b
 are signed in.
 
 Flows: authorization code with PKCE (a browser on this machine opens the sign-in page, which \
-is always printed too; $BROWSER, else xdg-open or open), or device authorization (a page and \
-a code to confirm on any device). The device flow is used with --device-code, for legacy \
-sso_start_url profiles, over SSH (SSH_CONNECTION set), and on Linux without DISPLAY or \
-WAYLAND_DISPLAY.
+is always printed too; $BROWSER, else xdg-open or open, or in WSL the Windows browser through \
+wslview or cmd.exe), or device authorization (a page and a code to confirm on any device). The \
+device flow is used with --device-code, for legacy sso_start_url profiles, over SSH \
+(SSH_CONNECTION set), and on Linux without DISPLAY or WAYLAND_DISPLAY (outside WSL).
 
 Files: the client registration and the token in the AWS CLI's SSO cache (~/.aws/sso/cache), \
 exactly as `aws sso login` writes them, so either command signs in for both; a lock file \
@@ -66,13 +67,14 @@ pub(crate) struct LogoutArgs {
 }
 
 /// Whether a browser can open on this machine, as the environment says: not over SSH, and on
-/// Linux (and the BSDs) only with a display.
-fn browser_here(env: &Env) -> bool {
+/// Linux (and the BSDs) only with a display, or in a WSL distribution (`wsl`: Windows'
+/// browser, whatever Linux's display).
+fn browser_here(env: &Env, wsl: bool) -> bool {
     let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
     if set("SSH_CONNECTION") {
         return false;
     }
-    cfg!(target_os = "macos") || set("DISPLAY") || set("WAYLAND_DISPLAY")
+    cfg!(target_os = "macos") || wsl || set("DISPLAY") || set("WAYLAND_DISPLAY")
 }
 
 /// What `login` and `logout` start from: logging, the environment, the config, the AWS edge, and
@@ -131,10 +133,11 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let wsl = Wsl::here(&env).is_some();
     let opts = Options {
         device_code: args.device_code,
-        browser_here: browser_here(&env),
-        opener: Opener::choose(env.get("BROWSER"), args.no_browser),
+        browser_here: browser_here(&env, wsl),
+        opener: Opener::choose(env.get("BROWSER"), args.no_browser, wsl),
         runner: Arc::new(SystemRunner),
         fresh: args.fresh,
     };

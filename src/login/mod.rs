@@ -195,7 +195,7 @@ pub struct Options {
     /// The device flow even where the browser flow would do.
     pub device_code: bool,
     /// Whether a browser can open on this machine (no `SSH_CONNECTION`; on Linux, `DISPLAY`
-    /// or `WAYLAND_DISPLAY` set). Without one, the device flow is used.
+    /// or `WAYLAND_DISPLAY` set, or a WSL distribution). Without one, the device flow is used.
     pub browser_here: bool,
     /// How to open the sign-in page.
     pub opener: Opener,

@@ -12,6 +12,7 @@ pub mod docker;
 pub mod fake_aws;
 pub mod fake_programs;
 pub mod python;
+pub mod windows;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, Origin};
 use crate::control::Command;
 use crate::engine::{Engine, ProfileReport, Report};
-use crate::notify::{Notifier, Sender};
+use crate::notify::{Desktop, Notifier, Sender};
 use crate::process::SystemRunner;
 use crate::schedule;
 use crate::state::Status;
@@ -117,6 +117,7 @@ impl Notices {
             sender: Sender::new(
                 engine.config().notify.clone(),
                 engine.env().clone(),
+                Desktop::here(engine.env()),
                 Arc::new(SystemRunner),
             ),
         }

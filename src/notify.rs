@@ -5,18 +5,24 @@
 //!
 //! [`Notifier::observe`] is the pure core: the sessions as `status` shows them and the time in,
 //! the notices to send out. [`Sender`] is the edge: it hands a notice to the user's
-//! `[notify] command`, else to the desktop: on Linux the freedesktop notification service
-//! (`org.freedesktop.Notifications.Notify` on the session bus, through systemd's `busctl`, else
-//! libnotify's `notify-send`), on macOS Notification Center (`osascript`). Each program is run
-//! directly with the text in its arguments, never through a shell. With no notifier at hand it
-//! says so in one log line and nothing more. Notices hold names, times and the login command,
-//! never a secret.
+//! `[notify] command`, else to the desktop ([`Desktop`]): on Linux the freedesktop notification
+//! service (`org.freedesktop.Notifications.Notify` on the session bus, through systemd's
+//! `busctl`, else libnotify's `notify-send`), on macOS Notification Center (`osascript`), in a
+//! WSL distribution a Windows toast (Windows PowerShell). Each program is run directly with the
+//! text in its arguments (for PowerShell, inside its encoded script as base64 data), never
+//! through a shell. With no notifier at hand it says so in one log line and nothing more.
+//! Notices hold names, times and the login command, never a secret.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+
 use crate::config::{Env, NotifyConfig};
+use crate::mounts::MountTable;
+use crate::platform::{Platform, Wsl};
 use crate::process::{RunError, Runner};
 use crate::state::SessionStatus;
 use crate::timefmt::{humane, rfc3339};
@@ -206,6 +212,8 @@ pub(crate) struct Sender {
     cfg: NotifyConfig,
     /// The process environment as read where the program started (where the session bus is).
     env: Env,
+    /// Where desktop notifications go on this machine.
+    desktop: Desktop,
     /// Runs the notifier programs.
     runner: Arc<dyn Runner>,
     /// Whether "no notifier" was logged already (it is said once).
@@ -213,10 +221,16 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(cfg: NotifyConfig, env: Env, runner: Arc<dyn Runner>) -> Sender {
+    pub(crate) fn new(
+        cfg: NotifyConfig,
+        env: Env,
+        desktop: Desktop,
+        runner: Arc<dyn Runner>,
+    ) -> Sender {
         Sender {
             cfg,
             env,
+            desktop,
             runner,
             said_unavailable: false,
         }
@@ -245,13 +259,15 @@ impl Sender {
         tracing::warn!(session = %notice.session, "notifying: {}", notice.body);
         let candidates = match &self.cfg.command {
             Some(argv) => vec![with_text(argv, notice)],
-            None => desktop(notice),
+            None => self.desktop.commands(notice),
         };
         if candidates.is_empty() {
             self.unavailable("no desktop notifier on this platform");
             return;
         }
-        if self.cfg.command.is_none() && std::env::consts::OS == "linux" && !session_bus(&self.env)
+        if self.cfg.command.is_none()
+            && self.desktop == Desktop::Freedesktop
+            && !session_bus(&self.env)
         {
             self.unavailable(
                 "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and there is no \
@@ -288,65 +304,164 @@ fn with_text(argv: &[String], n: &Notice) -> Vec<String> {
     out
 }
 
-/// The desktop's notifiers to try, in order, as argument vectors.
-fn desktop(n: &Notice) -> Vec<Vec<String>> {
-    desktop_on(std::env::consts::OS, n)
+/// Where desktop notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Desktop {
+    /// The freedesktop notification service on the session bus (Linux).
+    Freedesktop,
+    /// Notification Center, through `osascript` (macOS).
+    MacOs,
+    /// A Windows toast from a WSL distribution, shown by Windows PowerShell at `powershell`.
+    Windows { powershell: PathBuf },
+    /// None known here.
+    Unknown,
 }
 
-/// [`desktop`] on the operating system `os` (as `std::env::consts::OS` names it).
-fn desktop_on(os: &str, n: &Notice) -> Vec<Vec<String>> {
-    let v = |args: &[&str]| args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    if os == "macos" {
-        // The text reaches the script as `argv`, never inside its source.
-        let mut argv = v(&[
-            "osascript",
-            "-e",
-            "on run argv",
-            "-e",
-            "display notification (item 2 of argv) with title (item 1 of argv)",
-            "-e",
-            "end run",
-            "--",
-        ]);
-        argv.push(n.summary.clone());
-        argv.push(n.body.clone());
-        vec![argv]
-    } else if os == "linux" {
-        // The body may hold markup for servers that support it: escape what would be read as
-        // markup.
-        let body = escape_markup(&n.body);
-        let mut busctl = v(&[
-            "busctl",
-            "--user",
-            "--timeout=10",
-            "--",
-            "call",
-            "org.freedesktop.Notifications",
-            "/org/freedesktop/Notifications",
-            "org.freedesktop.Notifications",
-            "Notify",
-            "susssasa{sv}i",
-            "credsync",
-            "0",
-            "dialog-warning",
-        ]);
-        busctl.push(n.summary.clone());
-        busctl.push(body.clone());
-        // No actions, one hint (critical urgency: the user must act), the server's timeout.
-        busctl.extend(v(&["0", "1", "urgency", "y", "2", "-1"]));
-        let mut notify_send = v(&[
-            "notify-send",
-            "--app-name=credsync",
-            "--urgency=critical",
-            "--icon=dialog-warning",
-            "--",
-        ]);
-        notify_send.push(n.summary.clone());
-        notify_send.push(body);
-        vec![busctl, notify_send]
-    } else {
-        Vec::new()
+/// Where Windows PowerShell is, below the mount point of the `C:` drive.
+const POWERSHELL_ON_C: &str = "Windows/System32/WindowsPowerShell/v1.0/powershell.exe";
+
+impl Desktop {
+    /// The desktop of `platform`; in a WSL distribution (`wsl`), Windows'. PowerShell is named
+    /// by its path on the `C:` drive as `mounts` shows it (as wslu runs it): a service systemd
+    /// starts has systemd's `PATH`, without the Windows directories WSL adds to a terminal's
+    /// (diablodale/pinentry-wsl-ps1#14). Without a `C:` mount, `powershell.exe` on `PATH`.
+    pub(crate) fn of(
+        platform: Option<Platform>,
+        wsl: Option<&Wsl>,
+        mounts: &MountTable,
+    ) -> Desktop {
+        match (platform, wsl) {
+            (Some(Platform::Linux), Some(_)) => Desktop::Windows {
+                powershell: mounts.windows_drive('C').map_or_else(
+                    || PathBuf::from("powershell.exe"),
+                    |c| c.join(POWERSHELL_ON_C),
+                ),
+            },
+            (Some(Platform::Linux), None) => Desktop::Freedesktop,
+            (Some(Platform::MacOs), _) => Desktop::MacOs,
+            (None, _) => Desktop::Unknown,
+        }
     }
+
+    /// The desktop of this machine.
+    pub(crate) fn here(env: &Env) -> Desktop {
+        let wsl = Wsl::here(env);
+        let mounts = match wsl {
+            Some(_) => MountTable::system(),
+            None => MountTable::default(),
+        };
+        Desktop::of(Platform::current(), wsl.as_ref(), &mounts)
+    }
+
+    /// The notifiers to try for `n`, in order, as argument vectors.
+    fn commands(&self, n: &Notice) -> Vec<Vec<String>> {
+        match self {
+            Desktop::Freedesktop => freedesktop(n),
+            Desktop::MacOs => vec![osascript(n)],
+            Desktop::Windows { powershell } => vec![windows_toast(powershell, n)],
+            Desktop::Unknown => Vec::new(),
+        }
+    }
+}
+
+fn words(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// macOS: the text reaches the AppleScript as `argv`, never inside its source.
+fn osascript(n: &Notice) -> Vec<String> {
+    let mut argv = words(&[
+        "osascript",
+        "-e",
+        "on run argv",
+        "-e",
+        "display notification (item 2 of argv) with title (item 1 of argv)",
+        "-e",
+        "end run",
+        "--",
+    ]);
+    argv.push(n.summary.clone());
+    argv.push(n.body.clone());
+    argv
+}
+
+/// Linux: `busctl` calling the notification service, else `notify-send`. The body may hold
+/// markup for servers that support it: what would be read as markup is escaped.
+fn freedesktop(n: &Notice) -> Vec<Vec<String>> {
+    let body = escape_markup(&n.body);
+    let mut busctl = words(&[
+        "busctl",
+        "--user",
+        "--timeout=10",
+        "--",
+        "call",
+        "org.freedesktop.Notifications",
+        "/org/freedesktop/Notifications",
+        "org.freedesktop.Notifications",
+        "Notify",
+        "susssasa{sv}i",
+        "credsync",
+        "0",
+        "dialog-warning",
+    ]);
+    busctl.push(n.summary.clone());
+    busctl.push(body.clone());
+    // No actions, one hint (critical urgency: the user must act), the server's timeout.
+    busctl.extend(words(&["0", "1", "urgency", "y", "2", "-1"]));
+    let mut notify_send = words(&[
+        "notify-send",
+        "--app-name=credsync",
+        "--urgency=critical",
+        "--icon=dialog-warning",
+        "--",
+    ]);
+    notify_send.push(n.summary.clone());
+    notify_send.push(body);
+    vec![busctl, notify_send]
+}
+
+/// The script Windows PowerShell runs for a toast; `{title}` and `{body}` are the texts in
+/// base64 (of UTF-8), decoded by the script itself, so that no character of theirs is ever read
+/// as PowerShell or XML: the texts become text nodes of the toast's XML (`CreateTextNode`).
+/// The WinRT types load this way in Windows PowerShell 5.1 (not in PowerShell 7); the toast is
+/// shown as Windows PowerShell's (its AppUserModelID), the one app id every Windows has
+/// registered (neko3cs/pwsh-tools Show-ToastNotification.ps1 does the same). An error stops the
+/// script with a non-zero exit status.
+const TOAST_SCRIPT: &str = "$ErrorActionPreference = 'Stop'
+$utf8 = [Text.Encoding]::UTF8
+$title = $utf8.GetString([Convert]::FromBase64String('{title}'))
+$body = $utf8.GetString([Convert]::FromBase64String('{body}'))
+$null = [Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications, ContentType = WindowsRuntime]
+$null = [Windows.Data.Xml.Dom.XmlDocument, Windows.Data.Xml.Dom.XmlDocument, ContentType = WindowsRuntime]
+$xml = New-Object Windows.Data.Xml.Dom.XmlDocument
+$xml.LoadXml('<toast duration=\"long\"><visual><binding template=\"ToastGeneric\"><text/><text/></binding></visual></toast>')
+$texts = $xml.GetElementsByTagName('text')
+$null = $texts.Item(0).AppendChild($xml.CreateTextNode($title))
+$null = $texts.Item(1).AppendChild($xml.CreateTextNode($body))
+$toast = New-Object Windows.UI.Notifications.ToastNotification $xml
+$app = '{1AC14E77-02E7-4E5D-B744-2EB1AE5198B7}\\WindowsPowerShell\\v1.0\\powershell.exe'
+[Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier($app).Show($toast)
+";
+
+/// WSL: Windows PowerShell at `powershell` showing a toast with `n`'s text. The script goes as
+/// `-EncodedCommand`, base64 of its UTF-16LE (about_PowerShell_exe), so the command line holds
+/// only base64: WSL passes it to Windows as it is, and no quoting of any program applies.
+fn windows_toast(powershell: &Path, n: &Notice) -> Vec<String> {
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t.as_bytes());
+    let script = TOAST_SCRIPT
+        .replace("{title}", &b64(&n.summary))
+        .replace("{body}", &b64(&n.body));
+    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut argv = vec![powershell.display().to_string()];
+    argv.extend(words(&[
+        "-NoProfile",
+        "-NonInteractive",
+        "-ExecutionPolicy",
+        "Bypass",
+        "-EncodedCommand",
+    ]));
+    argv.push(base64::engine::general_purpose::STANDARD.encode(utf16));
+    argv
 }
 
 /// `&`, `<` and `>` as entities (the freedesktop body markup is a subset of XML).
@@ -636,7 +751,7 @@ mod tests {
                 "-x <b>$(rm -rf ~)</b>"
             ]
         );
-        let d = desktop_on("linux", &n);
+        let d = Desktop::Freedesktop.commands(&n);
         let busctl = &d[0];
         assert_eq!(busctl[0], "busctl");
         // Options end before the call, so a body starting with "-" is not an option.
@@ -647,7 +762,7 @@ mod tests {
         assert_eq!(d[1][0], "notify-send");
         assert_eq!(d[1][d[1].len() - 3], "--");
         // macOS: the text reaches the AppleScript as its argv, never inside its source.
-        let mac = desktop_on("macos", &n);
+        let mac = Desktop::MacOs.commands(&n);
         assert_eq!(mac.len(), 1);
         let osa = &mac[0];
         assert_eq!(osa[0], "osascript");
@@ -662,7 +777,107 @@ mod tests {
             osa[osa.len() - 3..],
             ["--", "credsync: sign in to a&b", "-x <b>$(rm -rf ~)</b>"]
         );
-        assert!(desktop_on("freebsd", &n).is_empty());
+        assert!(Desktop::Unknown.commands(&n).is_empty());
+    }
+
+    /// The script PowerShell would run for `argv`'s `-EncodedCommand`.
+    fn decoded_script(argv: &[String]) -> String {
+        let at = argv.iter().position(|a| a == "-EncodedCommand").unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&argv[at + 1])
+            .unwrap();
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16(&units).unwrap()
+    }
+
+    /// The text the script decodes for `name` (`title` or `body`).
+    fn decoded_text(script: &str, name: &str) -> String {
+        let line = script
+            .lines()
+            .find(|l| l.starts_with(&format!("${name} = ")))
+            .unwrap();
+        let b64 = line.split('\'').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_windows_toast_carries_the_text_as_data() {
+        let n = Notice {
+            session: "a&b".into(),
+            event: SessionEvent::Refused,
+            summary: "credsync: sign in to a'b \u{2019}x".into(),
+            body: "-x <b>$(Remove-Item ~)</b> \"q\" `n\nline".into(),
+        };
+        let ps = PathBuf::from("/mnt/c/Windows/System32/WindowsPowerShell/v1.0/powershell.exe");
+        let argv = Desktop::Windows {
+            powershell: ps.clone(),
+        }
+        .commands(&n)
+        .remove(0);
+        assert_eq!(argv[0], ps.display().to_string());
+        assert_eq!(
+            argv[1..6],
+            [
+                "-NoProfile",
+                "-NonInteractive",
+                "-ExecutionPolicy",
+                "Bypass",
+                "-EncodedCommand"
+            ]
+        );
+        // Nothing but base64 on the command line: WSL passes it unquoted, nothing parses it.
+        let word = &argv[6];
+        assert!(
+            word.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        );
+        let script = decoded_script(&argv);
+        for part in ["sign in", "Remove-Item", "<b>", "line"] {
+            assert!(
+                !script.contains(part),
+                "{part} in the script's source:\n{script}"
+            );
+        }
+        assert_eq!(decoded_text(&script, "title"), n.summary);
+        assert_eq!(decoded_text(&script, "body"), n.body);
+        assert!(
+            script.contains("CreateTextNode($title)") && script.contains("CreateTextNode($body)")
+        );
+    }
+
+    #[test]
+    fn the_desktop_is_windows_in_wsl_with_powershell_on_the_c_drive() {
+        let wsl = Wsl {
+            distro: None,
+            systemd: true,
+            interop: true,
+        };
+        let mounts = MountTable::parse("C:\\134 /mnt/c 9p rw,aname=drvfs 0 0\n");
+        let linux = Some(Platform::Linux);
+        assert_eq!(
+            Desktop::of(linux, Some(&wsl), &mounts),
+            Desktop::Windows {
+                powershell: "/mnt/c/Windows/System32/WindowsPowerShell/v1.0/powershell.exe".into()
+            }
+        );
+        assert_eq!(
+            Desktop::of(linux, Some(&wsl), &MountTable::default()),
+            Desktop::Windows {
+                powershell: "powershell.exe".into()
+            }
+        );
+        assert_eq!(Desktop::of(linux, None, &mounts), Desktop::Freedesktop);
+        assert_eq!(
+            Desktop::of(Some(Platform::MacOs), None, &mounts),
+            Desktop::MacOs
+        );
+        assert_eq!(Desktop::of(None, None, &mounts), Desktop::Unknown);
     }
 
     #[test]
@@ -675,16 +890,22 @@ mod tests {
             "notify-send" => Ok(Finished::exit(0, "", "")),
             _ => Err(not_found(argv)),
         });
-        assert_eq!(deliver(&runner, &desktop_on("linux", &n), false), Ok(()));
+        assert_eq!(
+            deliver(&runner, &Desktop::Freedesktop.commands(&n), false),
+            Ok(())
+        );
         assert_eq!(runner.programs(), ["busctl", "notify-send"]);
         // busctl there: notify-send is not needed.
         let runner = Scripted::new(|_: &[String]| Ok(Finished::exit(0, "(u) 7\n", "")));
-        assert_eq!(deliver(&runner, &desktop_on("linux", &n), false), Ok(()));
+        assert_eq!(
+            deliver(&runner, &Desktop::Freedesktop.commands(&n), false),
+            Ok(())
+        );
         assert_eq!(runner.programs(), ["busctl"]);
         // Neither: said once, naming both.
         let runner = Scripted::new(|argv: &[String]| Err(not_found(argv)));
         assert_eq!(
-            deliver(&runner, &desktop_on("linux", &n), false),
+            deliver(&runner, &Desktop::Freedesktop.commands(&n), false),
             Err("none of busctl, notify-send is installed".to_owned())
         );
     }
@@ -704,7 +925,7 @@ mod tests {
                  .service files\n",
             ))
         });
-        let why = deliver(&runner, &desktop_on("linux", &n), false).unwrap_err();
+        let why = deliver(&runner, &Desktop::Freedesktop.commands(&n), false).unwrap_err();
         assert_eq!(
             why,
             "busctl failed (exit status 1): Call failed: The name \

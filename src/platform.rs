@@ -45,6 +45,9 @@ pub struct Wsl {
     /// Whether systemd runs the distribution (`/run/systemd/system` exists, the test of
     /// sd_booted(3)), i.e. `[boot] systemd=true` in `/etc/wsl.conf`.
     pub systemd: bool,
+    /// Whether WSL's binfmt_misc entry for Windows programs is registered: without it a `.exe`
+    /// does not run at all (microsoft/WSL#10239, `run-detectors: unable to find an interpreter`).
+    pub interop: bool,
 }
 
 impl Wsl {
@@ -64,12 +67,13 @@ impl Wsl {
         let binfmt = root.join("proc/sys/fs/binfmt_misc");
         let signs = var("WSL_DISTRO_NAME")
             || var("WSL_INTEROP")
-            || binfmt.join("WSLInterop").exists()
-            || binfmt.join("WSLInterop-late").exists()
             || kernel_is_microsoft(&root.join("proc/sys/kernel/osrelease"));
+        let interop = binfmt.join("WSLInterop").exists() || binfmt.join("WSLInterop-late").exists();
+        let signs = signs || interop;
         signs.then(|| Wsl {
             distro: env.get("WSL_DISTRO_NAME").map(str::to_owned),
             systemd: root.join("run/systemd/system").is_dir(),
+            interop,
         })
     }
 
@@ -162,20 +166,33 @@ mod tests {
             by_name,
             Some(Wsl {
                 distro: Some("Ubuntu".into()),
-                systemd: false
+                systemd: false,
+                interop: false,
             })
         );
         let interop = env(&[("WSL_INTEROP", "/run/WSL/8_interop")]);
         assert!(Wsl::detect(&interop, empty.path()).is_some());
         // A systemd service: no WSL variables, but the kernel and binfmt_misc say so.
-        for files in [
-            &[("proc/sys/fs/binfmt_misc/WSLInterop", "enabled\n")][..],
-            &[("proc/sys/fs/binfmt_misc/WSLInterop-late", "enabled\n")],
-            &[(
-                "proc/sys/kernel/osrelease",
-                "5.15.167.4-microsoft-standard-WSL2\n",
-            )],
-            &[("proc/sys/kernel/osrelease", "4.4.0-19041-Microsoft\n")],
+        for (files, interop) in [
+            (
+                &[("proc/sys/fs/binfmt_misc/WSLInterop", "enabled\n")][..],
+                true,
+            ),
+            (
+                &[("proc/sys/fs/binfmt_misc/WSLInterop-late", "enabled\n")],
+                true,
+            ),
+            (
+                &[(
+                    "proc/sys/kernel/osrelease",
+                    "5.15.167.4-microsoft-standard-WSL2\n",
+                )],
+                false,
+            ),
+            (
+                &[("proc/sys/kernel/osrelease", "4.4.0-19041-Microsoft\n")],
+                false,
+            ),
         ] {
             let r = root(files);
             let wsl = Wsl::detect(&env(&[]), r.path());
@@ -183,7 +200,8 @@ mod tests {
                 wsl,
                 Some(Wsl {
                     distro: None,
-                    systemd: false
+                    systemd: false,
+                    interop,
                 }),
                 "{files:?}"
             );

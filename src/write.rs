@@ -25,6 +25,12 @@
 //!   (through `crate::acl`), so ACL entries (the user's or credsync's) survive the rewrite and
 //!   there is no moment when the new file lacks them; other extended attributes are not copied.
 //!   A file system without them just has nothing to copy.
+//! - **A Windows drive seen from WSL** (drvfs, `/mnt/c`: [`crate::mounts`]): a rename over a
+//!   file a Windows program holds open fails with `EACCES` (or `EBUSY`) until it closes it. Such
+//!   a refused rename is tried again every [`RENAME_PAUSE`] for [`RENAME_RETRY_FOR`] (the target
+//!   read again before each try, and merged again if it changed); still refused, the file is
+//!   rewritten in place instead (below), and a log line says so. Elsewhere a refused rename is
+//!   an error at once. The rename, the pause and the mount table are the writer's [`Fs`].
 //! - **In-place mode** ([`WriteMode::InPlace`], for a single-file bind mount, where a rename
 //!   cannot replace the mount point): the file is opened read-write, locked with an exclusive
 //!   advisory lock (`flock`), read, edited, written from offset 0, truncated to the new length,
@@ -48,8 +54,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::acl;
+use crate::mounts::MountTable;
 
 /// How a file is replaced (a setting of credsync's config, so defined there).
 pub use crate::config::WriteMode;
@@ -186,6 +194,65 @@ where
     update_identified(path, opts, edit).map(|(outcome, _)| outcome)
 }
 
+/// [`update`] through `fs` instead of the system's calls.
+pub fn update_with<F>(
+    fs: &dyn Fs,
+    path: &Path,
+    opts: &WriteOptions,
+    edit: F,
+) -> Result<Outcome, WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
+    update_guarded_with(fs, path, opts, Guard::default(), edit).map(|(outcome, _)| outcome)
+}
+
+/// The calls of a write that fail in ways a test must reproduce where the real cause cannot
+/// be had (a Windows program holding a file open): the rename over the target, the pause
+/// before trying it again, and the mount table that says whether the target is on a Windows
+/// drive. [`SystemFs`] in the product.
+pub trait Fs: Sync {
+    /// `rename(2)`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Waits `pause` (blocking: a write is synchronous).
+    fn sleep(&self, pause: Duration);
+    /// The mount table to look the target's directory up in.
+    fn mounts(&self) -> MountTable;
+}
+
+/// The system's calls: `std::fs::rename`, `std::thread::sleep`, `/proc/self/mounts`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemFs;
+
+impl Fs for SystemFs {
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sleep(&self, pause: Duration) {
+        std::thread::sleep(pause);
+    }
+
+    fn mounts(&self) -> MountTable {
+        MountTable::system()
+    }
+}
+
+/// How long a rename over a file on a Windows drive that a Windows program holds open is tried
+/// again before the file is rewritten in place. Short: the daemon waits for it, and a program
+/// that holds the file longer (a container's reader, an editor) holds it for good.
+pub const RENAME_RETRY_FOR: Duration = Duration::from_secs(1);
+
+/// The pause between two tries of a refused rename.
+pub const RENAME_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether a rename failed the way it does on a Windows drive while a Windows program holds the
+/// target open: `EACCES` (microsoft/WSL#12897; Windows refuses to replace a file opened without
+/// `FILE_SHARE_DELETE`) or `EBUSY`.
+fn refused_by_windows(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EBUSY))
+}
+
 /// [`update`], also returning the identity of the file as credsync left it (taken from the
 /// written file itself, so a change someone makes right after cannot be mistaken for it).
 pub(crate) fn update_identified<F>(
@@ -221,11 +288,25 @@ pub(crate) fn update_guarded<F>(
 where
     F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
 {
+    update_guarded_with(&SystemFs, path, opts, guard, edit)
+}
+
+/// [`update_guarded`] through `fs`.
+fn update_guarded_with<F>(
+    fs: &dyn Fs,
+    path: &Path,
+    opts: &WriteOptions,
+    guard: Guard,
+    edit: F,
+) -> Result<(Outcome, Option<Identity>), WriteError>
+where
+    F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, String>,
+{
     let target = resolve_symlinks(path)?;
     let (dir, name) = split_target(&target)?;
     ensure_dir(&dir)?;
     match opts.mode {
-        WriteMode::Atomic => update_atomic(&target, &dir, &name, opts, guard, edit),
+        WriteMode::Atomic => update_atomic(fs, &target, &dir, &name, opts, guard, edit),
         WriteMode::InPlace => update_in_place(&target, opts, guard, edit),
     }
 }
@@ -674,7 +755,55 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// How the rename over the target went.
+enum Renamed {
+    Done,
+    /// Another program wrote the target while a refused rename waited: merge again.
+    Changed(Option<Snapshot>),
+    /// Refused for [`RENAME_RETRY_FOR`] on a Windows drive.
+    Refused,
+}
+
+/// Renames `temp` over `target` (whose version `old` the new bytes were made from). On a
+/// Windows drive, a rename refused while a Windows program holds the target is tried again
+/// every [`RENAME_PAUSE`] for [`RENAME_RETRY_FOR`], the target read again before each try.
+fn rename_over(
+    fs: &dyn Fs,
+    temp: &Path,
+    target: &Path,
+    dir: &Path,
+    old: &Option<Snapshot>,
+) -> Result<Renamed, WriteError> {
+    let write_err = |source| WriteError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    let first = match fs.rename(temp, target) {
+        Ok(()) => return Ok(Renamed::Done),
+        Err(e) => e,
+    };
+    if !refused_by_windows(&first) || !fs.mounts().holds_windows_file(dir) {
+        return Err(write_err(first));
+    }
+    let mut waited = Duration::ZERO;
+    while waited < RENAME_RETRY_FOR {
+        fs.sleep(RENAME_PAUSE);
+        waited += RENAME_PAUSE;
+        let now = read_snapshot(target)?;
+        if !same_version(old, &now) {
+            return Ok(Renamed::Changed(now));
+        }
+        match fs.rename(temp, target) {
+            Ok(()) => return Ok(Renamed::Done),
+            Err(e) if refused_by_windows(&e) => {}
+            Err(e) => return Err(write_err(e)),
+        }
+    }
+    Ok(Renamed::Refused)
+}
+
 fn update_atomic<F>(
+    fs: &dyn Fs,
     target: &Path,
     dir: &Path,
     name: &OsStr,
@@ -729,7 +858,22 @@ where
             old = now;
             continue; // `temp` is removed here.
         }
-        fs::rename(&temp.path, target).map_err(write_err)?;
+        match rename_over(fs, &temp.path, target, dir, &old)? {
+            Renamed::Done => {}
+            Renamed::Changed(now) => {
+                old = now;
+                continue; // `temp` is removed here.
+            }
+            Renamed::Refused => {
+                drop(temp);
+                tracing::warn!(
+                    "{}: a Windows program keeps it open, so it cannot be replaced; it is \
+                     rewritten in place instead (a reader may meet it half-written)",
+                    target.display()
+                );
+                return update_in_place(target, opts, guard, edit);
+            }
+        }
         temp.armed = false;
         // The inode we wrote, as it is after the rename (which changes its ctime).
         let identity = file.metadata().ok().map(|m| Identity::of(&m));

@@ -31,6 +31,15 @@
 //!   reported, which can be as soon as the task runs next, so the note must be made before the
 //!   writer yields to the runtime (the daemon writes and notes with no `.await` between).
 //!   credsync's temp files (`.NAME.credsync-<pid>-<random>.tmp`) never count.
+//! - **Windows drives are polled too.** inotify does not see what Windows programs write on a
+//!   Windows drive mounted in WSL (drvfs, `/mnt/c`; microsoft/WSL#4739): a sign-in done with
+//!   the Windows AWS CLI would go unnoticed. The watched directories the mount table puts on
+//!   such a drive ([`crate::mounts`]) are also looked at every [`POLL_EVERY`]: the identity of
+//!   each file that matters, compared with the last look, and what differs is reported like an
+//!   event. notify's `PollWatcher` is not used: it compares modification times in whole
+//!   seconds and only forwards (a second write within the same second is missed), on a thread
+//!   of its own; this poll runs in the watcher's task, on tokio's clock. Nothing is polled when
+//!   no directory is on such a drive.
 //!
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
 //! cannot be read, the inotify limit) are logged and retried at the next batch.
@@ -49,10 +58,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{debug, warn};
 
+use crate::mounts::MountTable;
 use crate::platform::Platform;
 
 /// What changed. The daemon re-reads the matching input and re-plans.
@@ -134,6 +145,31 @@ fn platform_note(platform: Option<Platform>) -> &'static str {
     }
 }
 
+/// How often the watched directories on a Windows drive are looked at.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// Where directory events come from: the OS's notifier (inotify, FSEvents) through notify's
+/// [`RecommendedWatcher`], whose events reach the watcher through the callback it was made
+/// with. Tests give one that misses what they need missed.
+pub(crate) trait Backend: Send {
+    /// Watches `dir`, not recursively.
+    fn watch(&mut self, dir: &Path) -> notify::Result<()>;
+    fn unwatch(&mut self, dir: &Path) -> notify::Result<()>;
+}
+
+impl Backend for RecommendedWatcher {
+    fn watch(&mut self, dir: &Path) -> notify::Result<()> {
+        notify::Watcher::watch(self, dir, RecursiveMode::NonRecursive)
+    }
+
+    fn unwatch(&mut self, dir: &Path) -> notify::Result<()> {
+        notify::Watcher::unwatch(self, dir)
+    }
+}
+
+/// The callback a [`Backend`] hands its events to.
+pub(crate) type Events = Box<dyn FnMut(notify::Result<notify::Event>) + Send>;
+
 /// Events waiting between the notify callback and the watcher's task.
 const RAW_CAPACITY: usize = 1024;
 /// Batches waiting for the daemon. Small: the daemon re-plans from scratch for any batch.
@@ -155,7 +191,7 @@ impl fmt::Debug for Watcher {
 
 struct Shared {
     /// `None` once the [`Watcher`] is dropped.
-    notify: Mutex<Option<RecommendedWatcher>>,
+    notify: Mutex<Option<Box<dyn Backend>>>,
     /// Canonical path -> identity right after credsync wrote it.
     own_writes: Mutex<HashMap<PathBuf, Identity>>,
 }
@@ -208,10 +244,25 @@ pub fn start(
     spec: WatchSpec,
     window: Duration,
 ) -> Result<(Watcher, mpsc::Receiver<BTreeSet<Change>>), WatchError> {
+    let native = |events: Events| -> notify::Result<Box<dyn Backend>> {
+        Ok(Box::new(notify::recommended_watcher(events)?))
+    };
+    start_with(spec, window, native, MountTable::system(), POLL_EVERY)
+}
+
+/// [`start`] with the native notifier `native` makes (from the callback its events go to), the
+/// mount table `mounts` (which directories are on a Windows drive), polled every `poll_every`.
+pub(crate) fn start_with(
+    spec: WatchSpec,
+    window: Duration,
+    native: impl FnOnce(Events) -> notify::Result<Box<dyn Backend>>,
+    mounts: MountTable,
+    poll_every: Duration,
+) -> Result<(Watcher, mpsc::Receiver<BTreeSet<Change>>), WatchError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let (raw_tx, raw_rx) = mpsc::channel(RAW_CAPACITY);
     let overflow = Arc::new(AtomicBool::new(false));
-    let notify = notify::recommended_watcher(callback(raw_tx, overflow.clone()))
+    let notify = native(Box::new(callback(raw_tx, overflow.clone())))
         .map_err(|e| start_error(Platform::current(), e))?;
     let shared = Arc::new(Shared {
         notify: Mutex::new(Some(notify)),
@@ -221,8 +272,10 @@ pub fn start(
         arm: Arming::new(spec),
         shared: shared.clone(),
         overflow,
+        poll: Poller::new(mounts, poll_every),
     };
     task.arm.rearm(&shared)?;
+    task.poll.follow(&task.arm.plan);
     let (out_tx, out_rx) = mpsc::channel(OUT_CAPACITY);
     let handle = runtime.spawn(task.run(raw_rx, out_tx, window));
     Ok((
@@ -576,7 +629,7 @@ impl Arming {
                 let Some(notify) = guard.as_mut() else {
                     return Ok(Vec::new());
                 };
-                self.apply(notify, &plan)?
+                self.apply(notify.as_mut(), &plan)?
             };
             self.plan = plan;
             if !changed {
@@ -598,11 +651,7 @@ impl Arming {
     }
 
     /// Watches the plan's directories and unwatches the rest; `true` when anything changed.
-    fn apply(
-        &mut self,
-        notify: &mut RecommendedWatcher,
-        plan: &WatchSet,
-    ) -> Result<bool, WatchError> {
+    fn apply(&mut self, notify: &mut dyn Backend, plan: &WatchSet) -> Result<bool, WatchError> {
         let wanted: BTreeMap<PathBuf, Option<DirId>> = plan
             .dirs()
             .into_iter()
@@ -631,7 +680,7 @@ impl Arming {
                 continue;
             }
             changed = true;
-            match notify.watch(&dir, RecursiveMode::NonRecursive) {
+            match notify.watch(&dir) {
                 Ok(()) => {
                     debug!(dir = %dir.display(), "watching");
                     self.watched.insert(dir, id);
@@ -670,11 +719,109 @@ impl Arming {
     }
 }
 
+/// What a directory polled on a Windows drive holds that matters: each entry's identity
+/// (`None`: it cannot be looked at, e.g. a dangling link). `None` for a directory that cannot
+/// be read.
+type DirLook = Option<BTreeMap<OsString, Option<Identity>>>;
+
+/// Looks at the watched directories on a Windows drive, where inotify misses what Windows
+/// programs write.
+struct Poller {
+    mounts: MountTable,
+    every: Duration,
+    /// Polled directory -> what it held at the last look.
+    seen: BTreeMap<PathBuf, DirLook>,
+}
+
+impl Poller {
+    fn new(mounts: MountTable, every: Duration) -> Poller {
+        Poller {
+            mounts,
+            every,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    fn active(&self) -> bool {
+        !self.seen.is_empty()
+    }
+
+    /// Polls the directories of `plan` that are on a Windows drive; one new to the poll starts
+    /// from what it holds now (its files are reported with the directory, as for any
+    /// directory new to the plan).
+    fn follow(&mut self, plan: &WatchSet) {
+        let dirs: BTreeSet<PathBuf> = plan
+            .dirs()
+            .into_iter()
+            .filter(|d| self.mounts.is_windows_drive(d))
+            .map(Path::to_owned)
+            .collect();
+        self.seen.retain(|d, _| dirs.contains(d));
+        for dir in dirs {
+            if !self.seen.contains_key(&dir) {
+                let now = look(plan, &dir);
+                self.seen.insert(dir, now);
+            }
+        }
+    }
+
+    /// What changed in the polled directories since the last look, as the paths an event
+    /// would name: a file that appeared, went or changed identity; a directory that appeared
+    /// or went.
+    fn changes(&mut self, plan: &WatchSet) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for (dir, before) in &mut self.seen {
+            let now = look(plan, dir);
+            match (&*before, &now) {
+                (Some(a), Some(b)) => {
+                    let names: BTreeSet<&OsString> = a.keys().chain(b.keys()).collect();
+                    out.extend(
+                        names
+                            .into_iter()
+                            .filter(|n| a.get(*n) != b.get(*n))
+                            .map(|n| dir.join(n)),
+                    );
+                }
+                (None, None) => {}
+                _ => out.push(dir.clone()),
+            }
+            *before = now;
+        }
+        out
+    }
+}
+
+/// The entries of `dir` that `plan` cares about (a target's file, a trigger's name), and their
+/// identities.
+fn look(plan: &WatchSet, dir: &Path) -> DirLook {
+    let entries = fs::read_dir(dir).ok()?;
+    let matters = |name: &OsStr| {
+        !write::is_temp_name(name)
+            && (plan
+                .targets
+                .iter()
+                .any(|t| t.dir == dir && t.pattern.matches(name))
+                || plan.triggers.iter().any(|t| t.dir == dir && t.name == name))
+    };
+    Some(
+        entries
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|name| matters(name))
+            .map(|name| {
+                let identity = Identity::of_path(&dir.join(&name));
+                (name, identity)
+            })
+            .collect(),
+    )
+}
+
 /// The watcher's task: turns raw events into batches of changes.
 struct Task {
     arm: Arming,
     shared: Arc<Shared>,
     overflow: Arc<AtomicBool>,
+    poll: Poller,
 }
 
 impl Task {
@@ -684,8 +831,11 @@ impl Task {
         out: mpsc::Sender<BTreeSet<Change>>,
         window: Duration,
     ) {
+        let every = self.poll.every;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            let Some(first) = raw.recv().await else {
+            let Some(first) = self.next(&mut raw, &mut tick).await else {
                 return;
             };
             // Leading edge: the first relevant event, with whatever is already queued beside
@@ -708,7 +858,7 @@ impl Task {
                 let mut batch = Batch::default();
                 loop {
                     tokio::select! {
-                        next = raw.recv() => match next {
+                        next = self.next(&mut raw, &mut tick) => match next {
                             Some(next) => self.absorb(next, &mut batch),
                             None => return,
                         },
@@ -720,6 +870,22 @@ impl Task {
                 }
                 if !self.emit(batch, &out).await {
                     return;
+                }
+            }
+        }
+    }
+
+    /// The next event, or what the poll found changed; `None` when the events ended.
+    async fn next(&mut self, raw: &mut mpsc::Receiver<Raw>, tick: &mut Interval) -> Option<Raw> {
+        loop {
+            tokio::select! {
+                next = raw.recv() => return next,
+                _ = tick.tick(), if self.poll.active() => {
+                    let changed = self.poll.changes(&self.arm.plan);
+                    if !changed.is_empty() {
+                        debug!(?changed, "the poll found changes");
+                        return Some(Raw::Paths(changed));
+                    }
                 }
             }
         }
@@ -751,6 +917,11 @@ impl Task {
 
     /// Re-arms, adds the files of new directories, drops own writes: the batch's changes.
     fn flush(&mut self, mut batch: Batch) -> BTreeSet<Change> {
+        // What the poll sees now goes with this batch: a write the native watcher reported as
+        // well is not reported a second time by the next look.
+        for path in self.poll.changes(&self.arm.plan) {
+            self.arm.plan.classify(&path, &mut batch);
+        }
         // Always re-plan: cheap, and it also catches re-pointed symlinks.
         match self.arm.rearm(&self.shared) {
             Ok(fresh) => {
@@ -760,6 +931,7 @@ impl Task {
             }
             Err(e) => warn!("{e}; will retry on the next change"),
         }
+        self.poll.follow(&self.arm.plan);
         let mut changes = BTreeSet::new();
         let mut own = lock(&self.shared.own_writes);
         for (path, file_changes) in batch.files {
@@ -824,6 +996,153 @@ mod tests {
             plan.classify(Path::new(p), &mut batch);
         }
         batch
+    }
+
+    /// A native notifier that is asked to watch and never reports anything: what inotify does
+    /// with the writes Windows programs make on a Windows drive (microsoft/WSL#4739).
+    #[derive(Debug, Clone, Default)]
+    struct Deaf {
+        watched: Arc<Mutex<Vec<PathBuf>>>,
+    }
+
+    /// [`Deaf`] as a backend: it keeps the callback it was given (as notify's watchers do, so
+    /// the watcher's task runs on) and never calls it.
+    struct DeafBackend {
+        deaf: Deaf,
+        _events: Events,
+    }
+
+    impl Deaf {
+        fn backend(self) -> impl FnOnce(Events) -> notify::Result<Box<dyn Backend>> {
+            move |events| {
+                Ok(Box::new(DeafBackend {
+                    deaf: self,
+                    _events: events,
+                }))
+            }
+        }
+    }
+
+    impl Backend for DeafBackend {
+        fn watch(&mut self, dir: &Path) -> notify::Result<()> {
+            lock(&self.deaf.watched).push(dir.to_owned());
+            Ok(())
+        }
+
+        fn unwatch(&mut self, dir: &Path) -> notify::Result<()> {
+            lock(&self.deaf.watched).retain(|d| d != dir);
+            Ok(())
+        }
+    }
+
+    /// Runs `f` on a current-thread runtime whose clock starts paused: it moves only when every
+    /// task waits, straight to the next timer.
+    fn paused<F: std::future::Future<Output = ()>>(f: F) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(f);
+    }
+
+    /// `~/.aws` with a config, a credentials file and an empty token cache, in a temp dir that
+    /// the returned mount table puts on a Windows drive (`9p`), or on ext4.
+    fn windows_home(windows: bool) -> (tempfile::TempDir, WatchSpec, MountTable) {
+        let tmp = tempfile::tempdir().unwrap();
+        let aws = tmp.path().join(".aws");
+        fs::create_dir_all(aws.join("sso/cache")).unwrap();
+        fs::write(aws.join("config"), "[default]\nregion = eu-west-1\n").unwrap();
+        fs::write(aws.join("credentials"), "[mine]\n").unwrap();
+        let root = fs::canonicalize(tmp.path()).unwrap();
+        let fstype = if windows { "9p" } else { "ext4" };
+        let mounts = MountTable::parse(&format!(
+            "/dev/sdc / ext4 rw 0 0\nC:\\134 {} {fstype} rw,aname=drvfs 0 0\n",
+            root.display()
+        ));
+        let spec = WatchSpec {
+            aws_config: aws.join("config"),
+            credsync_config: None,
+            sso_cache_dir: aws.join("sso/cache"),
+            credentials_file: aws.join("credentials"),
+        };
+        (tmp, spec, mounts)
+    }
+
+    const WINDOW: Duration = Duration::from_millis(100);
+
+    /// The next batch, which must come within one poll period (and a tick of tokio's clock).
+    async fn within_a_period(rx: &mut mpsc::Receiver<BTreeSet<Change>>) -> BTreeSet<Change> {
+        let period = POLL_EVERY + Duration::from_millis(1);
+        match tokio::time::timeout(period, rx.recv()).await {
+            Ok(Some(changes)) => changes,
+            other => panic!("nothing reported within {period:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_windows_side_write_the_native_watcher_misses_is_polled_within_its_period() {
+        paused(async {
+            let (tmp, spec, mounts) = windows_home(true);
+            let deaf = Deaf::default();
+            let (_watcher, mut rx) = start_with(
+                spec.clone(),
+                WINDOW,
+                deaf.clone().backend(),
+                mounts,
+                POLL_EVERY,
+            )
+            .unwrap();
+            // The native notifier watches the directory too (it sees what Linux programs write).
+            let aws = fs::canonicalize(tmp.path().join(".aws")).unwrap();
+            assert!(lock(&deaf.watched).contains(&aws));
+
+            // A Windows program writes the credentials file: no event, the poll notices.
+            let t0 = tokio::time::Instant::now();
+            fs::write(
+                &spec.credentials_file,
+                "[mine]\naws_access_key_id = AKIAW\n",
+            )
+            .unwrap();
+            let changes = within_a_period(&mut rx).await;
+            assert!(t0.elapsed() <= POLL_EVERY, "{:?}", t0.elapsed());
+            assert_eq!(changes, BTreeSet::from([Change::CredentialsFile]));
+
+            // The Windows AWS CLI signs in: a new token file in the cache.
+            let t1 = tokio::time::Instant::now();
+            fs::write(spec.sso_cache_dir.join("0123abcd.json"), "{}").unwrap();
+            let changes = within_a_period(&mut rx).await;
+            assert!(t1.elapsed() <= POLL_EVERY, "{:?}", t1.elapsed());
+            assert_eq!(changes, BTreeSet::from([Change::TokenCache]));
+
+            // Reported once: nothing more while nothing changes.
+            let quiet = tokio::time::timeout(5 * POLL_EVERY, rx.recv()).await;
+            assert!(quiet.is_err(), "{quiet:?}");
+        });
+    }
+
+    #[test]
+    fn a_write_the_native_watcher_misses_off_a_windows_drive_is_not_polled_for() {
+        paused(async {
+            let (_tmp, spec, mounts) = windows_home(false);
+            let (watcher, mut rx) = start_with(
+                spec.clone(),
+                WINDOW,
+                Deaf::default().backend(),
+                mounts,
+                POLL_EVERY,
+            )
+            .unwrap();
+            fs::write(
+                &spec.credentials_file,
+                "[mine]\naws_access_key_id = AKIAW\n",
+            )
+            .unwrap();
+            // Nothing polls a Linux file system: the deaf notifier's silence is all there is.
+            let missed = tokio::time::timeout(5 * POLL_EVERY, rx.recv()).await;
+            assert!(missed.is_err(), "{missed:?}");
+            drop(watcher);
+        });
     }
 
     #[test]

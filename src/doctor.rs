@@ -3,7 +3,9 @@
 //! binary's `cmd/doctor.rs` gathers the inputs and prints the result.
 //!
 //! Plain doctor checks credsync's config, the AWS config, each managed profile (its plan and,
-//! for SSO, its token), the credentials file's permissions, the user service and the daemon.
+//! for SSO, its token), the credentials file's permissions, the user service and the daemon;
+//! in a WSL distribution, what WSL does to an idle distribution and whether Windows can show
+//! credsync's notifications.
 //! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them.
 
 pub(crate) mod compose;
@@ -19,6 +21,9 @@ use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base, ChainError};
 use crate::config::{Config, ConfigError, NotifyConfig};
 use crate::ini_edit;
+use crate::mounts::MountTable;
+use crate::notify::Desktop;
+use crate::platform::{self, Wsl};
 use crate::service::{self, Platform};
 use crate::sso_cache::{self, CachedToken};
 use crate::state::{State, Status};
@@ -287,14 +292,22 @@ pub enum FileFacts {
         writable: bool,
         utf8: bool,
     },
+    /// A file on a Windows drive seen from WSL (drvfs): its mode is made up by the mount (`chmod`
+    /// does not change it unless the drive is mounted with `metadata`, microsoft/WSL#5956) and
+    /// there are no POSIX ACLs; Windows' own permissions apply.
+    OnWindowsDrive {
+        writable: bool,
+        utf8: bool,
+    },
     Unreadable(String),
     /// Read, but refused by credsync (too large): why, the file named.
     Refused(String),
 }
 
 impl FileFacts {
-    /// Reads what the checks need about `path` (following symlinks, as credsync writes).
-    pub fn of(path: &Path) -> FileFacts {
+    /// Reads what the checks need about `path` (following symlinks, as credsync writes);
+    /// `mounts` says whether it is on a Windows drive.
+    pub fn of(path: &Path, mounts: &MountTable) -> FileFacts {
         use crate::user_file::{Kind, Problem};
         use std::os::unix::fs::PermissionsExt;
         let bytes = match crate::user_file::read(path, Kind::Credentials) {
@@ -312,14 +325,27 @@ impl FileFacts {
                 };
             }
         };
+        let utf8 = std::str::from_utf8(&bytes).is_ok();
+        if mounts.holds_windows_file(path) {
+            return FileFacts::OnWindowsDrive {
+                writable: access_w(path),
+                utf8,
+            };
+        }
         match std::fs::metadata(path) {
             Ok(m) => FileFacts::File {
                 mode: m.permissions().mode() & 0o7777,
                 writable: access_w(path),
-                utf8: std::str::from_utf8(&bytes).is_ok(),
+                utf8,
             },
             Err(e) => FileFacts::Unreadable(e.to_string()),
         }
+    }
+
+    /// Whether the file's mode and POSIX ACL mean what they say, so that advice about them
+    /// (chmod, setfacl, who can read it) applies: not on a Windows drive.
+    pub fn has_posix_permissions(&self) -> bool {
+        !matches!(self, FileFacts::OnWindowsDrive { .. })
     }
 }
 
@@ -363,10 +389,23 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
             why.clone(),
             "point [aws] credentials_file (or AWS_SHARED_CREDENTIALS_FILE) at the credentials file",
         ),
-        FileFacts::File { utf8: false, .. } => Check::fail(
-            format!("credentials file {p}: not UTF-8 text"),
-            "save it as UTF-8; botocore and credsync both read it as text",
+        FileFacts::File { utf8: false, .. } | FileFacts::OnWindowsDrive { utf8: false, .. } => {
+            Check::fail(
+                format!("credentials file {p}: not UTF-8 text"),
+                "save it as UTF-8; botocore and credsync both read it as text",
+            )
+        }
+        FileFacts::OnWindowsDrive {
+            writable: false, ..
+        } => Check::fail(
+            format!("credentials file {p}: not writable by you"),
+            "give your Windows account write access to it (its Properties > Security on \
+             Windows); Linux's chmod and chown do not change a file on a Windows drive",
         ),
+        FileFacts::OnWindowsDrive { .. } => Check::ok(format!(
+            "credentials file {p}: writable, on a Windows drive (its Windows permissions apply, \
+             not a Linux mode)"
+        )),
         FileFacts::File {
             writable: false, ..
         } => Check::fail(
@@ -411,15 +450,20 @@ pub(crate) fn long_lived_sections(text: &str) -> Vec<String> {
 /// Warns when uid `uid` (the containers' user, as a host uid; `who` says which) can read the
 /// credentials file at `path` (its `file` and `dir` permissions, ACL included) while `text`
 /// holds long-lived keys credsync does not manage: every process in the containers can then
-/// read them. `None` when that is not the case.
+/// read them. `None` when that is not the case, or when the file's permissions mean nothing
+/// (`facts`: on a Windows drive).
 pub fn check_credentials_exposure(
     path: &Path,
     text: &str,
+    facts: &FileFacts,
     file: Option<&acl::Perms>,
     dir: Option<&acl::Perms>,
     uid: u32,
     who: &str,
 ) -> Option<Check> {
+    if !facts.has_posix_permissions() {
+        return None;
+    }
     let file = file?;
     let readable = acl::granted(file, uid) & acl::READ != 0
         && dir.is_none_or(|d| acl::granted(d, uid) & acl::SEARCH != 0);
@@ -556,14 +600,62 @@ pub fn check_brew_service(file: &Path) -> Check {
     ))
 }
 
-/// What doctor can say about desktop notifications on `platform`. On macOS, `osascript`'s
-/// notifications are attributed to Script Editor and shown only while Script Editor may
-/// notify, while `osascript` exits 0 either way: credsync cannot see it, the user can check.
-/// Nothing on Linux (a missing notifier is logged by the daemon) or with `[notify] command`
-/// set or notifications off.
-pub fn check_notifications(platform: Option<Platform>, notify: &NotifyConfig) -> Option<Check> {
-    if platform != Some(Platform::MacOs) || !notify.enabled || notify.command.is_some() {
+/// What doctor can say about desktop notifications on `platform` (in a WSL distribution when
+/// `wsl`; `mounts` says where Windows' drives are, `installed` whether a program is at a path).
+/// On macOS, `osascript`'s notifications are attributed to Script Editor and shown only while
+/// Script Editor may notify, while `osascript` exits 0 either way: credsync cannot see it, the
+/// user can check. In WSL, whether Windows PowerShell, which shows them as Windows toasts, can
+/// run from here; if not, there is no notifier. Nothing on Linux (a missing notifier is logged
+/// by the daemon) or with `[notify] command` set or notifications off.
+pub fn check_notifications(
+    platform: Option<Platform>,
+    wsl: Option<&Wsl>,
+    mounts: &MountTable,
+    notify: &NotifyConfig,
+    installed: &dyn Fn(&Path) -> bool,
+) -> Option<Check> {
+    if !notify.enabled || notify.command.is_some() {
         return None;
+    }
+    let instead = "set [notify] command to a program of your own (it gets the title and the \
+                   text as arguments), or [notify] enabled = false";
+    match Desktop::of(platform, wsl, mounts) {
+        Desktop::MacOs => {}
+        Desktop::Windows { powershell } => {
+            let none = |why: String, fix: String| {
+                Check::warn(
+                    format!("notifications: none in this WSL distribution: {why}"),
+                    fix,
+                )
+            };
+            return Some(if !wsl.is_some_and(|w| w.interop) {
+                none(
+                    "Windows programs cannot run from it (WSL's interop is not registered), so \
+                     no Windows toast can be shown"
+                        .to_owned(),
+                    format!(
+                        "turn interop on (`[interop] enabled=true` in /etc/wsl.conf, then \
+                         `wsl.exe --shutdown`), or {instead}"
+                    ),
+                )
+            } else if !powershell.is_absolute() || !installed(&powershell) {
+                none(
+                    format!(
+                        "Windows PowerShell, which shows the Windows toasts, is not at {}",
+                        powershell.display()
+                    ),
+                    format!("mount the C: drive where WSL mounts it (/mnt/c), or {instead}"),
+                )
+            } else {
+                Check::ok(format!(
+                    "notifications: shown as Windows toasts by Windows PowerShell ({}); \
+                     Windows lists them as Windows PowerShell's in Settings > System > \
+                     Notifications, and Do not disturb hides them",
+                    powershell.display()
+                ))
+            });
+        }
+        Desktop::Freedesktop | Desktop::Unknown => return None,
     }
     Some(Check::ok(
         "notifications: sent with osascript, so macOS shows them as Script Editor's, and only \
@@ -571,6 +663,63 @@ pub fn check_notifications(platform: Option<Platform>, notify: &NotifyConfig) ->
          (it is listed there once a script has notified; `osascript -e 'display notification \
          \"test\" with title \"credsync\"'` sends one)",
     ))
+}
+
+/// What doctor found of Windows' `.wslconfig` (`%UserProfile%\.wslconfig`), WSL's settings for
+/// all distributions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WslConfig {
+    /// Read at `path` (as seen from WSL).
+    Read {
+        path: std::path::PathBuf,
+        text: String,
+    },
+    /// There is none at `path`.
+    Missing { path: std::path::PathBuf },
+    /// Not looked for: why.
+    Unknown(String),
+}
+
+/// In a WSL distribution: whether WSL keeps it running while idle (`instanceIdleTimeout`
+/// negative in `.wslconfig`; else credsync stops with it, and the row says what keeps it
+/// running), and without systemd, that no service runs credsync.
+pub fn check_wsl(wsl: &Wsl, wslconfig: &WslConfig) -> Vec<Check> {
+    let mut out = Vec::new();
+    let (said, path) = match wslconfig {
+        WslConfig::Read { path, text } => (platform::instance_idle_timeout(text), Some(path)),
+        WslConfig::Missing { path } => (None, Some(path)),
+        WslConfig::Unknown(_) => (None, None),
+    };
+    match (said, path) {
+        (Some(ms), Some(path)) if ms < 0 => out.push(Check::ok(format!(
+            "WSL: instanceIdleTimeout={ms} in {}: WSL keeps this distribution running while \
+             idle, and credsync with it",
+            path.display()
+        ))),
+        _ => {
+            let found = match (wslconfig, said) {
+                (WslConfig::Read { path, .. }, Some(ms)) => {
+                    format!(" ({} sets instanceIdleTimeout={ms})", path.display())
+                }
+                (WslConfig::Read { path, .. }, None) => {
+                    format!(" ({} does not set instanceIdleTimeout)", path.display())
+                }
+                (WslConfig::Missing { path }, _) => format!(" (there is no {})", path.display()),
+                (WslConfig::Unknown(why), _) => format!(" (.wslconfig not read: {why})"),
+            };
+            out.push(Check::warn(
+                format!("{}{found}", Wsl::IDLE_SHUTDOWN),
+                Wsl::KEEP_RUNNING,
+            ));
+        }
+    }
+    if !wsl.systemd {
+        out.push(Check::warn(
+            "WSL: this distribution runs without systemd, so no service starts credsync",
+            service::wsl_without_systemd(),
+        ));
+    }
+    out
 }
 
 /// Whether the daemon answered on `socket`, its pid and how many profiles are fresh.
@@ -1040,6 +1189,10 @@ pub(crate) mod tests {
     #[test]
     fn notifications_say_how_to_allow_script_editor_on_macos_only() {
         let on = NotifyConfig::default();
+        let none = MountTable::default();
+        let check_notifications = |platform, notify: &NotifyConfig| {
+            super::check_notifications(platform, None, &none, notify, &|_: &Path| true)
+        };
         let mac = check_notifications(Some(Platform::MacOs), &on).expect("a line on macOS");
         assert_eq!(mac.level, Level::Ok);
         assert!(
@@ -1063,6 +1216,61 @@ pub(crate) mod tests {
             ..NotifyConfig::default()
         };
         assert_eq!(check_notifications(Some(Platform::MacOs), &own), None);
+    }
+
+    #[test]
+    fn notifications_in_wsl_are_windows_toasts_or_a_row_that_says_there_are_none() {
+        let on = NotifyConfig::default();
+        let mounts = MountTable::parse("C:\\134 /mnt/c 9p rw,aname=drvfs 0 0\n");
+        let ps = Path::new("/mnt/c/Windows/System32/WindowsPowerShell/v1.0/powershell.exe");
+        let wsl = |interop| Wsl {
+            distro: None,
+            systemd: true,
+            interop,
+        };
+        let linux = Some(Platform::Linux);
+        let there = |p: &Path| p == ps;
+        let ok = check_notifications(linux, Some(&wsl(true)), &mounts, &on, &there).unwrap();
+        assert_eq!(ok.level, Level::Ok, "{ok:?}");
+        assert!(ok.what.contains("Windows toasts") && ok.what.contains(&ps.display().to_string()));
+        // No PowerShell there, no interop, no C: drive: none, and what to do instead.
+        let gone = check_notifications(linux, Some(&wsl(true)), &mounts, &on, &|_| false).unwrap();
+        assert_eq!(gone.level, Level::Warn);
+        assert!(gone.what.starts_with("notifications: none"), "{gone:?}");
+        assert!(gone.fix.unwrap().contains("[notify] command"));
+        let off = check_notifications(linux, Some(&wsl(false)), &mounts, &on, &there).unwrap();
+        assert_eq!(off.level, Level::Warn);
+        assert!(off.what.contains("interop"), "{off:?}");
+        let no_c = MountTable::default();
+        let c = check_notifications(linux, Some(&wsl(true)), &no_c, &on, &|_| true).unwrap();
+        assert_eq!(c.level, Level::Warn, "{c:?}");
+        // The user's own command, or none wanted: nothing to say.
+        let own = NotifyConfig {
+            command: Some(vec!["wsl-notify-send.exe".into()]),
+            ..NotifyConfig::default()
+        };
+        assert_eq!(
+            check_notifications(linux, Some(&wsl(true)), &mounts, &own, &there),
+            None
+        );
+    }
+
+    #[test]
+    fn a_credentials_file_on_a_windows_drive_gets_no_mode_advice() {
+        let p = Path::new("/mnt/c/Users/ann/.aws/credentials");
+        let drive = |writable, utf8| FileFacts::OnWindowsDrive { writable, utf8 };
+        let c = check_credentials_file(p, &drive(true, true), None);
+        assert_eq!(c.level, Level::Ok, "{c:?}");
+        assert!(!c.what.contains("mode 0"), "{c:?}");
+        let c = check_credentials_file(p, &drive(false, true), None);
+        assert_eq!(c.level, Level::Fail);
+        assert!(!c.fix.unwrap().contains("chmod u+w"));
+        assert_eq!(
+            check_credentials_file(p, &drive(true, false), None).level,
+            Level::Fail
+        );
+        assert!(!drive(true, true).has_posix_permissions());
+        assert!(linux_file().has_posix_permissions());
     }
 
     #[test]
@@ -1358,6 +1566,15 @@ pub(crate) mod tests {
         # managed by credsync; expires 2027-01-15T08:00:00Z\n[dev]\n\
         aws_access_key_id = ASIAXXX\naws_secret_access_key = s\naws_session_token = t\n";
 
+    /// What [`FileFacts::of`] says of a readable, writable file on a Linux file system.
+    fn linux_file() -> FileFacts {
+        FileFacts::File {
+            mode: 0o644,
+            writable: true,
+            utf8: true,
+        }
+    }
+
     fn perms(mode: u32, acl_for: Option<(u32, u16)>) -> acl::Perms {
         acl::Perms {
             owner: 1000,
@@ -1415,6 +1632,7 @@ pub(crate) mod tests {
         let c = check_credentials_exposure(
             path,
             CREDS_WITH_PERSONAL,
+            &linux_file(),
             Some(&file),
             Some(&dir),
             50000,
@@ -1438,6 +1656,7 @@ pub(crate) mod tests {
             check_credentials_exposure(
                 path,
                 CREDS_WITH_PERSONAL,
+                &linux_file(),
                 Some(&other),
                 Some(&dir),
                 50000,
@@ -1448,7 +1667,15 @@ pub(crate) mod tests {
         // No long-lived keys: nothing to warn about.
         let only_managed = &CREDS_WITH_PERSONAL[CREDS_WITH_PERSONAL.find("# managed").unwrap()..];
         assert_eq!(
-            check_credentials_exposure(path, only_managed, Some(&file), Some(&dir), 50000, "x"),
+            check_credentials_exposure(
+                path,
+                only_managed,
+                &linux_file(),
+                Some(&file),
+                Some(&dir),
+                50000,
+                "x"
+            ),
             None
         );
     }
@@ -1460,6 +1687,7 @@ pub(crate) mod tests {
         let c = check_credentials_exposure(
             path,
             CREDS_WITH_PERSONAL,
+            &linux_file(),
             Some(&perms(0o644, None)),
             Some(&dir),
             50000,
@@ -1473,6 +1701,7 @@ pub(crate) mod tests {
             check_credentials_exposure(
                 path,
                 CREDS_WITH_PERSONAL,
+                &linux_file(),
                 Some(&perms(0o600, None)),
                 Some(&dir),
                 50000,
@@ -1484,6 +1713,7 @@ pub(crate) mod tests {
             check_credentials_exposure(
                 path,
                 CREDS_WITH_PERSONAL,
+                &linux_file(),
                 Some(&perms(0o644, None)),
                 Some(&perms(0o700, None)),
                 50000,

@@ -106,6 +106,17 @@ impl MountTable {
             .map(|m| m.point.as_path())
     }
 
+    /// Where the Windows path `windows` (`C:\\Users\\name`) is seen from here: below the mount of
+    /// its drive. `None` when it is not a drive-letter path or its drive is not mounted.
+    pub fn linux_path(&self, windows: &str) -> Option<PathBuf> {
+        let mut chars = windows.chars();
+        let letter = chars.next().filter(char::is_ascii_alphabetic)?;
+        let rest = chars.as_str().strip_prefix(':')?;
+        let mut path = self.windows_drive(letter)?.to_owned();
+        path.extend(rest.split(['\\', '/']).filter(|c| !c.is_empty()));
+        Some(path)
+    }
+
     fn mount_of(&self, path: &Path) -> Option<&Mount> {
         let depth = |p: &Path| p.components().count();
         self.mounts
@@ -224,6 +235,19 @@ D:\\134 /mnt/d\\040drive 9p rw,noatime,aname=drvfs;path=D:\\134 0 0
         assert_eq!(t.windows_drive('E'), None);
         let wsl1 = MountTable::parse("C: /c drvfs rw 0 0\n");
         assert_eq!(wsl1.windows_drive('c'), Some(Path::new("/c")));
+    }
+
+    #[test]
+    fn windows_paths_are_found_below_their_drive() {
+        let t = MountTable::parse(WSL2);
+        assert_eq!(
+            t.linux_path("C:\\Users\\Ann Lee"),
+            Some(PathBuf::from("/mnt/c/Users/Ann Lee"))
+        );
+        assert_eq!(t.linux_path("c:\\"), Some(PathBuf::from("/mnt/c")));
+        assert_eq!(t.linux_path("E:\\x"), None);
+        assert_eq!(t.linux_path("\\\\server\\share"), None);
+        assert_eq!(t.linux_path("%USERPROFILE%"), None);
     }
 
     #[test]

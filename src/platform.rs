@@ -109,6 +109,34 @@ impl Wsl {
         distribution (Settings > Resources > WSL integration), or a WSL terminal open";
 }
 
+/// The `instanceIdleTimeout` of `[general]` in the text of a `.wslconfig`: milliseconds, negative
+/// for never. Read as WSL reads it (microsoft/WSL src/shared/configfile/configfile.cpp): section
+/// and key names in any case, `#` starts a comment, a value may be quoted, and of a key given
+/// twice the first counts.
+pub fn instance_idle_timeout(wslconfig: &str) -> Option<i64> {
+    let mut section = String::new();
+    for line in wslconfig.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if section != "general" || !key.trim().eq_ignore_ascii_case("instanceIdleTimeout") {
+            continue;
+        }
+        let value = value.trim();
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+            None => value.split('#').next().unwrap_or_default().trim(),
+        };
+        return value.parse().ok();
+    }
+    None
+}
+
 /// Whether the kernel release at `path` is one of Microsoft's WSL kernels.
 fn kernel_is_microsoft(path: &Path) -> bool {
     read_small(path).is_some_and(|text| text.to_ascii_lowercase().contains("microsoft"))
@@ -206,6 +234,23 @@ mod tests {
                 "{files:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_instance_idle_timeout_is_read_as_wsl_reads_it() {
+        let t = "[wsl2]\nmemory=8GB\ninstanceIdleTimeout=5\n\n[General]\n# keep it\n\
+                 InstanceIdleTimeout = -1 # forever\ninstanceIdleTimeout=60000\n";
+        assert_eq!(instance_idle_timeout(t), Some(-1));
+        assert_eq!(
+            instance_idle_timeout("[general]\ninstanceIdleTimeout=\"-1\"\n"),
+            Some(-1)
+        );
+        assert_eq!(
+            instance_idle_timeout("[general]\ninstanceIdleTimeout=60000\n"),
+            Some(60000)
+        );
+        assert_eq!(instance_idle_timeout("[wsl2]\nvmIdleTimeout=-1\n"), None);
+        assert_eq!(instance_idle_timeout(""), None);
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! Both name the binary by the path a package manager keeps ([`stable_exe`]), and neither
 //! writes a second service beside one a package manages: the Debian package's unit
 //! ([`PACKAGED_UNIT`]) is enabled instead, a Homebrew service (`brew services`) is pointed at.
+//!
+//! In a WSL distribution ([`Target::wsl`]) with systemd, install is Linux's, and its report
+//! ends with what WSL does to an idle distribution and what keeps it running. Without systemd
+//! there is no user manager: install says how to turn systemd on, or to start credsync by hand.
 
 use std::fmt;
 use std::io;
@@ -20,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{self, Config, Env, Origin};
+use crate::platform::Wsl;
 use crate::process::{RunError, Runner};
 use crate::write::{self, WriteError, WriteMode, WriteOptions};
 
@@ -54,6 +59,8 @@ pub struct Target {
     /// while an old job goes away or the new one starts; they look at most 100 times. Tests
     /// give zero: their fake launchd moves on with each call.
     pub launchd_poll: Duration,
+    /// The WSL distribution this Linux is, if it is one.
+    pub wsl: Option<Wsl>,
 }
 
 impl Target {
@@ -72,6 +79,7 @@ impl Target {
             uid,
             packaged_unit,
             launchd_poll: launchd::DEFAULT_POLL,
+            wsl: Wsl::here(env),
         })
     }
 
@@ -529,6 +537,8 @@ pub struct InstallReport {
     /// Set when the service was written but not started (or not stopped): why, and what to
     /// run instead.
     pub(crate) hint: Option<String>,
+    /// Facts about this machine the user should know once the service is in place.
+    pub(crate) notes: Vec<String>,
 }
 
 impl fmt::Display for InstallReport {
@@ -549,6 +559,9 @@ impl fmt::Display for InstallReport {
         }
         if let Some(hint) = &self.hint {
             writeln!(f, "{hint}")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "\nnote: {note}")?;
         }
         Ok(())
     }
@@ -615,6 +628,12 @@ pub enum ServiceError {
         lines: String,
         done: String,
     },
+    /// In a WSL distribution without systemd there is no user manager to install into.
+    #[error(
+        "this WSL distribution runs without systemd, so there is no user service to install \
+         credsync as.\n{how}"
+    )]
+    WslWithoutSystemd { how: String },
     /// `brew services` runs credsync already.
     #[error(
         "credsync runs as a Homebrew service ({why}); `credsync service install` does not \
@@ -664,6 +683,7 @@ fn install_packaged(
         file: FileOutcome::Packaged,
         steps: Vec::new(),
         hint: None,
+        notes: Vec::new(),
     };
     if !start {
         report.hint = Some(format!(
@@ -697,8 +717,50 @@ fn install_packaged(
 
 /// Writes the service file for `spec` (if it differs) and, when `start`, enables and starts
 /// the service. Safe to re-run: an identical file is reported unchanged. When the service
-/// manager cannot be reached the file stays written and the report says what to run.
+/// manager cannot be reached the file stays written and the report says what to run. In a WSL
+/// distribution the report ends with what WSL does to an idle distribution; one without
+/// systemd gets no service ([`ServiceError::WslWithoutSystemd`], unless only the file is asked
+/// for).
 pub fn install(
+    spec: &ServiceSpec,
+    target: &Target,
+    start: bool,
+    runner: &dyn Runner,
+) -> Result<InstallReport, ServiceError> {
+    let wsl = target
+        .wsl
+        .as_ref()
+        .filter(|_| target.platform == Platform::Linux);
+    if start && wsl.is_some_and(|w| !w.systemd) {
+        return Err(ServiceError::WslWithoutSystemd {
+            how: wsl_without_systemd(),
+        });
+    }
+    let mut report = install_here(spec, target, start, runner)?;
+    if wsl.is_some() {
+        report.notes.push(wsl_idle_note());
+    }
+    Ok(report)
+}
+
+/// What a service installed in a WSL distribution should know: when WSL stops it, and what
+/// keeps it running.
+pub fn wsl_idle_note() -> String {
+    format!("{}; {}", Wsl::IDLE_SHUTDOWN, Wsl::KEEP_RUNNING)
+}
+
+/// How to run credsync in a WSL distribution without systemd.
+pub fn wsl_without_systemd() -> String {
+    "turn systemd on: add these lines to /etc/wsl.conf (as root), run `wsl.exe --shutdown`, \
+     open the distribution again and run `credsync service install`:\n\n[boot]\nsystemd=true\n\n\
+     or start credsync in each session yourself: `credsync daemon` in a terminal you keep \
+     open, or `setsid -f credsync daemon >>~/.cache/credsync.log 2>&1` in ~/.profile (a \
+     second daemon exits at once: one runs per user)"
+        .to_owned()
+}
+
+/// [`install`] on this machine's service manager.
+fn install_here(
     spec: &ServiceSpec,
     target: &Target,
     start: bool,
@@ -734,6 +796,7 @@ pub fn install(
         file,
         steps: Vec::new(),
         hint: None,
+        notes: Vec::new(),
     };
     if !start {
         report.hint = Some(format!(
@@ -1003,6 +1066,7 @@ pub fn uninstall(target: &Target, runner: &dyn Runner) -> Result<InstallReport, 
         },
         steps: Vec::new(),
         hint: None,
+        notes: Vec::new(),
     };
     if target.platform == Platform::MacOs {
         // Loaded without its file (removed by hand) counts too: nothing stays loaded.
@@ -1046,6 +1110,12 @@ fn remove(path: &Path) -> Result<(), ServiceError> {
 
 fn start_hint(target: &Target) -> String {
     match target.platform {
+        Platform::Linux if target.wsl.as_ref().is_some_and(|w| !w.systemd) => {
+            format!(
+                "this WSL distribution runs without systemd; {}",
+                wsl_without_systemd()
+            )
+        }
         Platform::Linux => start_hint_linux(),
         Platform::MacOs => launchd::start_hint(target),
     }

@@ -58,6 +58,8 @@ pub enum Kind {
     SubordinateIds,
     /// The log launchd writes the LaunchAgent's output to (read from its end, [`read_tail`]).
     ServiceLog,
+    /// WSL's settings on Windows (`%UserProfile%\.wslconfig`), as `doctor` reads them.
+    WslConfig,
 }
 
 const KIB: u64 = 1 << 10;
@@ -75,7 +77,8 @@ impl Kind {
             | Kind::Registration
             | Kind::CredsyncConfig
             | Kind::ServiceFile
-            | Kind::AstroConfig => MIB,
+            | Kind::AstroConfig
+            | Kind::WslConfig => MIB,
             Kind::ServiceLog => 64 * KIB,
         }
     }
@@ -93,6 +96,7 @@ impl Kind {
             Kind::AstroConfig => "Astro's config",
             Kind::SubordinateIds => "the subordinate id file",
             Kind::ServiceLog => "the service's log",
+            Kind::WslConfig => "WSL's .wslconfig",
         }
     }
 }

@@ -758,9 +758,9 @@ impl Poller {
             .collect();
         self.seen.retain(|d, _| dirs.contains(d));
         for dir in dirs {
-            if !self.seen.contains_key(&dir) {
-                let now = look(plan, &dir);
-                self.seen.insert(dir, now);
+            if let std::collections::btree_map::Entry::Vacant(e) = self.seen.entry(dir) {
+                let now = look(plan, e.key());
+                e.insert(now);
             }
         }
     }

@@ -29,6 +29,7 @@ fn target(home: &Path, packaged_unit: Option<PathBuf>) -> Target {
         uid: 1000,
         packaged_unit,
         launchd_poll: std::time::Duration::ZERO,
+        wsl: None,
     }
 }
 

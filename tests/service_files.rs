@@ -307,6 +307,7 @@ fn target(platform: Platform, home: &Path) -> Target {
         uid: 501,
         packaged_unit: None,
         launchd_poll: std::time::Duration::ZERO,
+        wsl: None,
     }
 }
 

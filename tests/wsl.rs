@@ -8,6 +8,13 @@
 //! - A credentials file on a Windows drive (a mount table that says `9p`) whose rename a
 //!   Windows program refuses (a fault at the writer's rename: a Linux lock cannot make a rename
 //!   fail) is written within the retry bound, or in place after it, and never left cut short.
+//! - doctor in a distribution gives the idle-shutdown row and the notifications row, and no
+//!   mode or ACL advice for a credentials file on a Windows drive.
+//! - `service install` with systemd works as on Linux and ends with the idle-shutdown fact;
+//!   without systemd it installs nothing and says how to start credsync.
+//!
+//! (The poll that notices a Windows-side write inotify misses is a unit test of the watcher:
+//! src/watch.rs, `a_windows_side_write_the_native_watcher_misses_is_polled_within_its_period`.)
 
 use crate::support;
 
@@ -18,8 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use credsync::config::NotifyConfig;
+use credsync::doctor::{self, Check, FileFacts, Level, WslConfig};
 use credsync::mounts::MountTable;
+use credsync::platform::{Platform, Wsl};
+use credsync::service::{self, Sandbox, ServiceError, ServiceSpec, Target};
 use credsync::write::{self, Fs, Outcome, RENAME_PAUSE, RENAME_RETRY_FOR, WriteOptions};
+use support::fake_programs::{FakeSystemd, Scripted};
 
 use support::fake_aws::FakeAws;
 use support::windows::WindowsSide;
@@ -82,7 +94,12 @@ fn login_in_wsl_without_wslview_passes_the_page_through_cmd_exe_whole() {
         url.matches('&').count() >= 5 && url.contains("%3A"),
         "{url}"
     );
-    assert_eq!(windows.opened(), [url.clone()], "{}", windows.log());
+    assert_eq!(
+        windows.opened(),
+        std::slice::from_ref(&url),
+        "{}",
+        windows.log()
+    );
     let log = windows.log();
     assert!(log.contains("command line: /c start \"\" http://"), "{log}");
     assert!(log.contains("^&") && log.contains("%^3A"), "{log}");
@@ -298,4 +315,248 @@ fn on_a_windows_drive_a_write_made_while_the_rename_waits_is_merged_again() {
         format!("{OLD}[windows]\nregion = eu-west-1\n[added]\n")
     );
     only_the_file(dir.path());
+}
+
+// ---------------------------------------------------------------------------------------------
+// doctor in a WSL distribution.
+
+/// A distribution with systemd and interop, as `Wsl::detect` reports one.
+fn distribution(systemd: bool) -> Wsl {
+    Wsl {
+        distro: Some("Ubuntu".into()),
+        systemd,
+        interop: true,
+    }
+}
+
+/// A mount table that puts `dir` on the `C:` drive (`9p`), or on ext4.
+fn drive_c(dir: &Path, windows: bool) -> MountTable {
+    let fstype = if windows { "9p" } else { "ext4" };
+    MountTable::parse(&format!(
+        "/dev/sdc / ext4 rw,relatime 0 0\nC:\\134 {} {fstype} rw,noatime,aname=drvfs;path=C:\\134 0 0\n",
+        fs::canonicalize(dir).unwrap().display()
+    ))
+}
+
+/// The rows doctor gives, in the order it gives them, about a credentials file (`path`, read
+/// as it is) and the machine: the file, what Astro's uid can read of it, WSL, notifications.
+fn doctor_rows(path: &Path, mounts: &MountTable, wsl: &Wsl, wslconfig: &WslConfig) -> Vec<Check> {
+    let facts = FileFacts::of(path, mounts);
+    let text = fs::read_to_string(path).unwrap();
+    let file = credsync::acl::perms(path);
+    let dir = credsync::acl::perms(path.parent().unwrap());
+    let powershell = mounts
+        .windows_drive('C')
+        .unwrap_or(Path::new("/mnt/c"))
+        .join("Windows/System32/WindowsPowerShell/v1.0/powershell.exe");
+    let mut rows = vec![doctor::check_credentials_file(path, &facts, None)];
+    rows.extend(doctor::check_credentials_exposure(
+        path,
+        &text,
+        &facts,
+        file.as_ref(),
+        dir.as_ref(),
+        50000,
+        "Astro's container user",
+    ));
+    rows.extend(doctor::check_wsl(wsl, wslconfig));
+    rows.extend(doctor::check_notifications(
+        Some(Platform::Linux),
+        Some(wsl),
+        mounts,
+        &NotifyConfig::default(),
+        &|p: &Path| p == powershell,
+    ));
+    rows
+}
+
+/// A Windows user's `.aws/credentials` with long-lived keys, readable by all (as drvfs shows a
+/// file without `metadata`: its mode is the mount's, `chmod` does not change it).
+fn windows_credentials() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let aws = dir.path().join("Users/ann/.aws");
+    fs::create_dir_all(&aws).unwrap();
+    let path = aws.join("credentials");
+    fs::write(
+        &path,
+        "[mine]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s\n",
+    )
+    .unwrap();
+    for p in [
+        dir.path(),
+        &dir.path().join("Users"),
+        &dir.path().join("Users/ann"),
+        &aws,
+    ] {
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    (dir, path)
+}
+
+fn about(rows: &[Check], needle: &str) -> Vec<String> {
+    doctor::render(rows)
+        .split("\n")
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn doctor_in_wsl_gives_the_idle_and_notification_rows_and_no_mode_or_acl_advice_on_a_windows_drive()
+{
+    let (dir, path) = windows_credentials();
+    let mounts = drive_c(dir.path(), true);
+    let wslconfig = WslConfig::Missing {
+        path: dir.path().join("Users/ann/.wslconfig"),
+    };
+    let rows = doctor_rows(&path, &mounts, &distribution(true), &wslconfig);
+    let report = doctor::render(&rows);
+
+    // The idle shutdown: a warning, with what keeps the distribution running.
+    let idle: Vec<&Check> = rows.iter().filter(|c| c.level == Level::Warn).collect();
+    assert_eq!(idle.len(), 1, "{report}");
+    assert!(
+        report.contains("WSL stops this distribution about 15 seconds after"),
+        "{report}"
+    );
+    assert!(
+        report.contains(".wslconfig does not exist") || report.contains("there is no"),
+        "{report}"
+    );
+    assert!(
+        report.contains("instanceIdleTimeout=-1") && report.contains("vmIdleTimeout=-1"),
+        "{report}"
+    );
+    // The notifications: Windows toasts, by the PowerShell on the C: drive.
+    assert_eq!(about(&rows, "notifications:").len(), 1, "{report}");
+    assert!(
+        report.contains("notifications: shown as Windows toasts"),
+        "{report}"
+    );
+    // The credentials file: no mode, no chmod, no setfacl, no "uid 50000 can read it".
+    assert!(report.contains("on a Windows drive"), "{report}");
+    for advice in ["chmod", "setfacl", "mode 0", "can read it"] {
+        assert!(!report.contains(advice), "{advice}:\n{report}");
+    }
+    assert_eq!(rows.len(), 3, "{report}");
+
+    // The same file on a Linux file system gets both pieces of advice: the test can tell.
+    let linux = doctor_rows(
+        &path,
+        &drive_c(dir.path(), false),
+        &distribution(true),
+        &wslconfig,
+    );
+    let linux_report = doctor::render(&linux);
+    assert!(linux_report.contains("chmod 0600"), "{linux_report}");
+    assert!(
+        linux_report.contains("uid 50000 (Astro's container user) can read it"),
+        "{linux_report}"
+    );
+}
+
+#[test]
+fn doctor_in_wsl_is_content_when_wslconfig_keeps_the_distribution_running() {
+    let (dir, path) = windows_credentials();
+    let mounts = drive_c(dir.path(), true);
+    let wslconfig = WslConfig::Read {
+        path: dir.path().join("Users/ann/.wslconfig"),
+        text: "[wsl2]\nmemory=8GB\n\n[general]\ninstanceIdleTimeout=-1\n".into(),
+    };
+    let rows = doctor_rows(&path, &mounts, &distribution(true), &wslconfig);
+    let report = doctor::render(&rows);
+    assert!(rows.iter().all(|c| c.level == Level::Ok), "{report}");
+    assert!(
+        report.contains("WSL: instanceIdleTimeout=-1 in "),
+        "{report}"
+    );
+    // Without systemd: a row that says how to start credsync.
+    let rows = doctor_rows(&path, &mounts, &distribution(false), &wslconfig);
+    let report = doctor::render(&rows);
+    assert!(report.contains("runs without systemd"), "{report}");
+    assert!(
+        report.contains("[boot]") && report.contains("systemd=true"),
+        "{report}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// service install in a WSL distribution.
+
+fn wsl_target(home: &Path, systemd: bool) -> Target {
+    Target {
+        platform: Platform::Linux,
+        home: home.to_owned(),
+        xdg_config_home: None,
+        uid: 1000,
+        packaged_unit: None,
+        launchd_poll: Duration::ZERO,
+        wsl: Some(distribution(systemd)),
+    }
+}
+
+fn service_spec() -> ServiceSpec {
+    ServiceSpec {
+        exe: PathBuf::from("/usr/local/bin/credsync"),
+        config: None,
+        extra_rw_paths: Vec::new(),
+        env: Vec::new(),
+        sandbox: Sandbox::Full,
+    }
+}
+
+#[test]
+fn service_install_in_wsl_with_systemd_is_linuxs_and_ends_with_the_idle_fact() {
+    let home = tempfile::tempdir().unwrap();
+    let t = wsl_target(home.path(), true);
+    let (runner, systemd) = FakeSystemd::new(t.service_file()).runner();
+    let report = service::install(&service_spec(), &t, true, &runner).unwrap();
+    assert!(systemd.lock().unwrap().active);
+    let text = report.to_string();
+    for step in FakeSystemd::STARTED {
+        assert!(text.contains(step), "{step}:\n{text}");
+    }
+    let note = text
+        .split("note: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no note:\n{text}"));
+    assert!(
+        note.starts_with("WSL stops this distribution about 15 seconds"),
+        "{text}"
+    );
+    assert!(note.contains("instanceIdleTimeout=-1"), "{text}");
+    // Outside WSL, the same install has no such note.
+    let linux = Target {
+        wsl: None,
+        ..wsl_target(home.path(), true)
+    };
+    let (runner, _) = FakeSystemd::new(linux.service_file()).runner();
+    let text = service::install(&service_spec(), &linux, true, &runner)
+        .unwrap()
+        .to_string();
+    assert!(!text.contains("note:"), "{text}");
+}
+
+#[test]
+fn service_install_in_wsl_without_systemd_installs_nothing_and_says_how_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    let t = wsl_target(home.path(), false);
+    let nothing_runs = Scripted::new(|argv| panic!("nothing may run here: {argv:?}"));
+    let e = service::install(&service_spec(), &t, true, &nothing_runs).unwrap_err();
+    assert!(matches!(e, ServiceError::WslWithoutSystemd { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("[boot]\nsystemd=true"), "{text}");
+    assert!(text.contains("wsl.exe --shutdown"), "{text}");
+    assert!(text.contains("credsync daemon"), "{text}");
+    assert!(!t.service_file().exists());
+    // --no-start writes the file only, and says the same.
+    let r = service::install(&service_spec(), &t, false, &nothing_runs).unwrap();
+    assert!(t.service_file().exists());
+    let text = r.to_string();
+    assert!(
+        text.contains("runs without systemd") && text.contains("systemd=true"),
+        "{text}"
+    );
+    assert!(!text.contains("systemctl --user daemon-reload"), "{text}");
 }

@@ -10,7 +10,10 @@ use credsync::aws_profile;
 use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, Request, Response};
 use credsync::doctor::project::{self, COMPOSE_FILE, Project, RealFs};
-use credsync::doctor::{self, Check, FileFacts, Level};
+use credsync::doctor::{self, Check, FileFacts, Level, WslConfig};
+use credsync::mounts::MountTable;
+use credsync::platform::Wsl;
+use credsync::process::{Runner, SystemRunner};
 use credsync::service::{self, Platform, Target};
 use credsync::sso_cache;
 use credsync::uidmap;
@@ -71,16 +74,21 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     }
     let path = &cfg.aws.credentials_file;
     let uid = cfg.container.as_ref().and_then(|c| c.uid);
-    out.push(doctor::check_credentials_file(
-        path,
-        &FileFacts::of(path),
-        uid,
-    ));
-    out.extend(container_checks(cfg, env));
+    let mounts = MountTable::system();
+    let facts = FileFacts::of(path, &mounts);
+    out.push(doctor::check_credentials_file(path, &facts, uid));
+    out.extend(container_checks(cfg, env, &facts));
     out.push(service_check(env));
+    let wsl = Wsl::here(env);
+    if let Some(wsl) = &wsl {
+        out.extend(doctor::check_wsl(wsl, &wslconfig(&mounts)));
+    }
     out.extend(doctor::check_notifications(
         Platform::current(),
+        wsl.as_ref(),
+        &mounts,
         &cfg.notify,
+        &|p: &Path| p.is_file(),
     ));
     let reply = match control::request(&cfg.control.socket, &Request::Status, DAEMON_TIMEOUT) {
         Ok(Response::Status(s)) => Ok(*s),
@@ -101,8 +109,8 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
 
 /// What the containers' uid can read: the host uid `[container] uid` maps to, whether it is an
 /// account here, and whether it can read long-lived keys in the credentials file (without a
-/// `[container]` section: Astro's uid 50000).
-fn container_checks(cfg: &Config, env: &Env) -> Vec<Check> {
+/// `[container]` section: Astro's uid 50000; `facts` are the credentials file's).
+fn container_checks(cfg: &Config, env: &Env, facts: &FileFacts) -> Vec<Check> {
     let mut out = Vec::new();
     let (uid, who) = match cfg.container.as_ref().filter(|c| c.uid.is_some()) {
         Some(c) => {
@@ -131,12 +139,43 @@ fn container_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     out.extend(doctor::check_credentials_exposure(
         &cfg.aws.credentials_file,
         &text,
+        facts,
         file.as_ref(),
         dir.as_ref(),
         uid,
         &who,
     ));
     out
+}
+
+/// Windows' `%UserProfile%\.wslconfig`, as seen from this WSL distribution: Windows is asked
+/// where `%UserProfile%` is (`cmd.exe /c echo %USERPROFILE%`, from the `C:` drive: a shell
+/// started by systemd has no Windows directories on `PATH`), and the path is found below its
+/// drive's mount.
+fn wslconfig(mounts: &MountTable) -> WslConfig {
+    let Some(c) = mounts.windows_drive('C') else {
+        return WslConfig::Unknown("the C: drive is not mounted".to_owned());
+    };
+    let cmd = c.join("Windows/System32/cmd.exe").display().to_string();
+    let argv = [cmd, "/c".into(), "echo".into(), "%USERPROFILE%".into()];
+    let profile = match SystemRunner
+        .run(&argv, Duration::from_secs(10))
+        .and_then(|ran| ran.check(&argv))
+    {
+        Ok(ran) => ran.stdout.trim().to_owned(),
+        Err(e) => return WslConfig::Unknown(format!("Windows could not be asked: {e}")),
+    };
+    let Some(dir) = mounts.linux_path(&profile) else {
+        return WslConfig::Unknown(format!(
+            "%USERPROFILE% is {profile:?}, not on a mounted drive"
+        ));
+    };
+    let path = dir.join(".wslconfig");
+    match user_file::read_text(&path, Kind::WslConfig) {
+        Ok(Some(text)) => WslConfig::Read { path, text },
+        Ok(None) => WslConfig::Missing { path },
+        Err(e) => WslConfig::Unknown(e.to_string()),
+    }
 }
 
 fn service_check(env: &Env) -> Check {

@@ -164,13 +164,8 @@ struct HeldByWindows {
 impl HeldByWindows {
     /// `dir` on a Windows drive (`9p`, as WSL 2 mounts `C:\`), or on ext4 when `windows` is false.
     fn new(dir: &Path, target: &Path, refusals: u32, windows: bool) -> HeldByWindows {
-        let fstype = if windows { "9p" } else { "ext4" };
-        let table = format!(
-            "/dev/sdc / ext4 rw,relatime 0 0\nC:\\134 {} {fstype} rw,noatime,aname=drvfs;path=C:\\134 0 0\n",
-            fs::canonicalize(dir).unwrap().display()
-        );
         HeldByWindows {
-            mounts: MountTable::parse(&table),
+            mounts: drive_c(dir, windows),
             target: target.to_owned(),
             old: fs::read(target).unwrap(),
             refusals,

@@ -694,6 +694,124 @@ mod tests {
         }
     }
 
+    /// The text `write` gives for a new section `new` in `old`, and the line ending it used.
+    fn new_section_ending(old: &str) -> &'static str {
+        let text = write(old, "new", &one()).text;
+        let at = text.find("[new]").expect("the new section");
+        match text[at..].find('\n') {
+            Some(i) if text[at..].as_bytes()[i - 1] == b'\r' => "\r\n",
+            _ => "\n",
+        }
+    }
+
+    #[test]
+    fn new_lines_end_like_the_users_lines_not_credsyncs() {
+        let managed_lf = BLOCK1_DEV;
+        let managed_crlf = BLOCK1_DEV.replace('\n', "\r\n");
+        // The user's section decides, wherever it is, whatever credsync's own lines use.
+        let user_crlf = "[user]\r\nregion = eu-west-1\r\n";
+        assert_eq!(
+            new_section_ending(&format!("{managed_lf}{user_crlf}")),
+            "\r\n"
+        );
+        assert_eq!(
+            new_section_ending(&format!("{user_crlf}{managed_lf}")),
+            "\r\n"
+        );
+        let user_lf = "[user]\nregion = eu-west-1\n";
+        assert_eq!(
+            new_section_ending(&format!("{managed_crlf}{user_lf}")),
+            "\n"
+        );
+        // A line the user added inside a managed section is the user's (in the second managed
+        // section too: each section's lines are judged by its own roles).
+        let two = format!("{BLOCK1_DEV}{}", write("", "prod", &two()).text);
+        let with_note = two.replace("[prod]\n", "[prod]\nnote = mine\r\n");
+        assert_eq!(new_section_ending(&with_note), "\r\n");
+        // A section of the user's that happens to hold the same keys credsync writes is still
+        // the user's.
+        let lookalike = "[user]\r\naws_access_key_id = AKIAUSER\r\naws_secret_access_key = s\r\n";
+        assert_eq!(
+            new_section_ending(&format!("{managed_lf}{lookalike}")),
+            "\r\n"
+        );
+        // Nothing of the user's: credsync's own first line says it.
+        assert_eq!(new_section_ending(&managed_crlf), "\r\n");
+        assert_eq!(new_section_ending(managed_lf), "\n");
+        assert_eq!(new_section_ending(""), "\n");
+    }
+
+    #[test]
+    fn a_file_of_only_a_removed_section_and_a_new_one_starts_with_the_new_one() {
+        let e = apply(
+            BLOCK1_DEV,
+            &[ManagedSection {
+                name: "prod",
+                credentials: &two(),
+            }],
+            &["dev"],
+        );
+        assert!(e.text.starts_with("# managed by credsync"), "{:?}", e.text);
+        assert!(read_managed(&e.text, "dev").is_none());
+        assert!(read_managed(&e.text, "prod").is_some());
+    }
+
+    #[test]
+    fn keys_moved_after_a_last_line_without_a_break_start_on_a_line_of_their_own() {
+        // Indented keys (an editor's doing) go after the section's last line, here the user's
+        // `region` with no line break at the end of the file.
+        let old = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\n  aws_access_key_id = AKID1\n  \
+                   aws_secret_access_key = SECRET1\n  aws_session_token = TOKEN1\nregion = eu-west-1";
+        let e = write(old, "dev", &two());
+        let (read, _) = read_managed(&e.text, "dev").expect("the section reads");
+        assert_eq!(read.access_key_id.expose_secret(), "AKID2", "{:?}", e.text);
+        let parsed =
+            crate::aws_profile::parse_credentials(&e.text, std::path::Path::new("c")).unwrap();
+        assert_eq!(parsed["dev"]["region"], "eu-west-1", "{:?}", e.text);
+    }
+
+    #[test]
+    fn a_managed_section_with_an_empty_key_is_not_read() {
+        for key in [
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+        ] {
+            let emptied: String = BLOCK1_DEV
+                .lines()
+                .map(|l| {
+                    if l.starts_with(key) {
+                        format!("{key} =\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            assert!(
+                read_managed(&emptied, "dev").is_none(),
+                "{key} empty: {emptied}"
+            );
+        }
+        assert!(read_managed(BLOCK1_DEV, "dev").is_some());
+    }
+
+    #[test]
+    fn text_inserted_after_a_last_line_without_a_break_starts_on_a_new_line() {
+        // The user's last line has no line break and credsync appends after it.
+        let e = write("[user]\r\nregion = eu-west-1", "dev", &one());
+        assert!(
+            e.text.starts_with("[user]\r\nregion = eu-west-1\r\n"),
+            "{:?}",
+            e.text
+        );
+        assert!(read_managed(&e.text, "dev").is_some());
+        assert_eq!(
+            crate::aws_profile::parse_credentials(&e.text, std::path::Path::new("c")).unwrap()["user"]
+                ["region"],
+            "eu-west-1"
+        );
+    }
+
     #[test]
     fn new_file_gets_one_block() {
         let e = write("", "dev", &one());

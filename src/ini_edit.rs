@@ -698,9 +698,11 @@ mod tests {
     fn new_section_ending(old: &str) -> &'static str {
         let text = write(old, "new", &one()).text;
         let at = text.find("[new]").expect("the new section");
-        match text[at..].find('\n') {
-            Some(i) if text[at..].as_bytes()[i - 1] == b'\r' => "\r\n",
-            _ => "\n",
+        let first_line = text[at..].split_inclusive('\n').next().unwrap_or_default();
+        if first_line.ends_with("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
         }
     }
 

@@ -12,6 +12,10 @@
 //!   size      7. release binary size of credsync and of the floor (benches/floor.rs)
 //!   status    5. `credsync status` with 100 profiles, 100 runs
 //!   startup   6. exec -> READY=1 with 100 fresh profiles, 20 trials, and no request at start
+//!   scale     8. many profiles fresh on disk, 500 / 2,000 / 10,000 (`CREDSYNC_BENCH_SCALE`
+//!             sets the list): daemon start to its first `status` answer, an idle `sync` (no
+//!             token: nothing to fetch), `doctor`, each one's peak RSS and the daemon's memory
+//!             per profile; then `aws_profile::parse` of 40,000 and 100,000 profiles
 //!   status-serve  (for scripts/bench) a daemon of 100 profiles for hyperfine, until
 //!             target/tmp/status-bench.env, which it writes, is removed
 //! No section named: all of them but status-serve. Under `cargo test` (no `--bench`) nothing runs.
@@ -84,6 +88,9 @@ fn main() {
     if run("size") {
         bench_size();
     }
+    if run("scale") {
+        bench_scale();
+    }
     // Not part of "all": scripts/bench runs it beside hyperfine.
     if wanted.iter().any(|w| w == "status-serve") {
         status_serve();
@@ -103,7 +110,7 @@ fn load() -> String {
 fn rusage(who: libc::c_int) -> Duration {
     // SAFETY: getrusage fills the zeroed struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; `who` is RUSAGE_CHILDREN or RUSAGE_THREAD.
+    // SAFETY: as above; `who` is RUSAGE_CHILDREN, RUSAGE_THREAD or RUSAGE_SELF.
     let rc = unsafe { libc::getrusage(who, &mut ru) };
     assert_eq!(rc, 0, "getrusage");
     let tv = |t: libc::timeval| {
@@ -117,9 +124,14 @@ fn children_cpu() -> Duration {
     rusage(libc::RUSAGE_CHILDREN)
 }
 
-/// CPU time of the calling thread.
+/// CPU time of the calling thread (Linux: `RUSAGE_THREAD`; the other platforms' libc has no
+/// such constant, and there the whole process is measured: the bench thread is its only busy one).
 fn thread_cpu() -> Duration {
-    rusage(libc::RUSAGE_THREAD)
+    #[cfg(target_os = "linux")]
+    let who = libc::RUSAGE_THREAD;
+    #[cfg(not(target_os = "linux"))]
+    let who = libc::RUSAGE_SELF;
+    rusage(who)
 }
 
 /// utime + stime of `pid` from /proc/<pid>/stat (clock ticks: 10 ms resolution).
@@ -734,6 +746,243 @@ fn bench_startup() {
         },
         load()
     );
+}
+
+// --- 8. many profiles ---------------------------------------------------------------------
+
+/// The profile counts of the scale section: `CREDSYNC_BENCH_SCALE` (comma-separated), else
+/// 500, 2,000 and 10,000.
+fn scale_sizes() -> Vec<usize> {
+    let given: Vec<usize> = std::env::var("CREDSYNC_BENCH_SCALE")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().replace('_', "").parse().ok())
+        .collect();
+    if given.is_empty() {
+        vec![500, 2_000, 10_000]
+    } else {
+        given
+    }
+}
+
+/// A credentials file holding, for each of `t0..tn`, the managed section credsync writes, fresh
+/// for 8 hours, with keys of realistic sizes (a 600-byte session token).
+fn fresh_credentials(n: usize) -> String {
+    use credsync::secret::ExposeSecret as _;
+    let expires = humantime::format_rfc3339_seconds(SystemTime::now() + 8 * HOUR);
+    let mut text = String::new();
+    for i in 0..n {
+        let c = common::creds(i, 1);
+        let token = c.session_token.as_ref().expect("a session token");
+        if i > 0 {
+            text.push('\n');
+        }
+        text += &format!(
+            "# managed by credsync; expires {expires}\n[t{i}]\naws_access_key_id = {}\n\
+             aws_secret_access_key = {}\naws_session_token = {}\n",
+            c.access_key_id.expose_secret(),
+            c.secret_access_key.expose_secret(),
+            token.expose_secret()
+        );
+    }
+    text
+}
+
+/// Runs `cmd` to completion with its output in files under `dir`: wall time, CPU time, peak
+/// RSS in KiB (`wait4`'s `ru_maxrss`), exit status, stdout.
+fn run_measured(mut cmd: Command, dir: &Path) -> (Duration, Duration, u64, i32, String) {
+    let out_path = dir.join("measured.stdout");
+    let stdout = fs::File::create(&out_path).expect("create the stdout file");
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null());
+    let t0 = Instant::now();
+    let child = cmd.spawn().expect("spawn credsync");
+    let mut status = 0;
+    // SAFETY: wait4 fills the zeroed struct we own; `child` is ours and not yet reaped (the
+    // `Child` is never waited on afterwards).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    let wall = t0.elapsed();
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    // Linux reports ru_maxrss in KiB, macOS in bytes.
+    let maxrss = if cfg!(target_os = "macos") {
+        ru.ru_maxrss as u64 / 1024
+    } else {
+        ru.ru_maxrss as u64
+    };
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let text = fs::read_to_string(&out_path).unwrap_or_default();
+    (wall, tv(ru.ru_utime) + tv(ru.ru_stime), maxrss, code, text)
+}
+
+/// The median of `v` (the upper one of an even count).
+fn median_u64(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// One size's figures, for the comparison at the end.
+struct Scale {
+    n: usize,
+    start: Duration,
+    sync: Duration,
+    doctor: Duration,
+    daemon_anon_kib: u64,
+    daemon_hwm_kib: u64,
+    sync_kib: u64,
+    doctor_kib: u64,
+}
+
+fn bench_scale() {
+    println!("\n== 8. many profiles, all fresh on disk: start, idle sync, doctor, memory ==");
+    let mut figures = Vec::new();
+    for n in scale_sizes() {
+        let runs = if n > 5_000 { 3 } else { 5 };
+        figures.push(scale_one(n, runs));
+    }
+    if figures.len() > 1 {
+        let first = &figures[0];
+        println!("  growth against N = {}:", first.n);
+        for f in &figures[1..] {
+            let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            let per = |a: u64, b: u64| (a as f64 - b as f64) * 1024.0 / (f.n - first.n) as f64;
+            println!(
+                "    N = {} ({:.1}x the profiles): start {:.2}x, sync {:.2}x, doctor {:.2}x; \
+                 bytes per profile: daemon RssAnon {:.0}, daemon peak {:.0}, sync peak {:.0}, \
+                 doctor peak {:.0}",
+                f.n,
+                f.n as f64 / first.n as f64,
+                r(f.start, first.start),
+                r(f.sync, first.sync),
+                r(f.doctor, first.doctor),
+                per(f.daemon_anon_kib, first.daemon_anon_kib),
+                per(f.daemon_hwm_kib, first.daemon_hwm_kib),
+                per(f.sync_kib, first.sync_kib),
+                per(f.doctor_kib, first.doctor_kib),
+            );
+        }
+    }
+    // The AWS config parser alone, at sizes no one writes by hand but tools can generate.
+    for n in [40_000usize, 100_000] {
+        let text = sso_config(n);
+        let path = Path::new("/bench/config");
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let parsed = credsync::aws_profile::parse(black_box(&text), path).expect("parses");
+            samples.push(t0.elapsed());
+            assert_eq!(parsed.profiles.len(), n);
+        }
+        show(
+            &format!("aws_profile::parse, {n} profiles ({} bytes)", text.len()),
+            &samples,
+        );
+    }
+}
+
+/// The figures of `n` profiles, medians of `runs` runs each.
+fn scale_one(n: usize, runs: usize) -> Scale {
+    let fake = FakeAws::new();
+    let env = setup(&fake, n, true);
+    env.write_credentials(&fresh_credentials(n));
+    let sock = socket(&env);
+    println!(
+        "N = {n}: AWS config {} bytes, credentials file {} bytes ({})",
+        fs::metadata(env.aws_config_path()).map_or(0, |m| m.len()),
+        fs::metadata(env.credentials_path()).map_or(0, |m| m.len()),
+        load()
+    );
+
+    // The daemon: exec -> the first `status` answer, every profile adopted, no request.
+    let mut starts = Vec::new();
+    let mut memory = String::new();
+    let (mut anon, mut hwm) = (Vec::new(), Vec::new());
+    fake.reset_records();
+    for _ in 0..runs {
+        let mut daemon = env.daemon(Vec::<String>::new());
+        let t0 = Instant::now();
+        let status = loop {
+            if let Ok(Response::Status(s)) =
+                control::request(&sock, &Request::Status, Duration::from_secs(600))
+            {
+                break s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(600),
+                "no status answer\n{}",
+                daemon.logs()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        starts.push(t0.elapsed());
+        let fresh = status
+            .profiles
+            .iter()
+            .filter(|p| p.state == State::Fresh)
+            .count();
+        assert_eq!(fresh, n, "every profile adopted\n{}", daemon.logs());
+        let pid = daemon.pid();
+        anon.push(status_kib(pid, "RssAnon"));
+        hwm.push(status_kib(pid, "VmHWM"));
+        memory = format!("{}, VmHWM {} KiB", rss_parts(pid), status_kib(pid, "VmHWM"));
+        daemon.sigterm();
+    }
+    assert_eq!(fake.total_requests(), 0, "no request at start");
+    let start = show("daemon start -> first status answer", &starts).median;
+    println!("  daemon memory then (last run): {memory}");
+
+    // An idle `sync`: logged out, so no profile can be fetched and nothing is requested.
+    fs::remove_file(env.token_cache_path("corp")).expect("log out");
+    let (mut walls, mut cpus, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (wall, cpu, peak, code, out) = run_measured(env.cmd(["sync"]), env.root());
+        assert_eq!(code, 1, "sync says the profiles need a login");
+        assert_eq!(out.matches(": login_required").count(), n, "{out}");
+        walls.push(wall);
+        cpus.push(cpu);
+        peaks.push(peak);
+    }
+    assert_eq!(fake.total_requests(), 0, "nothing fetched");
+    let sync = show("idle sync (nothing to fetch), wall", &walls).median;
+    show("idle sync, CPU", &cpus);
+    let sync_kib = median_u64(&peaks);
+    println!("  idle sync peak RSS (median): {sync_kib} KiB");
+
+    // `doctor`, logged in again (one token check), no daemon running.
+    log_in(&env, &fake, "tok-corp");
+    let (mut walls, mut cpus, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (wall, cpu, peak, _, out) = run_measured(env.cmd(["doctor"]), env.root());
+        assert_eq!(out.matches(": resolves through SSO").count(), n, "{out}");
+        walls.push(wall);
+        cpus.push(cpu);
+        peaks.push(peak);
+    }
+    let doctor = show("doctor, wall", &walls).median;
+    show("doctor, CPU", &cpus);
+    let doctor_kib = median_u64(&peaks);
+    println!("  doctor peak RSS (median): {doctor_kib} KiB ({})", load());
+
+    Scale {
+        n,
+        start,
+        sync,
+        doctor,
+        daemon_anon_kib: median_u64(&anon),
+        daemon_hwm_kib: median_u64(&hwm),
+        sync_kib,
+        doctor_kib,
+    }
 }
 
 /// A daemon of 100 fresh profiles for `hyperfine` (scripts/bench): writes the environment a

@@ -31,7 +31,7 @@
 //!
 //! Values are never put into error messages: the credentials file holds secret keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -293,6 +293,13 @@ impl AwsConfig {
                 known: self.profiles.keys().cloned().collect(),
             });
         };
+        self.sso_of(profile)
+    }
+
+    /// [`AwsConfig::sso_profile`] of `profile`, which may be this file's or a view of it with
+    /// more keys laid over (`chain`'s config and credentials files merged), with this file's
+    /// sso-sessions.
+    pub(crate) fn sso_of(&self, profile: &Profile) -> Result<SsoProfile, ProfileError> {
         let keys = &profile.keys;
         let missing = |key: &'static str| ProfileError::MissingKey {
             profile: profile.name.clone(),
@@ -508,6 +515,8 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
         message,
     };
     let mut sections: Vec<Building> = Vec::new();
+    // Each section's header line by name: a duplicate is found in one look-up, not a scan.
+    let mut first_lines: HashMap<&str, usize> = HashMap::new();
     let mut defaults = Building {
         name: DEFAULT_SECTION.to_owned(),
         line: 0,
@@ -552,16 +561,16 @@ fn parse_ini(text: &str, path: &Path) -> Result<Vec<RawSection>, ProfileError> {
                         defaults.line = number;
                     }
                     current = Some(None);
-                } else if let Some(first) = sections.iter().find(|s| s.name == name) {
+                } else if let Some(&first) = first_lines.get(name) {
                     return Err(syntax(
                         number,
                         format!(
-                            "section [{name}] appears twice (first at line {}); botocore cannot \
-                             read a file with a duplicate section: merge the two",
-                            first.line
+                            "section [{name}] appears twice (first at line {first}); botocore \
+                             cannot read a file with a duplicate section: merge the two"
                         ),
                     ));
                 } else {
+                    first_lines.insert(name, number);
                     sections.push(Building {
                         name: name.to_owned(),
                         line: number,
@@ -1124,5 +1133,44 @@ region = x\nnote = one\n\ttwo\n",
         );
         assert!(e.starts_with(&want), "{e}");
         assert!(e.contains("the AWS config must be UTF-8 text"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Duplicate sections are found by a look-up per header (linear in the file); the
+        /// error must name the header a scan of the earlier headers names: the first repeated
+        /// one, with the line of its first appearance. `[DEFAULT]` may repeat.
+        #[test]
+        fn a_duplicate_section_is_the_one_a_scan_of_earlier_headers_finds(
+            names in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "default", "DEFAULT", "profile a", "profile  a", "profile b",
+                    "sso-session corp", "services s",
+                ]),
+                0..12,
+            )
+        ) {
+            let text: String = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("[{n}]\nk{i} = v\n"))
+                .collect();
+            let mut want = None;
+            for (i, name) in names.iter().enumerate() {
+                let earlier = names[..i].iter().position(|n| n == name);
+                if let (Some(first), false) = (earlier, *name == "DEFAULT") {
+                    want = Some((2 * i + 1, 2 * first + 1, *name));
+                    break;
+                }
+            }
+            match (parse(&text, &p()), want) {
+                (Ok(_), None) => {}
+                (Err(ProfileError::Syntax { line, message, .. }), Some((at, first, name))) => {
+                    proptest::prop_assert_eq!(line, at);
+                    let head = format!("section [{name}] appears twice (first at line {first})");
+                    proptest::prop_assert!(message.starts_with(&head), "{}", message);
+                }
+                (got, want) => proptest::prop_assert!(false, "{:?} for {:?}: {:?}", got, text, want),
+            }
+        }
     }
 }

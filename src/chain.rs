@@ -204,7 +204,8 @@ const SSO_KEYS: [&str; 4] = [
 ];
 
 /// The plan for `profile`: its base and role hops. `credentials` is the parsed credentials
-/// file (without credsync's managed sections). Pure: nothing is read or called.
+/// file (without credsync's managed sections). Pure: nothing is read or called. To plan many
+/// profiles of the same files, make one [`Planner`].
 pub fn plan(
     aws: &AwsConfig,
     credentials: &BTreeMap<String, BTreeMap<String, String>>,
@@ -229,38 +230,45 @@ pub(crate) fn default_session_name(profile: &str) -> String {
         .collect()
 }
 
-/// The merged view of the two files, and where each profile is written.
-struct Planner<'a> {
-    /// Config profiles overlaid with credentials-file sections: botocore's `full_config`.
-    merged: AwsConfig,
-    credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
+/// Plans profiles of one pair of files: botocore's `full_config` (the config file's profiles with
+/// the credentials file's sections laid over them) seen through the config without copying it,
+/// so that planning every profile of a large config costs one pass, not one copy per profile.
+pub struct Planner<'a> {
     aws: &'a AwsConfig,
+    credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// For each credentials-file section: its config profile (if any) with the section's keys
+    /// laid over it. Every other profile is the config file's as it is.
+    overlaid: BTreeMap<&'a str, Profile>,
 }
 
 impl<'a> Planner<'a> {
-    fn new(
+    /// The planner of `aws` and `credentials` (the parsed credentials file, without credsync's
+    /// managed sections).
+    pub fn new(
         aws: &'a AwsConfig,
         credentials: &'a BTreeMap<String, BTreeMap<String, String>>,
     ) -> Self {
-        let mut merged = aws.clone();
-        for (name, keys) in credentials {
-            let entry = merged
-                .profiles
-                .entry(name.clone())
-                .or_insert_with(|| Profile {
-                    name: name.clone(),
-                    line: 0,
-                    keys: BTreeMap::new(),
-                });
-            entry
+        let overlay = |(name, keys): (&'a String, &BTreeMap<String, String>)| {
+            let mut profile = aws.get(name).cloned().unwrap_or_else(|| Profile {
+                name: name.clone(),
+                line: 0,
+                keys: BTreeMap::new(),
+            });
+            profile
                 .keys
                 .extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+            (name.as_str(), profile)
+        };
         Planner {
-            merged,
-            credentials,
             aws,
+            credentials,
+            overlaid: credentials.iter().map(overlay).collect(),
         }
+    }
+
+    /// Profile `name` in the merged view.
+    fn profile(&self, name: &str) -> Option<&Profile> {
+        self.overlaid.get(name).or_else(|| self.aws.get(name))
     }
 
     /// Where `profile` is written, for messages: `config:line`, or the credentials file section.
@@ -272,15 +280,28 @@ impl<'a> Planner<'a> {
     }
 
     fn keys(&self, profile: &str) -> Option<&BTreeMap<String, String>> {
-        self.merged.get(profile).map(|p| &p.keys)
+        self.profile(profile).map(|p| &p.keys)
     }
 
-    fn plan(&self, profile: &str) -> Result<Plan, ChainError> {
+    /// `AwsConfig::sso_profile` of `profile` (which exists) in the merged view.
+    fn sso_profile(&self, profile: &str) -> Result<SsoProfile, ProfileError> {
+        match self.profile(profile) {
+            Some(p) => self.aws.sso_of(p),
+            None => self.aws.sso_profile(profile),
+        }
+    }
+
+    /// The plan for `profile` (see [`plan`]).
+    pub fn plan(&self, profile: &str) -> Result<Plan, ChainError> {
         let Some(keys) = self.keys(profile) else {
+            let mut known: Vec<String> = self.aws.profiles.keys().cloned().collect();
+            known.extend(self.credentials.keys().cloned());
+            known.sort();
+            known.dedup();
             return Err(ProfileError::UnknownProfile {
                 profile: profile.to_owned(),
                 path: self.aws.path.clone(),
-                known: self.merged.profiles.keys().cloned().collect(),
+                known,
             }
             .into());
         };
@@ -408,10 +429,7 @@ impl<'a> Planner<'a> {
             || SSO_KEYS.iter().any(|k| keys.contains_key(*k))
         {
             // sso_profile reports web identity as unsupported, and SSO problems precisely.
-            let sso = self
-                .merged
-                .sso_profile(profile)
-                .map_err(|e| self.restate(e))?;
+            let sso = self.sso_profile(profile).map_err(|e| self.restate(e))?;
             return Ok(Some(Base::Sso(sso)));
         }
         if has_static(keys) {
@@ -462,7 +480,7 @@ impl<'a> Planner<'a> {
 
     /// `sso_profile`'s "unsupported" error for `profile`, saying what credsync now supports.
     fn unsupported(&self, profile: &str) -> ChainError {
-        match self.merged.sso_profile(profile) {
+        match self.sso_profile(profile) {
             Err(e) => self.restate(e),
             // Unreachable for the callers (the profile has no SSO keys), but harmless.
             Ok(sso) => ChainError::Profile(ProfileError::Unsupported {
@@ -922,5 +940,78 @@ aws_access_key_id = AKIACFG\naws_secret_access_key = cfg\n",
         let long = default_session_name(&"x".repeat(100));
         assert_eq!(long.len(), 64);
         assert!(long.starts_with("credsync-xxx"));
+    }
+
+    /// Sections of a few names, each with some of the keys that decide a plan.
+    fn sections()
+    -> impl proptest::strategy::Strategy<Value = Vec<(&'static str, Vec<&'static str>)>> {
+        use proptest::prelude::*;
+        let keys = proptest::sample::subsequence(
+            vec![
+                "sso_session = corp",
+                "sso_account_id = 111122223333",
+                "sso_role_name = Dev",
+                "region = eu-west-1",
+                "role_arn = arn:aws:iam::1:role/r",
+                "source_profile = a",
+                "aws_access_key_id = AKID",
+                "aws_secret_access_key = SECRET",
+            ],
+            0..5,
+        );
+        let name = proptest::sample::select(vec!["a", "b", "c", "default"]);
+        proptest::collection::btree_map(name, keys, 0..4)
+            .prop_map(|m| m.into_iter().collect::<Vec<_>>())
+    }
+
+    proptest::proptest! {
+        /// The planner sees the config through its credentials-file overlay instead of copying
+        /// it (a copy per profile made planning N profiles quadratic). Every profile it sees
+        /// must be what laying the credentials file over a copy of the config gives (botocore's
+        /// `full_config`), and an unknown profile's error must list the names of that copy.
+        #[test]
+        fn the_planner_sees_the_config_with_the_credentials_file_laid_over(
+            config in sections(),
+            credentials in sections(),
+        ) {
+            let render = |s: &[(&str, Vec<&str>)], prefix: bool| -> String {
+                s.iter()
+                    .map(|(name, keys)| {
+                        let head = match (prefix, *name) {
+                            (true, n) if n != "default" => format!("profile {n}"),
+                            (_, n) => n.to_owned(),
+                        };
+                        format!("[{head}]\n{}\n", keys.join("\n"))
+                    })
+                    .collect()
+            };
+            let mut config_text =
+                "[sso-session corp]\nsso_start_url = https://x\nsso_region = us-east-1\n".to_owned();
+            config_text += &render(&config, true);
+            let aws = cfg(config_text.as_bytes());
+            let credentials = creds(render(&credentials, false).as_bytes());
+            // The copy: the config with the credentials file's sections laid over it.
+            let mut merged = aws.clone();
+            for (name, keys) in &credentials {
+                let p = merged.profiles.entry(name.clone()).or_insert_with(|| Profile {
+                    name: name.clone(),
+                    line: 0,
+                    keys: BTreeMap::new(),
+                });
+                p.keys.extend(keys.clone());
+            }
+            let planner = Planner::new(&aws, &credentials);
+            for name in ["a", "b", "c", "default", "zz"] {
+                let seen = planner.profile(name).map(|p| (&p.name, p.line, &p.keys));
+                let want = merged.get(name).map(|p| (&p.name, p.line, &p.keys));
+                proptest::prop_assert_eq!(seen, want);
+                if let Err(ChainError::Profile(ProfileError::UnknownProfile { known, .. })) =
+                    planner.plan(name)
+                {
+                    let names: Vec<String> = merged.profiles.keys().cloned().collect();
+                    proptest::prop_assert_eq!(known, names);
+                }
+            }
+        }
     }
 }

@@ -180,9 +180,10 @@ pub fn check_profiles(
         }
     };
     let mut seen_sessions = BTreeSet::new();
+    let planner = chain::Planner::new(aws, &credentials);
     for entry in &cfg.profiles {
         let name = format!("profile {} -> [{}]", entry.source, entry.target);
-        let plan = match chain::plan(aws, &credentials, &entry.source) {
+        let plan = match planner.plan(&entry.source) {
             Ok(plan) => plan,
             Err(e) => {
                 let fix = match &e {

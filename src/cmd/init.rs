@@ -77,8 +77,9 @@ pub(crate) fn starting_config(
 ) -> String {
     let mut managed = String::new();
     let mut hints = String::new();
+    let planner = chain::Planner::new(aws, credentials);
     for name in aws.profiles.keys() {
-        match chain::plan(aws, credentials, name) {
+        match planner.plan(name) {
             Ok(plan) if matches!(plan.kind(), Kind::Sso | Kind::AssumeRole) => {
                 let how = match (&plan.base, plan.hops.last()) {
                     (_, Some(hop)) => format!("assume-role {}", hop.role_arn),

@@ -167,10 +167,11 @@ pub fn profile_target(aws: &AwsConfig, name: &str) -> Result<SignInTarget, Login
 /// whose source is one), each session once, in order; and, per profile without one, why.
 pub fn managed_targets(aws: &AwsConfig, profiles: &[String]) -> (Vec<SignInTarget>, Vec<String>) {
     let no_credentials = Default::default();
+    let planner = crate::chain::Planner::new(aws, &no_credentials);
     let mut targets: Vec<SignInTarget> = Vec::new();
     let mut skipped = Vec::new();
     for p in profiles {
-        let found = match crate::chain::plan(aws, &no_credentials, p) {
+        let found = match planner.plan(p) {
             Ok(plan) => match plan.sso() {
                 Some(sso) => profile_target(aws, &sso.profile),
                 None => {

@@ -201,13 +201,7 @@ pub fn check_ini(text: &str) -> Result<(), NotIni> {
 
 /// Names of the sections in `text` that carry credsync's marker, in file order, each once.
 pub fn managed_names(text: &str) -> Vec<String> {
-    let doc = Doc::parse(text);
-    let mut seen = HashSet::new();
-    doc.sections
-        .iter()
-        .filter(|s| s.marker.is_some() && seen.insert(s.name))
-        .map(|s| s.name.to_owned())
-        .collect()
+    Parsed::new(text).managed_names()
 }
 
 /// The credentials file's sections that can be sources of other profiles (the map
@@ -224,52 +218,83 @@ pub fn source_credentials(
 }
 
 /// The credentials and expiry written in the managed section `name`, if it is there and whole.
+/// To ask about many names of one text, parse it once with [`Parsed::new`].
 ///
 /// `None` unless the first managed `name` section has a marker with a parsable expiry and
 /// exactly one non-empty, single-line value for each of the three keys, and no unmarked section
 /// of that name exists (credsync would not write there, so what is on disk is not credsync's).
 pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)> {
-    let doc = Doc::parse(text);
-    if doc.foreign_header(name).is_some() {
-        return None;
-    }
-    let section = doc.managed(name).next()?;
-    let marker = doc.lines[section.marker?].content;
-    let expires = marker[MARKER_PREFIX.len()..]
-        .trim_start()
-        .strip_prefix(';')?
-        .trim()
-        .strip_prefix("expires")?;
-    let expires = timefmt::parse(expires)?;
+    Parsed::new(text).read_managed(name)
+}
 
-    let mut values: [Option<&str>; 3] = [None; 3];
-    let roles = doc.roles(section);
-    for (i, role) in section.body.clone().zip(roles) {
-        match role {
-            Role::User => {}
-            Role::OwnContinuation => return None,
-            Role::OwnKey => {
-                let (key, value) = split_option(doc.lines[i].content)?;
-                let slot = OWN_KEYS.iter().position(|k| *k == key)?;
-                if values[slot].replace(value).is_some() {
-                    return None; // a duplicate key: botocore would refuse the file
+/// A credentials file's text split into sections once, for reading the managed sections of many
+/// names: each look-up costs a search among the section names, not a pass over the file.
+pub struct Parsed<'a> {
+    doc: Doc<'a>,
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(text: &'a str) -> Parsed<'a> {
+        Parsed {
+            doc: Doc::parse(text),
+        }
+    }
+
+    /// [`managed_names`] of the text.
+    pub fn managed_names(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.doc
+            .sections
+            .iter()
+            .filter(|s| s.marker.is_some() && seen.insert(s.name))
+            .map(|s| s.name.to_owned())
+            .collect()
+    }
+
+    /// [`read_managed`] of the text.
+    pub fn read_managed(&self, name: &str) -> Option<(Credentials, SystemTime)> {
+        let doc = &self.doc;
+        if doc.foreign_header(name).is_some() {
+            return None;
+        }
+        let section = doc.managed(name).next()?;
+        let marker = doc.lines[section.marker?].content;
+        let expires = marker[MARKER_PREFIX.len()..]
+            .trim_start()
+            .strip_prefix(';')?
+            .trim()
+            .strip_prefix("expires")?;
+        let expires = timefmt::parse(expires)?;
+
+        let mut values: [Option<&str>; 3] = [None; 3];
+        let roles = doc.roles(section);
+        for (i, role) in section.body.clone().zip(roles) {
+            match role {
+                Role::User => {}
+                Role::OwnContinuation => return None,
+                Role::OwnKey => {
+                    let (key, value) = split_option(doc.lines[i].content)?;
+                    let slot = OWN_KEYS.iter().position(|k| *k == key)?;
+                    if values[slot].replace(value).is_some() {
+                        return None; // a duplicate key: botocore would refuse the file
+                    }
                 }
             }
         }
+        let [Some(id), Some(secret), Some(token)] = values else {
+            return None;
+        };
+        if id.is_empty() || secret.is_empty() || token.is_empty() {
+            return None;
+        }
+        let credentials = Credentials {
+            access_key_id: SecretString::from(id.to_owned()),
+            secret_access_key: SecretString::from(secret.to_owned()),
+            session_token: Some(SecretString::from(token.to_owned())),
+            expiration: Some(expires),
+        };
+        Some((credentials, expires))
     }
-    let [Some(id), Some(secret), Some(token)] = values else {
-        return None;
-    };
-    if id.is_empty() || secret.is_empty() || token.is_empty() {
-        return None;
-    }
-    let credentials = Credentials {
-        access_key_id: SecretString::from(id.to_owned()),
-        secret_access_key: SecretString::from(secret.to_owned()),
-        session_token: Some(SecretString::from(token.to_owned())),
-        expiration: Some(expires),
-    };
-    Some((credentials, expires))
 }
 
 /// Whether `name` can be written as `[name]` and read back as the same name by botocore and the
@@ -303,12 +328,17 @@ enum Role {
     OwnContinuation,
 }
 
-/// The file split into lines and sections.
+/// The file split into lines and sections, with the sections ordered by name for look-ups (an
+/// edit of every managed section then costs a search per name, not a scan of the file).
 struct Doc<'a> {
     lines: Vec<Line<'a>>,
     sections: Vec<Section<'a>>,
-    /// Indented lines that look like a header: not a section start, but a name someone uses.
-    indented_headers: Vec<(usize, &'a str)>,
+    /// The indices in `sections` of the managed sections, ordered by name, then by position.
+    managed_by_name: Vec<usize>,
+    /// The headers credsync does not own — unmarked sections, and indented lines that look like
+    /// a header (not a section start, but a name someone uses) — as (name, 0-based line),
+    /// ordered by name, then by line.
+    foreign_by_name: Vec<(&'a str, usize)>,
 }
 
 impl<'a> Doc<'a> {
@@ -319,7 +349,7 @@ impl<'a> Doc<'a> {
         for (i, line) in lines.iter().enumerate() {
             if let Some(name) = header_name(line.content) {
                 if is_indented(line.content) {
-                    indented_headers.push((i, name));
+                    indented_headers.push((name, i));
                 } else {
                     starts.push((i, name));
                 }
@@ -329,7 +359,7 @@ impl<'a> Doc<'a> {
             let above = header.checked_sub(1)?;
             is_marker(lines.get(above)?.content).then_some(above)
         };
-        let sections = starts
+        let sections: Vec<Section<'a>> = starts
             .iter()
             .enumerate()
             .map(|(k, &(header, name))| {
@@ -345,33 +375,40 @@ impl<'a> Doc<'a> {
                 }
             })
             .collect();
+        let mut managed_by_name = Vec::new();
+        let mut foreign_by_name = indented_headers;
+        for (k, s) in sections.iter().enumerate() {
+            match s.marker {
+                Some(_) => managed_by_name.push(k),
+                None => foreign_by_name.push((s.name, s.header)),
+            }
+        }
+        managed_by_name.sort_unstable_by_key(|&k| (sections[k].name, k));
+        foreign_by_name.sort_unstable();
         Doc {
             lines,
             sections,
-            indented_headers,
+            managed_by_name,
+            foreign_by_name,
         }
     }
 
     /// The managed sections called `name`, in file order.
     fn managed<'d>(&'d self, name: &'d str) -> impl Iterator<Item = &'d Section<'a>> + 'd {
-        self.sections
+        let from = self
+            .managed_by_name
+            .partition_point(|&k| self.sections[k].name < name);
+        self.managed_by_name[from..]
             .iter()
-            .filter(move |s| s.marker.is_some() && s.name == name)
+            .map(|&k| &self.sections[k])
+            .take_while(move |s| s.name == name)
     }
 
     /// The 0-based line of the first header called `name` that credsync does not own.
     fn foreign_header(&self, name: &str) -> Option<usize> {
-        let unmarked = self
-            .sections
-            .iter()
-            .filter(|s| s.marker.is_none() && s.name == name)
-            .map(|s| s.header);
-        let indented = self
-            .indented_headers
-            .iter()
-            .filter(|(_, n)| *n == name)
-            .map(|(i, _)| *i);
-        unmarked.chain(indented).min()
+        let at = self.foreign_by_name.partition_point(|&(n, _)| n < name);
+        let &(found, line) = self.foreign_by_name.get(at)?;
+        (found == name).then_some(line)
     }
 
     /// The line ending new lines get: `\r\n` if the first line ending of the user's lines is
@@ -1184,5 +1221,64 @@ mod tests {
             }]
         );
         assert_eq!(e.text, old);
+    }
+
+    /// Pieces of a credentials file for the look-up test: managed and unmarked sections,
+    /// indented headers, markers without an expiry, comments, of a few names (a spaced one
+    /// among them, which is the same name once trimmed).
+    fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = prop::sample::select(vec!["a", "b", "dev", " dev ", "c d", "ü"]);
+        prop_oneof![
+            name.clone().prop_map(|n| format!(
+                "{MARKER_PREFIX}; expires 2026-11-29T15:00:00Z\n[{n}]\naws_access_key_id = A\n\
+                 aws_secret_access_key = S\naws_session_token = T\n"
+            )),
+            name.clone().prop_map(|n| format!("[{n}]\nregion = x\n")),
+            name.clone().prop_map(|n| format!("  [{n}]\n")),
+            name.prop_map(|n| format!("{MARKER_PREFIX}\n[{n}]\n")),
+            Just("# comment\n\n".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The sections are looked up by name in sorted lists (one search per name, so an edit
+        /// of every section of a large file stays linear); they must find exactly what a scan
+        /// of every section and line finds, in the same order.
+        #[test]
+        fn look_ups_by_name_find_what_a_scan_of_the_file_finds(
+            pieces in proptest::collection::vec(piece(), 0..40)
+        ) {
+            let text = pieces.concat();
+            let doc = Doc::parse(&text);
+            for name in ["a", "b", "dev", "c d", "ü", "zz", ""] {
+                let managed: Vec<usize> = doc
+                    .sections
+                    .iter()
+                    .filter(|s| s.marker.is_some() && s.name == name)
+                    .map(|s| s.header)
+                    .collect();
+                let unmarked = doc
+                    .sections
+                    .iter()
+                    .filter(|s| s.marker.is_none() && s.name == name)
+                    .map(|s| s.header);
+                let indented = doc
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| is_indented(l.content) && header_name(l.content) == Some(name))
+                    .map(|(i, _)| i);
+                let found: Vec<usize> = doc.managed(name).map(|s| s.header).collect();
+                proptest::prop_assert_eq!(found, managed, "{:?} in {:?}", name, text);
+                proptest::prop_assert_eq!(
+                    doc.foreign_header(name),
+                    unmarked.chain(indented).min(),
+                    "{:?} in {:?}",
+                    name,
+                    text
+                );
+            }
+        }
     }
 }

@@ -91,7 +91,7 @@ pub struct AwsFiles {
     pub sso_cache_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProfileEntry {
     /// A profile in the AWS config file.
     pub source: String,

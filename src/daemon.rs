@@ -3,7 +3,7 @@
 //! control socket's commands, react to changed files (the watcher), sleep in bounded chunks (so a
 //! suspend is noticed within [`schedule::MAX_SLEEP`]), stop when asked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -308,6 +308,7 @@ fn release_freed_memory() {
 
 /// A line per profile of `report` among `which`, for `refresh` replies.
 fn reply_lines(report: &Report, which: &[usize]) -> Vec<String> {
+    let which: HashSet<usize> = which.iter().copied().collect();
     let lines = report.profiles.iter().filter(|r| which.contains(&r.index));
     let line = |r: &ProfileReport| match (&r.error, r.expires_at) {
         (None, Some(exp)) => format!(

@@ -27,6 +27,7 @@
 //! - **No ACL support** (`EOPNOTSUPP`, or not Linux): one warning per process with the
 //!   mode-based alternative; the write itself succeeds.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
@@ -314,20 +315,27 @@ fn merge_entries(
     fresh: &[(&str, Option<&str>)],
     removed: &[&str],
 ) -> Vec<(String, Option<String>)> {
+    let removed: HashSet<&str> = removed.iter().copied().collect();
+    // Each fresh target's first region.
+    let mut fresh_region: HashMap<&str, Option<&str>> = HashMap::with_capacity(fresh.len());
+    for &(target, region) in fresh {
+        fresh_region.entry(target).or_insert(region);
+    }
     let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (target, region) in previous {
-        if removed.contains(&target.as_str()) || out.iter().any(|(t, _)| t == target) {
+        if removed.contains(target.as_str()) || !seen.insert(target) {
             continue;
         }
-        let region = match fresh.iter().find(|(t, _)| t == target) {
-            Some((_, r)) => r.map(str::to_owned),
+        let region = match fresh_region.get(target.as_str()) {
+            Some(r) => r.map(str::to_owned),
             None => region.clone(),
         };
         out.push((target.clone(), region));
     }
-    for (target, region) in fresh {
-        if !out.iter().any(|(t, _)| t == target) {
-            out.push(((*target).to_owned(), region.map(str::to_owned)));
+    for &(target, region) in fresh {
+        if seen.insert(target) {
+            out.push((target.to_owned(), region.map(str::to_owned)));
         }
     }
     out
@@ -547,17 +555,18 @@ pub(crate) fn revoke_unwanted(
     wanted: &[AclGrant],
 ) -> Result<Vec<PathBuf>, ViewError> {
     let mut changed = Vec::new();
-    let mut seen: Vec<&Path> = Vec::new();
+    // What `wanted` keeps on each path, in its order.
+    let mut kept: HashMap<&Path, Vec<(u32, u16)>> = HashMap::new();
+    for g in wanted {
+        let keep = kept.entry(g.path.as_path()).or_default();
+        keep.push((g.uid, g.access.perm()));
+    }
+    let mut seen: HashSet<&Path> = HashSet::new();
     for path in candidates {
-        if seen.contains(&path.as_path()) {
+        if !seen.insert(path.as_path()) {
             continue;
         }
-        seen.push(path);
-        let keep: Vec<(u32, u16)> = wanted
-            .iter()
-            .filter(|g| g.path == *path)
-            .map(|g| (g.uid, g.access.perm()))
-            .collect();
+        let keep = kept.remove(path.as_path()).unwrap_or_default();
         match revoke_io(path, &keep) {
             Ok(true) => changed.push(path.clone()),
             Ok(false) => {}
@@ -894,6 +903,49 @@ mod tests {
                 ("d".to_owned(), None)
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// The merge looks targets up in sets (linear in the number of profiles); it must give
+        /// what the search of the lists it replaced gave, duplicates and removed targets
+        /// included.
+        #[test]
+        fn merge_gives_what_searching_the_lists_gives(
+            previous in proptest::collection::vec(
+                (proptest::sample::select(vec!["a", "b", "c", "d"]),
+                 proptest::option::of(proptest::sample::select(vec!["r1", "r2"]))),
+                0..8,
+            ),
+            fresh in proptest::collection::vec(
+                (proptest::sample::select(vec!["a", "b", "c", "e"]),
+                 proptest::option::of(proptest::sample::select(vec!["r3", "r4"]))),
+                0..8,
+            ),
+            removed in proptest::sample::subsequence(vec!["a", "b", "e"], 0..3),
+        ) {
+            let previous: Vec<(String, Option<String>)> = previous
+                .iter()
+                .map(|(t, r)| ((*t).to_owned(), r.map(str::to_owned)))
+                .collect();
+            // The searches the merge used to make.
+            let mut want: Vec<(String, Option<String>)> = Vec::new();
+            for (target, region) in &previous {
+                if removed.contains(&target.as_str()) || want.iter().any(|(t, _)| t == target) {
+                    continue;
+                }
+                let region = match fresh.iter().find(|(t, _)| t == target) {
+                    Some((_, r)) => r.map(str::to_owned),
+                    None => region.clone(),
+                };
+                want.push((target.clone(), region));
+            }
+            for (target, region) in &fresh {
+                if !want.iter().any(|(t, _)| t == target) {
+                    want.push(((*target).to_owned(), region.map(str::to_owned)));
+                }
+            }
+            proptest::prop_assert_eq!(merge_entries(&previous, &fresh, &removed), want);
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! the version is pinned in Cargo.toml and the script must come from the same build as the
 //! binary (the package ships both; a hand-sourced script is re-generated on shell start).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::process::ExitCode;
 
@@ -115,6 +116,7 @@ pub(crate) fn refresh_profiles(current: &OsStr) -> Vec<CompletionCandidate> {
 /// `target` names that differ from every source.
 pub(crate) fn managed_names(cfg: &Config) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut named: HashSet<&str> = HashSet::new();
     for p in &cfg.profiles {
         let help = if p.target == p.source {
             "managed profile".to_owned()
@@ -122,9 +124,10 @@ pub(crate) fn managed_names(cfg: &Config) -> Vec<(String, String)> {
             format!("managed profile, written as [{}]", p.target)
         };
         out.push((p.source.clone(), help));
+        named.insert(&p.source);
     }
     for p in &cfg.profiles {
-        if !out.iter().any(|(name, _)| *name == p.target) {
+        if named.insert(&p.target) {
             out.push((
                 p.target.clone(),
                 format!("section written from {}", p.source),

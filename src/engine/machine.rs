@@ -4,7 +4,7 @@
 //! access; `now` and the random source come in from the edge ([`super::Engine`]), which
 //! measures the world (reads files, calls AWS) and turns what it found into events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -554,10 +554,17 @@ impl Machine {
     /// `status`'s sso-sessions, from what was last read or refreshed, each with how long the
     /// credentials of its profiles last.
     pub(crate) fn session_status(&self, now: SystemTime) -> Vec<SessionStatus> {
+        // The latest expiry of each session's profiles, in one pass over the profiles.
+        let mut until: HashMap<&str, SystemTime> = HashMap::new();
+        for p in &self.profiles {
+            if let (Some(key), Some(t)) = (p.sso_key(), p.expires_at) {
+                let latest = until.entry(key).or_insert(t);
+                *latest = (*latest).max(t);
+            }
+        }
         let view = self.sessions.iter().map(|(key, s)| {
             let mut status = s.status(key, now);
-            let profiles = self.profiles.iter().filter(|p| p.sso_key() == Some(key));
-            status.credentials_until = profiles.filter_map(|p| p.expires_at).max();
+            status.credentials_until = until.get(key.as_str()).copied();
             status
         });
         view.collect()
@@ -628,8 +635,7 @@ impl Machine {
         repeated: bool,
     ) {
         let p = &self.profiles[i];
-        self.round.profiles.retain(|r| r.index != i);
-        self.round.profiles.push(ProfileReport {
+        let report = ProfileReport {
             index: i,
             source: p.entry.source.clone(),
             target: p.entry.target.clone(),
@@ -638,8 +644,14 @@ impl Machine {
             expires_at: p.expires_at,
             error: None,
             repeated,
-        });
-        self.round.profiles.sort_by_key(|r| r.index);
+        };
+        // Kept in index order, one entry per profile (the last outcome); profiles mostly come
+        // in order, so this is usually a push.
+        let reports = &mut self.round.profiles;
+        match reports.binary_search_by_key(&i, |r| r.index) {
+            Ok(at) => reports[at] = report,
+            Err(at) => reports.insert(at, report),
+        }
     }
 
     /// Schedules every sso-session's next token refresh from the tokens as read (no network
@@ -665,8 +677,9 @@ impl Machine {
     /// Adopts managed sections of `text` that are still fresh.
     fn adopt(&mut self, now: SystemTime, text: &str) {
         let min = self.settings.min_remaining;
+        let file = ini_edit::Parsed::new(text);
         for p in self.profiles.iter_mut().filter(|p| p.source.is_ok()) {
-            let Some((creds, expires)) = ini_edit::read_managed(text, &p.entry.target) else {
+            let Some((creds, expires)) = file.read_managed(&p.entry.target) else {
                 continue;
             };
             if schedule::is_fresh(now, expires, None, min) {
@@ -681,10 +694,16 @@ impl Machine {
     /// Takes the profiles of a new configuration: those that stay (same source and target, same
     /// plan) keep what they had; the targets of those that left are removed at the next write.
     fn reconfigure(&mut self, mut profiles: Vec<ManagedProfile>, settings: Settings) {
+        // The old profiles by entry (the first of equal ones, as a search in order finds it).
+        let mut by_entry: HashMap<ProfileEntry, usize> = HashMap::new();
+        for (i, o) in self.profiles.iter().enumerate() {
+            by_entry.entry(o.entry.clone()).or_insert(i);
+        }
         for new in profiles.iter_mut() {
-            let Some(old) = self.profiles.iter_mut().find(|o| o.entry == new.entry) else {
+            let Some(&i) = by_entry.get(&new.entry) else {
                 continue;
             };
+            let old = &mut self.profiles[i];
             if same_plan(&old.source, &new.source) {
                 new.state = old.state;
                 new.expires_at = old.expires_at;
@@ -700,8 +719,9 @@ impl Machine {
                 new.jitter = old.jitter;
             }
         }
+        let targets: HashSet<&str> = profiles.iter().map(|p| p.entry.target.as_str()).collect();
         for old in &self.profiles {
-            if !profiles.iter().any(|p| p.entry.target == old.entry.target) {
+            if !targets.contains(old.entry.target.as_str()) {
                 self.removed_targets.push(old.entry.target.clone());
             }
         }
@@ -923,24 +943,24 @@ impl Machine {
         result: Result<write::Outcome, String>,
     ) {
         let path = self.settings.credentials_file.display().to_string();
-        for c in conflicts {
-            for p in self
-                .profiles
-                .iter_mut()
-                .filter(|p| p.entry.target == c.section)
-            {
-                p.state = State::Conflict;
-                // Looked at again when the credentials file changes, else in a while; never
-                // right away (that would be a loop of fetches and refusals).
-                p.next_refresh = Some(now + schedule::MAX_BACKOFF);
-                p.credentials = None;
-                p.last_error = Some(format!(
-                    "section [{}] at {path}:{} was not written by credsync, so credsync leaves it \
-                     alone; remove that section, or give profile {:?} another `target` in \
-                     credsync's config",
-                    c.section, c.line, p.entry.source
-                ));
-            }
+        // By section: the last conflict of a name is the one whose message stays.
+        let conflicting: HashMap<&str, &Conflict> =
+            conflicts.iter().map(|c| (c.section.as_str(), c)).collect();
+        for p in &mut self.profiles {
+            let Some(c) = conflicting.get(p.entry.target.as_str()) else {
+                continue;
+            };
+            p.state = State::Conflict;
+            // Looked at again when the credentials file changes, else in a while; never
+            // right away (that would be a loop of fetches and refusals).
+            p.next_refresh = Some(now + schedule::MAX_BACKOFF);
+            p.credentials = None;
+            p.last_error = Some(format!(
+                "section [{}] at {path}:{} was not written by credsync, so credsync leaves it \
+                 alone; remove that section, or give profile {:?} another `target` in \
+                 credsync's config",
+                c.section, c.line, p.entry.source
+            ));
         }
         match &result {
             Ok(_) => self.write_succeeded(now),
@@ -956,11 +976,12 @@ impl Machine {
         self.write_failures = self.write_failures.saturating_add(1);
         let wait = schedule::backoff(self.write_failures, None, self.draw());
         self.write_retry = Some(now + wait);
+        // In index order (see `note_tried`): searched, not scanned.
         let in_round: Vec<usize> = self.round.profiles.iter().map(|r| r.index).collect();
         for (i, p) in self.profiles.iter_mut().enumerate() {
             let waiting = p.state == State::Degraded && p.last_failure.is_none();
             // A conflict's own message says more than the write's.
-            if p.state == State::Conflict || !(waiting || in_round.contains(&i)) {
+            if p.state == State::Conflict || !(waiting || in_round.binary_search(&i).is_ok()) {
                 continue;
             }
             p.last_error = Some(e.to_owned());
@@ -1004,14 +1025,16 @@ impl Machine {
     /// Whether `text` lacks (or differs in) a section credsync should have there, or still has
     /// one credsync removed.
     fn drifted(&self, text: &str) -> bool {
+        let file = ini_edit::Parsed::new(text);
         self.profiles.iter().any(|p| match &p.credentials {
-            Some(c) => !ini_edit::read_managed(text, &p.entry.target)
+            Some(c) => !file
+                .read_managed(&p.entry.target)
                 .is_some_and(|(disk, _)| same_keys(&disk, c)),
             None => false,
-        }) || self
-            .removed_targets
-            .iter()
-            .any(|t| ini_edit::managed_names(text).contains(t))
+        }) || !self.removed_targets.is_empty() && {
+            let on_disk: HashSet<String> = file.managed_names().into_iter().collect();
+            self.removed_targets.iter().any(|t| on_disk.contains(t))
+        }
     }
 }
 
@@ -1488,6 +1511,37 @@ mod tests {
         m.apply(t(0), Event::Started { credentials: text });
         assert_eq!(m.profiles()[0].status().state, State::Fresh);
         assert_eq!(m.apply(t(0), Event::Tick), vec![Action::Fetch(vec![1])]);
+    }
+
+    #[test]
+    fn a_rounds_report_holds_each_profile_once_in_order_with_its_last_outcome() {
+        let mut m = machine(&["p0", "p1"], 0.0);
+        assert_eq!(m.apply(t(0), Event::Tick), vec![Action::Fetch(vec![0, 1])]);
+        let outcomes = vec![
+            Fetched {
+                index: 1,
+                outcome: Err(login_required()),
+                cache: None,
+            },
+            Fetched {
+                index: 0,
+                outcome: Ok(creds(t(0) + HOUR)),
+                cache: None,
+            },
+            Fetched {
+                index: 1,
+                outcome: Ok(creds(t(0) + 2 * HOUR)),
+                cache: None,
+            },
+        ];
+        m.apply(t(0), Event::Fetched(outcomes));
+        let report = m.take_report();
+        let seen: Vec<(usize, Option<SystemTime>)> = report
+            .profiles
+            .iter()
+            .map(|r| (r.index, r.outcome.clone().ok().flatten()))
+            .collect();
+        assert_eq!(seen, [(0, Some(t(0) + HOUR)), (1, Some(t(0) + 2 * HOUR))]);
     }
 
     #[test]

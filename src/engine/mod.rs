@@ -9,7 +9,7 @@
 mod machine;
 mod report;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -338,7 +338,12 @@ impl Engine {
             tracing::debug!("{} profile(s) to try again in {wait:?}", pending.len());
             self.clock.sleep(wait).await;
         }
-        outcomes.sort_by_key(|(i, _)| which.iter().position(|w| w == i));
+        // In the order asked for: each index's first position in `which`.
+        let mut order: HashMap<usize, usize> = HashMap::with_capacity(which.len());
+        for (at, &i) in which.iter().enumerate() {
+            order.entry(i).or_insert(at);
+        }
+        outcomes.sort_by_key(|(i, _)| order.get(i).copied());
         let dir = &self.cfg.aws.sso_cache_dir;
         let identity = |i: usize| {
             let sso = self.profiles()[i].source().as_ref().ok()?.sso()?;
@@ -597,7 +602,8 @@ impl Engine {
         if outcome == write::Outcome::Written {
             self.notify_write_as(path, identity);
         }
-        let conflicting = |target: &str| conflicts.iter().any(|c| c.section == target);
+        let conflicted: HashSet<&str> = conflicts.iter().map(|c| c.section.as_str()).collect();
+        let conflicting = |target: &str| conflicted.contains(target);
         self.write_view(path, &conflicting)?;
         Ok(outcome)
     }
@@ -745,9 +751,9 @@ fn plan(cfg: &Config, aws: &AwsConfig, random: &Random) -> Vec<ManagedProfile> {
         tracing::warn!("{e}; static keys in it are not used as role sources");
         BTreeMap::new()
     });
-    let credentials = &credentials;
+    let planner = chain::Planner::new(aws, &credentials);
     let plan_one = |entry: &crate::config::ProfileEntry| {
-        let source = chain::plan(aws, credentials, &entry.source).map_err(|e| {
+        let source = planner.plan(&entry.source).map_err(|e| {
             ResolveError::Config(match e {
                 chain::ChainError::Profile(ProfileError::UnknownProfile { .. }) => format!(
                     "{e}; fix `source` in credsync's config or add the profile to the AWS config"

@@ -15,7 +15,9 @@
 //!   scale     8. many profiles fresh on disk, 500 / 2,000 / 10,000 (`CREDSYNC_BENCH_SCALE`
 //!             sets the list): daemon start to its first `status` answer, an idle `sync` (no
 //!             token: nothing to fetch), `doctor`, each one's peak RSS and the daemon's memory
-//!             per profile; then `aws_profile::parse` of 40,000 and 100,000 profiles
+//!             per profile; then `aws_profile::parse` of 40,000 and 100,000 profiles.
+//!             `CREDSYNC_BENCH_BIN=/path/to/credsync` runs another build (to compare with),
+//!             `CREDSYNC_BENCH_RUNS` sets the runs per figure (default 5, 3 above 5,000)
 //!   status-serve  (for scripts/bench) a daemon of 100 profiles for hyperfine, until
 //!             target/tmp/status-bench.env, which it writes, is removed
 //! No section named: all of them but status-serve. Under `cargo test` (no `--bench`) nothing runs.
@@ -797,15 +799,15 @@ fn run_measured(mut cmd: Command, dir: &Path) -> (Duration, Duration, u64, i32, 
         .stdout(stdout)
         .stderr(Stdio::null());
     let t0 = Instant::now();
-    let child = cmd.spawn().expect("spawn credsync");
+    // Reaped by wait4 below, which also gives its resource usage (`Child::wait` does not).
+    let child = cmd.spawn().expect("spawn credsync").id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: wait4 fills the zeroed struct we own; `child` is ours and not yet reaped (the
-    // `Child` is never waited on afterwards).
+    // SAFETY: wait4 fills the zeroed struct we own; `child` is ours and not yet reaped.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    let pid = unsafe { libc::wait4(child, &mut status, 0, &mut ru) };
     let wall = t0.elapsed();
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    assert_eq!(pid, child, "wait4");
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
@@ -822,6 +824,23 @@ fn run_measured(mut cmd: Command, dir: &Path) -> (Duration, Duration, u64, i32, 
     };
     let text = fs::read_to_string(&out_path).unwrap_or_default();
     (wall, tv(ru.ru_utime) + tv(ru.ru_stime), maxrss, code, text)
+}
+
+/// `credsync COMMAND` in `env`, run by the binary `CREDSYNC_BENCH_BIN` names when set (another
+/// build to compare with), else by the one under test.
+fn scale_cmd(env: &TestEnv, command: &str) -> Command {
+    let cmd = env.cmd([command]);
+    let Some(bin) = std::env::var_os("CREDSYNC_BENCH_BIN") else {
+        return cmd;
+    };
+    let mut other = Command::new(bin);
+    other.arg(command).env_clear().current_dir(env.home());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            other.env(k, v);
+        }
+    }
+    other
 }
 
 /// The median of `v` (the upper one of an even count).
@@ -845,9 +864,15 @@ struct Scale {
 
 fn bench_scale() {
     println!("\n== 8. many profiles, all fresh on disk: start, idle sync, doctor, memory ==");
+    if let Some(bin) = std::env::var_os("CREDSYNC_BENCH_BIN") {
+        println!(
+            "  binary: {} (CREDSYNC_BENCH_BIN)",
+            Path::new(&bin).display()
+        );
+    }
     let mut figures = Vec::new();
     for n in scale_sizes() {
-        let runs = if n > 5_000 { 3 } else { 5 };
+        let runs = env_num("CREDSYNC_BENCH_RUNS", if n > 5_000 { 3 } else { 5 }) as usize;
         figures.push(scale_one(n, runs));
     }
     if figures.len() > 1 {
@@ -909,7 +934,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     let (mut anon, mut hwm) = (Vec::new(), Vec::new());
     fake.reset_records();
     for _ in 0..runs {
-        let mut daemon = env.daemon(Vec::<String>::new());
+        let mut daemon = Daemon::spawn(scale_cmd(&env, "daemon"), env.root());
         let t0 = Instant::now();
         let status = loop {
             if let Ok(Response::Status(s)) =
@@ -945,7 +970,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     fs::remove_file(env.token_cache_path("corp")).expect("log out");
     let (mut walls, mut cpus, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (wall, cpu, peak, code, out) = run_measured(env.cmd(["sync"]), env.root());
+        let (wall, cpu, peak, code, out) = run_measured(scale_cmd(&env, "sync"), env.root());
         assert_eq!(code, 1, "sync says the profiles need a login");
         assert_eq!(out.matches(": login_required").count(), n, "{out}");
         walls.push(wall);
@@ -962,7 +987,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     log_in(&env, &fake, "tok-corp");
     let (mut walls, mut cpus, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (wall, cpu, peak, _, out) = run_measured(env.cmd(["doctor"]), env.root());
+        let (wall, cpu, peak, _, out) = run_measured(scale_cmd(&env, "doctor"), env.root());
         assert_eq!(out.matches(": resolves through SSO").count(), n, "{out}");
         walls.push(wall);
         cpus.push(cpu);

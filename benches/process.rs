@@ -12,7 +12,7 @@
 //!   size      7. release binary size of credsync and of the floor (benches/floor.rs)
 //!   status    5. `credsync status` with 100 profiles, 100 runs
 //!   startup   6. exec -> READY=1 with 100 fresh profiles, 20 trials, and no request at start
-//!   scale     8. many profiles fresh on disk, 500 / 2,000 / 10,000 (`CREDSYNC_BENCH_SCALE`
+//!   scale     10. many profiles fresh on disk, 500 / 2,000 / 10,000 (`CREDSYNC_BENCH_SCALE`
 //!             sets the list): daemon start to its first `status` answer, an idle `sync` (no
 //!             token: nothing to fetch), `doctor`, each one's peak RSS and the daemon's memory
 //!             per profile; then `aws_profile::parse` of 40,000 and 100,000 profiles.
@@ -750,7 +750,7 @@ fn bench_startup() {
     );
 }
 
-// --- 8. many profiles ---------------------------------------------------------------------
+// --- 10. many profiles --------------------------------------------------------------------
 
 /// The profile counts of the scale section: `CREDSYNC_BENCH_SCALE` (comma-separated), else
 /// 500, 2,000 and 10,000.
@@ -863,7 +863,7 @@ struct Scale {
 }
 
 fn bench_scale() {
-    println!("\n== 8. many profiles, all fresh on disk: start, idle sync, doctor, memory ==");
+    println!("\n== 10. many profiles, all fresh on disk: start, idle sync, doctor, memory ==");
     if let Some(bin) = std::env::var_os("CREDSYNC_BENCH_BIN") {
         println!(
             "  binary: {} (CREDSYNC_BENCH_BIN)",

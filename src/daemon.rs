@@ -61,6 +61,9 @@ pub fn prepare(engine: &mut Engine) {
     if adopted > 0 {
         tracing::info!("{adopted} profile(s) still fresh on disk; no refresh needed yet");
     }
+    // Reading and planning the files allocated and freed about their size (megabytes for
+    // thousands of profiles); a daemon that adopted everything runs no round that would trim.
+    release_freed_memory();
 }
 
 /// Runs until `shutdown` completes. A round in flight when it does is finished first, write

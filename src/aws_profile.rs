@@ -1136,6 +1136,12 @@ region = x\nnote = one\n\ttwo\n",
     }
 
     proptest::proptest! {
+        // Failures are reported with their input; no regression files in the source tree.
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// Duplicate sections are found by a look-up per header (linear in the file); the
         /// error must name the header a scan of the earlier headers names: the first repeated
         /// one, with the line of its first appearance. `[DEFAULT]` may repeat.

@@ -1242,6 +1242,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Failures are reported with their input; no regression files in the source tree.
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// The sections are looked up by name in sorted lists (one search per name, so an edit
         /// of every section of a large file stays linear); they must find exactly what a scan
         /// of every section and line finds, in the same order.

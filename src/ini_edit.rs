@@ -99,7 +99,7 @@ pub struct Edit {
 /// Upserts `sections` and removes the managed sections named in `remove`, keeping every byte
 /// credsync did not write. See the module documentation for the exact rules.
 pub fn apply(old: &str, sections: &[ManagedSection<'_>], remove: &[&str]) -> Edit {
-    let doc = Doc::parse(old);
+    let doc = Doc::parse(old, sections.len() + remove.len());
     let eol = doc.line_ending();
     let mut plan = LineEdits::new(doc.lines.len());
     let mut conflicts = Vec::new();
@@ -224,7 +224,10 @@ pub fn source_credentials(
 /// exactly one non-empty, single-line value for each of the three keys, and no unmarked section
 /// of that name exists (credsync would not write there, so what is on disk is not credsync's).
 pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)> {
-    Parsed::new(text).read_managed(name)
+    Parsed {
+        doc: Doc::parse(text, 1),
+    }
+    .read_managed(name)
 }
 
 /// A credentials file's text split into sections once, for reading the managed sections of many
@@ -236,7 +239,7 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     pub fn new(text: &'a str) -> Parsed<'a> {
         Parsed {
-            doc: Doc::parse(text),
+            doc: Doc::parse(text, usize::MAX),
         }
     }
 
@@ -328,28 +331,41 @@ enum Role {
     OwnContinuation,
 }
 
-/// The file split into lines and sections, with the sections ordered by name for look-ups (an
-/// edit of every managed section then costs a search per name, not a scan of the file).
+/// The file split into lines and sections.
 struct Doc<'a> {
     lines: Vec<Line<'a>>,
     sections: Vec<Section<'a>>,
+    /// Indented lines that look like a header: not a section start, but a name someone uses.
+    indented_headers: Vec<(usize, &'a str)>,
+    /// For a caller that looks up many names: the sections by name. Without it, each look-up
+    /// scans every section.
+    by_name: Option<ByName<'a>>,
+}
+
+/// Below this many names to look up, scanning the sections costs less than sorting them.
+const SORT_FROM: usize = 16;
+
+/// The sections ordered by name, searched by [`Doc::managed`] and [`Doc::foreign_header`]: an
+/// edit of every managed section of a large file costs a search per name, not a scan per name.
+struct ByName<'a> {
     /// The indices in `sections` of the managed sections, ordered by name, then by position.
-    managed_by_name: Vec<usize>,
-    /// The headers credsync does not own — unmarked sections, and indented lines that look like
-    /// a header (not a section start, but a name someone uses) — as (name, 0-based line),
-    /// ordered by name, then by line.
-    foreign_by_name: Vec<(&'a str, usize)>,
+    managed: Vec<usize>,
+    /// The headers credsync does not own (unmarked sections, indented headers) as (name,
+    /// 0-based line), ordered by name, then by line.
+    foreign: Vec<(&'a str, usize)>,
 }
 
 impl<'a> Doc<'a> {
-    fn parse(text: &'a str) -> Self {
+    /// Splits `text`; sorts the sections by name when `lookups` names will be looked up and
+    /// that is at least [`SORT_FROM`].
+    fn parse(text: &'a str, lookups: usize) -> Self {
         let lines = split_lines(text);
         let mut starts = Vec::new();
         let mut indented_headers = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             if let Some(name) = header_name(line.content) {
                 if is_indented(line.content) {
-                    indented_headers.push((name, i));
+                    indented_headers.push((i, name));
                 } else {
                     starts.push((i, name));
                 }
@@ -375,40 +391,53 @@ impl<'a> Doc<'a> {
                 }
             })
             .collect();
-        let mut managed_by_name = Vec::new();
-        let mut foreign_by_name = indented_headers;
-        for (k, s) in sections.iter().enumerate() {
-            match s.marker {
-                Some(_) => managed_by_name.push(k),
-                None => foreign_by_name.push((s.name, s.header)),
-            }
-        }
-        managed_by_name.sort_unstable_by_key(|&k| (sections[k].name, k));
-        foreign_by_name.sort_unstable();
+        let by_name = (lookups >= SORT_FROM).then(|| ByName::of(&sections, &indented_headers));
         Doc {
             lines,
             sections,
-            managed_by_name,
-            foreign_by_name,
+            indented_headers,
+            by_name,
         }
     }
 
     /// The managed sections called `name`, in file order.
     fn managed<'d>(&'d self, name: &'d str) -> impl Iterator<Item = &'d Section<'a>> + 'd {
-        let from = self
-            .managed_by_name
-            .partition_point(|&k| self.sections[k].name < name);
-        self.managed_by_name[from..]
-            .iter()
-            .map(|&k| &self.sections[k])
-            .take_while(move |s| s.name == name)
+        let searched = self.by_name.as_ref().map(|by| {
+            let from = by
+                .managed
+                .partition_point(|&k| self.sections[k].name < name);
+            by.managed[from..]
+                .iter()
+                .map(|&k| &self.sections[k])
+                .take_while(move |s| s.name == name)
+        });
+        let scanned = self.by_name.is_none().then(|| {
+            self.sections
+                .iter()
+                .filter(move |s| s.marker.is_some() && s.name == name)
+        });
+        let searched = searched.into_iter().flatten();
+        searched.chain(scanned.into_iter().flatten())
     }
 
     /// The 0-based line of the first header called `name` that credsync does not own.
     fn foreign_header(&self, name: &str) -> Option<usize> {
-        let at = self.foreign_by_name.partition_point(|&(n, _)| n < name);
-        let &(found, line) = self.foreign_by_name.get(at)?;
-        (found == name).then_some(line)
+        if let Some(by) = &self.by_name {
+            let at = by.foreign.partition_point(|&(n, _)| n < name);
+            let &(found, line) = by.foreign.get(at)?;
+            return (found == name).then_some(line);
+        }
+        let unmarked = self
+            .sections
+            .iter()
+            .filter(|s| s.marker.is_none() && s.name == name)
+            .map(|s| s.header);
+        let indented = self
+            .indented_headers
+            .iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(i, _)| *i);
+        unmarked.chain(indented).min()
     }
 
     /// The line ending new lines get: `\r\n` if the first line ending of the user's lines is
@@ -484,6 +513,23 @@ impl<'a> Doc<'a> {
                 }
             })
             .collect()
+    }
+}
+
+impl<'a> ByName<'a> {
+    fn of(sections: &[Section<'a>], indented_headers: &[(usize, &'a str)]) -> ByName<'a> {
+        let mut managed = Vec::new();
+        let mut foreign: Vec<(&str, usize)> =
+            indented_headers.iter().map(|&(i, n)| (n, i)).collect();
+        for (k, s) in sections.iter().enumerate() {
+            match s.marker {
+                Some(_) => managed.push(k),
+                None => foreign.push((s.name, s.header)),
+            }
+        }
+        managed.sort_unstable_by_key(|&k| (sections[k].name, k));
+        foreign.sort_unstable();
+        ByName { managed, foreign }
     }
 }
 
@@ -1248,41 +1294,32 @@ mod tests {
             ..proptest::test_runner::Config::default()
         })]
 
-        /// The sections are looked up by name in sorted lists (one search per name, so an edit
-        /// of every section of a large file stays linear); they must find exactly what a scan
-        /// of every section and line finds, in the same order.
+        /// An edit of many sections looks them up by name in sorted lists (one search per
+        /// name, so an edit of every section of a large file stays linear); the searches must
+        /// find exactly what the scans of every section (kept for a few names) find.
         #[test]
-        fn look_ups_by_name_find_what_a_scan_of_the_file_finds(
+        fn searches_by_name_find_what_scans_of_the_file_find(
             pieces in proptest::collection::vec(piece(), 0..40)
         ) {
             let text = pieces.concat();
-            let doc = Doc::parse(&text);
+            let scanning = Doc::parse(&text, 1);
+            let searching = Doc::parse(&text, SORT_FROM);
+            proptest::prop_assert!(scanning.by_name.is_none() && searching.by_name.is_some());
             for name in ["a", "b", "dev", "c d", "ü", "zz", ""] {
-                let managed: Vec<usize> = doc
-                    .sections
-                    .iter()
-                    .filter(|s| s.marker.is_some() && s.name == name)
-                    .map(|s| s.header)
-                    .collect();
-                let unmarked = doc
-                    .sections
-                    .iter()
-                    .filter(|s| s.marker.is_none() && s.name == name)
-                    .map(|s| s.header);
-                let indented = doc
-                    .lines
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| is_indented(l.content) && header_name(l.content) == Some(name))
-                    .map(|(i, _)| i);
-                let found: Vec<usize> = doc.managed(name).map(|s| s.header).collect();
-                proptest::prop_assert_eq!(found, managed, "{:?} in {:?}", name, text);
+                let headers = |d: &Doc<'_>| d.managed(name).map(|s| s.header).collect::<Vec<_>>();
                 proptest::prop_assert_eq!(
-                    doc.foreign_header(name),
-                    unmarked.chain(indented).min(),
+                    headers(&searching),
+                    headers(&scanning),
                     "{:?} in {:?}",
                     name,
-                    text
+                    &text
+                );
+                proptest::prop_assert_eq!(
+                    searching.foreign_header(name),
+                    scanning.foreign_header(name),
+                    "{:?} in {:?}",
+                    name,
+                    &text
                 );
             }
         }

@@ -853,9 +853,9 @@ fn median_u64(v: &[u64]) -> u64 {
 /// One size's figures, for the comparison at the end.
 struct Scale {
     n: usize,
-    start: Duration,
-    sync: Duration,
-    doctor: Duration,
+    /// Medians of the start, the idle sync and doctor: wall time, and CPU time.
+    wall: [Duration; 3],
+    cpu: [Duration; 3],
     daemon_anon_kib: u64,
     daemon_hwm_kib: u64,
     sync_kib: u64,
@@ -879,17 +879,18 @@ fn bench_scale() {
         let first = &figures[0];
         println!("  growth against N = {}:", first.n);
         for f in &figures[1..] {
-            let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            let r = |a: &[Duration; 3], b: &[Duration; 3]| {
+                let r = |i: usize| a[i].as_secs_f64() / b[i].as_secs_f64();
+                format!("start {:.2}x, sync {:.2}x, doctor {:.2}x", r(0), r(1), r(2))
+            };
             let per = |a: u64, b: u64| (a as f64 - b as f64) * 1024.0 / (f.n - first.n) as f64;
             println!(
-                "    N = {} ({:.1}x the profiles): start {:.2}x, sync {:.2}x, doctor {:.2}x; \
-                 bytes per profile: daemon RssAnon {:.0}, daemon peak {:.0}, sync peak {:.0}, \
-                 doctor peak {:.0}",
+                "    N = {} ({:.1}x the profiles): wall {}; CPU {}; bytes per profile: daemon \
+                 RssAnon {:.0}, daemon peak {:.0}, sync peak {:.0}, doctor peak {:.0}",
                 f.n,
                 f.n as f64 / first.n as f64,
-                r(f.start, first.start),
-                r(f.sync, first.sync),
-                r(f.doctor, first.doctor),
+                r(&f.wall, &first.wall),
+                r(&f.cpu, &first.cpu),
                 per(f.daemon_anon_kib, first.daemon_anon_kib),
                 per(f.daemon_hwm_kib, first.daemon_hwm_kib),
                 per(f.sync_kib, first.sync_kib),
@@ -929,7 +930,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     );
 
     // The daemon: exec -> the first `status` answer, every profile adopted, no request.
-    let mut starts = Vec::new();
+    let (mut starts, mut start_cpus) = (Vec::new(), Vec::new());
     let mut memory = String::new();
     let (mut anon, mut hwm) = (Vec::new(), Vec::new());
     fake.reset_records();
@@ -950,6 +951,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
             std::thread::sleep(Duration::from_millis(1));
         };
         starts.push(t0.elapsed());
+        start_cpus.push(proc_cpu_schedstat(daemon.pid()));
         let fresh = status
             .profiles
             .iter()
@@ -964,6 +966,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     }
     assert_eq!(fake.total_requests(), 0, "no request at start");
     let start = show("daemon start -> first status answer", &starts).median;
+    let start_cpu = show("daemon CPU until then (schedstat)", &start_cpus).median;
     println!("  daemon memory then (last run): {memory}");
 
     // An idle `sync`: logged out, so no profile can be fetched and nothing is requested.
@@ -979,7 +982,7 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     }
     assert_eq!(fake.total_requests(), 0, "nothing fetched");
     let sync = show("idle sync (nothing to fetch), wall", &walls).median;
-    show("idle sync, CPU", &cpus);
+    let sync_cpu = show("idle sync, CPU", &cpus).median;
     let sync_kib = median_u64(&peaks);
     println!("  idle sync peak RSS (median): {sync_kib} KiB");
 
@@ -994,15 +997,14 @@ fn scale_one(n: usize, runs: usize) -> Scale {
         peaks.push(peak);
     }
     let doctor = show("doctor, wall", &walls).median;
-    show("doctor, CPU", &cpus);
+    let doctor_cpu = show("doctor, CPU", &cpus).median;
     let doctor_kib = median_u64(&peaks);
     println!("  doctor peak RSS (median): {doctor_kib} KiB ({})", load());
 
     Scale {
         n,
-        start,
-        sync,
-        doctor,
+        wall: [start, sync, doctor],
+        cpu: [start_cpu, sync_cpu, doctor_cpu],
         daemon_anon_kib: median_u64(&anon),
         daemon_hwm_kib: median_u64(&hwm),
         sync_kib,

@@ -935,8 +935,9 @@ fn scale_one(n: usize, runs: usize) -> Scale {
     let (mut anon, mut hwm) = (Vec::new(), Vec::new());
     fake.reset_records();
     for _ in 0..runs {
-        let mut daemon = Daemon::spawn(scale_cmd(&env, "daemon"), env.root());
+        // From before the spawn: a bench thread descheduled after it would start late.
         let t0 = Instant::now();
+        let mut daemon = Daemon::spawn(scale_cmd(&env, "daemon"), env.root());
         let status = loop {
             if let Ok(Response::Status(s)) =
                 control::request(&sock, &Request::Status, Duration::from_secs(600))

@@ -1136,11 +1136,7 @@ region = x\nnote = one\n\ttwo\n",
     }
 
     proptest::proptest! {
-        // Failures are reported with their input; no regression files in the source tree.
-        #![proptest_config(proptest::test_runner::Config {
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config())]
 
         /// Duplicate sections are found by a look-up per header (linear in the file); the
         /// error must name the header a scan of the earlier headers names: the first repeated

@@ -965,11 +965,7 @@ aws_access_key_id = AKIACFG\naws_secret_access_key = cfg\n",
     }
 
     proptest::proptest! {
-        // Failures are reported with their input; no regression files in the source tree.
-        #![proptest_config(proptest::test_runner::Config {
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config())]
 
         /// The planner sees the config through its credentials-file overlay instead of copying
         /// it (a copy per profile made planning N profiles quadratic). Every profile it sees

@@ -1288,11 +1288,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        // Failures are reported with their input; no regression files in the source tree.
-        #![proptest_config(proptest::test_runner::Config {
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config())]
 
         /// An edit of many sections looks them up by name in sorted lists (one search per
         /// name, so an edit of every section of a large file stays linear); the searches must

@@ -32,3 +32,16 @@ pub mod user_file;
 pub(crate) mod view;
 pub mod watch;
 pub mod write;
+
+/// What the library's unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Property tests report a failure with its input and write no regression files into the
+    /// source tree.
+    pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+}

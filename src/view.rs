@@ -906,11 +906,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        // Failures are reported with their input; no regression files in the source tree.
-        #![proptest_config(proptest::test_runner::Config {
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config())]
 
         /// The merge looks targets up in sets (linear in the number of profiles); it must give
         /// what the search of the lists it replaced gave, duplicates and removed targets

@@ -1517,22 +1517,15 @@ mod tests {
     fn a_rounds_report_holds_each_profile_once_in_order_with_its_last_outcome() {
         let mut m = machine(&["p0", "p1"], 0.0);
         assert_eq!(m.apply(t(0), Event::Tick), vec![Action::Fetch(vec![0, 1])]);
+        let tried = |index, outcome| Fetched {
+            index,
+            outcome,
+            cache: None,
+        };
         let outcomes = vec![
-            Fetched {
-                index: 1,
-                outcome: Err(login_required()),
-                cache: None,
-            },
-            Fetched {
-                index: 0,
-                outcome: Ok(creds(t(0) + HOUR)),
-                cache: None,
-            },
-            Fetched {
-                index: 1,
-                outcome: Ok(creds(t(0) + 2 * HOUR)),
-                cache: None,
-            },
+            tried(1, Err(login_required())),
+            tried(0, Ok(creds(t(0) + HOUR))),
+            tried(1, Ok(creds(t(0) + 2 * HOUR))),
         ];
         m.apply(t(0), Event::Fetched(outcomes));
         let report = m.take_report();

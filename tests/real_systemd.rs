@@ -712,3 +712,48 @@ fn a_service_that_cannot_start_is_an_error_with_its_status() {
         "{out}"
     );
 }
+
+#[test]
+fn a_config_error_stops_the_service_after_one_start() {
+    if !can_run("a_config_error_stops_the_service_after_one_start") {
+        return;
+    }
+    let fake = FakeAws::new();
+    let user = TestUser::new();
+    user.sso_profiles(&fake, ".aws/config", &["default"]);
+    let config = ".config/credsync/config.toml";
+    user.write(config, "[[profiles]]\nsource = \"default\"\n");
+    let bin = user.bin();
+    let mut s = Session::start(&user, &[]);
+    let out = s.ok(&format!(
+        "AWS_ENDPOINT_URL={} {} service install",
+        fake.url(),
+        bin.display()
+    ));
+    assert!(out.contains("active and ready"), "{out}");
+
+    // A config the daemon refuses: it exits 2 at start. RestartPreventExitStatus=2 makes
+    // systemd leave the unit failed at once; a restart it meant to make would show as
+    // `activating (auto-restart)` for RestartSec first (systemd.service(5), Restart=).
+    user.write(
+        config,
+        "[[profiles]]\nsource = \"default\"\nno_such_key = 1\n",
+    );
+    let (rc, out) = s.run("systemctl --user restart credsync.service");
+    assert_ne!(rc, 0, "the start must fail:\n{out}");
+    let keys = [
+        "ActiveState",
+        "SubState",
+        "Result",
+        "ExecMainCode",
+        "ExecMainStatus",
+        "NRestarts",
+    ];
+    let want = ["failed", "failed", "exit-code", "1", "2", "0"];
+    assert_eq!(s.show(&keys), want, "{keys:?}");
+    // Fixed and started again, it runs.
+    user.write(config, "[[profiles]]\nsource = \"default\"\n");
+    s.ok("systemctl --user start credsync.service");
+    assert_eq!(s.show(&["ActiveState"])[0], "active");
+    s.ok(&format!("{} service uninstall", bin.display()));
+}

@@ -199,6 +199,7 @@ fn the_unit_says_what_the_service_needs() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=5",
+        "RestartPreventExitStatus=2",
         "Environment=CREDSYNC_LOG=info",
         "NoNewPrivileges=yes",
         "PrivateUsers=yes",

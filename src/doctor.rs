@@ -723,6 +723,33 @@ pub fn check_wsl(wsl: &Wsl, wslconfig: &WslConfig) -> Vec<Check> {
     out
 }
 
+/// Whether the installed systemd unit (`text`) runs without its sandbox, which install leaves
+/// out where it fails to start, and why; `restricted`: [`service::userns_restricted`] on this
+/// machine, the usual reason on Ubuntu. `None` for a unit with its sandbox, or no unit.
+pub fn check_sandbox(platform: Platform, text: Option<&str>, restricted: bool) -> Option<Check> {
+    if platform != Platform::Linux {
+        return None;
+    }
+    let why = service::unit_sandbox_off(text?)?;
+    Some(if restricted {
+        Check::warn(
+            format!(
+                "service: runs without its sandbox ({why}): {}",
+                service::USERNS_RESTRICTED
+            ),
+            service::USERNS_FIX,
+        )
+    } else {
+        Check::warn(
+            format!(
+                "service: runs without its sandbox: it failed to start on this machine ({why})"
+            ),
+            "run `credsync service install` again: it tries the sandbox first, and says why \
+             when it still fails",
+        )
+    })
+}
+
 /// Whether the daemon answered on `socket`, its pid and how many profiles are fresh.
 pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check> {
     let status = match reply {
@@ -1147,6 +1174,37 @@ pub(crate) mod tests {
             .level,
             Level::Fail
         );
+    }
+
+    #[test]
+    fn a_unit_without_its_sandbox_is_explained() {
+        let mut spec = service::ServiceSpec::packaged("/usr/bin/credsync".into());
+        let with = service::render_systemd_unit(&spec);
+        spec.sandbox = service::Sandbox::Off("status=217/USER".into());
+        let without = service::render_systemd_unit(&spec);
+        assert!(check_sandbox(Platform::Linux, Some(&with), true).is_none());
+        assert!(check_sandbox(Platform::Linux, None, true).is_none());
+        assert!(check_sandbox(Platform::MacOs, Some(&without), true).is_none());
+        // On Ubuntu: AppArmor's user-namespace rule, and how to lift it.
+        let c = check_sandbox(Platform::Linux, Some(&without), true).expect("a check");
+        assert_eq!(c.level, Level::Warn);
+        assert!(c.what.contains("(status=217/USER)"), "{}", c.what);
+        assert!(
+            c.what
+                .contains("kernel.apparmor_restrict_unprivileged_userns = 1"),
+            "{}",
+            c.what
+        );
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.contains("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+            "{fix}"
+        );
+        // Elsewhere: the reason the unit recorded, and install to try again.
+        let c = check_sandbox(Platform::Linux, Some(&without), false).expect("a check");
+        assert!(!c.what.contains("apparmor"), "{}", c.what);
+        assert!(c.what.contains("status=217/USER"), "{}", c.what);
+        assert!(c.fix.unwrap().contains("credsync service install"));
     }
 
     #[test]

@@ -305,11 +305,7 @@ pub fn render_systemd_unit(spec: &ServiceSpec) -> String {
              {}.\n",
             one_line(why)
         ),
-        Sandbox::Off(why) => format!(
-            "\n# No sandbox: it failed to start on this machine ({}); \
-             `credsync service install` wrote the unit without it.\n",
-            one_line(why)
-        ),
+        Sandbox::Off(why) => format!("\n{NO_SANDBOX}{}{NO_SANDBOX_END}\n", one_line(why)),
     };
     fill(
         SYSTEMD_TEMPLATE,
@@ -846,6 +842,11 @@ fn start_systemd(
                 "the sandbox failed to start on this machine ({why}): {SYSTEMD_UNIT} is \
                  rewritten without it and started again"
             ));
+            if userns_restricted(Path::new(APPARMOR_USERNS_SYSCTL)) {
+                report
+                    .steps
+                    .push(format!("why: {USERNS_RESTRICTED}; {USERNS_FIX}"));
+            }
             systemctl(runner, report, &["daemon-reload"])?;
             // Clears the failed state (and the restart counter) before starting again.
             let _ = runner.run(
@@ -1236,6 +1237,45 @@ fn write_if_changed(path: &Path, text: &str) -> Result<FileOutcome, ServiceError
         (write::Outcome::Written, false) => FileOutcome::Created,
     })
 }
+
+/// The kernel setting with which AppArmor confines unprivileged user namespaces (1 by default
+/// on Ubuntu 23.10 and later). A user unit's `PrivateUsers=` needs such a namespace, so where it
+/// is 1 the unit's sandbox fails to start and install falls back to none.
+pub const APPARMOR_USERNS_SYSCTL: &str = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns";
+
+/// What a user reads when [`userns_restricted`] holds.
+pub(crate) const USERNS_RESTRICTED: &str = "the sandbox needs a user namespace, and AppArmor \
+     refuses them to unprivileged programs here (kernel.apparmor_restrict_unprivileged_userns = 1, \
+     Ubuntu's default since 23.10)";
+
+/// How a user gets the sandbox back where [`userns_restricted`] holds.
+pub(crate) const USERNS_FIX: &str = "to run it sandboxed, allow them (`sudo sysctl -w \
+     kernel.apparmor_restrict_unprivileged_userns=0`, and that setting in a file under \
+     /etc/sysctl.d/ to keep it), then run `credsync service install` again";
+
+/// Whether the setting at `path` (the kernel's is [`APPARMOR_USERNS_SYSCTL`]) refuses user
+/// namespaces to unprivileged programs: it reads 1. Absent (not Ubuntu, not Linux) or
+/// unreadable: no.
+pub fn userns_restricted(path: &Path) -> bool {
+    // A kernel setting under /proc, not a user's file (user_file refuses /proc by design).
+    #[allow(clippy::disallowed_methods)]
+    let value = std::fs::read_to_string(path);
+    value.is_ok_and(|v| v.trim() == "1")
+}
+
+/// The reason a unit that [`render_systemd_unit`] wrote without its sandbox ([`Sandbox::Off`])
+/// gives for it; `None` for a unit with its sandbox.
+pub(crate) fn unit_sandbox_off(text: &str) -> Option<&str> {
+    let line = text.lines().find_map(|l| l.strip_prefix(NO_SANDBOX))?;
+    Some(
+        line.rsplit_once(NO_SANDBOX_END)
+            .map_or(line, |(why, _)| why),
+    )
+}
+
+/// How a unit without its sandbox says why: `NO_SANDBOX` reason `NO_SANDBOX_END`.
+const NO_SANDBOX: &str = "# No sandbox: it failed to start on this machine (";
+const NO_SANDBOX_END: &str = "); `credsync service install` wrote the unit without it.";
 
 /// Tells systemd the daemon is ready (`READY=1`). A no-op when `NOTIFY_SOCKET` is unset (not
 /// run by systemd, or `Type=` is not `notify`).
@@ -1659,6 +1699,29 @@ mod tests {
         assert!(!directive(&none, "ReadWritePaths="), "{none}");
         assert!(none.contains("status=226/NAMESPACE"), "{none}");
         assert!(none.contains("\nType=notify\n") && none.contains("\nRestart=on-failure\n"));
+    }
+
+    #[test]
+    fn the_apparmor_userns_setting_is_read_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let knob = dir.path().join("apparmor_restrict_unprivileged_userns");
+        assert!(!userns_restricted(&knob), "absent: not Ubuntu");
+        for (value, restricted) in [("1\n", true), ("1", true), ("0\n", false), ("", false)] {
+            std::fs::write(&knob, value).unwrap();
+            assert_eq!(userns_restricted(&knob), restricted, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_without_its_sandbox_says_why_and_it_reads_back() {
+        let mut s = spec("/usr/bin/credsync", None, &[]);
+        s.sandbox = Sandbox::Off("status=217/USER".into());
+        let unit = render_systemd_unit(&s);
+        assert_eq!(unit_sandbox_off(&unit), Some("status=217/USER"), "{unit}");
+        s.sandbox = Sandbox::Full;
+        assert_eq!(unit_sandbox_off(&render_systemd_unit(&s)), None);
+        s.sandbox = Sandbox::NoNamespaces("[container] uid = 50000".into());
+        assert_eq!(unit_sandbox_off(&render_systemd_unit(&s)), None);
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
     let facts = FileFacts::of(path, &mounts);
     out.push(doctor::check_credentials_file(path, &facts, uid));
     out.extend(container_checks(cfg, env, &facts));
-    out.push(service_check(env));
+    out.extend(service_check(env));
     let wsl = Wsl::here(env);
     if let Some(wsl) = &wsl {
         out.extend(doctor::check_wsl(wsl, &wslconfig(&mounts)));
@@ -178,14 +178,15 @@ fn wslconfig(mounts: &MountTable) -> WslConfig {
     }
 }
 
-fn service_check(env: &Env) -> Check {
+/// The service file's checks: what it runs, and (Linux) whether it has its sandbox.
+fn service_check(env: &Env) -> Vec<Check> {
     let target = match Target::current(env) {
         Ok(t) => t,
         Err(e) => {
-            return Check::warn(
+            return vec![Check::warn(
                 format!("service: {e}"),
                 "run `credsync daemon` from your session's startup instead",
-            );
+            )];
         }
     };
     // A unit of the user's own, else the package's (what `systemctl --user` would run), or
@@ -193,7 +194,7 @@ fn service_check(env: &Env) -> Check {
     let own = target.service_file();
     let brew = service::brew_plist(&target.home);
     if target.platform == Platform::MacOs && !own.exists() && brew.exists() {
-        return doctor::check_brew_service(&brew);
+        return vec![doctor::check_brew_service(&brew)];
     }
     let file = match &target.packaged_unit {
         Some(packaged) if !own.exists() => packaged.clone(),
@@ -205,7 +206,15 @@ fn service_check(env: &Env) -> Check {
     // The path install writes for this binary (a Homebrew keg's is the link Homebrew keeps).
     let exe = service::running_exe().unwrap_or_default();
     let platform = Platform::current().unwrap_or(target.platform);
-    doctor::check_service(platform, &file, text.as_deref(), &exe)
+    let restricted = service::userns_restricted(Path::new(service::APPARMOR_USERNS_SYSCTL));
+    let mut out = vec![doctor::check_service(
+        platform,
+        &file,
+        text.as_deref(),
+        &exe,
+    )];
+    out.extend(doctor::check_sandbox(platform, text.as_deref(), restricted));
+    out
 }
 
 fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {

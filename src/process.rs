@@ -287,6 +287,7 @@ pub(crate) mod tests {
     const LONG: Duration = Duration::from_secs(30);
 
     /// Whether a process with `arg` in its command line runs (Linux: /proc).
+    #[cfg(target_os = "linux")]
     fn running_with(arg: &str) -> bool {
         let Ok(procs) = std::fs::read_dir("/proc") else {
             return false;

@@ -73,9 +73,10 @@ fn bash_registers_the_completion_for_credsync() {
         return;
     }
     let env = TestEnv::new();
+    // The README's form: macOS's /bin/bash 3.2 does not `source` a process substitution.
     let out = bash(
         &env,
-        "source <(credsync completions bash); complete -p credsync",
+        r#"eval "$(credsync completions bash)"; complete -p credsync"#,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

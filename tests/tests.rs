@@ -9,9 +9,10 @@
 mod support;
 
 mod cli_install;
+mod packaging;
 
-// Off Linux only the command-line checks above build: the rest need Linux (inotify's timing,
-// POSIX ACLs, systemd, dpkg, /proc, the container engines).
+// Off Linux only the checks above build (the command line, the packaging): the rest need
+// Linux (inotify's timing, POSIX ACLs, systemd, dpkg, /proc, the container engines).
 #[cfg(target_os = "linux")]
 mod cli_pipes;
 #[cfg(target_os = "linux")]

@@ -10,9 +10,11 @@ mod support;
 
 mod cli_install;
 mod packaging;
+mod portability;
 
-// Off Linux only the checks above build (the command line, the packaging): the rest need
-// Linux (inotify's timing, POSIX ACLs, systemd, dpkg, /proc, the container engines).
+// Off Linux only the checks above build (the command line, the packaging, the portability
+// scan): the rest need Linux (inotify's timing, POSIX ACLs, systemd, dpkg, /proc, the
+// container engines).
 #[cfg(target_os = "linux")]
 mod cli_pipes;
 #[cfg(target_os = "linux")]

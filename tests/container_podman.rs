@@ -47,10 +47,11 @@ for _ in sys.stdin:
     )
 }
 
-/// The test user and the storage `scripts/podman-here` set up.
+/// The test user, the storage and the OCI runtime `scripts/podman-here` set up.
 struct Podman {
     user: String,
     dir: PathBuf,
+    runtime: String,
     uid: u32,
     gid: u32,
 }
@@ -65,6 +66,7 @@ impl Podman {
         };
         let user = var("CREDSYNC_PODMAN_USER", "credsync-podman");
         let dir = PathBuf::from(var("CREDSYNC_PODMAN_DIR", "/var/tmp/credsync-podman"));
+        let runtime = var("CREDSYNC_PODMAN_RUNTIME", "/usr/sbin/runc");
         let id = |flag: &str| -> Option<u32> {
             let o = Command::new("id").args([flag, &user]).output().ok()?;
             String::from_utf8_lossy(&o.stdout).trim().parse().ok()
@@ -89,6 +91,7 @@ impl Podman {
             gid: id("-g")?,
             user,
             dir,
+            runtime,
         })
     }
 
@@ -116,7 +119,7 @@ impl Podman {
                 "--cgroup-manager",
                 "cgroupfs",
                 "--runtime",
-                "/usr/sbin/runc",
+                &self.runtime,
             ])
             .args(args);
         cmd

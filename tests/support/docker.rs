@@ -1,7 +1,8 @@
-//! A real Docker engine for the container tests: the one `scripts/docker-here` starts (Debian's
-//! docker.io, dockerd on its own socket) and the local image it builds (Debian bookworm with
-//! python3-boto3 and the user `astro`, uid 50000), found through `CREDSYNC_DOCKER_HOST` and
-//! `CREDSYNC_DOCKER_IMAGE` (exported by `scripts/test`), else the script's defaults.
+//! A real Docker engine for the container tests: the one `scripts/docker-here` finds (an engine
+//! already running) or starts (dockerd on its own socket), and the local image it builds
+//! (Debian bookworm with python3-boto3 and the user `astro`, uid 50000), found through
+//! `CREDSYNC_DOCKER_HOST` and `CREDSYNC_DOCKER_IMAGE` (exported by `scripts/test`), else the
+//! script's defaults.
 //!
 //! Without a working engine a test prints a loud `SKIPPED` line and returns, except under CI,
 //! where it fails: the container tests must not silently vanish.

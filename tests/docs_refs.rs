@@ -1,6 +1,6 @@
 //! What a user reads cites only what a user has: README, docs/, the sources (doc comments and
-//! messages), the example config and the service files name no internal design document and
-//! no issue number of this project.
+//! messages), the example config, the service files and the Homebrew formula name no internal
+//! design document and no issue number of this project.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,7 @@ fn user_facing_text_cites_nothing_the_user_lacks() {
         "config.example.toml",
         "systemd",
         "launchd",
+        "packaging",
     ] {
         files(&root.join(p), &mut all);
     }

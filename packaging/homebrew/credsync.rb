@@ -7,9 +7,10 @@
 #
 # It builds the binary with cargo, installs the completions and man pages the binary renders
 # (the Debian package ships the same ones, see Cargo.toml), and has a service: `brew services
-# start credsync` loads a LaunchAgent that runs `credsync daemon` through the stable opt path
-# (never a versioned Cellar path, which `brew upgrade` deletes) and restarts it the way the
-# agent `credsync service install` writes does (launchd/com.credsync.agent.plist).
+# start credsync` loads a LaunchAgent that runs `credsync daemon --launchd` through the stable
+# opt path (never a versioned Cellar path, which `brew upgrade` deletes), kept alive the way
+# the agent `credsync service install` writes is (launchd/com.credsync.agent.plist): restarted
+# after a failure, while a config error is waited out instead of failing every few seconds.
 class Credsync < Formula
   desc "Keeps AWS SSO and assumed-role credentials fresh on disk for local development"
   homepage "https://github.com/@REPOSITORY@"
@@ -28,7 +29,7 @@ class Credsync < Formula
   end
 
   service do
-    run [opt_bin/"credsync", "daemon"]
+    run [opt_bin/"credsync", "daemon", "--launchd"]
     keep_alive successful_exit: false
     throttle_interval 5
     process_type :background

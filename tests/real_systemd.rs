@@ -261,6 +261,16 @@ impl Session {
         out
     }
 
+    /// `credsync service install` by the user's `bin`, reaching `fake` through the
+    /// `AWS_ENDPOINT_URL` install carries into the service; its output (it must succeed).
+    fn install(&mut self, fake: &FakeAws, bin: &Path) -> String {
+        self.ok(&format!(
+            "AWS_ENDPOINT_URL={} {} service install",
+            fake.url(),
+            bin.display()
+        ))
+    }
+
     /// `systemctl --user show credsync.service -p KEY` for each key.
     fn show(&mut self, keys: &[&str]) -> Vec<String> {
         let out = self.ok(&format!(
@@ -574,11 +584,7 @@ fn install_falls_back_without_the_sandbox(test: &str, knob: &str, status: &str) 
     let bin = user.bin();
     let mut s = Session::start(&user, &[(knob, "1")]);
 
-    let out = s.ok(&format!(
-        "AWS_ENDPOINT_URL={} {} service install",
-        fake.url(),
-        bin.display()
-    ));
+    let out = s.install(&fake, &bin);
     eprintln!("{out}");
     let explained: Vec<&str> = out.lines().filter(|l| l.contains("sandbox")).collect();
     assert_eq!(
@@ -649,11 +655,7 @@ fn with_a_container_uid_the_service_grants_the_acl() {
     );
     let bin = user.bin();
     let mut s = Session::start(&user, &[]);
-    let out = s.ok(&format!(
-        "AWS_ENDPOINT_URL={} {} service install",
-        fake.url(),
-        bin.display()
-    ));
+    let out = s.install(&fake, &bin);
     assert!(
         out.contains("active and ready") && !out.contains("sandbox failed"),
         "{out}"
@@ -725,11 +727,7 @@ fn a_config_error_stops_the_service_after_one_start() {
     user.write(config, "[[profiles]]\nsource = \"default\"\n");
     let bin = user.bin();
     let mut s = Session::start(&user, &[]);
-    let out = s.ok(&format!(
-        "AWS_ENDPOINT_URL={} {} service install",
-        fake.url(),
-        bin.display()
-    ));
+    let out = s.install(&fake, &bin);
     assert!(out.contains("active and ready"), "{out}");
 
     // A config the daemon refuses: it exits 2 at start. RestartPreventExitStatus=2 makes

@@ -271,6 +271,17 @@ mod tests {
             backoff(1, Some(Duration::from_secs(42)), 0.0),
             Duration::from_secs(42)
         );
+        // The figures the docs give: at most five minutes, and a server's Retry-After honoured
+        // up to ten (a longer one is cut there).
+        assert_eq!(backoff(30, None, 1.0), Duration::from_secs(5 * 60));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(600)), 0.0),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(3600)), 0.0),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

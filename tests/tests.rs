@@ -8,6 +8,7 @@
 
 mod support;
 
+mod architecture;
 mod cli_install;
 mod packaging;
 mod portability;

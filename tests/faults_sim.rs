@@ -100,10 +100,7 @@ impl Sim {
             env: cfg_env,
         };
         let engine = Engine::new(cfg, seams).expect("engine");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = support::runtime();
         let sim = Sim {
             env,
             clock,
@@ -122,10 +119,7 @@ impl Sim {
 
     /// The fake mints expirations from its own clock: keep it on simulated time.
     fn sync_fake_clock(&self) {
-        let secs =
-            |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as i64;
-        self.fake
-            .set_clock_offset(secs(self.now()) - secs(SystemTime::now()));
+        self.fake.set_clock_to(self.now());
     }
 
     /// One pass of the daemon's loop without the sleep: refresh what is due, write when anything

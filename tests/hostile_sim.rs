@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use credsync::engine::Engine;
 use credsync::ini_edit;
@@ -64,10 +64,7 @@ impl Sim {
         );
         let mut engine = support::in_process_engine(&env, &fake, &toml, Arc::new(clock.clone()));
         engine.start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = support::runtime();
         let sim = Sim {
             env,
             clock,
@@ -82,9 +79,7 @@ impl Sim {
 
     /// The fake mints expirations from its own clock: keep it on simulated time.
     fn sync_fake_clock(&self) {
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
-        let offset = secs(self.clock.now()) as i64 - secs(SystemTime::now()) as i64;
-        self.fake.set_clock_offset(offset);
+        self.fake.set_clock_to(self.clock.now());
     }
 
     /// Runs the daemon's loop for `span` of simulated time: a round (logged as the daemon logs

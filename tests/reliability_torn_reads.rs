@@ -18,7 +18,7 @@ use crate::support;
 use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use credsync::engine::Engine;
 use credsync::ini_edit;
@@ -224,12 +224,11 @@ fn readers_never_see_a_torn_or_mixed_file_during_thousands_of_rewrites() {
         .build()
         .expect("runtime");
 
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as i64;
     let round = |engine: &mut Engine| {
         // Eight simulated minutes a round: each token is past half its life, so it is
         // refreshed (and the cache file rewritten) every round.
         clock.advance(Duration::from_secs(8 * 60));
-        fake.set_clock_offset(secs(clock.now()) - secs(SystemTime::now()));
+        fake.set_clock_to(clock.now());
         let all = engine.request_refresh(None);
         let report = rt.block_on(engine.round(1));
         let tried: Vec<usize> = report.profiles.iter().map(|r| r.index).collect();

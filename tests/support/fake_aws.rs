@@ -538,6 +538,16 @@ impl FakeAws {
         self.state().clock_offset_secs = secs;
     }
 
+    /// Puts the fake's clock at `now` (a simulated time, to the second): it mints and checks
+    /// expiries by it, as a test's `ManualClock` says.
+    pub fn set_clock_to(&self, now: SystemTime) {
+        let secs = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        };
+        self.set_clock_offset(secs(now) - secs(SystemTime::now()));
+    }
+
     /// The fake's "now": the wall clock plus the offset.
     pub fn now(&self) -> SystemTime {
         self.state().now()

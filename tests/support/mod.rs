@@ -568,6 +568,14 @@ impl credsync::schedule::Clock for ManualClock {
     }
 }
 
+/// A current-thread tokio runtime with time and I/O: how the daemon runs its engine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// The engine's random source, pinned: the same sequence of draws from `seed` every run.
 pub fn seeded_random(seed: u64) -> credsync::schedule::Random {
     let rng = std::sync::Mutex::new(fastrand::Rng::with_seed(seed));

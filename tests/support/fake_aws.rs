@@ -1,6 +1,7 @@
 //! A fake AWS for integration tests: the SSO portal (GetRoleCredentials), SSO-OIDC
 //! (CreateToken) and STS (AssumeRole) on one local port, speaking the wire formats of
-//! design.md section 6, recording every request, and injecting faults on demand.
+//! the real services (the SDKs' own serializers read its answers), recording every request, and
+//! injecting faults on demand.
 //!
 //! Std only: a `TcpListener`, a thread per connection, HTTP/1.1 with keep-alive (the SDK's
 //! hyper client reuses connections), `Content-Length` and chunked request bodies. All three

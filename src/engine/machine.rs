@@ -421,7 +421,7 @@ impl Machine {
             }
             Event::TokenCacheChanged(tokens) => {
                 self.plan_sessions(now, tokens);
-                self.wake_waiting_for_login(now);
+                self.wake_waiting_on_the_token_cache(now);
                 Vec::new()
             }
             Event::TokenCacheSeen { key, identity } => {
@@ -523,7 +523,7 @@ impl Machine {
 
     /// Profiles waiting for a login, or for a token cache file that did not read (which a token
     /// cache change wakes).
-    pub(crate) fn waiting_for_login(&self) -> Vec<usize> {
+    pub(crate) fn waiting_on_the_token_cache(&self) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
@@ -770,8 +770,8 @@ impl Machine {
         actions
     }
 
-    fn wake_waiting_for_login(&mut self, now: SystemTime) {
-        for i in self.waiting_for_login() {
+    fn wake_waiting_on_the_token_cache(&mut self, now: SystemTime) {
+        for i in self.waiting_on_the_token_cache() {
             let p = &mut self.profiles[i];
             p.blocked = None;
             p.next_refresh = Some(now);
@@ -1321,7 +1321,7 @@ mod tests {
             },
         ]);
         assert_eq!(m.apply(t(0), both), vec![Action::Write]);
-        assert_eq!(m.waiting_for_login(), vec![0]);
+        assert_eq!(m.waiting_on_the_token_cache(), vec![0]);
         assert!(m.due(t(1)).is_empty());
         m.apply(
             t(1),

@@ -252,7 +252,7 @@ impl Engine {
     /// sessions are planned again from the files, and the profiles waiting for a login are due
     /// now. Returns those.
     pub fn token_cache_changed(&mut self) -> Vec<usize> {
-        let woken = self.machine.waiting_for_login();
+        let woken = self.machine.waiting_on_the_token_cache();
         let tokens = self.read_tokens();
         let now = self.clock.now();
         self.machine.apply(now, Event::TokenCacheChanged(tokens));

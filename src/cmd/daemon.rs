@@ -53,12 +53,18 @@ pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
             Ok(started) => break started,
             Err(Stop::Config(paths)) if args.launchd => {
                 match waiting.as_mut().filter(|w| w.watches(&paths)) {
-                    // Watched: wait for a change, then load again.
+                    // Watched since before this load: say so, wait for a change, load again.
                     Some(wait) => {
+                        tracing::warn!(
+                            "waiting for the config to change (launchd would restart an \
+                             exited daemon every few seconds): fix it and credsync starts by \
+                             itself"
+                        );
                         rt.block_on(wait.changed());
                         tracing::info!("the config changed; loading it again");
                     }
-                    // Not yet (or other files now): watch, then load again at once.
+                    // Not yet (or other files now): watch, then load again at once, since a
+                    // change made before the watch began would never wake the wait.
                     None => {
                         let _entered = rt.enter();
                         match ConfigWait::start(&paths) {
@@ -68,11 +74,6 @@ pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
                                 return ExitCode::from(EXIT_USAGE);
                             }
                         }
-                        tracing::warn!(
-                            "waiting for the config to change (launchd would restart an \
-                             exited daemon every few seconds): fix it and credsync starts by \
-                             itself"
-                        );
                     }
                 }
             }

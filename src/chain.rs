@@ -194,6 +194,7 @@ const SUPPORTED: &str = "SSO, assume-role (role_arn) and static-keys";
 const KEY_ID: &str = "aws_access_key_id";
 const SECRET: &str = "aws_secret_access_key";
 const TOKEN: &str = "aws_session_token";
+const ACCOUNT_ID: &str = "aws_account_id";
 
 /// Keys that make a profile an SSO profile (complete or not), as `AwsConfig::sso_profile` sees it.
 const SSO_KEYS: [&str; 4] = [
@@ -474,6 +475,12 @@ impl<'a> Planner<'a> {
                     .filter(|t| !t.is_empty())
                     .map(|t| SecretString::from(t.clone())),
                 expiration: None,
+                // botocore's SharedCredentialProvider and ConfigProvider read it beside the keys.
+                account_id: keys
+                    .get(ACCOUNT_ID)
+                    .map(|a| a.trim())
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned),
             },
         })
     }
@@ -510,6 +517,21 @@ impl<'a> Planner<'a> {
             }),
             other => ChainError::Profile(other),
         }
+    }
+}
+
+/// The account of an ARN (`arn:<partition>:<service>:<region>:<account>:<resource>`), when it
+/// has one of AWS's 12-digit account ids there. STS's `AssumedRoleUser.Arn`
+/// (`arn:aws:sts::123456789012:assumed-role/Role/session`) and a `role_arn` both carry it.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    match fields[..] {
+        ["arn", _, _, _, account, _]
+            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(account)
+        }
+        _ => None,
     }
 }
 
@@ -625,6 +647,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(static_keys(&p.base), ("AKIACREDS", "f", None, "k"));
+    }
+
+    #[test]
+    fn static_keys_carry_the_account_id_of_their_own_section() {
+        let account = |config: &[u8], credentials: &[u8]| match plan_of(config, credentials, "k")
+            .unwrap()
+            .base
+        {
+            Base::Static { credentials, .. } => credentials.account_id,
+            other => panic!("not static: {other:?}"),
+        };
+        let config = b"[profile k]\naws_access_key_id = AKIAC\naws_secret_access_key = c\n\
+                       aws_account_id = 111111111111\n";
+        assert_eq!(account(config, b"").as_deref(), Some("111111111111"));
+        // The credentials file's keys win, and botocore reads the account beside them only.
+        let credentials = b"[k]\naws_access_key_id = AKIAF\naws_secret_access_key = f\n";
+        assert_eq!(account(config, credentials), None);
+        let credentials = b"[k]\naws_access_key_id = AKIAF\naws_secret_access_key = f\n\
+                            aws_account_id = 222222222222\n";
+        assert_eq!(
+            account(config, credentials).as_deref(),
+            Some("222222222222")
+        );
+        let blank =
+            b"[k]\naws_access_key_id = AKIAF\naws_secret_access_key = f\naws_account_id =\n";
+        assert_eq!(account(b"", blank), None);
+    }
+
+    #[test]
+    fn the_account_of_an_arn() {
+        let sts = "arn:aws:sts::123456789012:assumed-role/Role/credsync-dev";
+        assert_eq!(arn_account(sts), Some("123456789012"));
+        assert_eq!(
+            arn_account("arn:aws-cn:iam::210987654321:role/a:b/c"),
+            Some("210987654321")
+        );
+        for bad in [
+            "",
+            "arn:aws:iam::1:role/R",
+            "arn:aws:iam::12345678901x:role/R",
+            "arn:aws:iam::123456789012",
+            "nra:aws:iam::123456789012:role/R",
+        ] {
+            assert_eq!(arn_account(bad), None, "{bad}");
+        }
     }
 
     #[test]

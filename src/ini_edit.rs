@@ -6,8 +6,12 @@
 //! A section is *managed* when the line directly above its `[name]` header is credsync's marker
 //! (`# managed by credsync; expires <RFC 3339>`, at the very start of the line). Inside a managed
 //! section credsync owns exactly: the marker line, the header, and the `aws_access_key_id`,
-//! `aws_secret_access_key` and `aws_session_token` lines (matched the way botocore reads them:
-//! any case, `=` or `:`, plus any indented continuation lines of those values). Every other byte
+//! `aws_secret_access_key`, `aws_session_token` and `aws_account_id` lines (matched the way
+//! botocore reads them: any case, `=` or `:`, plus any indented continuation lines of those
+//! values). The account id belongs to the keys (botocore reads it beside them): credsync writes it
+//! when it knows the account of the keys, and leaves none behind when it does not, so that keys
+//! are never paired with another account's id. Static keys get theirs from `aws_account_id`
+//! beside them in their own section. Every other byte
 //! of the file — comments, blank lines, a user's `region = ...` inside a managed section, other
 //! sections, CRLF or lone CR line endings, a missing final newline — is copied unchanged.
 //!
@@ -68,8 +72,9 @@ pub const MARKER_PREFIX: &str = "# managed by credsync";
 const ACCESS_KEY_ID: &str = "aws_access_key_id";
 const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
 const SESSION_TOKEN: &str = "aws_session_token";
+const ACCOUNT_ID: &str = "aws_account_id";
 /// The keys credsync writes in a managed section, lower-case (botocore lower-cases keys).
-const OWN_KEYS: [&str; 3] = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN];
+const OWN_KEYS: [&str; 4] = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, ACCOUNT_ID];
 
 /// One section credsync wants in the file.
 #[derive(Debug, Clone)]
@@ -221,8 +226,10 @@ pub fn source_credentials(
 /// To ask about many names of one text, parse it once with [`Parsed::new`].
 ///
 /// `None` unless the first managed `name` section has a marker with a parsable expiry and
-/// exactly one non-empty, single-line value for each of the three keys, and no unmarked section
-/// of that name exists (credsync would not write there, so what is on disk is not credsync's).
+/// exactly one non-empty, single-line value for each of the three keys, at most one
+/// `aws_account_id` (its value, when not empty, is the credentials' `account_id`), and no
+/// unmarked section of that name exists (credsync would not write there, so what is on disk is
+/// not credsync's).
 pub fn read_managed(text: &str, name: &str) -> Option<(Credentials, SystemTime)> {
     Parsed {
         doc: Doc::parse(text, 1),
@@ -269,7 +276,7 @@ impl<'a> Parsed<'a> {
             .strip_prefix("expires")?;
         let expires = timefmt::parse(expires)?;
 
-        let mut values: [Option<&str>; 3] = [None; 3];
+        let mut values: [Option<&str>; 4] = [None; 4];
         let roles = doc.roles(section);
         for (i, role) in section.body.clone().zip(roles) {
             match role {
@@ -284,7 +291,7 @@ impl<'a> Parsed<'a> {
                 }
             }
         }
-        let [Some(id), Some(secret), Some(token)] = values else {
+        let [Some(id), Some(secret), Some(token), account] = values else {
             return None;
         };
         if id.is_empty() || secret.is_empty() || token.is_empty() {
@@ -295,6 +302,7 @@ impl<'a> Parsed<'a> {
             secret_access_key: SecretString::from(secret.to_owned()),
             session_token: Some(SecretString::from(token.to_owned())),
             expiration: Some(expires),
+            account_id: account.filter(|a| !a.is_empty()).map(str::to_owned),
         };
         Some((credentials, expires))
     }
@@ -325,7 +333,8 @@ struct Section<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     User,
-    /// A `aws_access_key_id`/`aws_secret_access_key`/`aws_session_token` option line.
+    /// A `aws_access_key_id`/`aws_secret_access_key`/`aws_session_token`/`aws_account_id`
+    /// option line.
     OwnKey,
     /// An indented line continuing the value of an [`Role::OwnKey`] line.
     OwnContinuation,
@@ -690,21 +699,22 @@ fn marker_line(expiration: Option<SystemTime>, eol: &str) -> String {
 /// The key lines for `credentials`, each ending in `eol`.
 fn key_block(credentials: &Credentials, eol: &str) -> String {
     let mut out = String::new();
-    let mut line = |key: &str, value: &SecretString| {
+    let mut line = |key: &str, value: &str| {
         out.push_str(key);
         out.push_str(" = ");
-        out.extend(
-            value
-                .expose_secret()
-                .chars()
-                .filter(|c| !matches!(c, '\r' | '\n')),
-        );
+        out.extend(value.chars().filter(|c| !matches!(c, '\r' | '\n')));
         out.push_str(eol);
     };
-    line(ACCESS_KEY_ID, &credentials.access_key_id);
-    line(SECRET_ACCESS_KEY, &credentials.secret_access_key);
+    line(ACCESS_KEY_ID, credentials.access_key_id.expose_secret());
+    line(
+        SECRET_ACCESS_KEY,
+        credentials.secret_access_key.expose_secret(),
+    );
     if let Some(token) = &credentials.session_token {
-        line(SESSION_TOKEN, token);
+        line(SESSION_TOKEN, token.expose_secret());
+    }
+    if let Some(account) = &credentials.account_id {
+        line(ACCOUNT_ID, account);
     }
     out
 }
@@ -723,6 +733,7 @@ mod tests {
             secret_access_key: secret.into(),
             session_token: token.map(Into::into),
             expiration: exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+            account_id: None,
         }
     }
 
@@ -747,6 +758,52 @@ mod tests {
 
     const BLOCK1_DEV: &str = "# managed by credsync; expires 2026-11-29T15:00:00Z\n[dev]\n\
         aws_access_key_id = AKID1\naws_secret_access_key = SECRET1\naws_session_token = TOKEN1\n";
+
+    #[test]
+    fn the_account_id_is_written_beside_the_keys_and_read_back() {
+        let with_account = Credentials {
+            account_id: Some("123456789012".into()),
+            ..one()
+        };
+        let user = "[user]\naws_account_id = 999999999999\n";
+        let new = write(user, "dev", &with_account).text;
+        assert_eq!(
+            new,
+            format!("{user}\n{BLOCK1_DEV}aws_account_id = 123456789012\n")
+        );
+        let (read, _) = read_managed(&new, "dev").unwrap();
+        assert_eq!(read.account_id.as_deref(), Some("123456789012"));
+        // The account id is credsync's line: an edited one is replaced where it stood, and keys
+        // whose account credsync does not know leave none behind. The user's other sections
+        // keep theirs.
+        let edited = new.replace(
+            "aws_account_id = 123456789012",
+            "AWS_Account_Id: 1\nregion = eu-west-1",
+        );
+        let again = write(&edited, "dev", &with_account).text;
+        assert_eq!(
+            again,
+            format!("{user}\n{BLOCK1_DEV}aws_account_id = 123456789012\nregion = eu-west-1\n")
+        );
+        let without = write(&again, "dev", &one()).text;
+        assert_eq!(without, format!("{user}\n{BLOCK1_DEV}region = eu-west-1\n"));
+        assert_eq!(read_managed(&without, "dev").unwrap().0.account_id, None);
+        let removed = apply(&again, &[], &["dev"]).text;
+        assert_eq!(removed, format!("{user}\n[dev]\nregion = eu-west-1\n"));
+        // Two account ids: botocore refuses the section, so it is not credsync's whole section.
+        let twice = new.replace(
+            "aws_account_id = 123456789012",
+            "aws_account_id = 1\naws_account_id = 2",
+        );
+        assert!(read_managed(&twice, "dev").is_none());
+        // A line break in the value cannot add a line.
+        let injected = Credentials {
+            account_id: Some("1234\n[evil]".into()),
+            ..one()
+        };
+        let text = write("", "dev", &injected).text;
+        assert_eq!(text, format!("{BLOCK1_DEV}aws_account_id = 1234[evil]\n"));
+    }
 
     #[test]
     fn a_credentials_file_reads_as_ini_and_other_files_do_not() {

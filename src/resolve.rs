@@ -474,6 +474,8 @@ pub async fn sso_role_credentials(
         secret_access_key: field(rc.secret_access_key(), "secretAccessKey")?,
         session_token: Some(field(rc.session_token(), "sessionToken")?),
         expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(expiration_ms as u64)),
+        // botocore's SSOCredentialFetcher: the account asked for is the account of the keys.
+        account_id: Some(sso.account_id.clone()).filter(|a| !a.is_empty()),
     })
 }
 
@@ -638,7 +640,7 @@ impl Base {
 /// Credentials from credsync's environment, for `credential_source = Environment`, reading
 /// variables through `var` (botocore's names:
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` or `AWS_SECURITY_TOKEN`,
-/// `AWS_CREDENTIAL_EXPIRATION`).
+/// `AWS_CREDENTIAL_EXPIRATION`, `AWS_ACCOUNT_ID`).
 pub(crate) fn environment_credentials_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Credentials, ResolveError> {
@@ -664,6 +666,7 @@ pub(crate) fn environment_credentials_from(
         secret_access_key: secret.into(),
         session_token: token.map(SecretString::from),
         expiration,
+        account_id: get("AWS_ACCOUNT_ID"),
     })
 }
 
@@ -686,8 +689,10 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "envsecret"),
             ("AWS_SECURITY_TOKEN", "legacytok"),
             ("AWS_CREDENTIAL_EXPIRATION", "2030-01-01T00:00:00Z"),
+            ("AWS_ACCOUNT_ID", "123456789012"),
         ]))
         .unwrap();
+        assert_eq!(c.account_id.as_deref(), Some("123456789012"));
         assert_eq!(c.access_key_id.expose_secret(), "AKIAENV");
         assert_eq!(c.session_token.unwrap().expose_secret(), "legacytok");
         assert_eq!(c.expiration, crate::timefmt::parse("2030-01-01T00:00:00Z"));

@@ -18,6 +18,14 @@ pub struct Credentials {
     /// `None` only for long-term static keys (a `source_profile` with keys in the credentials
     /// file).
     pub expiration: Option<SystemTime>,
+    /// The AWS account the credentials belong to, when credsync knows it: the profile's
+    /// `sso_account_id` for SSO role credentials, the account of the assumed-role ARN STS
+    /// answers with for a role, `aws_account_id` (or `AWS_ACCOUNT_ID`) next to static keys.
+    /// Written as `aws_account_id` in the credentials file and `AccountId` in the container
+    /// view, where botocore reads it (for account-based endpoints). Any source of credentials
+    /// that knows its account sets it here; `None` writes neither. Not a secret: `Debug` shows
+    /// it.
+    pub account_id: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -30,6 +38,7 @@ impl fmt::Debug for Credentials {
                 &self.session_token.as_ref().map(|_| "[REDACTED]"),
             )
             .field("expiration", &self.expiration.map(crate::timefmt::rfc3339))
+            .field("account_id", &self.account_id)
             .finish()
     }
 }
@@ -45,11 +54,13 @@ mod tests {
             secret_access_key: "fake-secret-value".into(),
             session_token: Some("fake-session-token".into()),
             expiration: Some(SystemTime::UNIX_EPOCH),
+            account_id: Some("123456789012".into()),
         };
         let shown = format!("{c:?} {:?}", c.secret_access_key);
         for secret in ["ASIAFAKEKEYID", "fake-secret-value", "fake-session-token"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("1970-01-01T00:00:00Z"), "{shown}");
+        assert!(shown.contains("123456789012"), "{shown}");
     }
 }

@@ -85,11 +85,19 @@ pub async fn assume_role(
         .ok()
         .filter(|e| *e > now)
         .ok_or_else(|| malformed("with an expiration that is not in the future"))?;
+    // botocore takes the account from the answer's assumed-role ARN; the role's own ARN names
+    // the same account, for an answer without one.
+    let account_id = out
+        .assumed_role_user()
+        .and_then(|u| crate::chain::arn_account(u.arn()))
+        .or_else(|| crate::chain::arn_account(&hop.role_arn))
+        .map(str::to_owned);
     Ok(Credentials {
         access_key_id,
         secret_access_key,
         session_token: Some(session_token),
         expiration: Some(expiration),
+        account_id,
     })
 }
 
@@ -181,6 +189,7 @@ mod tests {
             secret_access_key: "hidden-secret".into(),
             session_token: Some("hidden-token".into()),
             expiration: None,
+            account_id: None,
         };
         let out = scrub(
             "x-amz-security-token:hidden-token Credential=AKIAHIDE secret hidden-secret",

@@ -224,8 +224,9 @@ fn check_target(target: &str) -> Result<(), ViewError> {
 }
 
 /// The `credential_process` output for `creds`:
-/// `{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":"…"}`, with
-/// `SessionToken` and `Expiration` left out when there are none (static keys), and a newline.
+/// `{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":"…",
+/// "AccountId":"…"}`, with `SessionToken` and `Expiration` left out when there are none (static
+/// keys), `AccountId` when the account is not known, and a newline.
 pub(crate) fn render_json(creds: &Credentials) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"Version\":1,\"AccessKeyId\":");
@@ -239,6 +240,11 @@ pub(crate) fn render_json(creds: &Credentials) -> Vec<u8> {
     if let Some(exp) = creds.expiration {
         out.extend_from_slice(b",\"Expiration\":");
         push_json_str(&mut out, &timefmt::rfc3339(exp));
+    }
+    if let Some(account) = &creds.account_id {
+        // botocore's ProcessProvider reads it (and else the profile's `aws_account_id`).
+        out.extend_from_slice(b",\"AccountId\":");
+        push_json_str(&mut out, account);
     }
     out.extend_from_slice(b"}\n");
     out
@@ -809,6 +815,7 @@ mod tests {
             secret_access_key: "se\"cret".into(),
             session_token: exp.map(|_| "tok".into()),
             expiration: exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+            account_id: None,
         }
     }
 
@@ -848,6 +855,15 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&render_json(&c)).unwrap();
         assert_eq!(v["SecretAccessKey"], "se\"cret");
+        let c = Credentials {
+            account_id: Some("123456789012".into()),
+            ..creds("AKIA1", None)
+        };
+        assert_eq!(
+            render_json(&c),
+            b"{\"Version\":1,\"AccessKeyId\":\"AKIA1\",\"SecretAccessKey\":\"se\\\"cret\",\
+              \"AccountId\":\"123456789012\"}\n"
+        );
     }
 
     #[test]

@@ -171,3 +171,107 @@ fn long_lived_botocore_client_gets_new_keys_from_the_view() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The account of the keys: `aws_account_id` in the credentials file, `AccountId` in the view,
+// and botocore returns it from both.
+
+/// Prints, per profile named in argv, how botocore resolved it and the account id of its
+/// credentials (`account_id` of the credentials and of the frozen ones).
+const ACCOUNT_READER: &str = r#"
+import sys
+import boto3
+for name in sys.argv[1:]:
+    c = boto3.Session(profile_name=name).get_credentials()
+    print(name, c.method, c.account_id, c.get_frozen_credentials().account_id, flush=True)
+"#;
+
+#[test]
+fn account_id_reaches_botocore_through_the_file_and_the_view() {
+    if python().is_none() {
+        return skip("account_id_reaches_botocore_through_the_file_and_the_view");
+    }
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    // `dev-sso` knows its account from sso_account_id; `ops` from STS's assumed-role ARN.
+    env.write_aws_config(&format!(
+        "{}\n[profile ops]\nrole_arn = arn:aws:iam::333333333333:role/Ops\nsource_profile = dev-sso\n",
+        aws_config()
+    ));
+    // A user section keeps its own bytes, account id or not.
+    let user = "[mine]\naws_access_key_id = AKIAUSER\naws_secret_access_key = user\n";
+    env.write_credentials(user);
+    let view_dir = env.aws_dir().join("credsync");
+    env.write_config_toml(&format!(
+        "[[profiles]]\nsource = \"dev-sso\"\ntarget = \"dev\"\n\n[[profiles]]\nsource = \"ops\"\n\n\
+         [container]\ndir = \"{d}\"\npath_in_container = \"{d}\"\n",
+        d = view_dir.display()
+    ));
+    sync(&env, &fake);
+
+    let file = env.read_credentials();
+    assert!(file.starts_with(user), "{file}");
+    let section = |name: &str| {
+        let header = format!("[{name}]\n");
+        file.split("\n\n")
+            .find(|block| block.contains(&header))
+            .expect("section written")
+            .to_owned()
+    };
+    assert!(
+        section("dev")
+            .lines()
+            .any(|l| l == format!("aws_account_id = {ACCOUNT}")),
+        "{file}"
+    );
+    assert!(
+        section("ops")
+            .lines()
+            .any(|l| l == "aws_account_id = 333333333333"),
+        "{file}"
+    );
+    assert_eq!(file.matches("aws_account_id").count(), 2, "{file}");
+    for (target, account) in [("dev", ACCOUNT), ("ops", "333333333333")] {
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(view_dir.join(format!("{target}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["AccountId"], account, "{target}.json");
+    }
+
+    let read = |config: &std::path::Path, credentials: &std::path::Path| {
+        let out = python_command(
+            ACCOUNT_READER,
+            &[
+                ("HOME", env.home().to_str().unwrap()),
+                ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+                ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+            ],
+        )
+        .arg("dev")
+        .arg("ops")
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dev_null = std::path::Path::new("/dev/null");
+    assert_eq!(
+        read(dev_null, &env.credentials_path()),
+        format!(
+            "dev shared-credentials-file {ACCOUNT} {ACCOUNT}\n\
+             ops shared-credentials-file 333333333333 333333333333\n"
+        )
+    );
+    assert_eq!(
+        read(&view_dir.join("config"), dev_null),
+        format!(
+            "dev custom-process {ACCOUNT} {ACCOUNT}\n\
+             ops custom-process 333333333333 333333333333\n"
+        )
+    );
+}

@@ -18,10 +18,11 @@ use proptest::prelude::*;
 /// The names credsync manages in these tests. User section names always end in a digit or are
 /// `profile <managed>`, so they never equal one of these once trimmed.
 const MANAGED: [&str; 4] = ["default", "dev", "ops-admin", "ünï_ro"];
-const OWN_KEYS: [&str; 3] = [
+const OWN_KEYS: [&str; 4] = [
     "aws_access_key_id",
     "aws_secret_access_key",
     "aws_session_token",
+    "aws_account_id",
 ];
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ struct Creds {
     secret: String,
     token: String,
     expires: u64,
+    account: Option<String>,
 }
 
 impl Creds {
@@ -39,6 +41,7 @@ impl Creds {
             secret_access_key: self.secret.clone().into(),
             session_token: Some(self.token.clone().into()),
             expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(self.expires)),
+            account_id: self.account.clone(),
         }
     }
 }
@@ -49,12 +52,14 @@ fn creds() -> impl Strategy<Value = Creds> {
         "[A-Za-z0-9/+]{40}",
         "[A-Za-z0-9/+=]{20,120}",
         1_600_000_000u64..2_200_000_000,
+        prop::option::of("[0-9]{12}"),
     )
-        .prop_map(|(id, secret, token, expires)| Creds {
+        .prop_map(|(id, secret, token, expires, account)| Creds {
             id,
             secret,
             token,
             expires,
+            account,
         })
 }
 
@@ -99,6 +104,7 @@ fn user_section_key() -> impl Strategy<Value = String> {
             "aws_access_key_id",
             "AWS_Secret_Access_Key",
             "aws_session_token",
+            "aws_account_id",
             "clé",
         ]),
         pad(),
@@ -386,6 +392,7 @@ fn same_creds(got: &Credentials, want: &Creds) -> bool {
         && got.secret_access_key.expose_secret() == want.secret
         && got.session_token.as_ref().map(|t| t.expose_secret()) == Some(want.token.as_str())
         && got.expiration == Some(SystemTime::UNIX_EPOCH + Duration::from_secs(want.expires))
+        && got.account_id == want.account
 }
 
 proptest! {
@@ -463,6 +470,9 @@ proptest! {
                  aws_secret_access_key = {}{eol}aws_session_token = {}{eol}",
                 c.id, c.secret, c.token
             ));
+            if let Some(account) = &c.account {
+                want.push_str(&format!("aws_account_id = {account}{eol}"));
+            }
         }
         prop_assert_eq!(&new, &want);
 
@@ -527,15 +537,16 @@ proptest! {
         // credsync key exactly once, written plainly.
         let mut names = HashSet::new();
         let mut current: Option<&str> = None;
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         let all = lines(&new);
-        let check_counts = |current: Option<&str>, counts: &mut [usize; 3]| -> Result<(), TestCaseError> {
+        let check_counts = |current: Option<&str>, counts: &mut [usize; 4]| -> Result<(), TestCaseError> {
             if let Some(name) = current
                 && want_order.contains(&name)
             {
-                prop_assert_eq!(*counts, [1, 1, 1], "keys in [{}]", name);
+                prop_assert_eq!(&counts[..3], [1, 1, 1], "keys in [{}]", name);
+                prop_assert!(counts[3] <= 1, "account ids in [{}]", name);
             }
-            *counts = [0; 3];
+            *counts = [0; 4];
             Ok(())
         };
         for line in &all {

@@ -18,6 +18,7 @@ pub fn creds(i: usize, generation: u64) -> Credentials {
         secret_access_key: format!("fake-secret-{i}-{generation}-{}", "x".repeat(24)).into(),
         session_token: Some(format!("fake-session-{i}-{generation}-{}", "t".repeat(600)).into()),
         expiration: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000 + generation)),
+        account_id: Some(format!("{:012}", 100_000_000_000 + i)),
     }
 }
 

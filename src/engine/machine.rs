@@ -1151,10 +1151,11 @@ fn same_plan(a: &Result<Plan, ResolveError>, b: &Result<Plan, ResolveError>) -> 
     base && a.hops == b.hops
 }
 
-/// Whether two sets of credentials hold the same keys.
+/// Whether two sets of credentials hold the same keys for the same account.
 fn same_keys(a: &Credentials, b: &Credentials) -> bool {
     use crate::secret::ExposeSecret;
-    a.access_key_id.expose_secret() == b.access_key_id.expose_secret()
+    a.account_id == b.account_id
+        && a.access_key_id.expose_secret() == b.access_key_id.expose_secret()
         && a.secret_access_key.expose_secret() == b.secret_access_key.expose_secret()
         && a.session_token
             .as_ref()
@@ -1221,6 +1222,7 @@ mod tests {
             secret_access_key: SecretString::from("secret"),
             session_token: Some(SecretString::from("session")),
             expiration: Some(expires),
+            account_id: None,
         }
     }
 

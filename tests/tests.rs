@@ -59,6 +59,8 @@ mod login;
 #[cfg(target_os = "linux")]
 mod login_interop;
 #[cfg(target_os = "linux")]
+mod login_page;
+#[cfg(target_os = "linux")]
 mod notify;
 #[cfg(target_os = "linux")]
 mod package_deb;

@@ -15,7 +15,7 @@ use super::callback::CallbackListener;
 use super::opener::Opener;
 use super::pkce::Pkce;
 use super::registration::{DEFAULT_SCOPE, Registration};
-use super::{Granted, LoginError, aws_error, granted};
+use super::{Granted, LoginError, SignInTarget, aws_error, granted};
 use crate::process::Runner;
 use crate::secret::ExposeSecret;
 
@@ -54,22 +54,22 @@ pub(crate) fn authorize_url(
     )
 }
 
-/// Runs the sign-in with `registration` and returns the token answer.
-#[allow(clippy::too_many_arguments)]
+/// Runs the sign-in to `target` with `registration` and returns the token answer.
 pub(super) async fn run(
     client: &aws_sdk_ssooidc::Client,
     oidc_endpoint: &str,
     registration: &Registration,
-    scopes: Option<&[String]>,
-    label: &str,
+    target: &SignInTarget,
     opener: &Opener,
     runner: &dyn Runner,
     say: &dyn Fn(&str),
 ) -> Result<Granted, LoginError> {
+    let (scopes, label) = (target.scopes.as_deref(), target.label());
     let pkce = Pkce::generate().map_err(|e| LoginError::Local(e.to_string()))?;
-    let listener = CallbackListener::bind().await.map_err(|e| {
-        LoginError::Local(format!("cannot listen on 127.0.0.1 for the browser: {e}"))
-    })?;
+    let listener = CallbackListener::bind()
+        .await
+        .map_err(|e| LoginError::Local(format!("cannot listen on 127.0.0.1 for the browser: {e}")))?
+        .with_retry_command(target.login_command());
     let redirect_uri = listener.redirect_uri();
     let url = authorize_url(
         oidc_endpoint,

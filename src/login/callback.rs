@@ -4,9 +4,10 @@
 //!
 //! [`read_target`] is the pure part: one request line's target read against the `state` this
 //! sign-in sent. [`CallbackListener::wait`] is the edge: it accepts connections until the callback
-//! comes, answers each with a short page, and gives up on a connection that sends nothing
-//! within a few seconds (so a stray client cannot block the sign-in). The code never leaves
-//! this module except as a [`SecretString`], and no answer or error quotes it.
+//! comes, answers each with a page ([`super::page`]: signed in, or what failed and the command
+//! that signs in again), and gives up on a connection that sends nothing within a few seconds
+//! (so a stray client cannot block the sign-in). The code never leaves this module except as a
+//! [`SecretString`], and no answer or error quotes it.
 
 use std::time::Duration;
 
@@ -36,8 +37,12 @@ pub(crate) enum Answer {
     NotCallback,
     /// The authorization code, with the state this sign-in sent.
     Code(String),
-    /// The identity provider said no (`error=...`; the value is an OAuth error code).
-    Denied(String),
+    /// The identity provider said no: `error` (an OAuth error code) and `error_description`, as
+    /// the request had them (anyone can send a browser here: shown only escaped or sanitised).
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
     /// A code with another `state` (or none): not an answer to this sign-in.
     StateMismatch,
     /// The callback without `code`.
@@ -47,6 +52,7 @@ pub(crate) enum Answer {
 /// Why the sign-in's callback failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
+    /// The authorize endpoint's error, made safe for a terminal ([`terminal_text`]).
     #[error("the sign-in was refused in the browser ({0})")]
     Denied(String),
     #[error(
@@ -87,17 +93,10 @@ pub(crate) fn read_target(target: &str, expected_state: &str) -> Answer {
     let pairs = query_pairs(query);
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if let Some(error) = get("error") {
-        // An OAuth error code is a short token; anything else is not shown.
-        let shown = if error.len() <= 64
-            && error
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            error.to_owned()
-        } else {
-            "an error".to_owned()
+        return Answer::Denied {
+            error: error.to_owned(),
+            description: get("error_description").map(str::to_owned),
         };
-        return Answer::Denied(shown);
     }
     match (get("code"), get("state")) {
         (Some(code), Some(state)) if !code.is_empty() && state == expected_state => {
@@ -108,10 +107,35 @@ pub(crate) fn read_target(target: &str, expected_state: &str) -> Answer {
     }
 }
 
+/// What a terminal is shown of the authorize endpoint's `error` and `error_description`: the
+/// error when it is an OAuth error code (a short token), else `an error`; then the description
+/// without control characters (no escape sequence reaches the terminal), cut to 200 characters.
+pub(crate) fn terminal_text(error: &str, description: Option<&str>) -> String {
+    let token = error.len() <= 64
+        && error
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let mut out = if token && !error.is_empty() {
+        error.to_owned()
+    } else {
+        "an error".to_owned()
+    };
+    if let Some(d) = description {
+        let d: String = d.chars().filter(|c| !c.is_control()).take(200).collect();
+        if !d.trim().is_empty() {
+            out.push_str(": ");
+            out.push_str(d.trim());
+        }
+    }
+    out
+}
+
 /// The listener of one sign-in.
 pub(crate) struct CallbackListener {
     listener: TcpListener,
     port: u16,
+    /// What a failure page tells the user to run.
+    retry_command: String,
 }
 
 impl CallbackListener {
@@ -119,7 +143,17 @@ impl CallbackListener {
     pub(crate) async fn bind() -> std::io::Result<CallbackListener> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
-        Ok(CallbackListener { listener, port })
+        Ok(CallbackListener {
+            listener,
+            port,
+            retry_command: String::from("credsync login"),
+        })
+    }
+
+    /// The command a failure page tells the user to run (`credsync login` unless set).
+    pub(crate) fn with_retry_command(mut self, command: String) -> CallbackListener {
+        self.retry_command = command;
+        self
     }
 
     /// `http://127.0.0.1:<port>/oauth/callback`: the redirect URI of the authorize request and
@@ -134,13 +168,14 @@ impl CallbackListener {
     pub(crate) async fn wait(self, expected_state: &str) -> Result<SecretString, CallbackError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Answer>(8);
         let state: std::sync::Arc<str> = std::sync::Arc::from(expected_state);
+        let retry: std::sync::Arc<str> = std::sync::Arc::from(self.retry_command.as_str());
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let (stream, _) = accepted?;
-                    let (tx, state) = (tx.clone(), state.clone());
+                    let (tx, state, retry) = (tx.clone(), state.clone(), retry.clone());
                     tokio::spawn(async move {
-                        if let Ok(answer) = answer_one(stream, &state).await {
+                        if let Ok(answer) = answer_one(stream, &state, &retry).await {
                             let _ = tx.send(answer).await;
                         }
                     });
@@ -148,7 +183,10 @@ impl CallbackListener {
                 Some(answer) = rx.recv() => match answer {
                     Answer::NotCallback => continue,
                     Answer::Code(code) => return Ok(code.into()),
-                    Answer::Denied(e) => return Err(CallbackError::Denied(e)),
+                    Answer::Denied { error, description } => {
+                        let shown = terminal_text(&error, description.as_deref());
+                        return Err(CallbackError::Denied(shown));
+                    }
                     Answer::StateMismatch => return Err(CallbackError::StateMismatch),
                     Answer::Malformed => return Err(CallbackError::Malformed),
                 },
@@ -157,8 +195,12 @@ impl CallbackListener {
     }
 }
 
-/// Reads one request, answers it, and says what it was.
-async fn answer_one(mut stream: TcpStream, expected_state: &str) -> std::io::Result<Answer> {
+/// Reads one request, answers it (in one write: head and page), and says what it was.
+async fn answer_one(
+    mut stream: TcpStream,
+    expected_state: &str,
+    retry_command: &str,
+) -> std::io::Result<Answer> {
     let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
@@ -174,36 +216,7 @@ async fn answer_one(mut stream: TcpStream, expected_state: &str) -> std::io::Res
         })
         .unwrap_or_default();
     let answer = read_target(&target, expected_state);
-    let (status, text) = match &answer {
-        Answer::NotCallback => ("404 Not Found", "Not found.".to_owned()),
-        Answer::Code(_) => (
-            "200 OK",
-            "credsync: signed in. You can close this tab and return to the terminal.".to_owned(),
-        ),
-        Answer::Denied(e) => (
-            "400 Bad Request",
-            format!("credsync: the sign-in was refused ({e}). Return to the terminal."),
-        ),
-        Answer::StateMismatch => (
-            "400 Bad Request",
-            "credsync: this answer does not belong to the sign-in in progress; it was not used. \
-             Return to the terminal."
-                .to_owned(),
-        ),
-        Answer::Malformed => (
-            "400 Bad Request",
-            "credsync: no authorization code came back. Return to the terminal.".to_owned(),
-        ),
-    };
-    let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>credsync</title></head>\
-         <body><p>{text}</p></body></html>"
-    );
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let response = super::page::response(&answer, retry_command);
     // The answer to the browser is a courtesy: the sign-in goes on if it cannot be sent.
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
@@ -248,16 +261,40 @@ mod tests {
         );
         assert_eq!(
             read_target("/oauth/callback?error=access_denied&state=s-1", "s-1"),
-            Answer::Denied("access_denied".into())
+            Answer::Denied {
+                error: "access_denied".into(),
+                description: None
+            }
         );
         assert_eq!(
-            read_target("/oauth/callback?error=%3Cscript%3E", "s-1"),
-            Answer::Denied("an error".into())
+            read_target(
+                "/oauth/callback?error=%3Cscript%3E&error_description=a+b%0A",
+                "s-1"
+            ),
+            Answer::Denied {
+                error: "<script>".into(),
+                description: Some("a b\n".into())
+            }
         );
         assert_eq!(read_target("/favicon.ico", "s-1"), Answer::NotCallback);
         assert_eq!(
             read_target("/oauth/callbackx?code=c&state=s-1", "s-1"),
             Answer::NotCallback
+        );
+    }
+
+    #[test]
+    fn the_terminal_gets_an_error_code_and_a_description_without_control_characters() {
+        assert_eq!(terminal_text("access_denied", None), "access_denied");
+        assert_eq!(
+            terminal_text("access_denied", Some("User said no\x1b]0;pwned\x07\r\n")),
+            "access_denied: User said no]0;pwned"
+        );
+        assert_eq!(terminal_text("<script>", Some(" ")), "an error");
+        assert_eq!(terminal_text("", None), "an error");
+        assert_eq!(
+            terminal_text("e", Some(&"d".repeat(500))),
+            format!("e: {}", "d".repeat(200))
         );
     }
 

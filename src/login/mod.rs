@@ -17,6 +17,7 @@ pub(crate) mod authcode;
 pub(crate) mod callback;
 pub(crate) mod device;
 pub mod opener;
+pub(crate) mod page;
 pub(crate) mod pkce;
 pub mod registration;
 
@@ -566,10 +567,8 @@ async fn authorize(
         registration_for(client, cache_dir, target, grant, now(), false).await?;
     if grant == Grant::AuthorizationCode {
         let endpoint = clients.oidc_endpoint(&target.region).await;
-        let scopes = target.scopes.as_deref();
         let (opener, runner) = (&opts.opener, &*opts.runner);
-        let answer =
-            authcode::run(client, &endpoint, &reg, scopes, &label, opener, runner, say).await?;
+        let answer = authcode::run(client, &endpoint, &reg, target, opener, runner, say).await?;
         return Ok((reg, answer, registered));
     }
     // The device flow opens the page only where a browser can open (with `--device-code` on a

@@ -20,7 +20,8 @@
 //! records each client (`fake-client-<n>`, secret `fake-client-secret-<n>`) with its grant
 //! types, redirect URIs and scopes. The authorization-code grant: `GET /authorize` checks the
 //! client, the redirect URI (against the registered ones; a loopback URI matches on any port)
-//! and the S256 challenge, and answers `302 Location: <redirect_uri>?code=fake-code-<n>&state=…`;
+//! and the S256 challenge, and answers `302 Location: <redirect_uri>?code=fake-code-<n>&state=…`
+//! (or `?error=…&error_description=…&state=…` after `set_authorize_error`);
 //! `CreateToken(authorization_code)` checks the code, the client, the redirect URI (the same as
 //! the authorize request's) and the `codeVerifier` against the challenge. The device grant:
 //! `StartDeviceAuthorization` (`POST /device_authorization`) answers a `fake-device-<n>` code
@@ -308,6 +309,7 @@ struct State {
     device_polls: usize,
     device_polls_too_early: usize,
     authorize_state_override: Option<String>,
+    authorize_error: Option<(String, String)>,
     logged_out: Vec<String>,
 }
 
@@ -349,6 +351,7 @@ impl FakeAws {
                 device_polls: 0,
                 device_polls_too_early: 0,
                 authorize_state_override: None,
+                authorize_error: None,
                 logged_out: Vec::new(),
             }),
             shutdown: AtomicBool::new(false),
@@ -498,6 +501,12 @@ impl FakeAws {
     /// stale answer).
     pub fn set_authorize_state_override(&self, state: Option<&str>) {
         self.state().authorize_state_override = state.map(str::to_owned);
+    }
+
+    /// `/authorize` refuses the sign-in: it redirects with `error` and `error_description` (and
+    /// the `state`) and no code, as an OAuth 2.0 authorization server does (RFC 6749, 4.1.2.1).
+    pub fn set_authorize_error(&self, error: &str, description: &str) {
+        self.state().authorize_error = Some((error.to_owned(), description.to_owned()));
     }
 
     /// The authorization codes `/authorize` handed out.
@@ -1678,6 +1687,25 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
     if !redirect_matches(&client.redirect_uris, &redirect_uri) {
         return bad("redirect_uri is not one the client registered");
     }
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    if let Some((error, description)) = &st.authorize_error {
+        let location = format!(
+            "{redirect_uri}?error={}&error_description={}&state={}",
+            enc(error),
+            enc(description),
+            enc(&state)
+        );
+        return Response::new(302, "text/plain", "").header("Location", &location);
+    }
     st.counter += 1;
     let code = format!("fake-code-{}", st.counter);
     st.codes.insert(
@@ -1690,16 +1718,6 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
         },
     );
     let state = st.authorize_state_override.clone().unwrap_or(state);
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
     let location = format!("{redirect_uri}?code={}&state={}", enc(&code), enc(&state));
     Response::new(302, "text/plain", "").header("Location", &location)
 }

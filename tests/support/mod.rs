@@ -8,6 +8,7 @@
 
 pub mod aws_cli;
 pub mod browser;
+pub mod chromium;
 pub mod docker;
 pub mod fake_aws;
 pub mod fake_programs;

@@ -13,6 +13,7 @@ pub(crate) mod ini;
 pub mod ini_edit;
 pub mod logging;
 pub mod login;
+pub(crate) mod markup;
 pub mod mounts;
 pub(crate) mod notify;
 pub mod platform;

@@ -8,10 +8,11 @@
 //!
 //! What came in the request (the authorize endpoint's `error` and `error_description`, both
 //! attacker-controlled: any page can send the browser to this listener) is HTML-escaped
-//! ([`escape`]) and cut short before it is shown. A failed sign-in says what happened and the
+//! ([`crate::markup::escape`]) and cut short before it is shown. A failed sign-in says what happened and the
 //! command to run, as the AWS CLI's page says what failed.
 
 use super::callback::Answer;
+use crate::markup::escape;
 
 /// The longest `error` and `error_description` shown, in characters.
 const MAX_SHOWN: usize = 300;
@@ -152,23 +153,6 @@ fn html(look: Look, title: &str, body: &str) -> String {
     )
 }
 
-/// `s` with the characters that mean something in HTML text or a quoted attribute replaced by
-/// their references.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// At most [`MAX_SHOWN`] characters of `s`, with `…` when cut.
 fn cut(s: &str) -> String {
     match s.char_indices().nth(MAX_SHOWN) {
@@ -244,7 +228,7 @@ mod tests {
             "{body}"
         );
         let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x \
-                       onerror=&quot;alert(&#39;2&#39;)&quot;&gt;&amp;amp;";
+                       onerror=&quot;alert(&apos;2&apos;)&quot;&gt;&amp;amp;";
         assert_eq!(body.matches(escaped).count(), 2, "{body}");
         assert!(
             body.contains("credsync login --profile &lt;dev&gt;"),

@@ -123,20 +123,7 @@ fn xml_unescape(s: &str) -> String {
 }
 
 /// Text safe inside an XML element or attribute.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::markup::escape as xml_escape;
 
 /// A loaded job as `launchctl print` describes it: the top-level `key = value` lines (nested
 /// dictionaries, such as `domain = { state = active }`, have keys of the same names).

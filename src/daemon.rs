@@ -1,7 +1,8 @@
 //! The daemon loop: refresh the tokens and profiles that fall due, write once per round, publish
 //! the status (and the desktop notifications it calls for, see [`crate::notify`]), answer the
 //! control socket's commands, react to changed files (the watcher), sleep in bounded chunks (so a
-//! suspend is noticed within [`schedule::MAX_SLEEP`]), stop when asked.
+//! suspend is noticed within [`schedule::MAX_SLEEP`]), stop when asked. Also what the daemon
+//! tells systemd when it runs as a `Type=notify` unit: ready ([`notify_ready`]) and stopping.
 
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
@@ -306,6 +307,23 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Tells systemd the daemon is ready (`READY=1`). A no-op when `NOTIFY_SOCKET` is unset (not
+/// run by systemd, or `Type=` is not `notify`).
+pub fn notify_ready() {
+    tell_systemd(&[sd_notify::NotifyState::Ready]);
+}
+
+/// Tells systemd the daemon is stopping (`STOPPING=1`).
+pub fn notify_stopping() {
+    tell_systemd(&[sd_notify::NotifyState::Stopping]);
+}
+
+fn tell_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!("cannot notify systemd through NOTIFY_SOCKET: {e}");
     }
 }
 

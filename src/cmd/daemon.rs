@@ -15,7 +15,6 @@ use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, BindError, Command};
 use credsync::daemon::{ConfigWait, Control};
 use credsync::engine::Engine;
-use credsync::service;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};
@@ -176,7 +175,7 @@ async fn serve(
             let _ = answer.await;
         }
     });
-    service::notify_ready();
+    credsync::daemon::notify_ready();
     let shutdown = async {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -184,7 +183,7 @@ async fn serve(
         }
     };
     credsync::daemon::run(&mut engine, control, reload, shutdown).await;
-    service::notify_stopping();
+    credsync::daemon::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = server.await;
     drop(stop_rx);

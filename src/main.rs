@@ -49,7 +49,7 @@ enum Command {
     /// token where the AWS CLI and botocore find it
     Login(cmd::login::Args),
     /// Sign out of IAM Identity Center: end the session and remove its cached token
-    Logout(cmd::login::LogoutArgs),
+    Logout(cmd::logout::Args),
     /// Run in the foreground, refreshing before anything expires (what the service runs)
     Daemon(cmd::daemon::Args),
     /// Refresh every managed profile now, write the credentials file, and exit
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         };
     let code = match &cli.command {
         Command::Login(args) => cmd::login::run(args, config),
-        Command::Logout(args) => cmd::login::run_logout(args, config),
+        Command::Logout(args) => cmd::logout::run(args, config),
         Command::Daemon(args) => cmd::daemon::run(config, args),
         Command::Sync => cmd::sync::run(config),
         Command::Status(args) => cmd::status::run(args, &cmd::load_config_for_client(config)),

@@ -1,5 +1,5 @@
-//! `credsync login` and `credsync logout`: which sessions, which flow, what to print. The
-//! sign-in itself is the library's `login` module.
+//! `credsync login`: which sessions, which flow, what to print. The sign-in itself is the
+//! library's `login` module. Which sessions is [`prepare`]'s answer, which `logout` shares.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use credsync::config::{self, Config, Env};
 use credsync::login::opener::Opener;
 use credsync::login::registration::Grant;
-use credsync::login::{self, LoggedOut, LoginOutcome, Options, SignInTarget};
+use credsync::login::{self, LoginOutcome, Options, SignInTarget};
 use credsync::platform::Wsl;
 use credsync::process::SystemRunner;
 use credsync::resolve::{AwsEdge, Clients};
@@ -56,16 +56,6 @@ pub(crate) struct Args {
     fresh: bool,
 }
 
-#[derive(clap::Args)]
-pub(crate) struct LogoutArgs {
-    /// Sign out of this [sso-session NAME] [default: every session of the managed profiles]
-    #[arg(long, value_name = "NAME", conflicts_with = "profile")]
-    sso_session: Option<String>,
-    /// Sign out of the session (or legacy start URL) that this AWS profile uses
-    #[arg(long, value_name = "NAME")]
-    profile: Option<String>,
-}
-
 /// Whether a browser can open on this machine, as the environment says: not over SSH, and on
 /// Linux (and the BSDs) only with a display, or in a WSL distribution (`wsl`: Windows'
 /// browser, whatever Linux's display).
@@ -79,7 +69,7 @@ fn browser_here(env: &Env, wsl: bool) -> bool {
 
 /// What `login` and `logout` start from: logging, the environment, the config, the AWS edge, and
 /// the sessions named (or those of the managed profiles); a usage error is already printed.
-fn prepare(
+pub(super) fn prepare(
     explicit: Option<&Path>,
     sso_session: Option<&str>,
     profile: Option<&str>,
@@ -120,7 +110,8 @@ fn prepare(
     Ok((env, cfg, edge, targets))
 }
 
-fn say(text: &str) {
+/// What the library's sign-in says along the way (the page to open, the code), on stderr.
+pub(super) fn say(text: &str) {
     eprintln!("{text}");
 }
 
@@ -182,46 +173,6 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
             Err(e) => {
                 ok = false;
                 eprintln!("credsync login: {label}: {e}");
-            }
-        }
-    }
-    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
-}
-
-pub(crate) fn run_logout(args: &LogoutArgs, explicit: Option<&Path>) -> ExitCode {
-    let (_, cfg, edge, targets) = match prepare(
-        explicit,
-        args.sso_session.as_deref(),
-        args.profile.as_deref(),
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("credsync: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
-        }
-    };
-    let mut clients = Clients::new(edge);
-    let mut ok = true;
-    for target in &targets {
-        let label = target.label();
-        match rt.block_on(login::logout(
-            &mut clients,
-            &cfg.aws.sso_cache_dir,
-            target,
-            &say,
-        )) {
-            Ok(LoggedOut::NotSignedIn) => println!("{label}: not signed in"),
-            Ok(LoggedOut::Removed { revoked: true }) => println!("{label}: signed out"),
-            Ok(LoggedOut::Removed { revoked: false }) => {
-                println!("{label}: cached token removed (the portal did not confirm the sign-out)")
-            }
-            Err(e) => {
-                ok = false;
-                eprintln!("credsync logout: {label}: {e}");
             }
         }
     }

@@ -6,6 +6,7 @@ pub(crate) mod daemon;
 pub(crate) mod doctor;
 pub(crate) mod init;
 pub(crate) mod login;
+pub(crate) mod logout;
 pub(crate) mod man;
 pub(crate) mod out;
 pub(crate) mod refresh;

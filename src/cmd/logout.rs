@@ -1,0 +1,61 @@
+//! `credsync logout`: sign out of the sessions `login` would sign in to (the same
+//! [`prepare`](super::login::prepare)), and say what became of each. The sign-out itself is the
+//! library's `login::logout`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use credsync::login::{self, LoggedOut};
+use credsync::resolve::Clients;
+
+use super::{EXIT_DEGRADED, EXIT_OK};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Sign out of this [sso-session NAME] [default: every session of the managed profiles]
+    #[arg(long, value_name = "NAME", conflicts_with = "profile")]
+    sso_session: Option<String>,
+    /// Sign out of the session (or legacy start URL) that this AWS profile uses
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
+    let (_, cfg, edge, targets) = match super::login::prepare(
+        explicit,
+        args.sso_session.as_deref(),
+        args.profile.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("credsync: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+    };
+    let mut clients = Clients::new(edge);
+    let mut ok = true;
+    for target in &targets {
+        let label = target.label();
+        match rt.block_on(login::logout(
+            &mut clients,
+            &cfg.aws.sso_cache_dir,
+            target,
+            &super::login::say,
+        )) {
+            Ok(LoggedOut::NotSignedIn) => println!("{label}: not signed in"),
+            Ok(LoggedOut::Removed { revoked: true }) => println!("{label}: signed out"),
+            Ok(LoggedOut::Removed { revoked: false }) => {
+                println!("{label}: cached token removed (the portal did not confirm the sign-out)")
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("credsync logout: {label}: {e}");
+            }
+        }
+    }
+    ExitCode::from(if ok { EXIT_OK } else { EXIT_DEGRADED })
+}

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use credsync::config::{self, Config, Env};
+use credsync::control::{ClientError, Response};
 use credsync::engine::Seams;
 
 /// Everything fresh / done.
@@ -62,6 +63,25 @@ pub(crate) fn load_config_for_client(explicit: Option<&Path>) -> Config {
 /// Loads the config for a reload: the error as text, nothing printed.
 pub(crate) fn load_config_quiet(explicit: Option<&Path>) -> Result<Config, String> {
     config::load(explicit, &Env::from_process()).map_err(|e| e.to_string())
+}
+
+/// Prints the daemon's reply to `refresh` or `reload` and picks the exit code.
+pub(crate) fn reply(result: Result<Response, ClientError>, command: &str) -> ExitCode {
+    match result {
+        Ok(Response::Message(m)) => {
+            println!("{m}");
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error(e)) => {
+            eprintln!("credsync {command}: {e}");
+            ExitCode::from(1)
+        }
+        Ok(Response::Status(_)) => {
+            eprintln!("credsync {command}: the daemon answered with a status instead of a result");
+            ExitCode::from(1)
+        }
+        Err(e) => status::unreachable_daemon(command, &e),
+    }
 }
 
 /// A single-threaded tokio runtime: credsync's load is a handful of requests.

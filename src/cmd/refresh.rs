@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use credsync::control::{self, Request, Response};
+use credsync::control::{self, Request};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -19,30 +19,8 @@ pub(crate) fn run(args: &Args, cfg: &credsync::config::Config) -> ExitCode {
     let request = Request::Refresh {
         profile: args.profile.clone(),
     };
-    reply(
+    super::reply(
         control::request(&cfg.control.socket, &request, TIMEOUT),
         "refresh",
     )
-}
-
-/// Prints the daemon's reply to `refresh` or `reload` and picks the exit code.
-pub(crate) fn reply(
-    result: Result<Response, credsync::control::ClientError>,
-    command: &str,
-) -> ExitCode {
-    match result {
-        Ok(Response::Message(m)) => {
-            println!("{m}");
-            ExitCode::SUCCESS
-        }
-        Ok(Response::Error(e)) => {
-            eprintln!("credsync {command}: {e}");
-            ExitCode::from(1)
-        }
-        Ok(Response::Status(_)) => {
-            eprintln!("credsync {command}: the daemon answered with a status instead of a result");
-            ExitCode::from(1)
-        }
-        Err(e) => super::status::unreachable_daemon(command, &e),
-    }
 }

@@ -12,7 +12,7 @@ pub(crate) struct Args {}
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn run(_args: &Args, cfg: &credsync::config::Config) -> ExitCode {
-    super::refresh::reply(
+    super::reply(
         control::request(&cfg.control.socket, &Request::Reload, TIMEOUT),
         "reload",
     )

@@ -41,10 +41,7 @@ pub(crate) fn run(config: Option<&Path>, args: &Args) -> ExitCode {
     credsync::logging::init(tracing::level_filters::LevelFilter::INFO);
     let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("credsync: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
-        }
+        Err(code) => return code,
     };
     let mut waiting: Option<ConfigWait> = None;
     let (engine, listener) = loop {

@@ -134,10 +134,7 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
     };
     let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("credsync: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
-        }
+        Err(code) => return code,
     };
     let mut clients = Clients::new(edge);
     let mut ok = true;

@@ -84,9 +84,14 @@ pub(crate) fn reply(result: Result<Response, ClientError>, command: &str) -> Exi
     }
 }
 
-/// A single-threaded tokio runtime: credsync's load is a handful of requests.
-pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+/// A single-threaded tokio runtime: credsync's load is a handful of requests. When it cannot
+/// start, says so and returns the exit code.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .map_err(|e| {
+            eprintln!("credsync: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_DEGRADED)
+        })
 }

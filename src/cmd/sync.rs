@@ -32,10 +32,7 @@ pub(crate) fn run(config: Option<&Path>) -> ExitCode {
     }
     let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("credsync: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_DEGRADED);
-        }
+        Err(code) => return code,
     };
     engine.request_refresh(None);
     let report = rt.block_on(engine.round(ATTEMPTS));

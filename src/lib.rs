@@ -2,6 +2,7 @@
 // Tests may read files any way they like; the code reads the user's files through `user_file`.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod acl;
+pub mod astro_setup;
 pub mod aws_profile;
 pub mod chain;
 pub mod config;

@@ -66,6 +66,9 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Write a starting config listing the SSO and role profiles of the AWS config
     Init,
+    /// Set up an Astro project (`astro setup [DIR]`): credsync's config, the compose
+    /// override and .env, then doctor on the project
+    Astro(cmd::astro::Args),
     /// Print the shell code that makes `credsync <TAB>` complete (bash, zsh, fish)
     Completions(cmd::completions::Args),
     /// Write the man pages into a directory (for packagers)
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Service(args) => with_config(&|cfg| cmd::service::run(args, cfg)),
         Command::Doctor(args) => cmd::doctor::run(args, config),
         Command::Init => cmd::init::run(config),
+        Command::Astro(args) => cmd::astro::run(args, config),
         Command::Completions(args) => cmd::completions::run(args),
         Command::GenerateMan(args) => cmd::man::run(args, Cli::command()),
     };

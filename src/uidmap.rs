@@ -106,7 +106,7 @@ pub(crate) fn map_rootless(
 
 /// Whether Astro CLI's config (`~/.astro/config.yaml`) says `container: binary: podman`.
 /// A line scan, not a YAML parser: the key is `binary` under a top-level `container:`.
-pub(crate) fn astro_uses_podman(config_yaml: &str) -> bool {
+pub fn astro_uses_podman(config_yaml: &str) -> bool {
     let mut in_container = false;
     for line in config_yaml.lines() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -125,7 +125,7 @@ pub(crate) fn astro_uses_podman(config_yaml: &str) -> bool {
 
 /// The engine: `[container] engine` when set, else rootless Podman when Astro CLI is set to use
 /// Podman and credsync does not run as root, else Docker. The second value says why.
-pub(crate) fn detect_engine(
+pub fn detect_engine(
     container: &ContainerConfig,
     env: &Env,
     euid: u32,

@@ -21,6 +21,7 @@ const PURE: &[&str] = &[
     "secret.rs",
     "login/page.rs",
     "markup.rs",
+    "astro_setup.rs",
 ];
 
 /// What doing I/O looks like in Rust source: a name each pure module must not use outside its

@@ -40,7 +40,12 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
         Some(dir) => checks.extend(project_checks(&cfg, dir, &env)),
         None => checks.extend(setup_checks(&cfg, &env)),
     }
-    print!("{}", doctor::render(&checks));
+    print_verdict(&checks)
+}
+
+/// Prints each check and the verdict line; exit 1 when one failed.
+pub(crate) fn print_verdict(checks: &[Check]) -> ExitCode {
+    print!("{}", doctor::render(checks));
     let count = |l: Level| checks.iter().filter(|c| c.level == l).count();
     let (fails, warns) = (count(Level::Fail), count(Level::Warn));
     println!(
@@ -217,7 +222,7 @@ fn service_check(env: &Env) -> Vec<Check> {
     out
 }
 
-fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
+pub(crate) fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
     if !dir.is_dir() {
         return vec![Check::fail(
             format!("--project {}: not a directory", dir.display()),

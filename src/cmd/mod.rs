@@ -1,6 +1,7 @@
 //! One file per subcommand; this one holds what they share: config loading, exit codes, and
 //! the one place that turns errors into what a person reads. [`out`] is where all output goes.
 
+pub(crate) mod astro;
 pub(crate) mod completions;
 pub(crate) mod daemon;
 pub(crate) mod doctor;

@@ -36,16 +36,16 @@ pub(crate) const AIRFLOW3_SERVICES: &[&str] =
 
 /// The Airflow a project runs, as read from its `Dockerfile`'s first `FROM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Airflow {
+pub struct Airflow {
     /// 2 or 3.
-    pub(crate) major: u8,
+    pub major: u8,
     /// The image as written after `FROM`.
-    pub(crate) image: String,
+    pub image: String,
 }
 
 impl Airflow {
     /// The services of this Airflow that run DAG or task code.
-    pub(crate) fn services(&self) -> &'static [&'static str] {
+    pub fn services(&self) -> &'static [&'static str] {
         if self.major >= 3 {
             AIRFLOW3_SERVICES
         } else {
@@ -60,7 +60,7 @@ impl Airflow {
 ///   scheme of the Airflow 3 based releases) are Airflow `X`; semver tags `X.Y.Z` (e.g.
 ///   `12.1.0`, every Airflow 2 based release) are Airflow 2;
 /// - `apache/airflow` and Astronomer Certified (`ap-airflow`): the tag's major version.
-pub(crate) fn airflow_of(dockerfile: &str) -> Option<Airflow> {
+pub fn airflow_of(dockerfile: &str) -> Option<Airflow> {
     let image = dockerfile.lines().find_map(|l| {
         let mut words = l.split_whitespace();
         if !words.next()?.eq_ignore_ascii_case("FROM") {

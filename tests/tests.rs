@@ -17,6 +17,8 @@ mod portability;
 // scan): the rest need Linux (inotify's timing, POSIX ACLs, systemd, dpkg, /proc, the
 // container engines).
 #[cfg(target_os = "linux")]
+mod astro_compose;
+#[cfg(target_os = "linux")]
 mod astro_setup;
 #[cfg(target_os = "linux")]
 mod cli_pipes;

@@ -40,6 +40,11 @@ impl Docker {
         }
     }
 
+    /// The engine's address (`DOCKER_HOST`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// `docker ARGS` against the test engine.
     pub fn cmd<I, S>(&self, args: I) -> Command
     where

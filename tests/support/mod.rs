@@ -6,6 +6,7 @@
 //! condition against a deadline (`wait_for`), never a fixed sleep.
 #![allow(dead_code)]
 
+pub mod astro;
 pub mod aws_cli;
 pub mod browser;
 pub mod chromium;

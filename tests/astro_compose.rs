@@ -1,0 +1,131 @@
+//! `credsync astro setup` on a project laid out as `astro dev init` lays it out, then a real
+//! Compose (Debian's `docker-compose`) running Airflow 3's four services from the compose file
+//! `astro dev start` renders (for the local image, see `support::astro`) plus the override
+//! setup wrote: each service, as uid 50000, a long-lived boto3 client that gets each new key
+//! across two refreshes with no restart.
+//!
+//! Refreshes are `credsync sync` against the fake AWS, whose keys last 14 minutes (inside
+//! botocore's 15-minute advisory window, so each read runs `credential_process` again): the test
+//! waits for each container to print the key the sync wrote, never for a duration.
+
+use crate::support;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use support::astro::{self, Compose, SERVICES3};
+use support::docker::Docker;
+use support::fake_aws::FakeAws;
+use support::{TestEnv, output_text};
+
+const ACCOUNT: &str = "000000100000";
+const LIFETIME: Duration = Duration::from_secs(14 * 60);
+/// How long a container may take to print a key it can already read (an event, not a pace).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A HOME signed in to `fake`, with one SSO profile, and an Astro project `name` in it.
+fn signed_in(fake: &FakeAws, name: &str) -> (TestEnv, std::path::PathBuf) {
+    let env = TestEnv::with_fake(fake);
+    env.write_aws_config(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile dev]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
+         region = eu-west-1\n",
+    );
+    fake.set_credential_lifetime(LIFETIME);
+    env.sign_in(fake, "corp", "tok-corp");
+    let project = env.root().join(name);
+    astro::init_project(&project);
+    (env, project)
+}
+
+/// Waits until `service` has printed `key`; returns that reading.
+fn wait_key(compose: &Compose, service: &str, key: &str) -> serde_json::Value {
+    let mut found = None;
+    let ok = support::wait_for(
+        || {
+            found = compose
+                .readings(service)
+                .into_iter()
+                .find(|r| r["key"] == key);
+            found.is_some()
+        },
+        WAIT,
+    );
+    assert!(
+        ok,
+        "{service} never printed {key}; it printed {:?}",
+        compose.readings(service)
+    );
+    found.unwrap()
+}
+
+fn served(fake: &FakeAws) -> String {
+    fake.last_credentials(ACCOUNT, "Dev")
+        .expect("the fake served credentials")
+        .access_key_id
+}
+
+#[allow(dead_code)]
+fn doctor_live(env: &TestEnv, project: &Path, docker: &Docker) -> (i32, String) {
+    let mut cmd = env.cmd([
+        "doctor".as_ref(),
+        "--project".as_ref(),
+        project.as_os_str(),
+        "--live".as_ref(),
+    ]);
+    cmd.env("DOCKER_HOST", docker.host());
+    let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    (o.status.code().unwrap_or(-1), output_text(&o))
+}
+
+#[test]
+fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart() {
+    let test =
+        "astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart";
+    let Some(docker) = Docker::get(test) else {
+        return;
+    };
+    let Some(bin) = astro::docker_compose(test) else {
+        return;
+    };
+    let fake = FakeAws::new();
+    let name = support::docker::container_name("credsync-astro");
+    let (env, project) = signed_in(&fake, &name);
+
+    let o = env.run(["astro".as_ref(), "setup".as_ref(), project.as_os_str()]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains(" 0 failed, "), "{t}");
+    let first = served(&fake);
+
+    fs::write(
+        project.join(".astro-compose.yml"),
+        astro::compose3(&project, &name, &docker.image),
+    )
+    .unwrap();
+    let compose = Compose::new(
+        bin,
+        &docker,
+        name,
+        &project,
+        env.home(),
+        &[".astro-compose.yml", "docker-compose.override.yml"],
+    );
+    compose.ok(&["up", "-d"]);
+
+    let mut pids = Vec::new();
+    for svc in SERVICES3 {
+        let r = wait_key(&compose, svc, &first);
+        assert_eq!(r["uid"], 50000, "{svc}: {r}");
+        assert_eq!(r["method"], "custom-process", "{svc}: {r}");
+        pids.push(r["pid"].clone());
+    }
+    for round in 0..2 {
+        let next = env.sync_served_key(&fake, ACCOUNT);
+        for (svc, pid) in SERVICES3.iter().zip(&pids) {
+            let r = wait_key(&compose, svc, &next);
+            assert_eq!(&r["pid"], pid, "round {round}: {svc} restarted: {r}");
+        }
+    }
+}

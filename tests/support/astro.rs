@@ -1,0 +1,238 @@
+//! An Astro project as `astro dev init` lays it out, and Airflow 3's services run by a real
+//! Compose implementation (Debian's `docker-compose`) the way `astro dev start` runs them.
+//!
+//! `astro dev start` renders its own compose file from astronomer/astro-cli's
+//! `airflow/include/airflow3/composeyml.go.tmpl` (read at commit ed93cc5) and layers the
+//! project's `docker-compose.override.yml` over it. [`compose3`] is that template rendered for
+//! a local image: the same services, `user: astro`, `io.astronomer.docker.component` labels,
+//! `airflow` bridge network, project mounts, `env_file: .env` and common environment, with
+//! four changes the local image and Compose v1 force: `STANDALONE_DAG_PROCESSOR: "True"`
+//! quoted (Compose v2 takes the bare boolean, v1 wants a string), no `postgres` and `db-migration` services (their
+//! images cannot be pulled here, and nothing here needs a database), no published ports (tests
+//! run in parallel), and each service's `airflow <component>` command replaced by a long-lived
+//! boto3 client (`include/credsync_reader.py`). The template itself is not copied into the tree
+//! (its licence adds the Commons Clause); this is its rendering, written out.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use super::docker::Docker;
+
+/// The services Airflow 3 runs, as the template names them.
+pub const SERVICES3: &[&str] = &["scheduler", "dag-processor", "api-server", "triggerer"];
+
+/// The long-lived client each service runs: one `boto3.Session` made at start, asked for its
+/// credentials every 200 ms; one JSON line on stdout each time the key it returns changes.
+pub const READER: &str = r#"import json, os, time
+import boto3
+creds = boto3.Session().get_credentials()
+last = None
+while True:
+    try:
+        key = creds.get_frozen_credentials().access_key if creds else "NONE"
+    except Exception as e:
+        key = "ERR:" + type(e).__name__
+    if key != last:
+        print(json.dumps({"uid": os.getuid(), "pid": os.getpid(),
+                          "method": creds.method if creds else None, "key": key}), flush=True)
+        last = key
+    time.sleep(0.2)
+"#;
+
+/// Lays out an Airflow 3 project in `dir` as `astro dev init` does (the directories, `.env`,
+/// the `Dockerfile` on Astro Runtime 3, `.astro/config.yaml`, `airflow_settings.yaml`), plus
+/// the reader in `include/`, readable by the containers' uid 50000.
+pub fn init_project(dir: &Path) {
+    for d in ["dags", "plugins", "include", ".astro", "tests/dags"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let name = dir.file_name().unwrap().to_string_lossy();
+    for (file, text) in [
+        (".env", String::new()),
+        ("packages.txt", String::new()),
+        ("requirements.txt", "# Astro Runtime includes the following pre-installed providers packages: https://www.astronomer.io/docs/astro/runtime-image-architecture#provider-packages\n".to_owned()),
+        ("dags/.airflowignore", String::new()),
+        ("Dockerfile", "FROM astrocrpublic.azurecr.io/runtime:3.0-2\n".to_owned()),
+        (".astro/config.yaml", format!("project:\n  name: {name}\n")),
+        (".astro/dag_integrity_exceptions.txt", "# Add dag files to exempt from parse test below. ex: dags/<test-file>".to_owned()),
+        ("airflow_settings.yaml", "airflow:\n  connections:\n  pools:\n  variables:\n".to_owned()),
+        ("include/credsync_reader.py", READER.to_owned()),
+    ] {
+        fs::write(dir.join(file), text).unwrap();
+    }
+    for d in ["dags", "plugins", "include", "tests"] {
+        fs::set_permissions(dir.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(
+        dir.join("include/credsync_reader.py"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+}
+
+/// Airflow 3's compose file as `astro dev start` renders it for project `dir` (named `name`),
+/// for the local `image` (see the module's header for what differs).
+pub fn compose3(dir: &Path, name: &str, image: &str) -> String {
+    let home = dir.display();
+    let mut out = format!(
+        r#"x-common-env-vars: &common-env-vars
+  AIRFLOW__API__BASE_URL: "http://localhost:8080"
+  AIRFLOW__API__PORT: 8080
+  AIRFLOW__API_AUTH__JWT_SECRET: "{name}"
+  AIRFLOW__CORE__AUTH_MANAGER: airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: "True"
+  AIRFLOW__CORE__EXECUTION_API_SERVER_URL: "http://api-server:8080/execution/"
+  AIRFLOW__CORE__EXECUTOR: LocalExecutor
+  AIRFLOW__CORE__LOAD_EXAMPLES: "False"
+  AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR: "True"
+  AIRFLOW__API__SECRET_KEY: "{name}"
+  ASTRONOMER_ENVIRONMENT: local
+
+networks:
+  airflow:
+    driver: bridge
+
+services:
+"#
+    );
+    for svc in SERVICES3 {
+        out += &format!(
+            r#"  {svc}:
+    image: {image}
+    command:
+      - python3
+      - /usr/local/airflow/include/credsync_reader.py
+    restart: unless-stopped
+    networks:
+      - airflow
+    user: astro
+    labels:
+      io.astronomer.docker: "true"
+      io.astronomer.docker.cli: "true"
+      io.astronomer.docker.component: "airflow-{svc}"
+    environment: *common-env-vars
+    volumes:
+      - {home}/dags:/usr/local/airflow/dags:z
+      - {home}/plugins:/usr/local/airflow/plugins:z
+      - {home}/include:/usr/local/airflow/include:z
+"#
+        );
+        if *svc != "triggerer" {
+            out += &format!("      - {home}/tests:/usr/local/airflow/tests:z\n");
+        }
+        if *svc == "scheduler" {
+            out += &format!(
+                "      - {home}/airflow_settings.yaml:/usr/local/airflow/airflow_settings.yaml:z\n"
+            );
+        }
+        out += "    env_file: .env\n\n";
+    }
+    out
+}
+
+/// Debian's `docker-compose` (v1, the Compose file format Astro renders); panics under CI when
+/// missing (`scripts/test` installs it), else skips `test`.
+pub fn docker_compose(test: &str) -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    });
+    if found.is_none() {
+        super::skip(
+            test,
+            "no docker-compose (apt-get install docker-compose; scripts/test installs it)",
+        );
+    }
+    found.clone()
+}
+
+/// A Compose project of the test engine: `docker-compose -p NAME -f FILE...` in the project
+/// directory, with the test's HOME (for `${HOME}` in the override); taken down on drop.
+pub struct Compose {
+    bin: PathBuf,
+    docker: Docker,
+    pub name: String,
+    dir: PathBuf,
+    home: PathBuf,
+    files: Vec<String>,
+}
+
+impl Compose {
+    pub fn new(
+        bin: PathBuf,
+        docker: &Docker,
+        name: String,
+        dir: &Path,
+        home: &Path,
+        files: &[&str],
+    ) -> Compose {
+        Compose {
+            bin,
+            docker: docker.clone(),
+            name,
+            dir: dir.to_owned(),
+            home: home.to_owned(),
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    /// `docker-compose -p NAME -f ... ARGS`, with `files` instead of the project's own list
+    /// when given.
+    pub fn cmd_with(&self, files: &[&str], args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(&self.dir)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &self.home)
+            .env("DOCKER_HOST", self.docker.host())
+            .args(["--ansi", "never", "-p", &self.name]);
+        for f in files {
+            cmd.args(["-f", f]);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let files: Vec<&str> = self.files.iter().map(String::as_str).collect();
+        self.cmd_with(&files, args)
+            .output()
+            .expect("run docker-compose")
+    }
+
+    /// Runs and asserts success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "docker-compose {args:?}:\n{}",
+            super::output_text(&o)
+        );
+        super::output_text(&o)
+    }
+
+    /// The JSON lines `service` printed so far.
+    pub fn readings(&self, service: &str) -> Vec<serde_json::Value> {
+        let o = self.run(&["logs", "--no-color", service]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--remove-orphans", "--timeout", "1"]);
+    }
+}

@@ -6,9 +6,11 @@
 //! for SSO, its token), the credentials file's permissions, the user service and the daemon;
 //! in a WSL distribution, what WSL does to an idle distribution and whether Windows can show
 //! credsync's notifications.
-//! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them.
+//! [`project`] checks an Astro project's compose mounts and `.env`; [`compose`] reads them;
+//! [`live`] asks the project's running containers what botocore resolves there.
 
 pub(crate) mod compose;
+pub mod live;
 pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};

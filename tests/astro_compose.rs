@@ -66,7 +66,6 @@ fn served(fake: &FakeAws) -> String {
         .access_key_id
 }
 
-#[allow(dead_code)]
 fn doctor_live(env: &TestEnv, project: &Path, docker: &Docker) -> (i32, String) {
     let mut cmd = env.cmd([
         "doctor".as_ref(),
@@ -121,11 +120,65 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
         assert_eq!(r["method"], "custom-process", "{svc}: {r}");
         pids.push(r["pid"].clone());
     }
+    let mut last = first;
     for round in 0..2 {
         let next = env.sync_served_key(&fake, ACCOUNT);
         for (svc, pid) in SERVICES3.iter().zip(&pids) {
             let r = wait_key(&compose, svc, &next);
             assert_eq!(&r["pid"], pid, "round {round}: {svc} restarted: {r}");
         }
+        last = next;
+    }
+
+    // doctor --live asks each container: all four on the view, with the key credsync wrote.
+    let secret = fake
+        .last_credentials(ACCOUNT, "Dev")
+        .unwrap()
+        .secret_access_key;
+    let (code, t) = doctor_live(&env, &project, &docker);
+    assert_eq!(code, 0, "{t}");
+    let key4 = &last[last.len() - 4..];
+    for svc in SERVICES3 {
+        let needle = format!(
+            "ok    live {svc} (uid 50000, profile dev): custom-process (the view), key …{key4}, expires "
+        );
+        assert!(t.contains(&needle), "missing {needle:?} in:\n{t}");
+    }
+    assert!(
+        !t.contains(&last) && !t.contains(&secret),
+        "a secret in:\n{t}"
+    );
+
+    // The triggerer recreated from Astro's file alone (no override, so no ~/.aws): doctor
+    // fails exactly that service, and says why and what the scheduler has that it lacks.
+    compose
+        .cmd_with(
+            &[".astro-compose.yml"],
+            &[
+                "up",
+                "-d",
+                "--no-deps",
+                "--force-recreate",
+                "-t",
+                "1",
+                "triggerer",
+            ],
+        )
+        .output()
+        .map(|o| assert!(o.status.success(), "{}", output_text(&o)))
+        .unwrap();
+    let (code, t) = doctor_live(&env, &project, &docker);
+    assert_eq!(code, 1, "{t}");
+    let fails: Vec<&str> = t.lines().filter(|l| l.starts_with("fail")).collect();
+    assert_eq!(fails.len(), 1, "{t}");
+    assert!(
+        fails[0].starts_with("fail  live triggerer (uid 50000, profile dev): ")
+            && fails[0].contains("/home/astro/.aws/credsync/config is not readable there")
+            && fails[0].contains("the triggerer lacks what the scheduler has"),
+        "{t}"
+    );
+    assert!(t.contains("           then `astro dev restart`"), "{t}");
+    for svc in ["scheduler", "dag-processor", "api-server"] {
+        assert!(t.contains(&format!("ok    live {svc} ")), "{svc}:\n{t}");
     }
 }

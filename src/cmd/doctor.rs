@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use credsync::astro_setup;
 use credsync::aws_profile;
 use credsync::config::{self, Config, Env, Origin};
 use credsync::control::{self, Request, Response};
+use credsync::doctor::live;
 use credsync::doctor::project::{self, COMPOSE_FILE, Project, RealFs};
 use credsync::doctor::{self, Check, FileFacts, Level, WslConfig};
 use credsync::mounts::MountTable;
@@ -26,6 +28,10 @@ pub(crate) struct Args {
     /// user's access)
     #[arg(long, value_name = "DIR")]
     pub(crate) project: Option<PathBuf>,
+    /// With --project: also ask each running Airflow container of the project (docker exec /
+    /// podman exec, as its own user, no network call) which credentials botocore resolves there
+    #[arg(long, requires = "project")]
+    pub(crate) live: bool,
 }
 
 /// How long to wait for the daemon's status: it answers from memory.
@@ -37,7 +43,12 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
     let mut checks = doctor::check_config(&loaded);
     let cfg = loaded.unwrap_or_else(|_| config::defaults(&env));
     match &args.project {
-        Some(dir) => checks.extend(project_checks(&cfg, dir, &env)),
+        Some(dir) => {
+            checks.extend(project_checks(&cfg, dir, &env));
+            if args.live {
+                checks.extend(live_checks(&cfg, dir, &env));
+            }
+        }
         None => checks.extend(setup_checks(&cfg, &env)),
     }
     print_verdict(&checks)
@@ -263,4 +274,60 @@ pub(crate) fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> 
         ));
     }
     out
+}
+
+/// `--live`: the project's running Airflow containers, each asked what botocore resolves.
+fn live_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let astro = |p: &Path| user_file::read_text_or_empty(p, Kind::AstroConfig);
+    let own = astro(&dir.join(".astro/config.yaml"));
+    let podman = uidmap::astro_uses_podman(&own)
+        || uidmap::astro_uses_podman(&astro(&env.home.join(".astro/config.yaml")));
+    let engine = if podman { "podman" } else { "docker" };
+    let dockerfile = user_file::read_text_or_empty(&dir.join("Dockerfile"), Kind::ProjectFile);
+    let expected = project::airflow_of(&dockerfile).map_or(&[][..], |a| a.services());
+    let view = cfg.container.as_ref();
+    let found = live::gather(
+        &SystemRunner,
+        engine,
+        &dir,
+        live::astro_project_name(&own).as_deref(),
+        expected,
+        view.map(|v| v.dir.as_path()),
+    );
+    let (probes, written) = match found {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![Check::fail(
+                format!("live: {e}"),
+                format!(
+                    "is {engine} installed and its engine running? (DOCKER_HOST for another engine)"
+                ),
+            )];
+        }
+    };
+    let target = cfg
+        .profiles
+        .first()
+        .map_or("default", |p| p.target.as_str());
+    let (dir_in, pic) = view.map_or_else(
+        || {
+            (
+                env.home.join(".aws/credsync"),
+                astro_setup::VIEW_IN_CONTAINER.to_owned(),
+            )
+        },
+        |v| (v.dir.clone(), v.path_in_container.clone()),
+    );
+    let (mount, _) = astro_setup::view_mount(&dir_in, &pic, &env.home);
+    let env_lines: Vec<String> = astro_setup::dotenv_lines(&pic, target)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let fixes = live::Fixes {
+        mount: format!("- {mount}"),
+        env_lines: env_lines.join("\n"),
+        restart: "astro dev restart".to_owned(),
+    };
+    live::judge(&probes, expected, &written, &fixes)
 }

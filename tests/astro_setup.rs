@@ -235,3 +235,35 @@ fn setup_asks_for_a_profile_when_several_could_serve_and_none_is_given() {
     let t = output_text(&o);
     assert!(t.contains("+AWS_PROFILE=ops\n"), "{t}");
 }
+
+#[test]
+fn setup_reloads_a_running_daemon_which_then_manages_the_added_profile() {
+    let fake = FakeAws::new();
+    let (env, project) = setup_env(&fake);
+    env.write_aws_config(&format!(
+        "{AWS_CONFIG}\n[profile ops]\nsso_session = corp\nsso_account_id = 222222222222\nsso_role_name = Ops\n"
+    ));
+    env.write_config_toml("[[profiles]]\nsource = \"dev\"\n");
+    let daemon = env.daemon(Vec::<String>::new());
+    let profiles = |env: &TestEnv| {
+        let o = env.run(["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .ok()
+            .and_then(|v| v["profiles"].as_array().map(Vec::len))
+    };
+    daemon.expect_within(
+        "the daemon answers",
+        || profiles(&env) == Some(1),
+        std::time::Duration::from_secs(20),
+    );
+    let o = setup(&env, &project, &["--profile", "ops"]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("reloaded the running daemon"), "{t}");
+    assert_eq!(profiles(&env), Some(2), "{t}");
+    let config = fs::read_to_string(env.config_toml_path()).unwrap();
+    assert!(
+        config.starts_with("[[profiles]]\nsource = \"dev\"\n\n# added by `credsync astro setup`"),
+        "{config}"
+    );
+}

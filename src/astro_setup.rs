@@ -88,8 +88,23 @@ pub fn edit_config(
     }
     let block = format!("\n{MARKER} for an Astro project\n{add}");
     let new = append(text.unwrap_or(""), &block);
+    // Read back: the profile and a view there, and everything the user had as it was.
+    let kept = |c: &Config| {
+        existing.is_none_or(|o| {
+            o.aws == c.aws
+                && o.write == c.write
+                && o.refresh == c.refresh
+                && o.control == c.control
+                && o.notify == c.notify
+                && (o.container.is_none() || o.container == c.container)
+        })
+    };
     match config::parse(&new, path, env) {
-        Ok(c) if c.container.is_some() && c.profiles.iter().any(|p| p.target == want.target) => {
+        Ok(c)
+            if c.container.is_some()
+                && c.profiles.iter().any(|p| p.target == want.target)
+                && kept(&c) =>
+        {
             Edit::Change(new)
         }
         Ok(_) => Edit::Refused {

@@ -267,3 +267,26 @@ fn setup_reloads_a_running_daemon_which_then_manages_the_added_profile() {
         "{config}"
     );
 }
+
+#[test]
+fn setup_reads_the_engine_from_the_projects_astro_config() {
+    let fake = FakeAws::new();
+    let (env, project) = setup_env(&fake);
+    fs::write(
+        project.join(".astro/config.yaml"),
+        "project:\n  name: project\ncontainer:\n  binary: podman\n",
+    )
+    .unwrap();
+    let o = setup(&env, &project, &["--dry-run"]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Rootful Podman keeps uids, as Docker does: nothing to say in the config.
+        assert!(t.contains("container engine: rootful Podman ("), "{t}");
+        assert!(!t.contains("engine = "), "{t}");
+    } else {
+        assert!(t.contains("container engine: rootless Podman ("), "{t}");
+        assert!(t.contains("+engine = \"podman-rootless\"\n"), "{t}");
+    }
+}

@@ -198,15 +198,26 @@ fn project_engine(dir: &Path, env: &Env) -> (Option<ContainerEngine>, String) {
     let own = dir.join(".astro/config.yaml");
     let text = user_file::read_text_or_empty(&own, Kind::AstroConfig);
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if uidmap::astro_uses_podman(&text) && !root {
-        return (
-            Some(ContainerEngine::PodmanRootless),
-            format!(
-                "rootless Podman ({} sets container.binary = podman)",
-                own.display()
-            ),
-        );
+    let euid = unsafe { libc::geteuid() };
+    if uidmap::astro_uses_podman(&text) {
+        return if euid == 0 {
+            (
+                Some(ContainerEngine::Docker),
+                format!(
+                    "rootful Podman ({} sets container.binary = podman, run as root: uids are \
+                     not remapped)",
+                    own.display()
+                ),
+            )
+        } else {
+            (
+                Some(ContainerEngine::PodmanRootless),
+                format!(
+                    "rootless Podman ({} sets container.binary = podman)",
+                    own.display()
+                ),
+            )
+        };
     }
     let probe = config::ContainerConfig {
         dir: PathBuf::new(),
@@ -216,7 +227,7 @@ fn project_engine(dir: &Path, env: &Env) -> (Option<ContainerEngine>, String) {
         engine: None,
         home: env.home.clone(),
     };
-    let (engine, why) = uidmap::detect_engine(&probe, env, if root { 0 } else { 1 });
+    let (engine, why) = uidmap::detect_engine(&probe, env, euid);
     let name = match engine {
         ContainerEngine::Docker => "Docker",
         ContainerEngine::PodmanRootless => "rootless Podman",

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{self, Config, ContainerEngine, Env};
+use crate::config::{self, Config, ContainerEngine, Env, toml_string};
 use crate::doctor::compose::{self, Node};
 
 /// The view's directory on the host, and where the containers see it, when credsync's config
@@ -345,21 +345,6 @@ fn append(text: &str, block: &str) -> String {
         block
     };
     out += block;
-    out
-}
-
-/// A TOML basic string.
-pub fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 

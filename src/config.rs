@@ -1422,6 +1422,21 @@ fn context_at(text: &str, offset: usize) -> Context {
     Context { section, key }
 }
 
+/// `s` as a TOML basic string (quoted, escaped), for the lines credsync writes into this file.
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,23 +104,34 @@ pub(crate) fn map_rootless(
     })
 }
 
-/// Whether Astro CLI's config (`~/.astro/config.yaml`) says `container: binary: podman`.
-/// A line scan, not a YAML parser: the key is `binary` under a top-level `container:`.
+/// Whether Astro CLI's config (`~/.astro/config.yaml`, or a project's `.astro/config.yaml`)
+/// says `container: binary: podman`.
 pub fn astro_uses_podman(config_yaml: &str) -> bool {
-    let mut in_container = false;
+    astro_config_value(config_yaml, "container", "binary").as_deref() == Some("podman")
+}
+
+/// The value of `key` under the top-level `section:` of an Astro CLI config, unquoted. A line
+/// scan, not a YAML parser: Astro's config is two levels of plain `key: value` lines.
+pub fn astro_config_value(config_yaml: &str, section: &str, key: &str) -> Option<String> {
+    let mut inside = false;
     for line in config_yaml.lines() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
         if !line.starts_with([' ', '\t']) {
-            in_container = line.trim_end() == "container:";
+            inside = line.trim_end().strip_suffix(':') == Some(section);
             continue;
         }
-        if in_container && let Some(v) = line.trim().strip_prefix("binary:") {
-            return v.trim().trim_matches(['"', '\'']) == "podman";
+        if inside
+            && let Some(v) = line
+                .trim()
+                .strip_prefix(key)
+                .and_then(|r| r.strip_prefix(':'))
+        {
+            return Some(v.trim().trim_matches(['"', '\'']).to_owned());
         }
     }
-    false
+    None
 }
 
 /// The engine: `[container] engine` when set, else rootless Podman when Astro CLI is set to use

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use credsync::aws_profile::{self, AwsConfig};
 use credsync::chain::{self, Base};
-use credsync::config::{self, Env};
+use credsync::config::{self, Env, toml_string};
 use credsync::state::Kind;
 use credsync::user_file;
 use credsync::write::{self, WriteMode, WriteOptions};
@@ -130,21 +130,6 @@ pub(crate) fn starting_config(
             # dir = \"~/.aws/credsync\"\n\
             # path_in_container = \"/home/astro/.aws/credsync\"\n\
             # uid = 50000\n";
-    out
-}
-
-/// A TOML basic string.
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 

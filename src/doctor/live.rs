@@ -160,23 +160,9 @@ fn normalize_name(s: &str) -> String {
     s.trim_start_matches(['_', '-']).to_owned()
 }
 
-/// `project: name:` of Astro's `.astro/config.yaml` (a line scan: the key is `name` under a
-/// top-level `project:`).
+/// `project: name:` of Astro's `.astro/config.yaml`.
 pub fn astro_project_name(config_yaml: &str) -> Option<String> {
-    let mut in_project = false;
-    for line in config_yaml.lines() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        if !line.starts_with([' ', '\t']) {
-            in_project = line.trim_end() == "project:";
-            continue;
-        }
-        if in_project && let Some(v) = line.trim().strip_prefix("name:") {
-            return Some(v.trim().trim_matches(['"', '\'']).to_owned());
-        }
-    }
-    None
+    crate::uidmap::astro_config_value(config_yaml, "project", "name")
 }
 
 /// [`PROBE`]'s output, or why there is none.

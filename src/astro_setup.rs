@@ -143,15 +143,11 @@ pub fn edit_override(text: Option<&str>, services: &[&str], mount: &str, covers:
             };
         }
     };
-    let mounted = |name: &str| {
-        parsed.iter().any(|s| {
-            s.name == name
-                && s.mounts
-                    .iter()
-                    .any(|m| covers == m.target || covers.starts_with(&format!("{}/", m.target)))
-        })
-    };
-    let missing: Vec<&str> = services.iter().copied().filter(|s| !mounted(s)).collect();
+    let missing: Vec<&str> = services
+        .iter()
+        .copied()
+        .filter(|s| !mounted(&parsed, s, covers))
+        .collect();
     if missing.is_empty() {
         return Edit::Unchanged;
     }
@@ -192,18 +188,19 @@ pub fn edit_override(text: Option<&str>, services: &[&str], mount: &str, covers:
     Edit::Change(new)
 }
 
-fn edit_override_done(new: &str, services: &[&str], covers: &str) -> bool {
-    let Ok(parsed) = compose::services(new) else {
-        return false;
-    };
-    services.iter().all(|name| {
-        parsed.iter().any(|s| {
-            s.name == *name
-                && s.mounts
-                    .iter()
-                    .any(|m| m.target == covers || covers.starts_with(&format!("{}/", m.target)))
-        })
+/// Whether `name` in `parsed` mounts `covers` (or a directory above it).
+fn mounted(parsed: &[compose::Service], name: &str, covers: &str) -> bool {
+    parsed.iter().any(|s| {
+        s.name == name
+            && s.mounts
+                .iter()
+                .any(|m| covers == m.target || covers.starts_with(&format!("{}/", m.target)))
     })
+}
+
+/// Whether every one of `services` mounts `covers` in the compose file `new`.
+fn edit_override_done(new: &str, services: &[&str], covers: &str) -> bool {
+    compose::services(new).is_ok_and(|p| services.iter().all(|s| mounted(&p, s, covers)))
 }
 
 /// Whether `new` is `old` with only the `added` services appended under `services:`: every

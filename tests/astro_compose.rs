@@ -1,5 +1,5 @@
 //! `credsync astro setup` on a project laid out as `astro dev init` lays it out, then a real
-//! Compose (Debian's `docker-compose`) running Airflow 3's four services from the compose file
+//! Compose (Debian's `docker-compose`, else Docker's compose plugin) running Airflow 3's four services from the compose file
 //! `astro dev start` renders (for the local image, see `support::astro`) plus the override
 //! setup wrote: each service, as uid 50000, a long-lived boto3 client that gets each new key
 //! across two refreshes with no restart.
@@ -85,7 +85,7 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
     let Some(docker) = Docker::get(test) else {
         return;
     };
-    let Some(bin) = astro::docker_compose(test) else {
+    let Some(program) = astro::compose_program(test, &docker) else {
         return;
     };
     let fake = FakeAws::new();
@@ -104,7 +104,7 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
     )
     .unwrap();
     let compose = Compose::new(
-        bin,
+        program,
         &docker,
         name,
         &project,

@@ -137,20 +137,31 @@ services:
     out
 }
 
-/// Debian's `docker-compose` (v1, the Compose file format Astro renders); panics under CI when
-/// missing (`scripts/test` installs it), else skips `test`.
-pub fn docker_compose(test: &str) -> Option<PathBuf> {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// A Compose implementation: Debian's `docker-compose` (v1) when installed, else the docker
+/// CLI's `compose` plugin (v2, as on CI runners with Docker CE); the program and its first
+/// arguments. Panics under CI when there is neither (`scripts/test` installs one), else skips
+/// `test`.
+pub fn compose_program(test: &str, docker: &Docker) -> Option<Vec<std::ffi::OsString>> {
+    static FOUND: OnceLock<Option<Vec<std::ffi::OsString>>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
-        ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+        let v1 = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
             .iter()
             .map(PathBuf::from)
-            .find(|p| p.exists())
+            .find(|p| p.exists());
+        if let Some(v1) = v1 {
+            return Some(vec![v1.into()]);
+        }
+        let plugin = docker
+            .cmd(["compose", "version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        plugin.then(|| vec![docker.bin().into(), "compose".into()])
     });
     if found.is_none() {
         super::skip(
             test,
-            "no docker-compose (apt-get install docker-compose; scripts/test installs it)",
+            "no Compose (docker-compose, or the docker CLI's compose plugin); scripts/test \
+             installs Debian's docker-compose",
         );
     }
     found.clone()
@@ -159,7 +170,7 @@ pub fn docker_compose(test: &str) -> Option<PathBuf> {
 /// A Compose project of the test engine: `docker-compose -p NAME -f FILE...` in the project
 /// directory, with the test's HOME (for `${HOME}` in the override); taken down on drop.
 pub struct Compose {
-    bin: PathBuf,
+    program: Vec<std::ffi::OsString>,
     docker: Docker,
     pub name: String,
     dir: PathBuf,
@@ -169,7 +180,7 @@ pub struct Compose {
 
 impl Compose {
     pub fn new(
-        bin: PathBuf,
+        program: Vec<std::ffi::OsString>,
         docker: &Docker,
         name: String,
         dir: &Path,
@@ -177,7 +188,7 @@ impl Compose {
         files: &[&str],
     ) -> Compose {
         Compose {
-            bin,
+            program,
             docker: docker.clone(),
             name,
             dir: dir.to_owned(),
@@ -189,8 +200,9 @@ impl Compose {
     /// `docker-compose -p NAME -f ... ARGS`, with `files` instead of the project's own list
     /// when given.
     pub fn cmd_with(&self, files: &[&str], args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.current_dir(&self.dir)
+        let mut cmd = Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .current_dir(&self.dir)
             .env_clear()
             .env(
                 "PATH",

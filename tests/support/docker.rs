@@ -40,6 +40,11 @@ impl Docker {
         }
     }
 
+    /// The docker CLI.
+    pub fn bin(&self) -> &std::path::Path {
+        &self.bin
+    }
+
     /// The engine's address (`DOCKER_HOST`).
     pub fn host(&self) -> &str {
         &self.host

@@ -66,8 +66,7 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Write a starting config listing the SSO and role profiles of the AWS config
     Init,
-    /// Set up an Astro project (`astro setup [DIR]`): credsync's config, the compose
-    /// override and .env, then doctor on the project
+    /// Set up an Astro project's containers for credsync (`astro setup [DIR]`)
     Astro(cmd::astro::Args),
     /// Print the shell code that makes `credsync <TAB>` complete (bash, zsh, fish)
     Completions(cmd::completions::Args),

@@ -31,9 +31,12 @@ pub(crate) struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
-    /// Set up an Astro project's containers to read fresh credentials: adds the profile and the
-    /// container view to credsync's config, the ~/.aws mount to docker-compose.override.yml and
-    /// the AWS_* lines to .env (never changing your own lines), syncs, and runs doctor on it
+    /// Set up an Astro project's containers to read fresh credentials, then run doctor on it
+    ///
+    /// Adds the profile and the container view to credsync's config, the ~/.aws mount to
+    /// docker-compose.override.yml and the AWS_* lines to .env, after your own lines and never
+    /// changing them (what cannot be added that way is printed, and it exits 1); then syncs and
+    /// reloads the daemon when it runs. A second run changes nothing.
     Setup(SetupArgs),
 }
 

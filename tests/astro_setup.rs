@@ -234,6 +234,36 @@ fn setup_asks_for_a_profile_when_several_could_serve_and_none_is_given() {
     let o = setup(&env, &project, &["--profile", "ops", "--dry-run"]);
     let t = output_text(&o);
     assert!(t.contains("+AWS_PROFILE=ops\n"), "{t}");
+
+    // In a terminal (util-linux's `script` gives it one), it asks.
+    let mut cmd = env.cmd(["--version"]);
+    let line = format!(
+        "{} astro setup {} --dry-run",
+        support::credsync_bin().display(),
+        project.display()
+    );
+    cmd.env_remove("CREDSYNC_LOG");
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    script
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    script.current_dir(env.home());
+    let mut child = script
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux's script");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"2\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = output_text(&o);
+    assert!(
+        t.contains("Which profile should the project's containers use?\r\n  1) dev\r\n  2) ops"),
+        "{t}"
+    );
+    assert!(t.contains("+AWS_PROFILE=ops"), "{t}");
+    assert_eq!(checksums(&[project.as_path(), env.home()]), before);
 }
 
 #[test]

@@ -6,6 +6,12 @@
 //! takes back the mapped uid's entries (a uid change), and the container is refused.
 //!
 //! The host uid is checked against the engine itself: the container's `/proc/self/uid_map`.
+//!
+//! `doctor --project --live` through `podman exec`: `astro setup` on a project whose Astro
+//! config selects Podman, then a scheduler with setup's mount and a triggerer without it,
+//! labelled as Compose and Astro label them; doctor passes the one and fails the other, says
+//! where to run when `podman exec` cannot reach them, and tells a view that is not mounted
+//! from one the container's uid may not read.
 
 use crate::support;
 
@@ -133,6 +139,17 @@ fn text(o: &Output) -> String {
 /// Runs `credsync ARGS` as the test user, with the environment `TestEnv` gives its commands and
 /// a copy of the binary the user can execute.
 fn credsync_as(env: &TestEnv, p: &Podman, bin: &Path, args: &[&str]) -> Output {
+    credsync_as_with(env, p, bin, args, &[])
+}
+
+/// [`credsync_as`] with `extra` variables set on top.
+fn credsync_as_with(
+    env: &TestEnv,
+    p: &Podman,
+    bin: &Path,
+    args: &[&str],
+    extra: &[(&str, &OsStr)],
+) -> Output {
     let template = env.cmd(args);
     let mut cmd = Command::new("setpriv");
     cmd.arg(format!("--reuid={}", p.uid))
@@ -149,6 +166,9 @@ fn credsync_as(env: &TestEnv, p: &Podman, bin: &Path, args: &[&str]) -> Output {
         }
     }
     cmd.env("USER", &p.user);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
     cmd.stdin(Stdio::null())
         .output()
         .expect("run credsync as the test user")
@@ -279,5 +299,209 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
     assert!(
         d.contains("credsync grants host uid 50000 read access ([container] engine = \"docker\""),
         "{d}"
+    );
+}
+
+/// A container the test user's rootless Podman runs detached; removed on drop.
+struct Detached<'a> {
+    p: &'a Podman,
+    name: String,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = self.p.cmd(["rm", "-f", "-t", "0", &self.name]).output();
+    }
+}
+
+#[test]
+fn doctor_live_asks_rootless_podman_containers_and_fails_the_service_without_the_view() {
+    let test = "doctor_live_asks_rootless_podman_containers_and_fails_the_service_without_the_view";
+    let Some(p) = Podman::get(test) else {
+        return;
+    };
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile dev]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
+         region = eu-west-1\n",
+    );
+    fake.set_credential_lifetime(LIFETIME);
+    env.sign_in(&fake, "corp", "tok-corp");
+    // An Astro project whose own config selects Podman (`astro config set container.binary
+    // podman`), as `astro dev init` lays it out.
+    let name = container_name("credsync-live");
+    let project = env.root().join(&name);
+    support::astro::init_project(&project);
+    fs::write(
+        project.join(".astro/config.yaml"),
+        format!("project:\n  name: {name}\ncontainer:\n  binary: podman\n"),
+    )
+    .unwrap();
+    // The test user's Podman configuration, as a user keeps it in ~/.config/containers: the
+    // storage and runtime scripts/podman-here set up, so that the plain `podman` credsync runs
+    // sees the containers the test starts (containers.conf(5), containers-storage.conf(5)).
+    env.write_file(
+        ".config/containers/storage.conf",
+        &format!(
+            "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            p.dir.join("storage/root").display(),
+            p.dir.join("storage/run").display()
+        ),
+    );
+    env.write_file(
+        ".config/containers/containers.conf",
+        &format!(
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"{}\"\n",
+            p.runtime
+        ),
+    );
+    let bin = env.root().join("credsync");
+    fs::copy(credsync_bin(), &bin).unwrap();
+    for (path, mode) in [(env.root(), 0o711), (bin.as_path(), 0o755)] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    chown_r(env.home(), p.uid, p.gid);
+    chown_r(&project, p.uid, p.gid);
+    fs::set_permissions(env.aws_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+
+    let project_arg = project.to_str().unwrap();
+    let o = credsync_as(&env, &p, &bin, &["astro", "setup", project_arg]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("container engine: rootless Podman ("), "{t}");
+    let key = fake.last_credentials(ACCOUNT, "Dev").unwrap();
+    // The mount setup wrote, as Compose expands it.
+    let mount = "${HOME}/.aws:/home/astro/.aws:ro";
+    let over = fs::read_to_string(project.join("docker-compose.override.yml")).unwrap();
+    assert!(
+        over.contains(&format!("  scheduler:\n    volumes:\n      - {mount}\n")),
+        "{over}"
+    );
+    let volume = mount.replace("${HOME}", env.home().to_str().unwrap());
+
+    // The scheduler as Compose starts it with the override; the triggerer without it. Both
+    // carry the labels Compose and Astro's template put on them.
+    let start = |svc: &str, with_mount: bool| -> Detached<'_> {
+        let ctr = format!("{name}-{svc}");
+        let mut run = p.cmd(["run", "-d", "--network", "none", "--name", &ctr]);
+        run.args(["--user", "astro", "--env-file"])
+            .arg(project.join(".env"));
+        for label in [
+            format!("com.docker.compose.project={name}"),
+            format!("com.docker.compose.service={svc}"),
+            format!("com.docker.compose.project.working_dir={project_arg}"),
+            "com.docker.compose.oneoff=False".to_owned(),
+            "io.astronomer.docker=true".to_owned(),
+            "io.astronomer.docker.cli=true".to_owned(),
+            format!("io.astronomer.docker.component=airflow-{svc}"),
+        ] {
+            run.arg("--label").arg(label);
+        }
+        if with_mount {
+            run.arg("-v").arg(&volume);
+        }
+        run.args(["local/credsync-boto3", "sleep", "600"]);
+        let o = run.output().expect("podman run");
+        assert!(o.status.success(), "podman run {svc}: {}", text(&o));
+        Detached { p: &p, name: ctr }
+    };
+    let _scheduler = start("scheduler", true);
+    let _triggerer = start("triggerer", false);
+
+    // doctor, as the user, in the session that runs their containers (its XDG_RUNTIME_DIR,
+    // where rootless Podman and runc keep their state).
+    let xdg = p.dir.join("xdg");
+    let live = ["doctor", "--project", project_arg, "--live"];
+    let o = credsync_as_with(
+        &env,
+        &p,
+        &bin,
+        &live,
+        &[("XDG_RUNTIME_DIR", xdg.as_os_str())],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let key4 = &key.access_key_id[key.access_key_id.len() - 4..];
+    let ok = format!(
+        "ok    live scheduler (uid 50000, profile dev): custom-process (the view), key …{key4}, expires "
+    );
+    assert!(t.contains(&ok), "missing {ok:?} in:\n{t}");
+    let fails: Vec<&str> = t.lines().filter(|l| l.starts_with("fail")).collect();
+    assert_eq!(fails.len(), 1, "{t}");
+    assert!(
+        fails[0].starts_with("fail  live triggerer (uid 50000, profile dev): ")
+            && fails[0].contains(
+                "/home/astro/.aws/credsync/config is not readable there: no such file (nothing mounted there)"
+            )
+            && fails[0].contains("the triggerer lacks what the scheduler has"),
+        "{t}"
+    );
+    for svc in ["dag-processor", "api-server"] {
+        assert!(t.contains(&format!("warn  live {svc}: not running")), "{t}");
+    }
+    assert!(
+        !t.contains(&key.access_key_id) && !t.contains(&key.secret_access_key),
+        "a secret in:\n{t}"
+    );
+
+    // From another session (the test's own XDG_RUNTIME_DIR): `podman ps` still lists them
+    // (storage.conf), but `podman exec` cannot reach them; doctor says so, and where to run.
+    let o = credsync_as(&env, &p, &bin, &live);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    for svc in ["scheduler", "triggerer"] {
+        assert!(
+            t.contains(&format!("fail  live {svc}: could not ask the container: ")),
+            "{svc}:\n{t}"
+        );
+    }
+    let hint = format!(
+        "fix: `podman exec` did not reach it: check that it runs (`podman ps`); run doctor as \
+         the user who started the containers, in a session with the same XDG_RUNTIME_DIR \
+         (here {}), where rootless Podman keeps their state",
+        env.run_dir().display()
+    );
+    assert!(t.contains(&hint), "missing {hint:?} in:\n{t}");
+
+    // The view there but unreadable by the container's uid (astro-cli#1119's case): credsync
+    // told to grant Docker's uid 50000, which is not the host uid rootless Podman runs it as.
+    let cfg_path = env.config_toml_path();
+    let cfg = fs::read_to_string(&cfg_path).unwrap();
+    assert!(cfg.contains("engine = \"podman-rootless\"\n"), "{cfg}");
+    fs::write(
+        &cfg_path,
+        cfg.replace("engine = \"podman-rootless\"", "engine = \"docker\""),
+    )
+    .unwrap();
+    let o = credsync_as(&env, &p, &bin, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = credsync_as_with(
+        &env,
+        &p,
+        &bin,
+        &live,
+        &[("XDG_RUNTIME_DIR", xdg.as_os_str())],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let scheduler = t
+        .lines()
+        .find(|l| l.starts_with("fail  live scheduler "))
+        .unwrap_or_else(|| panic!("the scheduler does not fail:\n{t}"));
+    assert!(
+        scheduler.contains(
+            "/home/astro/.aws/credsync/config is not readable there: it is there, and uid 50000 \
+             lacks read permission"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "fix: credsync makes the view readable by `[container] uid` (in {}) with an ACL",
+            cfg_path.display()
+        )),
+        "{t}"
     );
 }

@@ -46,7 +46,8 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
         Some(dir) => {
             checks.extend(project_checks(&cfg, dir, &env));
             if args.live {
-                checks.extend(live_checks(&cfg, dir, &env));
+                let path = explicit.map_or_else(|| config::default_path(&env), Path::to_owned);
+                checks.extend(live_checks(&cfg, &path, dir, &env));
             }
         }
         None => checks.extend(setup_checks(&cfg, &env)),
@@ -277,7 +278,7 @@ pub(crate) fn project_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> 
 }
 
 /// `--live`: the project's running Airflow containers, each asked what botocore resolves.
-fn live_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
+fn live_checks(cfg: &Config, cfg_path: &Path, dir: &Path, env: &Env) -> Vec<Check> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let astro = |p: &Path| user_file::read_text_or_empty(p, Kind::AstroConfig);
     let own = astro(&dir.join(".astro/config.yaml"));
@@ -295,14 +296,28 @@ fn live_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
         expected,
         view.map(|v| v.dir.as_path()),
     );
+    // Where the engine client looks for the containers: what to check when it does not see
+    // them. Rootless Podman keeps its runtime state (and runc's) under XDG_RUNTIME_DIR, so
+    // another session's value is another set of containers (podman(1), "Rootless mode").
+    let reach = if podman {
+        format!(
+            "run doctor as the user who started the containers, in a session with the same \
+             XDG_RUNTIME_DIR (here {}), where rootless Podman keeps their state",
+            env.get("XDG_RUNTIME_DIR").unwrap_or("unset")
+        )
+    } else {
+        format!(
+            "check that DOCKER_HOST (here {}) names the engine that runs the project",
+            env.get("DOCKER_HOST")
+                .unwrap_or("unset: the default socket")
+        )
+    };
     let (probes, written) = match found {
         Ok(f) => f,
         Err(e) => {
             return vec![Check::fail(
                 format!("live: {e}"),
-                format!(
-                    "is {engine} installed and its engine running? (DOCKER_HOST for another engine)"
-                ),
+                format!("is {engine} installed and its engine running? {reach}"),
             )];
         }
     };
@@ -328,6 +343,16 @@ fn live_checks(cfg: &Config, dir: &Path, env: &Env) -> Vec<Check> {
         mount: format!("- {mount}"),
         env_lines: env_lines.join("\n"),
         restart: "astro dev restart".to_owned(),
+        exec: format!(
+            "`{engine} exec` did not reach it: check that it runs (`{engine} ps`); {reach}"
+        ),
+        grant: format!(
+            "credsync makes the view readable by `[container] uid` (in {}) with an ACL; \
+             `credsync doctor` shows which host uid it grants and why (rootless Podman runs \
+             container uid 50000 as another host uid: `engine = \"podman-rootless\"` under \
+             [container]); then `credsync sync`",
+            cfg_path.display()
+        ),
     };
     live::judge(&probes, expected, &written, &fixes)
 }

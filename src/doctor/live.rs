@@ -30,12 +30,21 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 /// call the network when asked (the ECS container endpoint and IMDS), and without fetching
 /// what a deferred provider (SSO, assume-role, web identity) would fetch. Prints one JSON
 /// object: the uid, the profile, the provider's name, the last four characters of the access
-/// key, the expiry (UTC), the files botocore reads and whether they exist, or the error.
+/// key, the expiry (UTC), the files botocore reads, whether they are there (a missing one is a
+/// missing mount; one behind a directory that denies the search is there) and readable, or
+/// the error.
 pub const PROBE: &str = r#"import json, os, datetime
 out = {"uid": os.getuid(), "profile": os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"}
 for var, default in (("AWS_CONFIG_FILE", "~/.aws/config"), ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")):
     path = os.path.expanduser(os.path.expandvars(os.environ.get(var, default)))
     out[var] = path
+    try:
+        os.stat(path)
+        out[var + "_exists"] = True
+    except (FileNotFoundError, NotADirectoryError):
+        out[var + "_exists"] = False
+    except OSError:
+        out[var + "_exists"] = True  # a directory on the way denies the search: it is there
     out[var + "_readable"] = os.access(path, os.R_OK)
 try:
     import botocore.session, botocore.credentials
@@ -78,11 +87,36 @@ pub struct Probe {
     pub error: Option<String>,
     #[serde(rename = "AWS_CONFIG_FILE")]
     pub config_file: String,
+    /// Whether the config file is there: a missing file is a missing mount; one that is
+    /// there but not readable is a permission the container's uid lacks.
+    #[serde(rename = "AWS_CONFIG_FILE_exists")]
+    pub config_exists: bool,
     #[serde(rename = "AWS_CONFIG_FILE_readable")]
     pub config_readable: bool,
     #[serde(rename = "AWS_SHARED_CREDENTIALS_FILE")]
     pub credentials_file: String,
 }
+
+/// Why a container could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unasked {
+    /// The engine ran nothing in the container: its `exec` failed (the container is gone, or
+    /// this engine client does not see it).
+    Exec(String),
+    /// The container ran the probe, which gave no answer (no `python3`, or it crashed).
+    Probe(String),
+}
+
+impl std::fmt::Display for Unasked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unasked::Exec(why) | Unasked::Probe(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What one container answered.
+pub type Answer = Result<Probe, Unasked>;
 
 /// What credsync last wrote to the view for a profile: the key's last four characters and
 /// the expiry.
@@ -165,6 +199,36 @@ pub fn astro_project_name(config_yaml: &str) -> Option<String> {
     crate::uidmap::astro_config_value(config_yaml, "project", "name")
 }
 
+/// [`PROBE`]'s answer from what `exec` returned (`code`: its exit code, `None` for a signal),
+/// or why there is none: exit 126 and 127 are the engines' "cannot run" and "not found" for the
+/// command inside the container (docker-run(1), podman-exec(1)); an engine's own error is
+/// printed on stderr as `Error...` (Docker's `Error response from daemon:`, Podman's `Error:`).
+pub fn answer_of(code: Option<i32>, stdout: &str, stderr: &str) -> Answer {
+    let parsed = parse_probe(stdout);
+    if code == Some(0) || parsed.is_ok() {
+        return parsed.map_err(Unasked::Probe);
+    }
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let why = format!(
+        "{} (exit {}: {last})",
+        parsed.err().unwrap_or_default(),
+        code.map_or_else(|| "by a signal".to_owned(), |c| c.to_string()),
+    );
+    let engine_error = stdout.trim().is_empty()
+        && !matches!(code, Some(126 | 127))
+        && stderr.lines().any(|l| l.starts_with("Error"));
+    if engine_error {
+        Err(Unasked::Exec(why))
+    } else {
+        Err(Unasked::Probe(why))
+    }
+}
+
 /// [`PROBE`]'s output, or why there is none.
 pub fn parse_probe(stdout: &str) -> Result<Probe, String> {
     let line = stdout
@@ -184,12 +248,16 @@ pub struct Fixes {
     pub env_lines: String,
     /// The restart command that makes the containers read `.env` and the override again.
     pub restart: String,
+    /// What to check when the engine's `exec` itself failed (it depends on the engine).
+    pub exec: String,
+    /// What makes the view readable by the containers' uid (credsync's config, by path).
+    pub grant: String,
 }
 
 /// The verdict per service: `probes` in service order, `expected` the Airflow services of the
 /// project's version, `written` what credsync last wrote per profile (`None`: not found).
 pub fn judge(
-    probes: &[(String, Result<Probe, String>)],
+    probes: &[(String, Answer)],
     expected: &[&str],
     written: &BTreeMap<String, Written>,
     fixes: &Fixes,
@@ -200,7 +268,7 @@ pub fn judge(
             "start it (`astro dev start`), then run doctor --live again",
         )];
     }
-    let good = |p: &Result<Probe, String>| matches!(p, Ok(Probe { method: Some(m), error: None, .. }) if m == "custom-process" || m == "sso");
+    let good = |p: &Answer| matches!(p, Ok(Probe { method: Some(m), error: None, .. }) if m == "custom-process" || m == "sso");
     let scheduler_ok = probes
         .iter()
         .find(|(s, _)| s == "scheduler")
@@ -237,18 +305,19 @@ pub fn judge(
     out
 }
 
-fn one(
-    service: &str,
-    probe: &Result<Probe, String>,
-    written: &BTreeMap<String, Written>,
-    fixes: &Fixes,
-) -> Check {
+fn one(service: &str, probe: &Answer, written: &BTreeMap<String, Written>, fixes: &Fixes) -> Check {
     let p = match probe {
         Ok(p) => p,
-        Err(e) => {
+        Err(Unasked::Exec(e)) => {
             return Check::fail(
                 format!("live {service}: could not ask the container: {e}"),
-                "check that the container runs and has python3 with botocore (Astro Runtime does)",
+                fixes.exec.clone(),
+            );
+        }
+        Err(Unasked::Probe(e)) => {
+            return Check::fail(
+                format!("live {service}: the container gave no answer: {e}"),
+                "the probe needs python3 with botocore in the container (Astro Runtime has both)",
             );
         }
     };
@@ -265,23 +334,37 @@ fn one(
          {service}:\n    volumes:\n      {}\nthen `{}`",
         fixes.env_lines, fixes.mount, fixes.restart
     );
-    if let Some(e) = &p.error {
-        let why = if p.config_readable {
-            String::new()
+    // The config file there but unreadable is a permission, not a mount: another fix.
+    let unreadable = (!p.config_readable).then(|| {
+        if p.config_exists {
+            (
+                format!(
+                    "{} is not readable there: it is there, and uid {} lacks read permission",
+                    p.config_file, p.uid
+                ),
+                fixes.grant.clone(),
+            )
         } else {
-            format!(" ({} is not readable there)", p.config_file)
+            (
+                format!(
+                    "{} is not readable there: no such file (nothing mounted there)",
+                    p.config_file
+                ),
+                to_view.clone(),
+            )
+        }
+    });
+    if let Some(e) = &p.error {
+        return match unreadable {
+            Some((why, fix)) => Check::fail(format!("{head}: botocore fails: {e} ({why})"), fix),
+            None => Check::fail(format!("{head}: botocore fails: {e}"), to_view),
         };
-        return Check::fail(format!("{head}: botocore fails: {e}{why}"), to_view);
     }
     match p.method.as_deref() {
-        None => {
-            let why = if p.config_readable {
-                String::new()
-            } else {
-                format!(": {} is not readable there", p.config_file)
-            };
-            Check::fail(format!("{head}: resolves no credentials{why}"), to_view)
-        }
+        None => match unreadable {
+            Some((why, fix)) => Check::fail(format!("{head}: resolves no credentials: {why}"), fix),
+            None => Check::fail(format!("{head}: resolves no credentials"), to_view),
+        },
         Some("custom-process") => {
             let now = format!("{head}: custom-process (the view), {}", key(p));
             match written.get(&p.profile) {
@@ -328,25 +411,14 @@ fn one(
 }
 
 /// Each service with what its probe found, and what credsync last wrote per profile.
-pub type Asked = (
-    Vec<(String, Result<Probe, String>)>,
-    BTreeMap<String, Written>,
-);
+pub type Asked = (Vec<(String, Answer)>, BTreeMap<String, Written>);
 
 /// [`PROBE`] through `exec` (argv), parsed.
-fn probe_in(runner: &dyn Runner, exec: &[String]) -> Result<Probe, String> {
+fn probe_in(runner: &dyn Runner, exec: &[String]) -> Answer {
     let f = runner
         .run(exec, ENGINE_TIMEOUT)
-        .map_err(|e| e.to_string())?;
-    match parse_probe(&f.stdout) {
-        Err(e) if !f.success() => Err(format!(
-            "{e} (exit {}: {})",
-            f.code
-                .map_or_else(|| "by a signal".to_owned(), |c| c.to_string()),
-            f.stderr.lines().last().unwrap_or("").trim()
-        )),
-        other => other,
-    }
+        .map_err(|e| Unasked::Exec(e.to_string()))?;
+    answer_of(f.code, &f.stdout, &f.stderr)
 }
 
 /// The edge: the project's running Airflow containers through `engine` (`docker` or
@@ -390,7 +462,7 @@ pub fn gather(
         select(&out.stdout, dir, astro_name, airflow_services)
     };
     // One `exec` per container, all at once: each starts a Python with botocore.
-    let asked: Vec<(String, Result<Probe, String>)> = std::thread::scope(|scope| {
+    let asked: Vec<(String, Answer)> = std::thread::scope(|scope| {
         let handles: Vec<_> = running
             .into_iter()
             .map(|r| {
@@ -401,8 +473,12 @@ pub fn gather(
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| (String::new(), Err("the probe panicked".to_owned())))
+                h.join().unwrap_or_else(|_| {
+                    (
+                        String::new(),
+                        Err(Unasked::Exec("the probe panicked".to_owned())),
+                    )
+                })
             })
             .collect()
     });
@@ -431,10 +507,12 @@ mod tests {
             mount: "- ${HOME}/.aws:/home/astro/.aws:ro".into(),
             env_lines: "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev".into(),
             restart: "astro dev restart".into(),
+            exec: "EXEC-HINT".into(),
+            grant: "GRANT-HINT".into(),
         }
     }
 
-    fn probe(method: Option<&str>, key4: &str) -> Result<Probe, String> {
+    fn probe(method: Option<&str>, key4: &str) -> Answer {
         Ok(Probe {
             uid: 50000,
             profile: "dev".into(),
@@ -442,6 +520,7 @@ mod tests {
             key4: Some(key4.into()),
             expires: Some("2030-01-01T00:00:00Z".into()),
             config_file: "/home/astro/.aws/credsync/config".into(),
+            config_exists: true,
             config_readable: true,
             credentials_file: "/dev/null".into(),
             ..Probe::default()
@@ -485,7 +564,7 @@ mod tests {
 
     #[test]
     fn probe_output_and_the_views_json() {
-        let p = parse_probe("warning\n{\"uid\": 50000, \"profile\": \"dev\", \"AWS_CONFIG_FILE\": \"/c\", \"AWS_CONFIG_FILE_readable\": false, \"AWS_SHARED_CREDENTIALS_FILE\": \"/dev/null\", \"AWS_SHARED_CREDENTIALS_FILE_readable\": true}\n").unwrap();
+        let p = parse_probe("warning\n{\"uid\": 50000, \"profile\": \"dev\", \"AWS_CONFIG_FILE\": \"/c\", \"AWS_CONFIG_FILE_exists\": false, \"AWS_CONFIG_FILE_readable\": false, \"AWS_SHARED_CREDENTIALS_FILE\": \"/dev/null\", \"AWS_SHARED_CREDENTIALS_FILE_readable\": true}\n").unwrap();
         assert_eq!(p.method, None);
         assert!(!p.config_readable);
         assert!(parse_probe("").is_err());
@@ -513,6 +592,7 @@ mod tests {
         let mut no_config = probe(None, "").unwrap();
         no_config.key4 = None;
         no_config.config_readable = false;
+        no_config.config_exists = false;
         let probes = vec![
             (
                 "dag-processor".to_owned(),
@@ -533,7 +613,7 @@ mod tests {
         let text = super::super::render(&checks);
         assert!(text.contains("warn  live dag-processor (uid 50000, profile dev): custom-process (the view), key …9999, expires 2030-01-01T00:00:00Z; credsync last wrote …1234"), "{text}");
         assert!(text.contains("ok    live scheduler (uid 50000, profile dev): custom-process (the view), key …1234, expires 2030-01-01T00:00:00Z: what credsync last wrote"), "{text}");
-        assert!(text.contains("fail  live triggerer (uid 50000, profile dev): resolves no credentials: /home/astro/.aws/credsync/config is not readable there; the triggerer lacks what the scheduler has"), "{text}");
+        assert!(text.contains("fail  live triggerer (uid 50000, profile dev): resolves no credentials: /home/astro/.aws/credsync/config is not readable there: no such file (nothing mounted there); the triggerer lacks what the scheduler has"), "{text}");
         assert!(
             text.contains("  triggerer:\n               volumes:\n                 - ${HOME}/.aws"),
             "{text}"
@@ -563,6 +643,99 @@ mod tests {
             judge(&[], &["scheduler"], &written, &fixes())[0]
                 .what
                 .contains("no running Airflow service")
+        );
+    }
+
+    #[test]
+    fn a_view_there_but_unreadable_is_a_permission_with_its_own_fix() {
+        let mut p = probe(None, "").unwrap();
+        p.config_readable = false;
+        let checks = judge(
+            &[("scheduler".to_owned(), Ok(p.clone()))],
+            &[],
+            &BTreeMap::new(),
+            &fixes(),
+        );
+        assert_eq!(
+            checks[0].what,
+            "live scheduler (uid 50000, profile dev): resolves no credentials: \
+             /home/astro/.aws/credsync/config is not readable there: it is there, and uid 50000 \
+             lacks read permission"
+        );
+        assert_eq!(checks[0].fix.as_deref(), Some("GRANT-HINT"));
+        // botocore's own error (the profile is in the file it cannot read): the same cause.
+        p.error = Some("ProfileNotFound: The config profile (dev) could not be found".into());
+        let c = &judge(
+            &[("scheduler".to_owned(), Ok(p))],
+            &[],
+            &BTreeMap::new(),
+            &fixes(),
+        )[0];
+        assert!(c.what.ends_with("(/home/astro/.aws/credsync/config is not readable there: it is there, and uid 50000 lacks read permission)"), "{c:?}");
+        assert_eq!(c.fix.as_deref(), Some("GRANT-HINT"));
+    }
+
+    #[test]
+    fn an_engine_that_cannot_exec_is_told_apart_from_a_container_without_python() {
+        // Podman run outside the session that started the container (runc's state is elsewhere).
+        let podman = answer_of(
+            Some(255),
+            "",
+            "Error: OCI runtime error: /usr/sbin/runc: exec failed: container does not exist\n",
+        );
+        assert!(
+            matches!(&podman, Err(Unasked::Exec(w)) if w.contains("exit 255: Error: OCI runtime error")),
+            "{podman:?}"
+        );
+        let docker = answer_of(
+            Some(1),
+            "",
+            "Error response from daemon: container abc is not running\n",
+        );
+        assert!(matches!(docker, Err(Unasked::Exec(_))));
+        // No python3 in the image: the engine's 127, the container's fault.
+        let none = answer_of(
+            Some(127),
+            "",
+            "Error: runc: exec failed: exec: \"python3\": executable file not found in $PATH\n",
+        );
+        assert!(matches!(none, Err(Unasked::Probe(_))), "{none:?}");
+        // Python ran and crashed: a traceback, not the engine.
+        let crash = answer_of(
+            Some(1),
+            "",
+            "Traceback (most recent call last):\n  ...\nSyntaxError: x\n",
+        );
+        assert!(matches!(crash, Err(Unasked::Probe(_))));
+        let ok = answer_of(
+            Some(0),
+            "{\"uid\": 1, \"profile\": \"p\", \"AWS_CONFIG_FILE\": \"/c\", \"AWS_CONFIG_FILE_exists\": true, \"AWS_CONFIG_FILE_readable\": true, \"AWS_SHARED_CREDENTIALS_FILE\": \"/dev/null\"}\n",
+            "",
+        );
+        assert_eq!(ok.unwrap().uid, 1);
+        let checks = judge(
+            &[
+                ("scheduler".to_owned(), podman),
+                ("triggerer".to_owned(), none),
+            ],
+            &[],
+            &BTreeMap::new(),
+            &fixes(),
+        );
+        assert_eq!(checks[0].fix.as_deref(), Some("EXEC-HINT"));
+        assert!(
+            checks[1]
+                .what
+                .starts_with("live triggerer: the container gave no answer: "),
+            "{:?}",
+            checks[1]
+        );
+        assert!(
+            checks[1]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("python3 with botocore")
         );
     }
 }

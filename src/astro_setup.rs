@@ -326,23 +326,34 @@ pub fn edit_dotenv(text: Option<&str>, want: &[(&str, String)]) -> Edit {
     Edit::Change(append(text.unwrap_or(""), &format!("{MARKER}\n{add}")))
 }
 
-/// `text`, then `block`: after a newline when `text` lacks its final one, and after a blank
-/// line when `text` is not empty.
+/// `text`, then `block` (written with `\n`) in `text`'s own line breaks: after a line break
+/// when `text` lacks its final one, and after a blank line when `text` is not empty.
 fn append(text: &str, block: &str) -> String {
+    let nl = line_break(text);
+    let block = block.replace('\n', nl);
     let mut out = text.to_owned();
     if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
+        out += nl;
     }
-    let block = if out.is_empty() || out.ends_with("\n\n") {
-        block.trim_start_matches('\n')
-    } else if block.starts_with('\n') {
-        block
+    let block = if out.is_empty() || out.ends_with(&format!("{nl}{nl}")) {
+        block.trim_start_matches(['\r', '\n'])
+    } else if block.starts_with(nl) {
+        &block
     } else {
-        out.push('\n');
-        block
+        out += nl;
+        &block
     };
     out += block;
     out
+}
+
+/// The line break `text` ends its lines with: its last one's (`\r\n` or `\n`), so that what
+/// is appended matches the lines it follows; `\n` when it has none.
+fn line_break(text: &str) -> &'static str {
+    match text.rfind('\n') {
+        Some(i) if text[..i].ends_with('\r') => "\r\n",
+        _ => "\n",
+    }
 }
 
 /// A unified diff of `before` (`None`: a new file) to `after`, labelled `label`: one hunk from
@@ -664,6 +675,77 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(changed(edit_dotenv(None, &want)).starts_with(MARKER));
+    }
+
+    /// Whether every line break of `s` is `\r\n`.
+    fn all_crlf(s: &str) -> bool {
+        s.match_indices('\n').all(|(i, _)| s[..i].ends_with('\r'))
+    }
+
+    #[test]
+    fn crlf_files_get_crlf_lines_and_a_final_line_break_first() {
+        let lines = dotenv_lines(VIEW_IN_CONTAINER, "dev");
+        // .env with CRLF: credsync's lines in CRLF after a blank line, and nothing twice.
+        let old = "# mine\r\nAIRFLOW__CORE__X=1\r\n";
+        let new = changed(edit_dotenv(Some(old), &lines));
+        assert_eq!(
+            new,
+            format!(
+                "{old}\r\n{MARKER}\r\nAWS_CONFIG_FILE=/home/astro/.aws/credsync/config\r\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\r\nAWS_PROFILE=dev\r\n"
+            )
+        );
+        assert_eq!(edit_dotenv(Some(&new), &lines), Edit::Unchanged);
+        // Without its final line break: a CRLF one first.
+        let new = changed(edit_dotenv(Some("A=1\r\nB=2"), &lines));
+        assert!(
+            new.starts_with(&format!("A=1\r\nB=2\r\n\r\n{MARKER}\r\n")),
+            "{new:?}"
+        );
+        assert!(all_crlf(&new), "{new:?}");
+        // A single line with no line break at all: LF, the default.
+        let new = changed(edit_dotenv(Some("A=1"), &lines));
+        assert!(new.starts_with(&format!("A=1\n\n{MARKER}\n")), "{new:?}");
+        // Mixed: the last line's break, which the added lines follow.
+        let new = changed(edit_dotenv(Some("A=1\nB=2\r\n"), &lines));
+        assert!(
+            new.starts_with(&format!("A=1\nB=2\r\n\r\n{MARKER}\r\n")),
+            "{new:?}"
+        );
+
+        // The override with CRLF, its services last: the services in CRLF under it.
+        let old = "# mine\r\nservices:\r\n  pg:\r\n    image: postgres\r\n";
+        let new = changed(edit_override(Some(old), SERVICES3, MOUNT, COVERS));
+        assert!(new.starts_with(old), "{new:?}");
+        assert!(all_crlf(&new), "{new:?}");
+        assert!(
+            new.contains(
+                "\r\n  scheduler:\r\n    volumes:\r\n      - ${HOME}/.aws:/home/astro/.aws:ro\r\n"
+            ),
+            "{new:?}"
+        );
+        assert_eq!(
+            edit_override(Some(&new), SERVICES3, MOUNT, COVERS),
+            Edit::Unchanged
+        );
+        // ... and without its final line break.
+        let old = "services:\r\n  pg:\r\n    image: postgres";
+        let new = changed(edit_override(Some(old), &["scheduler"], MOUNT, COVERS));
+        assert!(
+            new.starts_with(&format!("{old}\r\n\r\n  {MARKER}\r\n")),
+            "{new:?}"
+        );
+        assert!(all_crlf(&new), "{new:?}");
+
+        // credsync's config too.
+        let p = Path::new("/c.toml");
+        let old = "[refresh]\r\nmin_remaining = \"25m\"";
+        let cfg = config::parse(old, p, &env()).unwrap();
+        let new = changed(edit_config(Some(old), Some(&cfg), &want(false), p, &env()));
+        assert!(
+            new.starts_with(&format!("{old}\r\n\r\n{MARKER}")),
+            "{new:?}"
+        );
+        assert!(all_crlf(&new), "{new:?}");
     }
 
     #[test]

@@ -9,13 +9,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use support::astro::{self, DOCKERFILE3};
 use support::fake_aws::FakeAws;
 use support::{TestEnv, output_text};
 
 const AWS_CONFIG: &str = "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n[profile dev]\nsso_session = corp\nsso_account_id = 111111111111\nsso_role_name = Dev\nregion = eu-west-1\n";
 
 /// A project's files as `astro dev init` writes the ones credsync reads.
-const DOCKERFILE3: &str = "FROM astrocrpublic.azurecr.io/runtime:3.0-2\n";
 const DOTENV: &str = "# Astro's .env\nAIRFLOW__CORE__TEST_CONNECTION=Enabled";
 
 /// A HOME signed in to `fake` with the AWS config, and an Astro project in it.
@@ -319,4 +319,66 @@ fn setup_reads_the_engine_from_the_projects_astro_config() {
         assert!(t.contains("container engine: rootless Podman ("), "{t}");
         assert!(t.contains("+engine = \"podman-rootless\"\n"), "{t}");
     }
+}
+
+#[test]
+fn setup_on_an_airflow2_project_mounts_the_view_in_scheduler_webserver_and_triggerer() {
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(AWS_CONFIG);
+    env.sign_in(&fake, "corp", "tok-corp");
+    let project = env.root().join("af2");
+    astro::init_project_from(&project, astro::DOCKERFILE2);
+
+    let o = setup(&env, &project, &[]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(
+            "Airflow 2 project (FROM quay.io/astronomer/astro-runtime:12.7.1): services \
+             scheduler, webserver, triggerer"
+        ),
+        "{t}"
+    );
+    assert!(t.contains(" 0 failed, "), "{t}");
+    // Exactly Airflow 2's services, each with the mount, and none of Airflow 3's.
+    let over = fs::read_to_string(project.join("docker-compose.override.yml")).unwrap();
+    let blocks: String = astro::SERVICES2
+        .iter()
+        .map(|s| format!("  {s}:\n    volumes:\n      - ${{HOME}}/.aws:/home/astro/.aws:ro\n"))
+        .collect();
+    assert!(
+        over.ends_with(&format!(
+            "# added by `credsync astro setup`\nservices:\n{blocks}"
+        )),
+        "{over}"
+    );
+    let dotenv = fs::read_to_string(project.join(".env")).unwrap();
+    assert!(
+        dotenv.ends_with(
+            "AWS_CONFIG_FILE=/home/astro/.aws/credsync/config\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\nAWS_PROFILE=dev\n"
+        ),
+        "{dotenv}"
+    );
+
+    // doctor --project reads the same Airflow from the Dockerfile and passes it.
+    let o = env.run(["doctor".as_ref(), "--project".as_ref(), project.as_os_str()]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(
+            "ok    Airflow 2 project (FROM quay.io/astronomer/astro-runtime:12.7.1): its services \
+             scheduler, webserver, triggerer all mount ~/.aws"
+        ),
+        "{t}"
+    );
+    // A second run: nothing to change.
+    let before = checksums(&[project.as_path(), env.home()]);
+    let o = setup(&env, &project, &[]);
+    assert!(
+        output_text(&o).contains("nothing to change"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(checksums(&[project.as_path(), env.home()]), before);
 }

@@ -1,17 +1,21 @@
-//! An Astro project as `astro dev init` lays it out, and Airflow 3's services run by a real
-//! Compose implementation (Debian's `docker-compose`) the way `astro dev start` runs them.
+//! An Astro project as `astro dev init` lays it out (Airflow 3 or 2), and its Airflow services
+//! run by a real Compose implementation (Debian's `docker-compose`) the way `astro dev start`
+//! runs them.
 //!
 //! `astro dev start` renders its own compose file from astronomer/astro-cli's
-//! `airflow/include/airflow3/composeyml.go.tmpl` (read at commit ed93cc5) and layers the
-//! project's `docker-compose.override.yml` over it. [`compose3`] is that template rendered for
-//! a local image: the same services, `user: astro`, `io.astronomer.docker.component` labels,
-//! `airflow` bridge network, project mounts, `env_file: .env` and common environment, with
-//! four changes the local image and Compose v1 force: `STANDALONE_DAG_PROCESSOR: "True"`
-//! quoted (Compose v2 takes the bare boolean, v1 wants a string), no `postgres` and `db-migration` services (their
-//! images cannot be pulled here, and nothing here needs a database), no published ports (tests
-//! run in parallel), and each service's `airflow <component>` command replaced by a long-lived
-//! boto3 client (`include/credsync_reader.py`). The template itself is not copied into the tree
-//! (its licence adds the Commons Clause); this is its rendering, written out.
+//! `airflow/include/airflow3/composeyml.go.tmpl` (Airflow 2: `airflow2/`; both read at commit
+//! ed93cc5) and layers the project's `docker-compose.override.yml` over it. [`compose3`] and
+//! [`compose2`] are those templates rendered for a local image: the same services, `user:
+//! astro`, `io.astronomer.docker.component` labels, `airflow` bridge network, project mounts,
+//! `env_file: .env` and common environment, with the changes the local image and Compose v1
+//! force: Airflow 3's `STANDALONE_DAG_PROCESSOR: "True"` quoted (Compose v2 takes the bare
+//! boolean, v1 wants a string), no `postgres` and `db-migration` services and no `depends_on`
+//! them (their images cannot be pulled here, and nothing here needs a database), no
+//! `airflow_logs` volume (`duplicate_volumes`: nothing here writes logs), no published ports
+//! (tests run in parallel), and each service's `airflow <component>` command replaced by a
+//! long-lived boto3 client (`include/credsync_reader.py`). The templates themselves are not
+//! copied into the tree (their licence adds the Commons Clause); these are their renderings,
+//! written out.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +27,15 @@ use super::docker::Docker;
 
 /// The services Airflow 3 runs, as the template names them.
 pub const SERVICES3: &[&str] = &["scheduler", "dag-processor", "api-server", "triggerer"];
+/// The services Airflow 2 runs (the triggerer on every Astro Runtime from 4.0), as the
+/// template names them.
+pub const SERVICES2: &[&str] = &["scheduler", "webserver", "triggerer"];
+
+/// `astro dev init`'s Dockerfile line for each Airflow (`pkg/airflowrt/include/*/dockerfile`,
+/// `FROM %s:%s`, with the image each version's projects use: Airflow 3's Runtime on
+/// astrocrpublic.azurecr.io, Airflow 2's `quay.io/astronomer/astro-runtime`).
+pub const DOCKERFILE3: &str = "FROM astrocrpublic.azurecr.io/runtime:3.0-2\n";
+pub const DOCKERFILE2: &str = "FROM quay.io/astronomer/astro-runtime:12.7.1\n";
 
 /// The long-lived client each service runs: one `boto3.Session` made at start, asked for its
 /// credentials every 200 ms; one JSON line on stdout each time the key it returns changes (an
@@ -46,10 +59,15 @@ while True:
     time.sleep(0.2)
 "#;
 
-/// Lays out an Airflow 3 project in `dir` as `astro dev init` does (the directories, `.env`,
-/// the `Dockerfile` on Astro Runtime 3, `.astro/config.yaml`, `airflow_settings.yaml`), plus
-/// the reader in `include/`, readable by the containers' uid 50000.
+/// Lays out an Airflow 3 project in `dir` as `astro dev init` does (see [`init_project_from`]).
 pub fn init_project(dir: &Path) {
+    init_project_from(dir, DOCKERFILE3);
+}
+
+/// Lays out a project in `dir` as `astro dev init` does (the directories, `.env`, the
+/// `dockerfile`, `.astro/config.yaml`, `airflow_settings.yaml`), plus the reader in
+/// `include/`, readable by the containers' uid 50000.
+pub fn init_project_from(dir: &Path, dockerfile: &str) {
     for d in ["dags", "plugins", "include", ".astro", "tests/dags"] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -59,7 +77,7 @@ pub fn init_project(dir: &Path) {
         ("packages.txt", String::new()),
         ("requirements.txt", "# Astro Runtime includes the following pre-installed providers packages: https://www.astronomer.io/docs/astro/runtime-image-architecture#provider-packages\n".to_owned()),
         ("dags/.airflowignore", String::new()),
-        ("Dockerfile", "FROM astrocrpublic.azurecr.io/runtime:3.0-2\n".to_owned()),
+        ("Dockerfile", dockerfile.to_owned()),
         (".astro/config.yaml", format!("project:\n  name: {name}\n")),
         (".astro/dag_integrity_exceptions.txt", "# Add dag files to exempt from parse test below. ex: dags/<test-file>".to_owned()),
         ("airflow_settings.yaml", "airflow:\n  connections:\n  pools:\n  variables:\n".to_owned()),
@@ -118,6 +136,71 @@ services:
       io.astronomer.docker.cli: "true"
       io.astronomer.docker.component: "airflow-{svc}"
     environment: *common-env-vars
+    volumes:
+      - {home}/dags:/usr/local/airflow/dags:z
+      - {home}/plugins:/usr/local/airflow/plugins:z
+      - {home}/include:/usr/local/airflow/include:z
+"#
+        );
+        if *svc != "triggerer" {
+            out += &format!("      - {home}/tests:/usr/local/airflow/tests:z\n");
+        }
+        if *svc == "scheduler" {
+            out += &format!(
+                "      - {home}/airflow_settings.yaml:/usr/local/airflow/airflow_settings.yaml:z\n"
+            );
+        }
+        out += "    env_file: .env\n\n";
+    }
+    out
+}
+
+/// Airflow 2's compose file as `astro dev start` renders it for project `dir` (named `name`),
+/// for the local `image`, with Astro's defaults (postgres user, password and host `postgres`,
+/// the triggerer enabled; see the module's header for what differs).
+pub fn compose2(dir: &Path, name: &str, image: &str) -> String {
+    let home = dir.display();
+    let mut out = format!(
+        r#"x-common-env-vars: &common-env-vars
+  AIRFLOW__CORE__EXECUTOR: LocalExecutor
+  AIRFLOW__CORE__SQL_ALCHEMY_CONN: postgresql://postgres:postgres@postgres:5432
+  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: postgresql://postgres:postgres@postgres:5432
+  AIRFLOW__CORE__LOAD_EXAMPLES: "False"
+  AIRFLOW__CORE__FERNET_KEY: "d6Vefz3G9U_ynXB3cr7y_Ak35tAHkEGAVxuz_B-jzWw="
+  AIRFLOW__WEBSERVER__SECRET_KEY: "{name}"
+  AIRFLOW__WEBSERVER__RBAC: "True"
+  AIRFLOW__WEBSERVER__EXPOSE_CONFIG: "True"
+  ASTRONOMER_ENVIRONMENT: local
+
+networks:
+  airflow:
+    driver: bridge
+
+services:
+"#
+    );
+    for svc in SERVICES2 {
+        out += &format!(
+            r#"  {svc}:
+    image: {image}
+    command:
+      - python3
+      - /usr/local/airflow/include/credsync_reader.py
+    restart: unless-stopped
+    networks:
+      - airflow
+    user: astro
+    labels:
+      io.astronomer.docker: "true"
+      io.astronomer.docker.cli: "true"
+      io.astronomer.docker.component: "airflow-{svc}"
+"#
+        );
+        if *svc == "webserver" {
+            out += "    depends_on:\n      - scheduler\n";
+        }
+        out += &format!(
+            r#"    environment: *common-env-vars
     volumes:
       - {home}/dags:/usr/local/airflow/dags:z
       - {home}/plugins:/usr/local/airflow/plugins:z

@@ -144,24 +144,38 @@ pub fn written_of(json: &[u8]) -> Option<Written> {
     })
 }
 
-/// The containers of `docker inspect`'s JSON that belong to the project in `dir` (its Compose
-/// working directory, or Astro's project name `<name>_<6 hex>`, normalised as Astro does) and
-/// run an Airflow service: labelled by Astro, or named as one of `airflow_services`.
+/// What `container inspect` prints of each container: one JSON object a line, its id and
+/// labels only. The whole inspect document is ~8 KB a container, so a machine running a few
+/// Compose projects would overflow what a child's output may hold ([`crate::process`]); this
+/// is ~1 KB. The same template works with Docker and Podman (both evaluate it on their Go
+/// types, whose field is `ID`).
+pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .ID}},"Labels":{{json .Config.Labels}}}"#;
+
+/// The containers of `container inspect --format` [`INSPECT_FORMAT`]'s lines that belong to
+/// the project in `dir` (its Compose working directory, or Astro's project name
+/// `<name>_<6 hex>`, normalised as Astro does) and run an Airflow service: labelled by Astro,
+/// or named as one of `airflow_services`. A line that does not parse (output cut short) is an
+/// error: a project's containers are never silently missed.
 pub fn select(
     inspect: &str,
     dir: &Path,
     astro_name: Option<&str>,
     airflow_services: &[&str],
-) -> Vec<Running> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(inspect)
-    else {
-        return Vec::new();
-    };
+) -> Result<Vec<Running>, String> {
+    let mut items = Vec::new();
+    for (i, line) in inspect.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("line {} of the engine's inspect output: {e}", i + 1))?;
+        items.push(item);
+    }
     let prefix = astro_name.map(|n| format!("{}_", normalize_name(n)));
     let mut out: Vec<Running> = items
         .iter()
         .filter_map(|c| {
-            let labels = c.pointer("/Config/Labels")?.as_object()?;
+            let labels = c.get("Labels")?.as_object()?;
             let label = |k: &str| labels.get(k).and_then(|v| v.as_str());
             let ours = label(WORKING_DIR_LABEL).is_some_and(|w| Path::new(w) == dir)
                 || label(PROJECT_LABEL)
@@ -181,7 +195,18 @@ pub fn select(
         })
         .collect();
     out.sort_by(|a, b| a.service.cmp(&b.service));
-    out
+    Ok(out)
+}
+
+/// Whether an engine's stderr only says that containers are gone: one listed by `ps` and
+/// removed before `inspect` (another project going down meanwhile). Docker: `Error response
+/// from daemon: No such container: ID` (or `Error: No such object`); Podman: `Error: no such
+/// container ID`.
+fn only_gone(stderr: &str) -> bool {
+    stderr.lines().filter(|l| !l.trim().is_empty()).all(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("no such container") || l.contains("no such object")
+    })
 }
 
 /// Astro's `normalizeName`: lower case, only `[a-z0-9_-]`, no leading `_` or `-`.
@@ -453,13 +478,21 @@ pub fn gather(
     let running = if ids.is_empty() {
         Vec::new()
     } else {
-        let mut inspect = argv(&["inspect"]);
+        let mut inspect = argv(&["container", "inspect", "--format", INSPECT_FORMAT]);
         inspect.extend(ids.iter().map(|s| (*s).to_owned()));
         let out = runner
             .run(&inspect, ENGINE_TIMEOUT)
-            .and_then(|f| f.check(&inspect))
+            .and_then(|f| {
+                // The others are printed all the same when one is gone.
+                if f.success() || only_gone(&f.stderr) {
+                    Ok(f)
+                } else {
+                    f.check(&inspect)
+                }
+            })
             .map_err(|e| format!("cannot inspect the containers: {e}"))?;
         select(&out.stdout, dir, astro_name, airflow_services)
+            .map_err(|e| format!("cannot read the containers' labels: {e}"))?
     };
     // One `exec` per container, all at once: each starts a Python with botocore.
     let asked: Vec<(String, Answer)> = std::thread::scope(|scope| {
@@ -529,19 +562,20 @@ mod tests {
 
     #[test]
     fn selects_the_projects_airflow_containers_by_label() {
-        let inspect = r#"[
-          {"Id": "a1", "Config": {"Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "scheduler", "com.docker.compose.project.working_dir": "/w/proj", "io.astronomer.docker.component": "airflow-scheduler"}}},
-          {"Id": "b2", "Config": {"Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "postgres", "com.docker.compose.project.working_dir": "/w/proj"}}},
-          {"Id": "c3", "Config": {"Labels": {"com.docker.compose.project": "other", "com.docker.compose.service": "scheduler", "com.docker.compose.project.working_dir": "/w/other"}}},
-          {"Id": "d4", "Config": {"Labels": {"com.docker.compose.project": "myproj_0a1b2c", "io.astronomer.docker.component": "airflow-triggerer"}}},
-          {"Id": "e5", "Config": {"Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "dag-processor", "com.docker.compose.project.working_dir": "/w/proj"}}}
-        ]"#;
+        let inspect = r#"{"Id": "a1", "Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "scheduler", "com.docker.compose.project.working_dir": "/w/proj", "io.astronomer.docker.component": "airflow-scheduler"}}
+{"Id": "b2", "Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "postgres", "com.docker.compose.project.working_dir": "/w/proj"}}
+{"Id": "c3", "Labels": {"com.docker.compose.project": "other", "com.docker.compose.service": "scheduler", "com.docker.compose.project.working_dir": "/w/other"}}
+{"Id": "d4", "Labels": {"com.docker.compose.project": "myproj_0a1b2c", "io.astronomer.docker.component": "airflow-triggerer"}}
+{"Id": "f6", "Labels": null}
+{"Id": "e5", "Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "dag-processor", "com.docker.compose.project.working_dir": "/w/proj"}}
+"#;
         let got = select(
             inspect,
             Path::new("/w/proj"),
             Some("My Proj"),
             &["scheduler", "dag-processor"],
-        );
+        )
+        .unwrap();
         let names: Vec<(&str, &str)> = got
             .iter()
             .map(|r| (r.id.as_str(), r.service.as_str()))
@@ -554,7 +588,22 @@ mod tests {
                 ("d4", "triggerer")
             ]
         );
-        assert!(select("not json", Path::new("/"), None, &[]).is_empty());
+        // Output cut short (or anything else) is an error, not "nothing running".
+        let cut = &inspect[..inspect.len() - 20];
+        let e = select(cut, Path::new("/w/proj"), None, &[]).unwrap_err();
+        assert!(
+            e.starts_with("line 6 of the engine's inspect output: "),
+            "{e}"
+        );
+        assert_eq!(select("", Path::new("/"), None, &[]), Ok(Vec::new()));
+        // A container gone between `ps` and `inspect` is not an error; anything else is.
+        assert!(only_gone(
+            "Error response from daemon: No such container: 0a1b\n"
+        ));
+        assert!(only_gone("Error: no such container 0a1b\n"));
+        assert!(!only_gone(
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
+        ));
         assert_eq!(
             astro_project_name("project:\n  name: my-proj\n").as_deref(),
             Some("my-proj")

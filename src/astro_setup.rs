@@ -158,9 +158,19 @@ pub fn edit_override(text: Option<&str>, services: &[&str], mount: &str, covers:
         .filter(|m| parsed.iter().any(|s| s.name == *m))
         .collect();
     if !named.is_empty() {
+        let root = compose::parse_yaml(text).ok();
+        let at = |name: &str| match root.as_ref().and_then(|r| r.get("services")) {
+            Some(Node::Map(entries)) => entries.iter().find(|(k, _, _)| k == name).map_or_else(
+                || name.to_owned(),
+                |(_, line, _)| format!("{name} (line {line})"),
+            ),
+            _ => name.to_owned(),
+        };
+        let named: Vec<String> = named.iter().map(|n| at(n)).collect();
         return Edit::Refused {
             why: format!(
-                "it defines {} already: the mount goes inside your lines (under `volumes:`)",
+                "it defines {} already, so the mount goes inside your lines (under `volumes:`), \
+                 which setup does not change",
                 named.join(", ")
             ),
             lines,
@@ -301,22 +311,29 @@ fn services_block(services: &[&str], mount: &str, indent: usize, header: bool) -
 }
 
 /// `.env` with each of `want` (name, value) added when missing. A name already set to another
-/// value is the user's: refused, with the lines.
+/// value is the user's: refused, naming its line, with the lines it needs.
 pub fn edit_dotenv(text: Option<&str>, want: &[(&str, String)]) -> Edit {
-    let have = compose::parse_dotenv(text.unwrap_or(""));
+    let entries = compose::dotenv_entries(text.unwrap_or(""));
     let mut add = String::new();
     let mut clash = Vec::new();
     for (k, v) in want {
-        match have.get(*k) {
-            Some(h) if h == v => {}
-            Some(h) => clash.push(format!("{k} is {h:?}, credsync's setup needs {v:?}")),
+        // The last line that sets it wins, as in Compose.
+        match entries.iter().rev().find(|(_, name, _)| name == k) {
+            Some((_, _, h)) if h == v => {}
+            Some((line, _, h)) => {
+                clash.push(format!("line {line} sets {k} to {h:?}"));
+            }
             None => add += &format!("{k}={v}\n"),
         }
     }
     if !clash.is_empty() {
         let lines: String = want.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         return Edit::Refused {
-            why: clash.join("; "),
+            why: format!(
+                "{}, not what the view needs; setup does not change your lines: remove {}",
+                clash.join(", "),
+                if clash.len() == 1 { "it" } else { "them" }
+            ),
             lines,
         };
     }
@@ -602,10 +619,10 @@ mod tests {
     #[test]
     fn override_that_needs_a_change_inside_the_users_lines_is_refused() {
         // The user's scheduler: its volume would go inside their lines.
-        let old = "services:\n  scheduler:\n    environment:\n      - A=1\n";
+        let old = "# mine\nservices:\n  scheduler:\n    environment:\n      - A=1\n";
         match edit_override(Some(old), SERVICES3, MOUNT, COVERS) {
             Edit::Refused { why, lines } => {
-                assert!(why.contains("defines scheduler already"), "{why}");
+                assert!(why.contains("defines scheduler (line 3) already"), "{why}");
                 assert!(
                     lines.contains(
                         "  scheduler:\n    volumes:\n      - ${HOME}/.aws:/home/astro/.aws:ro\n"
@@ -667,9 +684,16 @@ mod tests {
         assert!(new.starts_with("AWS_PROFILE=dev\n\n"), "{new}");
         assert_eq!(new.matches("AWS_PROFILE").count(), 1);
         // Set to something else: the user's.
-        match edit_dotenv(Some("AWS_PROFILE=prod\n"), &want) {
+        match edit_dotenv(
+            Some("# mine\nAWS_PROFILE=dev\nexport AWS_PROFILE=prod\n"),
+            &want,
+        ) {
             Edit::Refused { why, lines } => {
-                assert!(why.contains("AWS_PROFILE is \"prod\""), "{why}");
+                assert_eq!(
+                    why,
+                    "line 3 sets AWS_PROFILE to \"prod\", not what the view needs; setup does not \
+                     change your lines: remove it"
+                );
                 assert!(lines.ends_with("AWS_PROFILE=dev\n"));
             }
             other => panic!("{other:?}"),

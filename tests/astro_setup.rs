@@ -196,7 +196,7 @@ fn setup_prints_the_lines_when_they_would_go_inside_the_users_own() {
         assert_eq!(fs::read_to_string(&path).unwrap(), own, "{t}");
         for needle in [
             "left ",
-            "docker-compose.override.yml as it is: it defines scheduler already",
+            "docker-compose.override.yml as it is: it defines scheduler (line 2) already, so the mount goes inside your lines (under `volumes:`), which setup does not change\n",
             "add these lines yourself:\n# added by `credsync astro setup`\nservices:\n",
             "  scheduler:\n    volumes:\n      - ${HOME}/.aws:/home/astro/.aws:ro\n",
             "  triggerer:\n",
@@ -381,4 +381,64 @@ fn setup_on_an_airflow2_project_mounts_the_view_in_scheduler_webserver_and_trigg
         output_text(&o)
     );
     assert_eq!(checksums(&[project.as_path(), env.home()]), before);
+}
+
+#[test]
+fn setup_that_cannot_write_a_project_file_names_what_it_updated_and_leaves_no_partial_file() {
+    let test =
+        "setup_that_cannot_write_a_project_file_names_what_it_updated_and_leaves_no_partial_file";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return support::skip(
+            test,
+            "needs root (a read-only bind mount in a mount namespace)",
+        );
+    }
+    let fake = FakeAws::new();
+    let (env, project) = setup_env(&fake);
+    let before = checksums(&[project.as_path()]);
+    // The project read-only (a bind mount, in a mount namespace of this command only); HOME,
+    // where credsync's config goes, writable.
+    let p = project.display().to_string();
+    let template = env.cmd(["astro", "setup", p.as_str()]);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{p}' '{p}' && mount -o remount,bind,ro '{p}' && exec \"$0\" \"$@\""
+        ))
+        .arg(template.get_program())
+        .args(template.get_args())
+        .env_clear()
+        .envs(template.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(env.home())
+        .stdin(std::process::Stdio::null());
+    let o = cmd.output().expect("util-linux's unshare");
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let cfg = env.config_toml_path();
+    for needle in [
+        format!("credsync astro setup: cannot write {p}/docker-compose.override.yml: "),
+        format!(
+            "\nalready updated: {} (each file is replaced whole or not at all). Fix that, then",
+            cfg.display()
+        ),
+        "run `credsync astro setup` again: it adds only what is still missing".to_owned(),
+    ] {
+        assert!(t.contains(&needle), "missing {needle:?} in:\n{t}");
+    }
+    assert_eq!(checksums(&[project.as_path()]), before, "{t}");
+    let config = fs::read_to_string(&cfg).unwrap();
+
+    // Again, with the project writable: the rest, and the config as it was.
+    let o = setup(&env, &project, &[]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!t.contains(&format!("updated {}", cfg.display())), "{t}");
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), config);
+    assert!(project.join("docker-compose.override.yml").exists(), "{t}");
+    assert!(
+        fs::read_to_string(project.join(".env"))
+            .unwrap()
+            .ends_with("AWS_PROFILE=dev\n")
+    );
 }

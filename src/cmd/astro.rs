@@ -388,14 +388,27 @@ fn apply(
         return ExitCode::from(if refused.is_empty() { 0 } else { EXIT_DEGRADED });
     }
     let mut config_changed = false;
+    let mut updated: Vec<String> = Vec::new();
     for (f, new) in &changes {
         match write_exact(&f.path, f.before.as_deref(), new) {
             Ok(()) => {
                 println!("updated {}", f.path.display());
                 config_changed |= f.path == cfg_path;
+                updated.push(f.path.display().to_string());
             }
             Err(e) => {
-                eprintln!("credsync astro setup: {}: {e}", f.path.display());
+                // Each file is replaced whole or not at all; say which ones were, so that a
+                // second run (which adds only what is missing) is expected, not feared.
+                let done = if updated.is_empty() {
+                    "nothing was changed".to_owned()
+                } else {
+                    format!("already updated: {}", updated.join(", "))
+                };
+                eprintln!(
+                    "credsync astro setup: {e}\n{done} (each file is replaced whole or not at \
+                     all). Fix that, then run `credsync astro setup` again: it adds only what is \
+                     still missing"
+                );
                 return ExitCode::from(EXIT_DEGRADED);
             }
         }

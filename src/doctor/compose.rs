@@ -575,8 +575,17 @@ fn mount(service: &str, line: usize, v: &Node) -> Option<Mount> {
 /// A `.env` file as Compose reads it: `KEY=VALUE` lines, `#` comments, optional `export `,
 /// values optionally quoted.
 pub(crate) fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
+    dotenv_entries(text)
+        .into_iter()
+        .map(|(_, k, v)| (k, v))
+        .collect()
+}
+
+/// Each `KEY=value` line of a `.env`, in order, with its 1-based line number (a later line
+/// for the same key wins, as in [`parse_dotenv`]).
+pub(crate) fn dotenv_entries(text: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -592,7 +601,7 @@ pub(crate) fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
             // An unquoted value ends at ` #`.
             v.split(" #").next().unwrap_or("").trim().to_owned()
         };
-        out.insert(k.trim().to_owned(), v);
+        out.push((i + 1, k.trim().to_owned(), v));
     }
     out
 }

@@ -12,7 +12,7 @@
 use crate::support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::astro::{self, Compose, SERVICES2, SERVICES3};
@@ -80,19 +80,33 @@ fn doctor_live(env: &TestEnv, project: &Path, docker: &Docker) -> (i32, String) 
     (o.status.code().unwrap_or(-1), output_text(&o))
 }
 
-#[test]
-fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart() {
-    let test =
-        "astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart";
-    let Some(docker) = Docker::get(test) else {
-        return;
-    };
-    let Some(program) = astro::compose_program(test, &docker) else {
-        return;
-    };
+/// An Astro project after `credsync astro setup`, running under a real Compose: Astro's compose
+/// file plus setup's override, each Airflow service on the first key.
+struct Up {
+    // Dropped first: `down` reads the project's files, which go with `env`.
+    compose: Compose,
+    docker: Docker,
+    fake: FakeAws,
+    env: TestEnv,
+    project: PathBuf,
+    /// Each service's reader process, to tell that it never restarted.
+    pids: Vec<serde_json::Value>,
+}
+
+/// Lays out the project on `dockerfile`'s Airflow, runs `credsync astro setup` on it, brings
+/// up `render`'s compose file with the override, and waits for each of `services` to read the
+/// first key as uid 50000 through the view. `None`: no engine or Compose (skipped).
+fn setup_and_up(
+    test: &str,
+    dockerfile: &str,
+    render: fn(&Path, &str, &str) -> String,
+    services: &[&str],
+) -> Option<Up> {
+    let docker = Docker::get(test)?;
+    let program = astro::compose_program(test, &docker)?;
     let fake = FakeAws::new();
     let name = support::docker::container_name("credsync-astro");
-    let (env, project) = signed_in(&fake, &name, astro::DOCKERFILE3);
+    let (env, project) = signed_in(&fake, &name, dockerfile);
 
     let o = env.run(["astro".as_ref(), "setup".as_ref(), project.as_os_str()]);
     let t = output_text(&o);
@@ -102,7 +116,7 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
 
     fs::write(
         project.join(".astro-compose.yml"),
-        astro::compose3(&project, &name, &docker.image),
+        render(&project, &name, &docker.image),
     )
     .unwrap();
     let compose = Compose::new(
@@ -114,38 +128,70 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
         &[".astro-compose.yml", "docker-compose.override.yml"],
     );
     compose.ok(&["up", "-d"]);
-
     let mut pids = Vec::new();
-    for svc in SERVICES3 {
+    for svc in services {
         let r = wait_key(&compose, svc, &first);
         assert_eq!(r["uid"], 50000, "{svc}: {r}");
         assert_eq!(r["method"], "custom-process", "{svc}: {r}");
         pids.push(r["pid"].clone());
     }
-    let mut last = first;
-    for round in 0..2 {
-        let next = env.sync_served_key(&fake, ACCOUNT);
-        for (svc, pid) in SERVICES3.iter().zip(&pids) {
-            let r = wait_key(&compose, svc, &next);
-            assert_eq!(&r["pid"], pid, "round {round}: {svc} restarted: {r}");
+    Some(Up {
+        compose,
+        docker,
+        fake,
+        env,
+        project,
+        pids,
+    })
+}
+
+impl Up {
+    /// One `credsync sync`, then each of `services` reads its new key, same process; the key.
+    fn refresh(&self, services: &[&str]) -> String {
+        let next = self.env.sync_served_key(&self.fake, ACCOUNT);
+        for (svc, pid) in services.iter().zip(&self.pids) {
+            let r = wait_key(&self.compose, svc, &next);
+            assert_eq!(&r["pid"], pid, "{svc} restarted: {r}");
         }
-        last = next;
+        next
     }
 
-    // doctor --live asks each container: all four on the view, with the key credsync wrote.
-    let secret = fake
-        .last_credentials(ACCOUNT, "Dev")
-        .unwrap()
-        .secret_access_key;
-    let (code, t) = doctor_live(&env, &project, &docker);
-    assert_eq!(code, 0, "{t}");
-    let key4 = &last[last.len() - 4..];
-    for svc in SERVICES3 {
+    /// `doctor --project --live`: its exit code and output.
+    fn doctor_live(&self) -> (i32, String) {
+        doctor_live(&self.env, &self.project, &self.docker)
+    }
+}
+
+/// Asserts that doctor's output `t` passes each of `services` on the view with `key`.
+fn assert_live_ok(t: &str, services: &[&str], key: &str) {
+    let key4 = &key[key.len() - 4..];
+    for svc in services {
         let needle = format!(
             "ok    live {svc} (uid 50000, profile dev): custom-process (the view), key …{key4}, expires "
         );
         assert!(t.contains(&needle), "missing {needle:?} in:\n{t}");
     }
+}
+
+#[test]
+fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart() {
+    let test =
+        "astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_without_restart";
+    let Some(up) = setup_and_up(test, astro::DOCKERFILE3, astro::compose3, SERVICES3) else {
+        return;
+    };
+    up.refresh(SERVICES3);
+    let last = up.refresh(SERVICES3);
+
+    // doctor --live asks each container: all four on the view, with the key credsync wrote.
+    let secret = up
+        .fake
+        .last_credentials(ACCOUNT, "Dev")
+        .unwrap()
+        .secret_access_key;
+    let (code, t) = up.doctor_live();
+    assert_eq!(code, 0, "{t}");
+    assert_live_ok(&t, SERVICES3, &last);
     assert!(
         !t.contains(&last) && !t.contains(&secret),
         "a secret in:\n{t}"
@@ -153,7 +199,7 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
 
     // The triggerer recreated from Astro's file alone (no override, so no ~/.aws): doctor
     // fails exactly that service, and says why and what the scheduler has that it lacks.
-    compose
+    up.compose
         .cmd_with(
             &[".astro-compose.yml"],
             &[
@@ -169,13 +215,16 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
         .output()
         .map(|o| assert!(o.status.success(), "{}", output_text(&o)))
         .unwrap();
-    let (code, t) = doctor_live(&env, &project, &docker);
+    let (code, t) = up.doctor_live();
     assert_eq!(code, 1, "{t}");
     let fails: Vec<&str> = t.lines().filter(|l| l.starts_with("fail")).collect();
     assert_eq!(fails.len(), 1, "{t}");
     assert!(
         fails[0].starts_with("fail  live triggerer (uid 50000, profile dev): ")
-            && fails[0].contains("/home/astro/.aws/credsync/config is not readable there")
+            && fails[0].contains(
+                "/home/astro/.aws/credsync/config is not readable there: no such file (nothing \
+                 mounted there)"
+            )
             && fails[0].contains("the triggerer lacks what the scheduler has"),
         "{t}"
     );
@@ -189,56 +238,12 @@ fn astro_setup_then_real_compose_every_airflow3_service_gets_each_new_key_withou
 fn astro_setup_then_real_compose_every_airflow2_service_gets_the_new_key_without_restart() {
     let test =
         "astro_setup_then_real_compose_every_airflow2_service_gets_the_new_key_without_restart";
-    let Some(docker) = Docker::get(test) else {
+    let Some(up) = setup_and_up(test, astro::DOCKERFILE2, astro::compose2, SERVICES2) else {
         return;
     };
-    let Some(program) = astro::compose_program(test, &docker) else {
-        return;
-    };
-    let fake = FakeAws::new();
-    let name = support::docker::container_name("credsync-astro2");
-    let (env, project) = signed_in(&fake, &name, astro::DOCKERFILE2);
-
-    let o = env.run(["astro".as_ref(), "setup".as_ref(), project.as_os_str()]);
-    let t = output_text(&o);
-    assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("Airflow 2 project "), "{t}");
-    let first = served(&fake);
-
-    fs::write(
-        project.join(".astro-compose.yml"),
-        astro::compose2(&project, &name, &docker.image),
-    )
-    .unwrap();
-    let compose = Compose::new(
-        program,
-        &docker,
-        name,
-        &project,
-        env.home(),
-        &[".astro-compose.yml", "docker-compose.override.yml"],
-    );
-    compose.ok(&["up", "-d"]);
-    let mut pids = Vec::new();
-    for svc in SERVICES2 {
-        let r = wait_key(&compose, svc, &first);
-        assert_eq!(r["uid"], 50000, "{svc}: {r}");
-        assert_eq!(r["method"], "custom-process", "{svc}: {r}");
-        pids.push(r["pid"].clone());
-    }
-    let next = env.sync_served_key(&fake, ACCOUNT);
-    for (svc, pid) in SERVICES2.iter().zip(&pids) {
-        let r = wait_key(&compose, svc, &next);
-        assert_eq!(&r["pid"], pid, "{svc} restarted: {r}");
-    }
+    let next = up.refresh(SERVICES2);
     // doctor --live: the three services, each on the view with the key credsync wrote.
-    let (code, t) = doctor_live(&env, &project, &docker);
+    let (code, t) = up.doctor_live();
     assert_eq!(code, 0, "{t}");
-    let key4 = &next[next.len() - 4..];
-    for svc in SERVICES2 {
-        let needle = format!(
-            "ok    live {svc} (uid 50000, profile dev): custom-process (the view), key …{key4}, expires "
-        );
-        assert!(t.contains(&needle), "missing {needle:?} in:\n{t}");
-    }
+    assert_live_ok(&t, SERVICES2, &next);
 }

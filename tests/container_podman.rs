@@ -174,6 +174,20 @@ fn credsync_as_with(
         .expect("run credsync as the test user")
 }
 
+/// A HOME signed in to `fake`, whose AWS config has the SSO profile `profile` (account
+/// [`ACCOUNT`], role Dev), its keys lasting [`LIFETIME`].
+fn signed_in(fake: &FakeAws, profile: &str) -> TestEnv {
+    let env = TestEnv::with_fake(fake);
+    env.write_aws_config(&format!(
+        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile {profile}]\nsso_session = corp\nsso_account_id = {ACCOUNT}\nsso_role_name = Dev\n\
+         region = eu-west-1\n"
+    ));
+    fake.set_credential_lifetime(LIFETIME);
+    env.sign_in(fake, "corp", "tok-corp");
+    env
+}
+
 fn chown_r(path: &Path, uid: u32, gid: u32) {
     let o = Command::new("chown")
         .arg("-R")
@@ -191,14 +205,7 @@ fn rootless_podman_container_uid_reads_the_view_through_the_mapped_host_uid() {
         return;
     };
     let fake = FakeAws::new();
-    let env = TestEnv::with_fake(&fake);
-    env.write_aws_config(
-        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
-         [profile dev-sso]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
-         region = eu-west-1\n",
-    );
-    fake.set_credential_lifetime(LIFETIME);
-    env.sign_in(&fake, "corp", "tok-corp");
+    let env = signed_in(&fake, "dev-sso");
     env.write_credentials("");
     // Astro CLI set to Podman: credsync detects rootless Podman from it.
     env.write_file(".astro/config.yaml", "container:\n  binary: podman\n");
@@ -321,14 +328,7 @@ fn doctor_live_asks_rootless_podman_containers_and_fails_the_service_without_the
         return;
     };
     let fake = FakeAws::new();
-    let env = TestEnv::with_fake(&fake);
-    env.write_aws_config(
-        "[sso-session corp]\nsso_start_url = https://fake.awsapps.com/start\nsso_region = us-east-1\n\n\
-         [profile dev]\nsso_session = corp\nsso_account_id = 000000100000\nsso_role_name = Dev\n\
-         region = eu-west-1\n",
-    );
-    fake.set_credential_lifetime(LIFETIME);
-    env.sign_in(&fake, "corp", "tok-corp");
+    let env = signed_in(&fake, "dev");
     // An Astro project whose own config selects Podman (`astro config set container.binary
     // podman`), as `astro dev init` lays it out.
     let name = container_name("credsync-live");
@@ -414,15 +414,14 @@ fn doctor_live_asks_rootless_podman_containers_and_fails_the_service_without_the
     // where rootless Podman and runc keep their state).
     let xdg = p.dir.join("xdg");
     let live = ["doctor", "--project", project_arg, "--live"];
-    let o = credsync_as_with(
-        &env,
-        &p,
-        &bin,
-        &live,
-        &[("XDG_RUNTIME_DIR", xdg.as_os_str())],
-    );
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
+    let failing_doctor = || {
+        let session = [("XDG_RUNTIME_DIR", xdg.as_os_str())];
+        let o = credsync_as_with(&env, &p, &bin, &live, &session);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        t
+    };
+    let t = failing_doctor();
     let key4 = &key.access_key_id[key.access_key_id.len() - 4..];
     let ok = format!(
         "ok    live scheduler (uid 50000, profile dev): custom-process (the view), key …{key4}, expires "
@@ -477,15 +476,7 @@ fn doctor_live_asks_rootless_podman_containers_and_fails_the_service_without_the
     .unwrap();
     let o = credsync_as(&env, &p, &bin, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = credsync_as_with(
-        &env,
-        &p,
-        &bin,
-        &live,
-        &[("XDG_RUNTIME_DIR", xdg.as_os_str())],
-    );
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
+    let t = failing_doctor();
     let scheduler = t
         .lines()
         .find(|l| l.starts_with("fail  live scheduler "))

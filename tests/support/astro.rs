@@ -98,7 +98,6 @@ pub fn init_project_from(dir: &Path, dockerfile: &str) {
 /// Airflow 3's compose file as `astro dev start` renders it for project `dir` (named `name`),
 /// for the local `image` (see the module's header for what differs).
 pub fn compose3(dir: &Path, name: &str, image: &str) -> String {
-    let home = dir.display();
     let mut out = format!(
         r#"x-common-env-vars: &common-env-vars
   AIRFLOW__API__BASE_URL: "http://localhost:8080"
@@ -121,36 +120,7 @@ services:
 "#
     );
     for svc in SERVICES3 {
-        out += &format!(
-            r#"  {svc}:
-    image: {image}
-    command:
-      - python3
-      - /usr/local/airflow/include/credsync_reader.py
-    restart: unless-stopped
-    networks:
-      - airflow
-    user: astro
-    labels:
-      io.astronomer.docker: "true"
-      io.astronomer.docker.cli: "true"
-      io.astronomer.docker.component: "airflow-{svc}"
-    environment: *common-env-vars
-    volumes:
-      - {home}/dags:/usr/local/airflow/dags:z
-      - {home}/plugins:/usr/local/airflow/plugins:z
-      - {home}/include:/usr/local/airflow/include:z
-"#
-        );
-        if *svc != "triggerer" {
-            out += &format!("      - {home}/tests:/usr/local/airflow/tests:z\n");
-        }
-        if *svc == "scheduler" {
-            out += &format!(
-                "      - {home}/airflow_settings.yaml:/usr/local/airflow/airflow_settings.yaml:z\n"
-            );
-        }
-        out += "    env_file: .env\n\n";
+        out += &service(dir, image, svc, "");
     }
     out
 }
@@ -159,7 +129,6 @@ services:
 /// for the local `image`, with Astro's defaults (postgres user, password and host `postgres`,
 /// the triggerer enabled; see the module's header for what differs).
 pub fn compose2(dir: &Path, name: &str, image: &str) -> String {
-    let home = dir.display();
     let mut out = format!(
         r#"x-common-env-vars: &common-env-vars
   AIRFLOW__CORE__EXECUTOR: LocalExecutor
@@ -180,8 +149,23 @@ services:
 "#
     );
     for svc in SERVICES2 {
-        out += &format!(
-            r#"  {svc}:
+        let depends = if *svc == "webserver" {
+            "    depends_on:\n      - scheduler\n"
+        } else {
+            ""
+        };
+        out += &service(dir, image, svc, depends);
+    }
+    out
+}
+
+/// One Airflow service of both templates, rendered for project `dir` and `image`: `extra`
+/// (its `depends_on:`, the one difference between them here) between its labels and its
+/// environment; the `tests` mount in all but the triggerer, the settings file in the scheduler.
+fn service(dir: &Path, image: &str, svc: &str, extra: &str) -> String {
+    let home = dir.display();
+    let mut out = format!(
+        r#"  {svc}:
     image: {image}
     command:
       - python3
@@ -194,30 +178,22 @@ services:
       io.astronomer.docker: "true"
       io.astronomer.docker.cli: "true"
       io.astronomer.docker.component: "airflow-{svc}"
-"#
-        );
-        if *svc == "webserver" {
-            out += "    depends_on:\n      - scheduler\n";
-        }
-        out += &format!(
-            r#"    environment: *common-env-vars
+{extra}    environment: *common-env-vars
     volumes:
       - {home}/dags:/usr/local/airflow/dags:z
       - {home}/plugins:/usr/local/airflow/plugins:z
       - {home}/include:/usr/local/airflow/include:z
 "#
-        );
-        if *svc != "triggerer" {
-            out += &format!("      - {home}/tests:/usr/local/airflow/tests:z\n");
-        }
-        if *svc == "scheduler" {
-            out += &format!(
-                "      - {home}/airflow_settings.yaml:/usr/local/airflow/airflow_settings.yaml:z\n"
-            );
-        }
-        out += "    env_file: .env\n\n";
+    );
+    if svc != "triggerer" {
+        out += &format!("      - {home}/tests:/usr/local/airflow/tests:z\n");
     }
-    out
+    if svc == "scheduler" {
+        out += &format!(
+            "      - {home}/airflow_settings.yaml:/usr/local/airflow/airflow_settings.yaml:z\n"
+        );
+    }
+    out + "    env_file: .env\n\n"
 }
 
 /// A Compose implementation: Debian's `docker-compose` (v1) when installed, else the docker

@@ -442,3 +442,25 @@ fn setup_that_cannot_write_a_project_file_names_what_it_updated_and_leaves_no_pa
             .ends_with("AWS_PROFILE=dev\n")
     );
 }
+
+#[test]
+fn setup_in_a_directory_that_is_no_astro_project_names_it_and_changes_nothing() {
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config(AWS_CONFIG);
+    let before = checksums(&[env.home()]);
+    // No DIR: the current directory (HOME here), named by its absolute path (as getcwd(3)
+    // gives it).
+    let o = env.run(["astro", "setup"]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(&format!(
+            "credsync astro setup: {} is not an Astro project (it needs a Dockerfile and .astro/; \
+             `astro dev init` makes them)\nnothing was changed",
+            fs::canonicalize(env.home()).unwrap().display()
+        )),
+        "{t}"
+    );
+    assert_eq!(checksums(&[env.home()]), before);
+}

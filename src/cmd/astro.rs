@@ -82,6 +82,14 @@ fn setup(args: &SetupArgs, explicit: Option<&Path>) -> ExitCode {
     }
 }
 
+/// The project: `DIR`, else the current directory, made absolute so that every message names
+/// the files by a path that means something outside this shell (". is not an Astro project"
+/// does not).
+fn project_dir(args: &SetupArgs) -> PathBuf {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
 fn read(path: &Path, kind: Kind) -> Result<Option<String>, String> {
     user_file::read_text(path, kind).map_err(|e| e.to_string())
 }
@@ -89,7 +97,7 @@ fn read(path: &Path, kind: Kind) -> Result<Option<String>, String> {
 /// Reads everything and decides each file's edit; nothing is written.
 fn plan(args: &SetupArgs, explicit: Option<&Path>) -> Result<(Vec<Planned>, PathBuf), String> {
     let env = Env::from_process();
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = project_dir(args);
     let dockerfile = read(&dir.join("Dockerfile"), Kind::ProjectFile)?;
     let (Some(dockerfile), true) = (dockerfile, dir.join(".astro").is_dir()) else {
         return Err(format!(
@@ -442,7 +450,7 @@ fn apply(
             println!("no daemon is running: `credsync service install` keeps the credentials fresh")
         }
     }
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = project_dir(args);
     println!("\ncredsync doctor --project {}:", dir.display());
     let checks = super::doctor::project_checks(&cfg, &dir, &Env::from_process());
     if super::doctor::print_verdict(&checks) != ExitCode::SUCCESS {

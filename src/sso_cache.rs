@@ -201,7 +201,7 @@ impl serde::Serialize for Ordered<'_> {
 }
 
 /// Python's `json.dumps` separators: `", "` between items, `": "` after keys.
-struct PythonFormatter;
+pub(crate) struct PythonFormatter;
 
 impl serde_json::ser::Formatter for PythonFormatter {
     fn begin_array_value<W: ?Sized + io::Write>(

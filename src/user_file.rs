@@ -44,6 +44,8 @@ pub enum Kind {
     Credentials,
     /// A file of the SSO token cache, `~/.aws/sso/cache/<sha1>.json`.
     TokenCache,
+    /// A file of the `aws login` cache, `~/.aws/login/cache/<sha256>.json`.
+    LoginCache,
     /// The SSO-OIDC client registration cache file beside the tokens.
     Registration,
     /// credsync's own config file.
@@ -74,6 +76,7 @@ impl Kind {
             Kind::AwsConfig | Kind::Credentials | Kind::SubordinateIds => 16 * MIB,
             Kind::ProjectFile => 4 * MIB,
             Kind::TokenCache
+            | Kind::LoginCache
             | Kind::Registration
             | Kind::CredsyncConfig
             | Kind::ServiceFile
@@ -89,6 +92,7 @@ impl Kind {
             Kind::AwsConfig => "the AWS config",
             Kind::Credentials => "the AWS credentials file",
             Kind::TokenCache => "an SSO token cache file",
+            Kind::LoginCache => "an `aws login` cache file",
             Kind::Registration => "a client registration cache file",
             Kind::CredsyncConfig => "credsync's config",
             Kind::ProjectFile => "a project file",

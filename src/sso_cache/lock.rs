@@ -74,7 +74,12 @@ fn open(path: &Path) -> Result<File, LockError> {
 impl SessionLock {
     /// The lock, if nobody holds it now.
     pub fn try_acquire(cache_dir: &Path, key: &str) -> Result<Option<SessionLock>, LockError> {
-        let path = path(cache_dir, key);
+        SessionLock::try_acquire_path(&path(cache_dir, key))
+    }
+
+    /// The lock of lock file `path` (created 0600, its directory 0700), if nobody holds it now.
+    pub(crate) fn try_acquire_path(path: &Path) -> Result<Option<SessionLock>, LockError> {
+        let path = path.to_owned();
         let file = open(&path)?;
         // SAFETY: flock(2) on a descriptor `file` owns and keeps open.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -97,10 +102,19 @@ impl SessionLock {
         wait: Duration,
         on_wait: impl FnOnce(),
     ) -> Result<SessionLock, LockError> {
+        SessionLock::acquire_path(&path(cache_dir, key), wait, on_wait).await
+    }
+
+    /// [`SessionLock::acquire`] of lock file `lock_path`.
+    pub(crate) async fn acquire_path(
+        lock_path: &Path,
+        wait: Duration,
+        on_wait: impl FnOnce(),
+    ) -> Result<SessionLock, LockError> {
         let start = Instant::now();
         let mut on_wait = Some(on_wait);
         loop {
-            if let Some(lock) = SessionLock::try_acquire(cache_dir, key)? {
+            if let Some(lock) = SessionLock::try_acquire_path(lock_path)? {
                 return Ok(lock);
             }
             if let Some(f) = on_wait.take() {
@@ -109,7 +123,7 @@ impl SessionLock {
             let waited = start.elapsed();
             if waited >= wait {
                 return Err(LockError::Busy {
-                    path: path(cache_dir, key),
+                    path: lock_path.to_owned(),
                     waited,
                 });
             }

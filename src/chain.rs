@@ -44,6 +44,8 @@ pub enum Kind {
     Sso,
     AssumeRole,
     Static,
+    /// An `aws login` session (`login_session`).
+    Login,
     Unknown,
 }
 
@@ -52,6 +54,9 @@ pub enum Kind {
 pub enum Base {
     /// SSO role credentials of this profile (GetRoleCredentials with the cached token).
     Sso(SsoProfile),
+    /// The credentials of an `aws login` session, kept in its cache entry and renewed through
+    /// AWS Sign-In.
+    Login(LoginProfile),
     /// Long-term (or session) keys written in `profile`'s section of the credentials or config
     /// file; `expiration` is `None`.
     Static {
@@ -62,6 +67,35 @@ pub enum Base {
     /// `AWS_SESSION_TOKEN` of credsync's own environment, as the AWS edge holds them
     /// (`resolve::environment_credentials_from`).
     Environment,
+}
+
+/// A profile with `login_session`: credentials from `aws login`'s cache entry for that session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginProfile {
+    /// The profile that holds `login_session`.
+    pub profile: String,
+    /// `login_session`: the signed-in user's ARN, which names the cache entry.
+    pub session: String,
+    /// The profile's `region`: where AWS Sign-In is called.
+    pub region: Option<String>,
+}
+
+impl LoginProfile {
+    /// The command that signs this profile in again: `aws login --profile P` (plain
+    /// `aws login` for `default`).
+    pub fn login_command(&self) -> String {
+        if self.profile == "default" {
+            "aws login".to_owned()
+        } else {
+            format!("aws login --profile {}", self.profile)
+        }
+    }
+
+    /// The account of the session's ARN (`arn:aws:iam::ACCOUNT:user/...`), when it has one.
+    pub fn account_id(&self) -> Option<&str> {
+        let account = self.session.split(':').nth(4)?;
+        (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+    }
 }
 
 /// One STS AssumeRole step of a chain, from one profile with `role_arn`.
@@ -96,7 +130,16 @@ impl Plan {
         }
         match self.base {
             Base::Sso(_) => Kind::Sso,
+            Base::Login(_) => Kind::Login,
             Base::Static { .. } | Base::Environment => Kind::Static,
+        }
+    }
+
+    /// The `aws login` profile whose session the chain starts from, if it does.
+    pub fn login(&self) -> Option<&LoginProfile> {
+        match &self.base {
+            Base::Login(login) => Some(login),
+            _ => None,
         }
     }
 
@@ -188,7 +231,10 @@ pub enum ChainError {
 }
 
 /// What credsync can refresh, for `ProfileError::Unsupported`.
-const SUPPORTED: &str = "SSO, assume-role (role_arn) and static-keys";
+const SUPPORTED: &str = "SSO, aws login (login_session), assume-role (role_arn) and static-keys";
+
+/// The key of an `aws login` profile.
+const LOGIN_SESSION: &str = "login_session";
 
 /// The static key names, in botocore's words.
 const KEY_ID: &str = "aws_access_key_id";
@@ -422,8 +468,9 @@ impl<'a> Planner<'a> {
     }
 
     /// A profile resolved without assuming its role, in botocore's profile-provider order:
-    /// web identity (unsupported), SSO, the credentials file's keys, `credential_process`
-    /// (unsupported), the config file's keys. `None` when it has none of these.
+    /// web identity (unsupported), SSO, the credentials file's keys, `login_session`,
+    /// `credential_process` (unsupported), the config file's keys. `None` when it has none of
+    /// these.
     fn plain_base(&self, profile: &str) -> Result<Option<Base>, ChainError> {
         let keys = self.keys(profile).expect("checked by the caller");
         if keys.contains_key("web_identity_token_file")
@@ -433,8 +480,16 @@ impl<'a> Planner<'a> {
             let sso = self.sso_profile(profile).map_err(|e| self.restate(e))?;
             return Ok(Some(Base::Sso(sso)));
         }
-        if has_static(keys) {
+        let in_credentials = self.credentials.get(profile).is_some_and(has_static);
+        if has_static(keys) && (in_credentials || !keys.contains_key(LOGIN_SESSION)) {
             return self.static_base(profile).map(Some);
+        }
+        if let Some(session) = keys.get(LOGIN_SESSION) {
+            return Ok(Some(Base::Login(LoginProfile {
+                profile: profile.to_owned(),
+                session: session.clone(),
+                region: keys.get("region").cloned(),
+            })));
         }
         if keys.contains_key("credential_process") {
             return Err(self.unsupported(profile));
@@ -569,6 +624,32 @@ mod tests {
 
     fn plan_of(config: &[u8], credentials: &[u8], profile: &str) -> Result<Plan, ChainError> {
         plan(&cfg(config), &creds(credentials), profile)
+    }
+
+    #[test]
+    fn a_login_session_is_a_base_directly_and_as_a_role_source_in_botocores_order() {
+        let config = b"[profile dev]\nlogin_session = arn:aws:iam::111122223333:user/alice\nregion = eu-west-1\n\n[profile admin]\nrole_arn = arn:aws:iam::444455556666:role/Admin\nsource_profile = dev\n\n[profile both]\nlogin_session = arn:aws:iam::111122223333:user/bob\naws_access_key_id = AKIDCONFIG\naws_secret_access_key = config-secret\n";
+        let p = plan_of(config, b"", "dev").unwrap();
+        assert_eq!(p.kind(), Kind::Login);
+        let login = p.login().expect("a login base");
+        assert_eq!(login.session, "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(login.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(login.account_id(), Some("111122223333"));
+        assert_eq!(login.login_command(), "aws login --profile dev");
+        let p = plan_of(config, b"", "admin").unwrap();
+        assert_eq!(p.kind(), Kind::AssumeRole);
+        assert_eq!(p.login().map(|l| l.profile.as_str()), Some("dev"));
+        assert_eq!(p.hops.len(), 1);
+        // botocore: the credentials file's keys, then login_session, then the config's keys.
+        let p = plan_of(config, b"", "both").unwrap();
+        assert_eq!(p.kind(), Kind::Login);
+        let p = plan_of(
+            config,
+            b"[both]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n",
+            "both",
+        )
+        .unwrap();
+        assert_eq!(static_keys(&p.base).0, "AKIDFILE");
     }
 
     fn static_keys(base: &Base) -> (&str, &str, Option<&str>, &str) {

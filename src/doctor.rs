@@ -210,6 +210,7 @@ pub fn check_profiles(
                 None => format!("SSO (legacy, {})", sso.start_url),
             },
             Base::Static { profile, .. } => format!("static keys of {profile}"),
+            Base::Login(login) => format!("aws login session {}", login.session),
             Base::Environment => "the environment's keys".to_owned(),
         };
         let how = match plan.hops.len() {

@@ -167,9 +167,14 @@ fn notice(
         ),
     };
     let name = &s.name;
+    let kind = if s.aws_login {
+        "login session"
+    } else {
+        "SSO session"
+    };
     let what = match event {
         SessionEvent::Refused => format!(
-            "The SSO session {name} can no longer be renewed: the refresh token was refused{}. \
+            "The {kind} {name} can no longer be renewed: the refresh token was refused{}. \
              Its token {} {}.",
             s.refused_at
                 .map(|t| format!(" at {}", rfc3339(t)))
@@ -178,12 +183,12 @@ fn notice(
             when(expires)
         ),
         SessionEvent::EndsSoon => format!(
-            "The SSO session {name} ends {} and cannot be renewed: {}.",
+            "The {kind} {name} ends {} and cannot be renewed: {}.",
             when(expires),
             why.describe()
         ),
         SessionEvent::Ended => format!(
-            "The SSO session {name} ended {} and cannot be renewed: {}.",
+            "The {kind} {name} ended {} and cannot be renewed: {}.",
             when(expires),
             why.describe()
         ),

@@ -87,11 +87,12 @@ impl ResolveError {
 pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The endpoint variables the edge reads: the general one, then one per service credsync calls.
-const ENDPOINT_VARS: [&str; 4] = [
+const ENDPOINT_VARS: [&str; 5] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SSO",
     "AWS_ENDPOINT_URL_SSO_OIDC",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SIGNIN",
 ];
 
 /// The variables `credential_source = Environment` reads (botocore's names).
@@ -131,6 +132,8 @@ pub struct AwsEdge {
     pub(crate) oidc_endpoint_url: Option<String>,
     /// `AWS_ENDPOINT_URL_STS`: STS's.
     pub(crate) sts_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SIGNIN`: AWS Sign-In's (`aws login` sessions).
+    pub(crate) signin_endpoint_url: Option<String>,
     /// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`: no endpoint from the environment or the file.
     pub(crate) ignore_configured_endpoint_urls: bool,
     /// The AWS config file whose `endpoint_url` keys and `services` sections apply
@@ -150,7 +153,7 @@ impl AwsEdge {
     /// The edge as `env` (the process environment, read once) describes it.
     pub fn from_env(env: &Env) -> AwsEdge {
         let get = |k: &str| env.get(k).map(str::to_owned);
-        let [all, sso, oidc, sts] = ENDPOINT_VARS.map(get);
+        let [all, sso, oidc, sts, signin] = ENDPOINT_VARS.map(get);
         let config_file = match env.get("AWS_CONFIG_FILE") {
             Some(p) => PathBuf::from(crate::config::expand_like_botocore(p, env)),
             None => env.home.join(".aws").join("config"),
@@ -160,6 +163,7 @@ impl AwsEdge {
             sso_endpoint_url: sso,
             oidc_endpoint_url: oidc,
             sts_endpoint_url: sts,
+            signin_endpoint_url: signin,
             ignore_configured_endpoint_urls: env
                 .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -182,6 +186,7 @@ impl AwsEdge {
             sso_endpoint_url: Some(url.to_owned()),
             oidc_endpoint_url: Some(url.to_owned()),
             sts_endpoint_url: Some(url.to_owned()),
+            signin_endpoint_url: Some(url.to_owned()),
             ignore_configured_endpoint_urls: false,
             config_file: None,
             profile: None,
@@ -284,6 +289,32 @@ impl Clients {
             b.set_endpoint_url(Some(url));
         }
         aws_sdk_ssooidc::Client::from_conf(b.build())
+    }
+}
+
+impl Clients {
+    /// The base URL of AWS Sign-In for `region` (where `aws login` sessions are renewed): its
+    /// endpoint with the edge's overrides, else the one the service's rules give
+    /// `CreateOAuth2Token` (`https://<region>.signin.aws.amazon.com`, by partition).
+    pub(crate) async fn signin_endpoint(&mut self, region: &str) -> String {
+        let loaded = self.sdk(region).await;
+        if let Some(url) = self
+            .edge
+            .endpoint(&self.edge.signin_endpoint_url, loaded.profile_ignores)
+        {
+            return url;
+        }
+        if !loaded.profile_ignores
+            && let Some(url) = loaded.sdk.endpoint_url()
+        {
+            return url.to_owned();
+        }
+        crate::signin::default_endpoint(region)
+    }
+
+    /// The edge these clients reach AWS through.
+    pub(crate) fn edge(&self) -> &AwsEdge {
+        &self.edge
     }
 }
 
@@ -627,10 +658,11 @@ pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
 
 impl Base {
     /// The base credentials that need no network call: the static keys, or the environment's
-    /// (as `edge` holds it). `None` for SSO, which the caller resolves through the SSO portal.
+    /// (as `edge` holds it). `None` for SSO and `aws login`, which the caller resolves through
+    /// the SSO portal and AWS Sign-In.
     pub fn local_credentials(&self, edge: &AwsEdge) -> Option<Result<Credentials, ResolveError>> {
         match self {
-            Base::Sso(_) => None,
+            Base::Sso(_) | Base::Login(_) => None,
             Base::Static { credentials, .. } => Some(Ok(credentials.clone())),
             Base::Environment => Some(environment_credentials_from(|k| edge.credential_var(k))),
         }
@@ -803,9 +835,14 @@ mod oidc_endpoint_tests {
             sso_endpoint_url: None,
             oidc_endpoint_url: None,
             sts_endpoint_url: None,
+            signin_endpoint_url: None,
             ..AwsEdge::only("unused")
         };
         let mut real = Clients::new(aws);
+        assert_eq!(
+            rt.block_on(real.signin_endpoint("eu-west-1")),
+            "https://eu-west-1.signin.aws.amazon.com"
+        );
         assert_eq!(
             rt.block_on(real.oidc_endpoint("eu-west-1")),
             "https://oidc.eu-west-1.amazonaws.com"

@@ -113,7 +113,7 @@ impl DpopKey {
     }
 
     /// The public key's JWK members `x` and `y` (base64url, unpadded).
-    fn coordinates(&self) -> (String, String) {
+    pub fn coordinates(&self) -> (String, String) {
         let point = self.pair.public_key().as_ref();
         (B64URL.encode(&point[1..33]), B64URL.encode(&point[33..65]))
     }
@@ -553,7 +553,8 @@ pub async fn renew(
             });
         }
         let print = fingerprint(&token.refresh_token);
-        if refused == Some(print.as_str()) {
+        let refused_before = refused == Some(print.as_str());
+        if crate::token_policy::why_not_login(true, refused_before).is_some() {
             return Ok(Renewal::Refused {
                 fingerprint: print,
                 expires_at: token.expires_at,

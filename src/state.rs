@@ -166,6 +166,9 @@ pub struct SessionStatus {
     pub(crate) token_unsaved_error: Option<String>,
     /// The command that logs in again.
     pub(crate) login_command: String,
+    /// An `aws login` session (named by its user's ARN), not an SSO one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) aws_login: bool,
 }
 
 impl SessionStatus {
@@ -184,6 +187,7 @@ impl SessionStatus {
             token_unsaved_since: None,
             token_unsaved_error: None,
             login_command: login_command.to_owned(),
+            aws_login: false,
         }
     }
 }

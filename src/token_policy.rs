@@ -7,6 +7,11 @@
 //! knows: a legacy `sso_start_url` profile's token is never refreshed, and a refresh token
 //! SSO-OIDC refused is not tried again. Pure: it sees a token's [`TokenShape`] (never a value)
 //! and `now`.
+//!
+//! An `aws login` session ([`why_not_login`]) is botocore's `LoginCredentialFetcher`'s rule: an
+//! entry with `accessToken`, `refreshToken`, `dpopKey` and `clientId` is renewed (an entry
+//! without them does not parse), and one whose refresh token AWS Sign-In refused is not tried
+//! again: the same refusal, the same reasons in words.
 
 use std::time::SystemTime;
 
@@ -79,6 +84,19 @@ pub(crate) fn why_not(
         Some(NotRefreshable::NoRegistration)
     } else if t.registration_expires_at.is_some_and(|r| r <= now) {
         Some(NotRefreshable::RegistrationExpired)
+    } else {
+        None
+    }
+}
+
+/// Why an `aws login` session cannot be renewed, or `None` when it can: `present`, its cache
+/// entry read (with every part a renewal needs); `refused`, AWS Sign-In refused the refresh
+/// token the entry holds.
+pub(crate) fn why_not_login(present: bool, refused: bool) -> Option<NotRefreshable> {
+    if !present {
+        Some(NotRefreshable::NoToken)
+    } else if refused {
+        Some(NotRefreshable::RefreshRefused)
     } else {
         None
     }
@@ -231,6 +249,16 @@ mod tests {
             };
             assert_eq!(refused, Some(expect), "{words}");
         }
+    }
+
+    #[test]
+    fn a_login_session_is_renewed_while_its_entry_is_there_and_not_refused() {
+        assert_eq!(why_not_login(true, false), None);
+        assert_eq!(
+            why_not_login(true, true),
+            Some(NotRefreshable::RefreshRefused)
+        );
+        assert_eq!(why_not_login(false, true), Some(NotRefreshable::NoToken));
     }
 
     #[test]

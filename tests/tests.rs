@@ -62,6 +62,9 @@ mod ini_edit_props;
 mod login;
 #[cfg(target_os = "linux")]
 mod login_interop;
+
+/// `aws login` sessions: renewal, the end of a session, the AWS CLI and boto3.
+mod login_session;
 #[cfg(target_os = "linux")]
 mod login_page;
 #[cfg(target_os = "linux")]

@@ -124,6 +124,7 @@ fn kind_str(kind: Kind) -> &'static str {
         Kind::Sso => "sso",
         Kind::AssumeRole => "assume-role",
         Kind::Static => "static",
+        Kind::Login => "login",
         Kind::Unknown => "-",
     }
 }

@@ -1135,6 +1135,7 @@ fn same_plan(a: &Result<Plan, ResolveError>, b: &Result<Plan, ResolveError>) -> 
     let (Ok(a), Ok(b)) = (a, b) else { return false };
     let base = match (&a.base, &b.base) {
         (Base::Sso(x), Base::Sso(y)) => x == y,
+        (Base::Login(x), Base::Login(y)) => x == y,
         (
             Base::Static {
                 profile: x,

@@ -100,6 +100,34 @@ pub struct Engine {
     /// may be the only valid one (SSO-OIDC rotates them), so it is kept, used, and saved as soon
     /// as the file can take it.
     unsaved: BTreeMap<String, Kept>,
+    /// What is known of each `aws login` session the profiles use, by session ARN.
+    logins: BTreeMap<String, LoginSession>,
+}
+
+/// What the engine knows of one `aws login` session (its profiles' state is the machine's).
+#[derive(Debug, Clone)]
+struct LoginSession {
+    login_command: String,
+    /// When the credentials of its cache entry expire, as last read or renewed.
+    expires_at: Option<SystemTime>,
+    /// The refresh token AWS Sign-In refused (its fingerprint), and when: not sent again.
+    refused: Option<(String, SystemTime)>,
+}
+
+impl LoginSession {
+    /// The session as `status` (and the notifications) show it, named `name`.
+    fn status(&self, name: &str) -> crate::state::SessionStatus {
+        let why =
+            crate::token_policy::why_not_login(self.expires_at.is_some(), self.refused.is_some());
+        let mut s = crate::state::SessionStatus::new(name, &self.login_command);
+        s.token_expires_at = self.expires_at;
+        s.refreshable = why.is_none();
+        s.not_refreshable = why;
+        s.refused_at = self.refused.as_ref().map(|(_, at)| *at);
+        s.credentials_until = self.expires_at;
+        s.aws_login = true;
+        s
+    }
 }
 
 /// A token kept in memory because its save failed, and the token on disk it replaces.
@@ -134,6 +162,7 @@ impl Engine {
             started_at: now,
             reload_error: None,
             unsaved: BTreeMap::new(),
+            logins: BTreeMap::new(),
         })
     }
 
@@ -363,6 +392,8 @@ impl Engine {
         // One token per sso-session (or legacy start URL) for the attempt, shared by its
         // profiles: read once, and refreshed at most once.
         let mut tokens: BTreeMap<String, Result<CachedToken, ResolveError>> = BTreeMap::new();
+        // One renewal per `aws login` session for the attempt, shared by its profiles.
+        let mut logins: BTreeMap<String, Result<Credentials, ResolveError>> = BTreeMap::new();
         let mut results = Vec::new();
         let mut jobs = JoinSet::new();
         let limit = Arc::new(Semaphore::new(self.cfg.refresh.max_concurrency.max(1)));
@@ -383,6 +414,19 @@ impl Engine {
                             self.clients.sso(&sso.sso_region).await,
                             Box::new((sso.clone(), t.clone())),
                         ),
+                        Err(e) => {
+                            results.push((i, Err(e.clone())));
+                            continue;
+                        }
+                    }
+                }
+                Base::Login(login) => {
+                    if !logins.contains_key(&login.session) {
+                        let c = self.login_credentials(login, now).await;
+                        logins.insert(login.session.clone(), c);
+                    }
+                    match &logins[&login.session] {
+                        Ok(c) => BaseJob::Local(c.clone()),
                         Err(e) => {
                             results.push((i, Err(e.clone())));
                             continue;
@@ -417,6 +461,75 @@ impl Engine {
             }
         }
         results
+    }
+
+    /// The credentials of `login`'s session: its cache entry's, renewed first through AWS
+    /// Sign-In when they are close to their end (`signin::renew`, under the session's lock).
+    async fn login_credentials(
+        &mut self,
+        login: &chain::LoginProfile,
+        now: SystemTime,
+    ) -> Result<Credentials, ResolveError> {
+        let dir = crate::login_cache::dir(&self.env);
+        let region = login.region.as_deref().unwrap_or("us-east-1");
+        let endpoint = self.clients.signin_endpoint(region).await;
+        let signin = crate::signin::Signin::new(endpoint, self.clients.edge());
+        let command = login.login_command();
+        let state = self
+            .logins
+            .entry(login.session.clone())
+            .or_insert_with(|| LoginSession {
+                login_command: command.clone(),
+                expires_at: None,
+                refused: None,
+            });
+        state.login_command = command.clone();
+        let refused = state.refused.as_ref().map(|(print, _)| print.clone());
+        let result = crate::signin::renew(
+            &signin,
+            &dir,
+            &login.session,
+            refused.as_deref(),
+            false,
+            &command,
+            now,
+        )
+        .await;
+        let state = self.logins.get_mut(&login.session).expect("inserted above");
+        match result {
+            Ok(crate::signin::Renewal::Fresh { token, renewed }) => {
+                state.refused = None;
+                state.expires_at = Some(token.expires_at);
+                if renewed {
+                    tracing::info!(
+                        "login session {}: renewed, credentials until {}",
+                        login.session,
+                        crate::timefmt::rfc3339(token.expires_at)
+                    );
+                    self.notify_write(&crate::login_cache::path(&dir, &login.session));
+                }
+                Ok(token.credentials())
+            }
+            Ok(crate::signin::Renewal::Refused {
+                fingerprint,
+                expires_at,
+                error,
+            }) => {
+                if state.refused.as_ref().map(|(p, _)| p) != Some(&fingerprint) {
+                    tracing::warn!("login session {}: {error}", login.session);
+                    state.refused = Some((fingerprint, now));
+                }
+                state.expires_at = Some(expires_at);
+                Err(error)
+            }
+            Err(e) => {
+                if matches!(e, ResolveError::LoginRequired { .. }) {
+                    state.expires_at = None;
+                    state.refused = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The token of `sso`'s session, refreshed first through SSO-OIDC when the machine says
@@ -721,7 +834,20 @@ impl Engine {
                 reload_error: self.reload_error.clone(),
             },
             profiles: self.profiles().iter().map(ManagedProfile::status).collect(),
-            sso_sessions: self.machine.session_status(now),
+            sso_sessions: {
+                let mut sessions = self.machine.session_status(now);
+                let used: HashSet<&str> = self
+                    .profiles()
+                    .iter()
+                    .filter_map(|p| Some(p.source().as_ref().ok()?.login()?.session.as_str()))
+                    .collect();
+                let logins = self
+                    .logins
+                    .iter()
+                    .filter(|(name, _)| used.contains(name.as_str()));
+                sessions.extend(logins.map(|(name, s)| s.status(name)));
+                sessions
+            },
         }
     }
 }

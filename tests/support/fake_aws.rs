@@ -43,6 +43,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
+#[path = "fake_signin.rs"]
+mod signin;
+#[allow(unused_imports)]
+pub use signin::{CROSS_DEVICE, LoginIssued, SAME_DEVICE};
+
 /// Largest request body the fake accepts; anything bigger is a bug in the client under test.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -58,6 +63,10 @@ pub enum Route {
     Authorize,
     /// The SSO portal's Logout.
     Logout,
+    /// AWS Sign-In's `CreateOAuth2Token` (`POST /v1/token`).
+    SigninToken,
+    /// AWS Sign-In's browser step (`GET /v1/authorize`).
+    SigninAuthorize,
     /// Every request, whatever its route (including unknown ones).
     Any,
 }
@@ -73,6 +82,8 @@ impl Route {
             Route::StartDeviceAuthorization => "StartDeviceAuthorization",
             Route::Authorize => "Authorize",
             Route::Logout => "Logout",
+            Route::SigninToken => "CreateOAuth2Token",
+            Route::SigninAuthorize => "SigninAuthorize",
             Route::Any => "Any",
         }
     }
@@ -311,6 +322,7 @@ struct State {
     authorize_state_override: Option<String>,
     authorize_error: Option<(String, String)>,
     logged_out: Vec<String>,
+    signin: signin::Signin,
 }
 
 impl Default for FakeAws {
@@ -353,6 +365,7 @@ impl FakeAws {
                 authorize_state_override: None,
                 authorize_error: None,
                 logged_out: Vec::new(),
+                signin: signin::Signin::default(),
             }),
             shutdown: AtomicBool::new(false),
             shutdown_cv: Condvar::new(),
@@ -465,6 +478,56 @@ impl FakeAws {
 
     pub fn is_refresh_token_valid(&self, refresh: &str) -> bool {
         self.state().refresh_tokens.contains_key(refresh)
+    }
+
+    // ---- AWS Sign-In (`aws login`) ---------------------------------------------------------
+
+    /// A session signed in elsewhere: `refresh` works for `client_id`, bound to the DPoP key
+    /// whose public coordinates are `key` (base64url `x`, `y`).
+    pub fn add_login_session(&self, refresh: &str, client_id: &str, key: (String, String)) {
+        self.state().signin.add(refresh, client_id, key);
+    }
+
+    /// Ends the session `refresh` belongs to (12 hours passed, a changed password, revoked
+    /// permissions): every refresh of it is refused with `error` (`TOKEN_EXPIRED`,
+    /// `USER_CREDENTIALS_CHANGED`, `INSUFFICIENT_PERMISSIONS`).
+    pub fn end_login_session(&self, refresh: &str, error: &str) {
+        self.state().signin.end(refresh, error);
+    }
+
+    /// Ends every login session with `error`.
+    pub fn end_all_login_sessions(&self, error: &str) {
+        self.state().signin.end_all(error);
+    }
+
+    /// `expiresIn` of `CreateOAuth2Token` answers (default 900, as AWS issues).
+    pub fn set_login_expires_in(&self, secs: i64) {
+        self.state().signin.expires_in = secs;
+    }
+
+    /// The user ARN a sign-in through `/v1/authorize` signs in as.
+    pub fn set_login_user(&self, arn: &str) {
+        self.state().signin.user = arn.to_owned();
+    }
+
+    /// Every `CreateOAuth2Token` answered with 200, in order.
+    pub fn login_issued(&self) -> Vec<LoginIssued> {
+        self.state().signin.issued.clone()
+    }
+
+    /// Whether `refresh` would be accepted now (not spent, its session not ended).
+    pub fn is_login_refresh_valid(&self, refresh: &str) -> bool {
+        self.state().signin.is_valid(refresh)
+    }
+
+    /// How many refreshes with a spent refresh token were refused.
+    pub fn login_spent_refusals(&self) -> usize {
+        self.state().signin.spent_refusals
+    }
+
+    /// How many `CreateOAuth2Token` calls had a bad DPoP proof.
+    pub fn login_bad_proofs(&self) -> usize {
+        self.state().signin.bad_proofs
     }
 
     // ---- signing in -------------------------------------------------------------------------
@@ -867,6 +930,8 @@ fn handle(
         ("POST", "/device_authorization") => Some(Route::StartDeviceAuthorization),
         ("GET", "/authorize") => Some(Route::Authorize),
         ("POST", "/logout") => Some(Route::Logout),
+        ("POST", "/v1/token") => Some(Route::SigninToken),
+        ("GET", "/v1/authorize") => Some(Route::SigninAuthorize),
         ("POST", "/") if lookup(&form, "Action") == Some("AssumeRole") => Some(Route::AssumeRole),
         _ => None,
     };
@@ -994,6 +1059,11 @@ fn answer(
         Some(Route::StartDeviceAuthorization) => start_device_authorization(shared, req),
         Some(Route::Authorize) => authorize(shared, query),
         Some(Route::Logout) => logout(shared, req),
+        Some(Route::SigninToken) => {
+            let path = req.target.split('?').next().unwrap_or("");
+            signin::create_token(&mut lock(&shared.state), req, path)
+        }
+        Some(Route::SigninAuthorize) => signin::authorize(&mut lock(&shared.state), query),
         Some(Route::AssumeRole) => assume_role(shared, req, form),
         Some(Route::Any) | None => {
             if req.method == "POST" && req.target.split('?').next() == Some("/") {

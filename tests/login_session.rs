@@ -1,0 +1,255 @@
+//! `aws login` sessions (`login_session` profiles) end to end: the real binary renews the
+//! session's cache entry through the fake AWS Sign-In (which checks every DPoP proof and
+//! refuses a spent refresh token), writes the entry back as the AWS CLI does and the keys to
+//! the credentials file; a session AWS ends is `login_required` with the command, one
+//! notification and no retry loop; and the real AWS CLI v2 and boto3 read what credsync
+//! wrote, while credsync renews what the CLI wrote.
+
+use crate::support;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use credsync::ini_edit;
+use credsync::secret::ExposeSecret;
+use credsync::signin::DpopKey;
+use serde_json::{Value, json};
+use support::fake_aws::{FakeAws, SAME_DEVICE};
+use support::{TestEnv, botocore_time, output_text, parse_botocore_time};
+
+pub const USER: &str = "arn:aws:iam::111122223333:user/alice";
+pub const ACCOUNT: &str = "111122223333";
+const SEED: &str = "fake-login-refresh-seed";
+const MIN: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Profile `dev` signed in with `aws login` as [`USER`]; credsync manages it into section
+/// `dev-keys` (not `dev`: the credentials file's keys would win over `login_session` for the
+/// AWS CLI and botocore reading profile `dev`).
+pub fn setup(fake: &FakeAws, toml_tail: &str) -> TestEnv {
+    let env = TestEnv::with_fake(fake);
+    env.write_aws_config(&format!(
+        "[profile dev]\nlogin_session = {USER}\nregion = us-east-1\n"
+    ));
+    env.write_config_toml(&format!(
+        "[[profiles]]\nsource = \"dev\"\ntarget = \"dev-keys\"\n\n{toml_tail}"
+    ));
+    env
+}
+
+/// The session's cache entry: `~/.aws/login/cache/<sha256(USER)>.json`.
+pub fn entry_path(env: &TestEnv) -> PathBuf {
+    env.home()
+        .join(".aws/login/cache")
+        .join(credsync::login_cache::file_name(USER))
+}
+
+pub fn read_entry(env: &TestEnv) -> Value {
+    let text = std::fs::read_to_string(entry_path(env)).expect("the login cache entry");
+    serde_json::from_str(&text).expect("the entry is JSON")
+}
+
+/// Signed in as `aws login` leaves it: an entry whose credentials have `left` to go, its
+/// refresh token [`SEED`] known to the fake and bound to the entry's DPoP key.
+pub fn signed_in(env: &TestEnv, fake: &FakeAws, left: Duration) {
+    signed_in_with(env, fake, left, SEED);
+}
+
+/// [`signed_in`] with refresh token `refresh`.
+pub fn signed_in_with(env: &TestEnv, fake: &FakeAws, left: Duration, refresh: &str) {
+    let (key, pem) = DpopKey::generate().expect("a key");
+    fake.add_login_session(refresh, SAME_DEVICE, key.coordinates());
+    let entry = json!({
+        "accessToken": {
+            "accessKeyId": "ASIAFAKESEED",
+            "secretAccessKey": "fake-secret-seed",
+            "sessionToken": "fake-session-seed",
+            "accountId": ACCOUNT,
+            "expiresAt": botocore_time(SystemTime::now() + left),
+        },
+        "tokenType": "aws_sigv4",
+        "clientId": SAME_DEVICE,
+        "refreshToken": refresh,
+        "idToken": "e30.e30.fake",
+        "dpopKey": pem,
+    });
+    let path = entry_path(env);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, entry.to_string()).unwrap();
+    // botocore creates the file 0600.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The keys of section `dev-keys` of the credentials file.
+fn written_key(env: &TestEnv) -> String {
+    let text = env.read_credentials();
+    let (creds, _) = ini_edit::read_managed(&text, "dev-keys")
+        .unwrap_or_else(|| panic!("no managed [dev-keys] in:\n{text}"));
+    creds.access_key_id.expose_secret().to_owned()
+}
+
+#[test]
+fn a_login_session_is_renewed_in_its_cache_entry_and_written_to_the_credentials_file() {
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    signed_in(&env, &fake, 2 * MIN);
+    let before = read_entry(&env);
+
+    let o = env.run(["sync"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(issued[0].grant_type, "refresh_token");
+    assert_eq!(issued[0].refresh_used.as_deref(), Some(SEED));
+    assert_eq!(fake.login_bad_proofs(), 0);
+
+    // The entry: the rotated refresh token and the new credentials, the rest as it was.
+    let after = read_entry(&env);
+    let served = &issued[0].credentials;
+    assert_eq!(after["refreshToken"], issued[0].refresh_issued.as_str());
+    assert_eq!(
+        after["accessToken"]["accessKeyId"],
+        served.access_key_id.as_str()
+    );
+    assert_eq!(
+        after["accessToken"]["secretAccessKey"],
+        served.secret_access_key.as_str()
+    );
+    assert_eq!(
+        after["accessToken"]["sessionToken"],
+        served.session_token.as_str()
+    );
+    assert_eq!(after["accessToken"]["accountId"], ACCOUNT);
+    for kept in ["dpopKey", "clientId", "idToken", "tokenType"] {
+        assert_eq!(after[kept], before[kept], "{kept}");
+    }
+    let expires = parse_botocore_time(after["accessToken"]["expiresAt"].as_str().unwrap());
+    let left = expires.duration_since(SystemTime::now()).unwrap();
+    assert!(left > 14 * MIN && left <= 15 * MIN, "{left:?}");
+    assert!(fake.is_login_refresh_valid(&issued[0].refresh_issued));
+    assert!(!fake.is_login_refresh_valid(SEED));
+    // Written atomically, its mode kept, with the lock file beside it; no temp file left.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(entry_path(&env))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let names: Vec<String> = std::fs::read_dir(entry_path(&env).parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // The keys in the credentials file.
+    assert_eq!(written_key(&env), served.access_key_id);
+
+    // Fresh for 15 minutes: another sync leaves the session alone.
+    let o = env.run(["sync"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(fake.login_issued().len(), 1);
+    assert_eq!(fake.count("CreateOAuth2Token"), 1);
+    let logs = output_text(&o);
+    for secret in [SEED, "fake-secret-", "fake-session-", "PRIVATE KEY"] {
+        assert!(!logs.contains(secret), "{secret} in {logs}");
+    }
+}
+
+#[test]
+fn the_login_cache_directory_follows_aws_login_cache_directory() {
+    let fake = FakeAws::new();
+    let mut env = setup(&fake, "");
+    let moved = env.home().join("elsewhere");
+    env.env("AWS_LOGIN_CACHE_DIRECTORY", "~/elsewhere");
+    signed_in(&env, &fake, 2 * MIN);
+    std::fs::create_dir_all(&moved).unwrap();
+    let from = entry_path(&env);
+    let to = moved.join(from.file_name().unwrap());
+    std::fs::rename(&from, &to).unwrap();
+    let o = env.run(["sync"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let entry: Value = serde_json::from_str(&std::fs::read_to_string(&to).unwrap()).unwrap();
+    assert_eq!(
+        entry["refreshToken"],
+        fake.login_issued()[0].refresh_issued.as_str()
+    );
+}
+
+#[test]
+fn a_session_aws_ended_is_login_required_with_one_notification_and_no_retry_loop() {
+    let fake = FakeAws::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("notices");
+    let script = dir.path().join("notifier");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", out.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notify = format!("[notify]\ncommand = [{:?}]\n", script.display().to_string());
+    let env = setup(&fake, &notify);
+    signed_in(&env, &fake, 2 * MIN);
+    fake.end_login_session(SEED, "TOKEN_EXPIRED");
+
+    let daemon = env.daemon(std::iter::empty::<&str>());
+    let mut status = Value::Null;
+    daemon.expect_within(
+        "the profile is login_required",
+        || {
+            let o = env.run(["status", "--json"]);
+            status = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            status["profiles"][0]["state"] == "login_required"
+        },
+        WAIT,
+    );
+    let notices = || std::fs::read_to_string(&out).unwrap_or_default();
+    daemon.expect_within("a notification", || !notices().is_empty(), WAIT);
+    let error = status["profiles"][0]["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("aws login --profile dev"), "{status}");
+    assert!(error.contains("TOKEN_EXPIRED"), "{status}");
+    let session = &status["sso_sessions"][0];
+    assert_eq!(session["name"], USER, "{status}");
+    assert_eq!(session["not_refreshable"], "refresh_refused", "{status}");
+    assert_eq!(
+        session["login_command"], "aws login --profile dev",
+        "{status}"
+    );
+
+    // More rounds: nothing more is sent to AWS Sign-In, and nothing more is said.
+    for _ in 0..3 {
+        let o = env.run(["refresh"]);
+        assert!(o.status.code().is_some(), "{}", output_text(&o));
+    }
+    let o = env.run(["status"]);
+    let table = output_text(&o);
+    assert!(table.contains("login_required"), "{table}");
+    assert!(table.contains("aws login --profile dev"), "{table}");
+    assert_eq!(fake.count("CreateOAuth2Token"), 1, "{}", daemon.logs());
+    let said = notices();
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("login session"), "{said}");
+    assert!(
+        said.ends_with("Sign in again: aws login --profile dev\n"),
+        "{said}"
+    );
+    for secret in [SEED, "PRIVATE KEY"] {
+        assert!(!daemon.logs().contains(secret), "{secret} in the logs");
+    }
+
+    // Signed in again (a new entry): renewed at once when asked, login_required no more.
+    signed_in_with(&env, &fake, 2 * MIN, "fake-login-refresh-again");
+    let o = env.run(["refresh"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    daemon.expect_within(
+        "fresh again",
+        || {
+            let o = env.run(["status", "--json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            v["profiles"][0]["state"] == "fresh"
+        },
+        WAIT,
+    );
+}

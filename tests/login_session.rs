@@ -14,6 +14,7 @@ use credsync::ini_edit;
 use credsync::secret::ExposeSecret;
 use credsync::signin::DpopKey;
 use serde_json::{Value, json};
+use support::aws_cli::{self, aws};
 use support::fake_aws::{FakeAws, SAME_DEVICE};
 use support::{TestEnv, botocore_time, output_text, parse_botocore_time};
 
@@ -252,4 +253,136 @@ fn a_session_aws_ended_is_login_required_with_one_notification_and_no_retry_loop
         },
         WAIT,
     );
+}
+
+/// `aws configure export-credentials --profile dev --format process` against `fake`: the
+/// access key id it printed.
+fn cli_key(env: &TestEnv, fake: &FakeAws) -> String {
+    let url = fake.url();
+    let o = aws(
+        env.home(),
+        &[
+            "configure",
+            "export-credentials",
+            "--profile",
+            "dev",
+            "--format",
+            "process",
+        ],
+        &[("AWS_ENDPOINT_URL", url.as_str())],
+    );
+    assert!(
+        o.status.success(),
+        "aws configure export-credentials:\n{}",
+        output_text(&o)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    v["AccessKeyId"].as_str().expect("AccessKeyId").to_owned()
+}
+
+fn sync(env: &TestEnv) {
+    let o = env.run(["sync"]);
+    assert!(o.status.success(), "credsync sync:\n{}", output_text(&o));
+}
+
+#[test]
+fn the_aws_cli_reads_and_refreshes_what_credsync_renewed_and_credsync_renews_what_it_wrote() {
+    if aws_cli::aws_cli().is_none() {
+        aws_cli::skip("login_session::the_aws_cli_reads_and_refreshes_what_credsync_renewed");
+        return;
+    }
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    signed_in(&env, &fake, 2 * MIN);
+
+    // credsync renews; four minutes left, inside botocore's 5-minute threshold: the AWS CLI
+    // refreshes with the refresh token and DPoP key credsync wrote, and writes its entry.
+    fake.set_login_expires_in(240);
+    sync(&env);
+    let key = cli_key(&env, &fake);
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert_eq!(
+        issued[1].refresh_used,
+        Some(issued[0].refresh_issued.clone())
+    );
+    assert_eq!(key, issued[1].credentials.access_key_id);
+    assert_eq!(
+        read_entry(&env)["refreshToken"],
+        issued[1].refresh_issued.as_str()
+    );
+
+    // credsync renews the entry the AWS CLI wrote.
+    fake.set_login_expires_in(900);
+    sync(&env);
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(
+        issued[2].refresh_used,
+        Some(issued[1].refresh_issued.clone())
+    );
+    assert_eq!(written_key(&env), issued[2].credentials.access_key_id);
+
+    // Fifteen minutes left: the AWS CLI takes credsync's credentials as they are.
+    let key = cli_key(&env, &fake);
+    assert_eq!(key, issued[2].credentials.access_key_id);
+    assert_eq!(fake.count("CreateOAuth2Token"), 3);
+    assert_eq!(fake.login_bad_proofs(), 0);
+    assert_eq!(fake.login_spent_refusals(), 0);
+}
+
+#[test]
+fn credsync_renews_the_session_aws_login_signed_in() {
+    if aws_cli::aws_cli().is_none() {
+        aws_cli::skip("login_session::credsync_renews_the_session_aws_login_signed_in");
+        return;
+    }
+    let fake = FakeAws::new();
+    let env = TestEnv::with_fake(&fake);
+    env.write_aws_config("[default]\nregion = us-east-1\n");
+    env.write_config_toml("[[profiles]]\nsource = \"dev\"\ntarget = \"dev-keys\"\n");
+    let browser = support::browser::Browser::new(env.root(), 0);
+    let url = fake.url();
+    let script = browser.script.to_str().unwrap().to_owned();
+    // Four minutes: the entry `aws login` writes is due for a renewal at once.
+    fake.set_login_expires_in(240);
+    let o = aws(
+        env.home(),
+        &["login", "--profile", "dev", "--region", "us-east-1"],
+        &[
+            ("AWS_ENDPOINT_URL", url.as_str()),
+            ("BROWSER", script.as_str()),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "aws login:\n{}\n--- browser\n{}",
+        output_text(&o),
+        browser.log()
+    );
+    let config = std::fs::read_to_string(env.aws_config_path()).unwrap();
+    assert!(
+        config.contains(&format!("login_session = {USER}")),
+        "{config}"
+    );
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].grant_type, "authorization_code");
+
+    fake.set_login_expires_in(900);
+    sync(&env);
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert_eq!(
+        issued[1].refresh_used,
+        Some(issued[0].refresh_issued.clone())
+    );
+    assert_eq!(
+        read_entry(&env)["refreshToken"],
+        issued[1].refresh_issued.as_str()
+    );
+    assert_eq!(written_key(&env), issued[1].credentials.access_key_id);
+    // The CLI goes on with credsync's entry.
+    assert_eq!(cli_key(&env, &fake), issued[1].credentials.access_key_id);
+    assert_eq!(fake.count("CreateOAuth2Token"), 2);
 }

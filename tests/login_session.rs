@@ -386,3 +386,94 @@ fn credsync_renews_the_session_aws_login_signed_in() {
     assert_eq!(cli_key(&env, &fake), issued[1].credentials.access_key_id);
     assert_eq!(fake.count("CreateOAuth2Token"), 2);
 }
+
+#[test]
+fn the_daemon_and_the_aws_cli_renewing_at_once_never_lose_the_session() {
+    if aws_cli::aws_cli().is_none() {
+        aws_cli::skip("login_session::the_daemon_and_the_aws_cli_renewing_at_once");
+        return;
+    }
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    signed_in(&env, &fake, 2 * MIN);
+    // Four minutes: inside botocore's threshold and credsync's, so both renew every time; the
+    // fake's answers take a moment, so that both send the same refresh token.
+    fake.set_login_expires_in(240);
+    fake.set_latency(Duration::from_millis(400));
+    let daemon = env.daemon(std::iter::empty::<&str>());
+    daemon.expect_within(
+        "the first renewal",
+        || env.read_credentials().contains("dev-keys"),
+        WAIT,
+    );
+    let url = fake.url();
+    let export = [
+        "configure",
+        "export-credentials",
+        "--profile",
+        "dev",
+        "--format",
+        "process",
+    ];
+    let mut cli_lost = 0;
+    for round in 0..20u64 {
+        let home = env.home().to_owned();
+        let cli_url = url.clone();
+        let cli =
+            std::thread::spawn(move || aws(&home, &export, &[("AWS_ENDPOINT_URL", &cli_url)]));
+        // The CLI takes about a second to start: credsync's refresh lands all over that window.
+        std::thread::sleep(Duration::from_millis(500 + round * 60));
+        let o = env.run(["refresh", "dev"]);
+        assert!(o.status.success(), "round {round}: {}", output_text(&o));
+        let cli = cli.join().unwrap();
+        if !cli.status.success() {
+            // It sent the refresh token credsync had just spent, and said so; the session goes
+            // on with credsync's entry.
+            assert!(
+                output_text(&cli).contains("expired"),
+                "round {round}: {}",
+                output_text(&cli)
+            );
+            cli_lost += 1;
+        }
+        // The session is never lost: the entry holds a refresh token AWS still takes ...
+        let entry = read_entry(&env);
+        let refresh = entry["refreshToken"].as_str().unwrap().to_owned();
+        assert!(
+            fake.is_login_refresh_valid(&refresh),
+            "round {round}: the entry's refresh token is spent\n{}",
+            daemon.logs()
+        );
+        // ... the daemon's keys are ones AWS issued and still valid ...
+        let written = written_key(&env);
+        let issued = fake.login_issued();
+        let served = issued
+            .iter()
+            .find(|i| i.credentials.access_key_id == written)
+            .unwrap_or_else(|| panic!("round {round}: credsync wrote keys AWS never issued"));
+        assert!(
+            served.credentials.expiration() > SystemTime::now(),
+            "round {round}"
+        );
+        // ... and the AWS CLI gets credentials.
+        let again = aws(env.home(), &export, &[("AWS_ENDPOINT_URL", &url)]);
+        assert!(
+            again.status.success(),
+            "round {round}: {}",
+            output_text(&again)
+        );
+    }
+    let refusals = fake.login_spent_refusals();
+    eprintln!(
+        "20 rounds: {refusals} spent refresh tokens refused, {cli_lost} of them the CLI's, {} renewals",
+        fake.login_issued().len()
+    );
+    // The race happened (else this test proves nothing), and credsync never lost the session.
+    assert!(refusals > 0, "no round raced: {}", daemon.logs());
+    assert!(
+        !daemon.logs().contains("login_required"),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(fake.login_bad_proofs(), 0);
+}

@@ -60,14 +60,14 @@ fn sync(env: &TestEnv, fake: &FakeAws) -> String {
 }
 
 /// A long-lived child that answers one line of output per line of input.
-struct Lockstep {
+pub(crate) struct Lockstep {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Lockstep {
-    fn spawn(mut cmd: Command) -> Lockstep {
+    pub(crate) fn spawn(mut cmd: Command) -> Lockstep {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -84,7 +84,7 @@ impl Lockstep {
     }
 
     /// Asks for one reading; returns the line (panics if the child died).
-    fn read(&mut self) -> String {
+    pub(crate) fn read(&mut self) -> String {
         writeln!(self.stdin, "go").expect("the reader is gone");
         self.stdin.flush().expect("flush");
         let mut line = String::new();
@@ -97,7 +97,7 @@ impl Lockstep {
         line.trim_end().to_owned()
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }

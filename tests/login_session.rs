@@ -16,6 +16,7 @@ use credsync::signin::DpopKey;
 use serde_json::{Value, json};
 use support::aws_cli::{self, aws};
 use support::fake_aws::{FakeAws, SAME_DEVICE};
+use support::python;
 use support::{TestEnv, botocore_time, output_text, parse_botocore_time};
 
 pub const USER: &str = "arn:aws:iam::111122223333:user/alice";
@@ -476,4 +477,82 @@ fn the_daemon_and_the_aws_cli_renewing_at_once_never_lose_the_session() {
         daemon.logs()
     );
     assert_eq!(fake.login_bad_proofs(), 0);
+}
+
+/// boto3's own provider chain for profile `dev`: its method, access key and account id.
+const BOTO3_READ: &str = r#"
+import json, boto3
+c = boto3.Session(profile_name="dev").get_credentials()
+f = c.get_frozen_credentials()
+print(json.dumps({"method": c.method, "akid": f.access_key, "account": f.account_id}))
+"#;
+
+/// A long-lived boto3 client reading the view's profile `dev-keys` once per line of input.
+const VIEW_CLIENT: &str = r#"
+import os, sys, boto3
+c = boto3.Session(profile_name="dev-keys").get_credentials()
+for _ in sys.stdin:
+    print(os.getpid(), c.method, c.get_frozen_credentials().access_key, flush=True)
+"#;
+
+#[test]
+fn boto3_reads_credsyncs_entry_and_a_long_lived_client_follows_the_view() {
+    if python::python().is_none() {
+        python::skip("login_session::boto3_reads_credsyncs_entry");
+        return;
+    }
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    // path_in_container is the host dir itself, so the view's `cat` works outside a container.
+    let view = env.aws_dir().join("credsync");
+    env.write_config_toml(&format!(
+        "[[profiles]]\nsource = \"dev\"\ntarget = \"dev-keys\"\n\n[container]\ndir = \"{d}\"\n\
+         path_in_container = \"{d}\"\n",
+        d = view.display()
+    ));
+    signed_in(&env, &fake, 2 * MIN);
+    // Four-minute credentials: every `sync` renews.
+    fake.set_login_expires_in(240);
+    sync(&env);
+    let config = view.join("config");
+    let home = env.home().to_str().unwrap().to_owned();
+    let cmd = python::python_command(
+        VIEW_CLIENT,
+        &[
+            ("HOME", home.as_str()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ],
+    );
+    let mut client = crate::container_view::Lockstep::spawn(cmd);
+    let pid = client.pid();
+    let key = |n: usize| fake.login_issued()[n].credentials.access_key_id.clone();
+    assert_eq!(client.read(), format!("{pid} custom-process {}", key(0)));
+    for round in 1..=3 {
+        sync(&env);
+        assert_eq!(fake.login_issued().len(), round + 1);
+        // The same process and credentials object: the new key of each renewal.
+        assert_eq!(
+            client.read(),
+            format!("{pid} custom-process {}", key(round)),
+            "renewal {round}"
+        );
+    }
+
+    // boto3's LoginProvider (profile `dev`, `login_session`) reads the entry credsync
+    // renewed: fifteen minutes left, so it calls nobody.
+    fake.set_login_expires_in(900);
+    sync(&env);
+    let calls = fake.count("CreateOAuth2Token");
+    let url = fake.url();
+    let o = python::run_python(
+        BOTO3_READ,
+        &[("HOME", home.as_str()), ("AWS_ENDPOINT_URL", url.as_str())],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["method"], "login", "{got}");
+    assert_eq!(got["akid"], key(4).as_str(), "{got}");
+    assert_eq!(got["account"], ACCOUNT, "{got}");
+    assert_eq!(fake.count("CreateOAuth2Token"), calls);
 }

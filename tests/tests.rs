@@ -64,6 +64,7 @@ mod login;
 mod login_interop;
 
 /// `aws login` sessions: renewal, the end of a session, the AWS CLI and boto3.
+#[cfg(target_os = "linux")]
 mod login_session;
 #[cfg(target_os = "linux")]
 mod login_page;

@@ -258,6 +258,16 @@ pub(crate) fn default_endpoint(region: &str) -> String {
     }
 }
 
+/// The region AWS Sign-In is called in for `login`'s session, as botocore picks a client's:
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the profile's `region`, else `us-east-1`.
+pub fn region_of(login: &crate::chain::LoginProfile, env: &crate::config::Env) -> String {
+    env.get("AWS_REGION")
+        .or_else(|| env.get("AWS_DEFAULT_REGION"))
+        .or(login.region.as_deref())
+        .unwrap_or("us-east-1")
+        .to_owned()
+}
+
 /// What `CreateOAuth2Token` answered.
 #[derive(Debug)]
 pub struct TokenOutput {
@@ -538,6 +548,19 @@ pub async fn renew(
         message: e.to_string(),
         retry_after: None,
     })?;
+    renew_locked(signin, dir, session, refused, force, login_command, now).await
+}
+
+/// [`renew`], the session's lock already held.
+pub(crate) async fn renew_locked(
+    signin: &Signin,
+    dir: &Path,
+    session: &str,
+    refused: Option<&str>,
+    force: bool,
+    login_command: &str,
+    now: SystemTime,
+) -> Result<Renewal, ResolveError> {
     let login = |reason: String| ResolveError::LoginRequired {
         reason,
         login_command: login_command.to_owned(),

@@ -556,3 +556,141 @@ fn boto3_reads_credsyncs_entry_and_a_long_lived_client_follows_the_view() {
     assert_eq!(got["account"], ACCOUNT, "{got}");
     assert_eq!(fake.count("CreateOAuth2Token"), calls);
 }
+
+/// Profile `dev` (login_session) managed, a stand-in browser, a display.
+fn setup_login(fake: &FakeAws) -> (TestEnv, support::browser::Browser) {
+    let mut env = setup(fake, "");
+    let browser = support::browser::Browser::new(env.root(), 0);
+    env.env("BROWSER", &browser.script).env("DISPLAY", ":0");
+    (env, browser)
+}
+
+#[test]
+fn credsync_login_signs_in_as_aws_login_does_and_then_renews() {
+    let fake = FakeAws::new();
+    let (env, browser) = setup_login(&fake);
+    let (code, out) = crate::login::login(&env, &["login", "--profile", "dev"]);
+    assert_eq!(code, Some(0), "{out}\n{}", browser.log());
+    assert!(out.contains("signed in"), "{out}");
+    let authorize = fake.requests_for("SigninAuthorize");
+    assert_eq!(authorize.len(), 1);
+    assert_eq!(authorize[0].query_param("client_id"), Some(SAME_DEVICE));
+    assert_eq!(
+        authorize[0].query_param("code_challenge_method"),
+        Some("SHA-256")
+    );
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].grant_type, "authorization_code");
+    let entry = read_entry(&env);
+    assert_eq!(entry["refreshToken"], issued[0].refresh_issued.as_str());
+    assert_eq!(entry["clientId"], SAME_DEVICE);
+    assert_eq!(entry["tokenType"], "aws_sigv4");
+    assert_eq!(entry["accessToken"]["accountId"], ACCOUNT);
+    assert_eq!(
+        entry["accessToken"]["accessKeyId"],
+        issued[0].credentials.access_key_id.as_str()
+    );
+    assert!(
+        entry["dpopKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN EC PRIVATE KEY-----\n")
+    );
+    for secret in [
+        issued[0].refresh_issued.as_str(),
+        "fake-login-code-",
+        "PRIVATE KEY",
+    ] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+    }
+
+    // Fifteen minutes left: nothing to do. Then a renewal, without a browser.
+    let (code, out) = crate::login::login(&env, &["login", "--profile", "dev"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("already signed in"), "{out}");
+    assert_eq!(fake.count("SigninAuthorize"), 1);
+    // The daemon renews with the key credsync generated; the fake checks its proofs.
+    fake.set_login_expires_in(240);
+    let (code, out) = crate::login::login(&env, &["login", "--profile", "dev", "--fresh"]);
+    assert_eq!(code, Some(0), "{out}");
+    sync(&env);
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(
+        issued[2].refresh_used,
+        Some(issued[1].refresh_issued.clone())
+    );
+    assert_eq!(written_key(&env), issued[2].credentials.access_key_id);
+    assert_eq!(fake.login_bad_proofs(), 0);
+}
+
+/// `GET url` over plain HTTP; the body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn credsync_login_on_another_device_takes_the_pasted_code() {
+    use std::io::{BufRead as _, Write as _};
+    let fake = FakeAws::new();
+    let mut env = setup(&fake, "");
+    env.env("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22");
+    let mut child = env
+        .cmd(["login", "--profile", "dev"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut seen = String::new();
+    while url.is_none() {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no URL in:\n{seen}"
+        );
+        seen.push_str(&line);
+        url = line
+            .trim()
+            .strip_prefix(&format!("{}/v1/authorize?", fake.url()))
+            .map(|_| line.trim().to_owned());
+    }
+    let url = url.unwrap();
+    assert!(
+        url.contains("client_id=arn%3Aaws%3Asignin%3A%3A%3Adevtools%2Fcross-device"),
+        "{url}"
+    );
+    let page = http_get(&url);
+    let code = page
+        .trim()
+        .strip_prefix("verification code: ")
+        .expect(&page)
+        .to_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{code}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{seen}{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("on another device"));
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1);
+    let entry = read_entry(&env);
+    assert_eq!(entry["clientId"], support::fake_aws::CROSS_DEVICE);
+    assert_eq!(entry["refreshToken"], issued[0].refresh_issued.as_str());
+}

@@ -62,12 +62,11 @@ mod ini_edit_props;
 mod login;
 #[cfg(target_os = "linux")]
 mod login_interop;
-
-/// `aws login` sessions: renewal, the end of a session, the AWS CLI and boto3.
-#[cfg(target_os = "linux")]
-mod login_session;
 #[cfg(target_os = "linux")]
 mod login_page;
+// `aws login` sessions: renewal, the end of a session, the AWS CLI and boto3.
+#[cfg(target_os = "linux")]
+mod login_session;
 #[cfg(target_os = "linux")]
 mod notify;
 #[cfg(target_os = "linux")]

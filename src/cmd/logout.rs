@@ -15,13 +15,20 @@ pub(crate) struct Args {
     /// Sign out of this [sso-session NAME] [default: every session of the managed profiles]
     #[arg(long, value_name = "NAME", conflicts_with = "profile")]
     sso_session: Option<String>,
-    /// Sign out of the session (or legacy start URL) that this AWS profile uses
+    /// Sign out of the session (or legacy start URL, or `aws login` session) that this AWS
+    /// profile uses
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
 }
 
 pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
-    let (_, cfg, edge, targets) = match super::login::prepare(
+    let super::login::Prepared {
+        env,
+        cfg,
+        edge,
+        targets,
+        logins,
+    } = match super::login::prepare(
         explicit,
         args.sso_session.as_deref(),
         args.profile.as_deref(),
@@ -51,6 +58,28 @@ pub(crate) fn run(args: &Args, explicit: Option<&Path>) -> ExitCode {
             Err(e) => {
                 ok = false;
                 eprintln!("credsync logout: {label}: {e}");
+            }
+        }
+    }
+    // `aws logout`: the cached entry removed (AWS Sign-In has no sign-out call).
+    let dir = credsync::login_cache::dir(&env);
+    for target in &logins {
+        let label = target.label();
+        let path = credsync::login_cache::path(&dir, &target.session);
+        match std::fs::remove_file(&path) {
+            Ok(()) => println!(
+                "{label}: cached login credentials removed (credentials already handed out work \
+                 until they expire, at most 15 minutes)"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("{label}: not signed in")
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!(
+                    "credsync logout: {label}: cannot remove {}: {e}",
+                    path.display()
+                );
             }
         }
     }

@@ -471,8 +471,8 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Credentials, ResolveError> {
         let dir = crate::login_cache::dir(&self.env);
-        let region = login.region.as_deref().unwrap_or("us-east-1");
-        let endpoint = self.clients.signin_endpoint(region).await;
+        let region = crate::signin::region_of(login, &self.env);
+        let endpoint = self.clients.signin_endpoint(&region).await;
         let signin = crate::signin::Signin::new(endpoint, self.clients.edge());
         let command = login.login_command();
         let state = self

@@ -14,6 +14,7 @@
 //! is `sso:Logout` and the token file removed (the registration stays).
 
 pub(crate) mod authcode;
+pub mod aws_login;
 pub(crate) mod callback;
 pub(crate) mod device;
 pub mod opener;

@@ -45,7 +45,6 @@ use serde_json::json;
 
 #[path = "fake_signin.rs"]
 mod signin;
-#[allow(unused_imports)]
 pub use signin::{CROSS_DEVICE, LoginIssued, SAME_DEVICE};
 
 /// Largest request body the fake accepts; anything bigger is a bug in the client under test.

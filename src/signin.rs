@@ -43,7 +43,7 @@ const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::
 const SERVICE: &str = "AWS Sign-In";
 
 /// An entry with more than this left is not renewed: someone (the AWS CLI, another credsync)
-/// just did. The schedule calls for a renewal with about 7 of its 15 minutes left.
+/// just did. The daemon's schedule calls for a renewal with about 8 of its 15 minutes left.
 pub(crate) const RENEW_WITHIN: Duration = Duration::from_secs(10 * 60);
 
 /// The `error` codes of `AccessDeniedException` that end a session.

@@ -297,7 +297,7 @@ pub enum Read {
     Missing,
     /// The file did not parse; it may be half-written. Try again shortly.
     Unparsable(ParseError),
-    Token(LoginToken),
+    Token(Box<LoginToken>),
 }
 
 /// Reads session `session`'s entry in `dir` (through [`crate::user_file`]).
@@ -307,7 +307,7 @@ pub fn read(dir: &Path, session: &str) -> Result<Read, crate::user_file::UserFil
         return Ok(Read::Missing);
     };
     Ok(match parse(&bytes) {
-        Ok(t) => Read::Token(t),
+        Ok(t) => Read::Token(Box::new(t)),
         Err(e) => Read::Unparsable(e),
     })
 }

@@ -525,8 +525,8 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const REREAD_FOR: Duration = Duration::from_secs(2);
 const REREAD_EVERY: Duration = Duration::from_millis(100);
 
-/// Renews session `session`'s entry in `dir` unless it has more than [`RENEW_WITHIN`] left
-/// (`force`: whatever it has left), holding the session's lock. `refused`: the fingerprint of a
+/// Renews session `session`'s entry in `dir` unless it has more than [`RENEW_WITHIN`] left,
+/// holding the session's lock. `refused`: the fingerprint of a
 /// refresh token the service already refused: the entry still holding it fails at once, with no
 /// call. `login_command` goes into the error that asks for a sign-in.
 pub async fn renew(
@@ -534,7 +534,6 @@ pub async fn renew(
     dir: &Path,
     session: &str,
     refused: Option<&str>,
-    force: bool,
     login_command: &str,
     now: SystemTime,
 ) -> Result<Renewal, ResolveError> {
@@ -548,7 +547,7 @@ pub async fn renew(
         message: e.to_string(),
         retry_after: None,
     })?;
-    renew_locked(signin, dir, session, refused, force, login_command, now).await
+    renew_locked(signin, dir, session, refused, login_command, now).await
 }
 
 /// [`renew`], the session's lock already held.
@@ -557,7 +556,6 @@ pub(crate) async fn renew_locked(
     dir: &Path,
     session: &str,
     refused: Option<&str>,
-    force: bool,
     login_command: &str,
     now: SystemTime,
 ) -> Result<Renewal, ResolveError> {
@@ -569,7 +567,7 @@ pub(crate) async fn renew_locked(
     let mut tried_after_refusal = false;
     loop {
         let left = token.expires_at.duration_since(now).unwrap_or_default();
-        if !force && left > RENEW_WITHIN && !tried_after_refusal {
+        if left > RENEW_WITHIN && !tried_after_refusal {
             return Ok(Renewal::Fresh {
                 token,
                 renewed: false,
@@ -604,9 +602,7 @@ pub(crate) async fn renew_locked(
                         );
                         token = newer;
                         tried_after_refusal = true;
-                        if token.expires_at.duration_since(now).unwrap_or_default() > RENEW_WITHIN
-                            && !force
-                        {
+                        if token.expires_at.duration_since(now).unwrap_or_default() > RENEW_WITHIN {
                             return Ok(Renewal::Fresh {
                                 token,
                                 renewed: false,
@@ -642,7 +638,7 @@ fn read_entry(
 ) -> Result<LoginToken, ResolveError> {
     let path = login_cache::path(dir, session);
     match login_cache::read(dir, session) {
-        Ok(Read::Token(t)) => Ok(t),
+        Ok(Read::Token(t)) => Ok(*t),
         Ok(Read::Missing) => Err(login(format!(
             "no login session in {} (never signed in, or signed out)",
             path.display()
@@ -666,7 +662,7 @@ async fn reread_changed(dir: &Path, session: &str, spent: &SecretString) -> Opti
         if let Ok(Read::Token(t)) = login_cache::read(dir, session)
             && !t.holds(spent)
         {
-            return Some(t);
+            return Some(*t);
         }
         if start.elapsed() >= REREAD_FOR {
             return None;

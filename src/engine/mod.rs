@@ -490,7 +490,6 @@ impl Engine {
             &dir,
             &login.session,
             refused.as_deref(),
-            false,
             &command,
             now,
         )

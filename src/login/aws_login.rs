@@ -169,7 +169,7 @@ pub async fn login(
     let command = format!("credsync login --profile {}", target.profile);
     if !opts.fresh {
         let renewal =
-            signin::renew_locked(&signin, dir, &target.session, None, false, &command, now()).await;
+            signin::renew_locked(&signin, dir, &target.session, None, &command, now()).await;
         match renewal {
             Ok(Renewal::Fresh { token, renewed }) => {
                 let expires_at = token.expires_at;

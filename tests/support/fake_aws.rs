@@ -32,6 +32,10 @@
 //! issue `fake-access-<n>` and a refresh token `fake-refresh-<n>` bound to the client, so
 //! botocore's and credsync's refreshes work with them. `POST /logout` (the portal's Logout)
 //! revokes the bearer token.
+//!
+//! AWS Sign-In (`aws login` sessions): `GET /v1/authorize` and `POST /v1/token`
+//! (`CreateOAuth2Token`), strict about DPoP proofs and refresh-token rotation; see
+//! `fake_signin.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -90,12 +90,6 @@ impl LoginProfile {
             format!("aws login --profile {}", self.profile)
         }
     }
-
-    /// The account of the session's ARN (`arn:aws:iam::ACCOUNT:user/...`), when it has one.
-    pub fn account_id(&self) -> Option<&str> {
-        let account = self.session.split(':').nth(4)?;
-        (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
-    }
 }
 
 /// One STS AssumeRole step of a chain, from one profile with `role_arn`.
@@ -634,7 +628,6 @@ mod tests {
         let login = p.login().expect("a login base");
         assert_eq!(login.session, "arn:aws:iam::111122223333:user/alice");
         assert_eq!(login.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(login.account_id(), Some("111122223333"));
         assert_eq!(login.login_command(), "aws login --profile dev");
         let p = plan_of(config, b"", "admin").unwrap();
         assert_eq!(p.kind(), Kind::AssumeRole);

@@ -93,6 +93,8 @@ impl LoginToken {
             secret_access_key: self.secret_access_key.clone(),
             session_token: Some(self.session_token.clone()),
             expiration: Some(self.expires_at),
+            // `accessToken.accountId`: what botocore's LoginProvider gives as the account.
+            account_id: self.account_id.clone(),
         }
     }
 

@@ -144,8 +144,13 @@ fn a_login_session_is_renewed_in_its_cache_entry_and_written_to_the_credentials_
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 
-    // The keys in the credentials file.
+    // The keys in the credentials file, with the session's account.
     assert_eq!(written_key(&env), served.access_key_id);
+    let text = env.read_credentials();
+    assert!(
+        text.contains(&format!("aws_account_id = {ACCOUNT}")),
+        "{text}"
+    );
 
     // Fresh for 15 minutes: another sync leaves the session alone.
     let o = env.run(["sync"]);
@@ -492,7 +497,8 @@ const VIEW_CLIENT: &str = r#"
 import os, sys, boto3
 c = boto3.Session(profile_name="dev-keys").get_credentials()
 for _ in sys.stdin:
-    print(os.getpid(), c.method, c.get_frozen_credentials().access_key, flush=True)
+    f = c.get_frozen_credentials()
+    print(os.getpid(), c.method, f.access_key, f.account_id, flush=True)
 "#;
 
 #[test]
@@ -527,14 +533,17 @@ fn boto3_reads_credsyncs_entry_and_a_long_lived_client_follows_the_view() {
     let mut client = crate::container_view::Lockstep::spawn(cmd);
     let pid = client.pid();
     let key = |n: usize| fake.login_issued()[n].credentials.access_key_id.clone();
-    assert_eq!(client.read(), format!("{pid} custom-process {}", key(0)));
+    assert_eq!(
+        client.read(),
+        format!("{pid} custom-process {} {ACCOUNT}", key(0))
+    );
     for round in 1..=3 {
         sync(&env);
         assert_eq!(fake.login_issued().len(), round + 1);
         // The same process and credentials object: the new key of each renewal.
         assert_eq!(
             client.read(),
-            format!("{pid} custom-process {}", key(round)),
+            format!("{pid} custom-process {} {ACCOUNT}", key(round)),
             "renewal {round}"
         );
     }

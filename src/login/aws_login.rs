@@ -285,7 +285,7 @@ pub async fn login(
             target.profile, target.session, target.profile
         )));
     }
-    let account_id = user.split(':').nth(4).map(str::to_owned);
+    let account_id = crate::chain::arn_account(&user).map(str::to_owned);
     let token = LoginToken {
         access_key_id: out.access_key_id,
         secret_access_key: out.secret_access_key,

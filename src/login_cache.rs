@@ -28,9 +28,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Env;
 use crate::secret::{ExposeSecret, SecretString};
-use crate::sso_cache::PythonFormatter;
 use crate::timefmt;
-use crate::write::{Outcome, WriteError, WriteMode, WriteOptions};
+use crate::write::{Outcome, WriteError, WriteOptions};
 
 /// `<lowercase hex sha256 of the login_session>.json`, botocore's `generate_login_cache_key`.
 pub fn file_name(session: &str) -> String {
@@ -285,11 +284,7 @@ pub fn to_json(t: &LoginToken) -> Vec<u8> {
         &t.other,
         &TOP,
     );
-    let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
-    top.serialize(&mut serializer)
-        .expect("serialising strings and JSON values into memory cannot fail");
-    out
+    crate::sso_cache::python_json(&top)
 }
 
 /// What reading an entry found.
@@ -314,22 +309,13 @@ pub fn read(dir: &Path, session: &str) -> Result<Read, crate::user_file::UserFil
     })
 }
 
-/// How an entry is written: atomically, a new file 0600 (botocore creates it 0600 too).
-const ENTRY: WriteOptions = WriteOptions {
-    mode: WriteMode::Atomic,
-    new_file_mode: 0o600,
-};
+/// How an entry is written: as an SSO token, atomically, a new file 0600 (botocore creates it
+/// 0600 too).
+const ENTRY: WriteOptions = crate::sso_cache::TOKEN_FILE;
 
 /// The path of `session`'s entry, with the temp files a killed credsync left beside it removed.
 fn prepare(dir: &Path, session: &str) -> PathBuf {
-    let target = path(dir, session);
-    if let Err(e) = crate::write::remove_stale_temps(&target) {
-        tracing::warn!(
-            "could not look for stale temp files beside {}: {e}",
-            target.display()
-        );
-    }
-    target
+    crate::sso_cache::without_stale_temps(path(dir, session))
 }
 
 /// Writes `token`, renewed from the entry that held refresh token `renewed_from`, over that

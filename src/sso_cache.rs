@@ -201,7 +201,7 @@ impl serde::Serialize for Ordered<'_> {
 }
 
 /// Python's `json.dumps` separators: `", "` between items, `": "` after keys.
-pub(crate) struct PythonFormatter;
+struct PythonFormatter;
 
 impl serde_json::ser::Formatter for PythonFormatter {
     fn begin_array_value<W: ?Sized + io::Write>(
@@ -279,10 +279,15 @@ pub fn to_json(token: &CachedToken) -> Vec<u8> {
             fields.push((key, Field::Json(value)));
         }
     }
+    python_json(&Ordered(fields))
+}
+
+/// `value` as Python's `json.dumps` writes it (its separators; fields in `value`'s order).
+pub(crate) fn python_json(value: &impl Serialize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
     // Strings and JSON values written to memory: this cannot fail.
-    Ordered(fields)
+    value
         .serialize(&mut serializer)
         .expect("serialising strings and JSON values into memory cannot fail");
     out
@@ -338,8 +343,8 @@ pub(crate) fn write(
     })
 }
 
-/// How a token cache file is written: atomically, a new file 0600.
-const TOKEN_FILE: WriteOptions = WriteOptions {
+/// How a token cache file is written: atomically, a new file 0600 (the login cache's too).
+pub(crate) const TOKEN_FILE: WriteOptions = WriteOptions {
     mode: WriteMode::Atomic,
     new_file_mode: 0o600,
 };
@@ -347,7 +352,12 @@ const TOKEN_FILE: WriteOptions = WriteOptions {
 /// The path of session `key`'s cache file, with the temp files a killed credsync left beside it
 /// removed.
 fn prepare(dir: &Path, key: &str) -> PathBuf {
-    let target = path(dir, key);
+    without_stale_temps(path(dir, key))
+}
+
+/// `target`, with the temp files a killed credsync left beside it removed (the start-up
+/// cleanup only looks beside the credentials file).
+pub(crate) fn without_stale_temps(target: PathBuf) -> PathBuf {
     if let Err(e) = crate::write::remove_stale_temps(&target) {
         tracing::warn!(
             "could not look for stale temp files beside {}: {e}",

@@ -261,22 +261,20 @@ fn a_session_aws_ended_is_login_required_with_one_notification_and_no_retry_loop
     );
 }
 
-/// `aws configure export-credentials --profile dev --format process` against `fake`: the
-/// access key id it printed.
+/// `aws configure export-credentials --profile dev --format process`.
+const EXPORT: [&str; 6] = [
+    "configure",
+    "export-credentials",
+    "--profile",
+    "dev",
+    "--format",
+    "process",
+];
+
+/// [`EXPORT`] against `fake`: the access key id it printed.
 fn cli_key(env: &TestEnv, fake: &FakeAws) -> String {
     let url = fake.url();
-    let o = aws(
-        env.home(),
-        &[
-            "configure",
-            "export-credentials",
-            "--profile",
-            "dev",
-            "--format",
-            "process",
-        ],
-        &[("AWS_ENDPOINT_URL", url.as_str())],
-    );
+    let o = aws(env.home(), &EXPORT, &[("AWS_ENDPOINT_URL", url.as_str())]);
     assert!(
         o.status.success(),
         "aws configure export-credentials:\n{}",
@@ -291,19 +289,30 @@ fn sync(env: &TestEnv) {
     assert!(o.status.success(), "credsync sync:\n{}", output_text(&o));
 }
 
-#[test]
-fn the_aws_cli_reads_and_refreshes_what_credsync_renewed_and_credsync_renews_what_it_wrote() {
+/// For the tests with the AWS CLI: the fake, profile `dev` signed in (two minutes left), and
+/// renewals that last four minutes (inside botocore's 5-minute threshold and credsync's, so
+/// that both renew every time). `None`, after saying why, without the AWS CLI.
+fn signed_in_for_the_cli(test: &str) -> Option<(FakeAws, TestEnv)> {
     if aws_cli::aws_cli().is_none() {
-        aws_cli::skip("login_session::the_aws_cli_reads_and_refreshes_what_credsync_renewed");
-        return;
+        aws_cli::skip(test);
+        return None;
     }
     let fake = FakeAws::new();
     let env = setup(&fake, "");
     signed_in(&env, &fake, 2 * MIN);
-
-    // credsync renews; four minutes left, inside botocore's 5-minute threshold: the AWS CLI
-    // refreshes with the refresh token and DPoP key credsync wrote, and writes its entry.
     fake.set_login_expires_in(240);
+    Some((fake, env))
+}
+
+#[test]
+fn the_aws_cli_reads_and_refreshes_what_credsync_renewed_and_credsync_renews_what_it_wrote() {
+    let Some((fake, env)) =
+        signed_in_for_the_cli("login_session::the_aws_cli_reads_and_refreshes_what_credsync")
+    else {
+        return;
+    };
+    // credsync renews; four minutes left: the AWS CLI refreshes with the refresh token and DPoP
+    // key credsync wrote, and writes its entry.
     sync(&env);
     let key = cli_key(&env, &fake);
     let issued = fake.login_issued();
@@ -395,16 +404,12 @@ fn credsync_renews_the_session_aws_login_signed_in() {
 
 #[test]
 fn the_daemon_and_the_aws_cli_renewing_at_once_never_lose_the_session() {
-    if aws_cli::aws_cli().is_none() {
-        aws_cli::skip("login_session::the_daemon_and_the_aws_cli_renewing_at_once");
+    let Some((fake, env)) =
+        signed_in_for_the_cli("login_session::the_daemon_and_the_aws_cli_renewing_at_once")
+    else {
         return;
-    }
-    let fake = FakeAws::new();
-    let env = setup(&fake, "");
-    signed_in(&env, &fake, 2 * MIN);
-    // Four minutes: inside botocore's threshold and credsync's, so both renew every time; the
-    // fake's answers take a moment, so that both send the same refresh token.
-    fake.set_login_expires_in(240);
+    };
+    // The fake's answers take a moment, so that both send the same refresh token.
     fake.set_latency(Duration::from_millis(400));
     let daemon = env.daemon(std::iter::empty::<&str>());
     daemon.expect_within(
@@ -413,20 +418,12 @@ fn the_daemon_and_the_aws_cli_renewing_at_once_never_lose_the_session() {
         WAIT,
     );
     let url = fake.url();
-    let export = [
-        "configure",
-        "export-credentials",
-        "--profile",
-        "dev",
-        "--format",
-        "process",
-    ];
     let mut cli_lost = 0;
     for round in 0..20u64 {
         let home = env.home().to_owned();
         let cli_url = url.clone();
         let cli =
-            std::thread::spawn(move || aws(&home, &export, &[("AWS_ENDPOINT_URL", &cli_url)]));
+            std::thread::spawn(move || aws(&home, &EXPORT, &[("AWS_ENDPOINT_URL", &cli_url)]));
         // The CLI takes about a second to start: credsync's refresh lands all over that window.
         std::thread::sleep(Duration::from_millis(500 + round * 60));
         let o = env.run(["refresh", "dev"]);
@@ -462,7 +459,7 @@ fn the_daemon_and_the_aws_cli_renewing_at_once_never_lose_the_session() {
             "round {round}"
         );
         // ... and the AWS CLI gets credentials.
-        let again = aws(env.home(), &export, &[("AWS_ENDPOINT_URL", &url)]);
+        let again = aws(env.home(), &EXPORT, &[("AWS_ENDPOINT_URL", &url)]);
         assert!(
             again.status.success(),
             "round {round}: {}",

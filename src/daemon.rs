@@ -173,7 +173,8 @@ impl Watching {
 
     /// (Re)starts the watcher when the files to watch are not the ones watched.
     fn follow(&mut self, engine: &mut Engine) {
-        let spec = spec_of(engine.config());
+        let mut spec = spec_of(engine.config());
+        spec.login_cache_dir = Some(crate::login_cache::dir(engine.env()));
         if self.spec.as_ref() == Some(&spec) {
             return;
         }
@@ -259,6 +260,7 @@ fn spec_of(cfg: &Config) -> WatchSpec {
         }),
         sso_cache_dir: cfg.aws.sso_cache_dir.clone(),
         credentials_file: cfg.aws.credentials_file.clone(),
+        login_cache_dir: None,
     }
 }
 

@@ -73,7 +73,7 @@ pub enum Change {
     AwsConfig,
     /// credsync's own TOML config.
     CredsyncConfig,
-    /// A file in the SSO token cache (`*.json` in `~/.aws/sso/cache`).
+    /// A file in the SSO token cache (`*.json` in `~/.aws/sso/cache`) or the `aws login` cache.
     TokenCache,
     /// The shared credentials file credsync writes into.
     CredentialsFile,
@@ -86,6 +86,9 @@ pub struct WatchSpec {
     pub credsync_config: Option<PathBuf>,
     pub sso_cache_dir: PathBuf,
     pub credentials_file: PathBuf,
+    /// The `aws login` cache (`*.json`), reported as [`Change::TokenCache`] too: a new sign-in
+    /// there wakes the profiles waiting for one.
+    pub login_cache_dir: Option<PathBuf>,
 }
 
 impl WatchSpec {
@@ -466,6 +469,9 @@ impl WatchSet {
         }
         plan.add_file(Change::CredentialsFile, &spec.credentials_file)?;
         plan.add_dir(Change::TokenCache, &spec.sso_cache_dir, Pattern::Json)?;
+        if let Some(dir) = &spec.login_cache_dir {
+            plan.add_dir(Change::TokenCache, dir, Pattern::Json)?;
+        }
         Ok(plan)
     }
 
@@ -1065,6 +1071,7 @@ mod tests {
             credsync_config: None,
             sso_cache_dir: aws.join("sso/cache"),
             credentials_file: aws.join("credentials"),
+            login_cache_dir: None,
         };
         (tmp, spec, mounts)
     }
@@ -1332,6 +1339,7 @@ mod tests {
             credsync_config: None,
             sso_cache_dir: home.join(".aws/sso/cache"),
             credentials_file: home.join(".aws/credentials"),
+            login_cache_dir: None,
         }
     }
 

@@ -246,10 +246,9 @@ fn a_session_aws_ended_is_login_required_with_one_notification_and_no_retry_loop
         assert!(!daemon.logs().contains(secret), "{secret} in the logs");
     }
 
-    // Signed in again (a new entry): renewed at once when asked, login_required no more.
+    // Signed in again (a new entry): the daemon sees it (it watches the login cache) and
+    // renews it, well before its 30-second look at a profile waiting for a sign-in.
     signed_in_with(&env, &fake, 2 * MIN, "fake-login-refresh-again");
-    let o = env.run(["refresh"]);
-    assert!(o.status.success(), "{}", output_text(&o));
     daemon.expect_within(
         "fresh again",
         || {
@@ -257,8 +256,9 @@ fn a_session_aws_ended_is_login_required_with_one_notification_and_no_retry_loop
             let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
             v["profiles"][0]["state"] == "fresh"
         },
-        WAIT,
+        Duration::from_secs(10),
     );
+    assert_eq!(fake.count("CreateOAuth2Token"), 2);
 }
 
 /// `aws configure export-credentials --profile dev --format process`.

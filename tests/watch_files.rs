@@ -77,6 +77,7 @@ impl Home {
             credsync_config: Some(self.credsync_config()),
             sso_cache_dir: self.cache(),
             credentials_file: self.credentials(),
+            login_cache_dir: None,
         }
     }
 

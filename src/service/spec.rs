@@ -43,6 +43,7 @@ pub enum Sandbox {
 /// `AWS_PROFILE` (see [`carried_env`]). Every `AWS_ENDPOINT_URL*` variable counts too.
 pub(crate) const CARRIED_VARS: &[&str] = &[
     "AWS_CONFIG_FILE",
+    "AWS_LOGIN_CACHE_DIRECTORY",
     "AWS_SHARED_CREDENTIALS_FILE",
     "CREDSYNC_LOG",
 ];
@@ -119,7 +120,7 @@ impl ServiceSpec {
         ServiceSpec {
             exe: stable_exe(exe, &|p| p.canonicalize().ok()),
             config,
-            extra_rw_paths: extra_rw_paths(cfg, &env.home, runtime_dir),
+            extra_rw_paths: extra_rw_paths(cfg, env, runtime_dir),
             env: carried_env(cfg, env),
             sandbox: sandbox_for(cfg),
         }
@@ -155,16 +156,18 @@ pub(super) fn absolute(p: &Path) -> PathBuf {
 
 /// The directories credsync writes that the unit's default `ReadWritePaths` (`~/.aws` and
 /// the runtime directory) do not cover: the credentials file's directory, the SSO cache, the
-/// container view and the socket's directory.
+/// `aws login` cache (`$AWS_LOGIN_CACHE_DIRECTORY`), the container view and the socket's
+/// directory.
 pub(crate) fn extra_rw_paths(
     cfg: &Config,
-    home: &Path,
+    env: &Env,
     runtime_dir: Option<PathBuf>,
 ) -> Vec<PathBuf> {
-    let aws = home.join(".aws");
+    let aws = env.home.join(".aws");
     let mut candidates: Vec<PathBuf> = Vec::new();
     candidates.extend(cfg.aws.credentials_file.parent().map(Path::to_owned));
     candidates.push(cfg.aws.sso_cache_dir.clone());
+    candidates.push(crate::login_cache::dir(env));
     candidates.extend(cfg.container.as_ref().map(|c| c.dir.clone()));
     candidates.extend(cfg.control.socket.parent().map(Path::to_owned));
     let mut out: Vec<PathBuf> = Vec::new();
@@ -200,17 +203,27 @@ mod tests {
         let mut cfg = crate::config::defaults(&env);
         cfg.control.socket = PathBuf::from("/run/user/1000/credsync.sock");
         assert_eq!(
-            extra_rw_paths(&cfg, &env.home, Some("/run/user/1000".into())),
+            extra_rw_paths(&cfg, &env, Some("/run/user/1000".into())),
             Vec::<PathBuf>::new()
         );
         cfg.aws.credentials_file = PathBuf::from("/srv/shared/credentials");
         cfg.control.socket = PathBuf::from("/home/u/.cache/credsync/credsync.sock");
         assert_eq!(
-            extra_rw_paths(&cfg, &env.home, Some("/run/user/1000".into())),
+            extra_rw_paths(&cfg, &env, Some("/run/user/1000".into())),
             vec![
                 PathBuf::from("/srv/shared"),
                 PathBuf::from("/home/u/.cache/credsync")
             ]
+        );
+        // An `aws login` cache moved out of ~/.aws.
+        let moved = Env {
+            vars: [("AWS_LOGIN_CACHE_DIRECTORY".to_owned(), "/srv/login".to_owned())].into(),
+            ..env
+        };
+        assert!(
+            extra_rw_paths(&cfg, &moved, None).contains(&PathBuf::from("/srv/login")),
+            "{:?}",
+            extra_rw_paths(&cfg, &moved, None)
         );
     }
 

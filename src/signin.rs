@@ -328,56 +328,7 @@ impl Signin {
         let proof = key.proof(&url, iat, &jti).map_err(other)?;
         let body = serde_json::to_vec(&input).expect("JSON values serialise");
         let (status, error_type, bytes) = self.post(&url, &proof, body).await?;
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if (200..300).contains(&status) {
-            return token_output(parsed.as_ref()).ok_or_else(|| {
-                CallError::Other(ResolveError::Transient {
-                    service: SERVICE,
-                    message: "the answer to CreateOAuth2Token did not parse".to_owned(),
-                    retry_after: None,
-                })
-            });
-        }
-        let field = |k: &str| {
-            parsed
-                .as_ref()
-                .and_then(|v| v.get(k))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        let error_type = error_type
-            .or_else(|| Some(field("__type")).filter(|s| !s.is_empty()))
-            .unwrap_or_default();
-        let error_type = error_type
-            .split([':', '#'])
-            .next_back()
-            .unwrap_or("")
-            .to_owned();
-        let code = field("error");
-        let message = field("message");
-        Err(match (status, error_type.as_str()) {
-            (_, "AccessDeniedException") => CallError::Denied { code, message },
-            (429, _) | (_, "TooManyRequestsError") => CallError::Other(ResolveError::Throttled {
-                service: SERVICE,
-                code: error_type,
-                retry_after: None,
-            }),
-            (500.., _) => CallError::Other(ResolveError::Transient {
-                service: SERVICE,
-                message: format!("HTTP {status} {error_type}"),
-                retry_after: None,
-            }),
-            _ => CallError::Other(ResolveError::Refused {
-                service: SERVICE,
-                code: if error_type.is_empty() {
-                    format!("HTTP {status}")
-                } else {
-                    error_type
-                },
-                message,
-            }),
-        })
+        answer(status, error_type, &bytes)
     }
 
     /// `POST url` with a JSON body and the DPoP proof; the status, `x-amzn-errortype` and the
@@ -442,6 +393,66 @@ impl Signin {
             .to_vec();
         Ok((status, error_type, bytes))
     }
+}
+
+/// What an answer of `CreateOAuth2Token` means: its `tokenOutput`, or why not (the error type
+/// from `x-amzn-errortype`, else the body's `__type` or `code`, as botocore reads it; the
+/// model's `error` and `message`).
+fn answer(status: u16, error_type: Option<String>, bytes: &[u8]) -> Result<TokenOutput, CallError> {
+    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    if (200..300).contains(&status) {
+        return token_output(parsed.as_ref()).ok_or_else(|| {
+            CallError::Other(ResolveError::Transient {
+                service: SERVICE,
+                message: "the answer to CreateOAuth2Token did not parse".to_owned(),
+                retry_after: None,
+            })
+        });
+    }
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    // botocore's order: the header, then the body's `__type`, then its `code`.
+    let error_type = error_type
+        .or_else(|| Some(field("__type")).filter(|s| !s.is_empty()))
+        .or_else(|| Some(field("code")).filter(|s| !s.is_empty()))
+        .unwrap_or_default();
+    let error_type = error_type
+        .split([':', '#'])
+        .next_back()
+        .unwrap_or("")
+        .to_owned();
+    let code = field("error");
+    let message = field("message");
+    let denied = error_type == "AccessDeniedException"
+        || (matches!(status, 401 | 403) && SESSION_OVER.contains(&code.as_str()));
+    Err(match (status, error_type.as_str()) {
+        _ if denied => CallError::Denied { code, message },
+        (429, _) | (_, "TooManyRequestsError") => CallError::Other(ResolveError::Throttled {
+            service: SERVICE,
+            code: error_type,
+            retry_after: None,
+        }),
+        (500.., _) => CallError::Other(ResolveError::Transient {
+            service: SERVICE,
+            message: format!("HTTP {status} {error_type}"),
+            retry_after: None,
+        }),
+        _ => CallError::Other(ResolveError::Refused {
+            service: SERVICE,
+            code: if error_type.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                error_type
+            },
+            message,
+        }),
+    })
 }
 
 fn config_error(message: String) -> ResolveError {
@@ -791,6 +802,53 @@ mod tests {
         let e = DpopKey::from_pem(&pem(&short)).unwrap_err();
         assert!(e.contains("no public key"), "{e}");
         assert!(DpopKey::from_pem("-----BEGIN EC PRIVATE KEY-----\n!!\n").is_err());
+    }
+
+    #[test]
+    fn answers_are_read_as_botocore_reads_them() {
+        let ok = br#"{"accessToken": {"accessKeyId": "A", "secretAccessKey": "S", "sessionToken": "T"}, "tokenType": "aws_sigv4", "expiresIn": 900, "refreshToken": "R"}"#;
+        let out = answer(200, None, ok).unwrap();
+        assert_eq!(
+            (out.expires_in, out.refresh_token.expose_secret()),
+            (900, "R")
+        );
+        assert!(matches!(
+            answer(200, None, b"{\"accessToken\":"),
+            Err(CallError::Other(ResolveError::Transient { .. }))
+        ));
+        let expired = br#"{"error": "TOKEN_EXPIRED", "message": "m"}"#;
+        for header in [Some("AccessDeniedException".to_owned()), None] {
+            match answer(401, header, expired) {
+                Err(CallError::Denied { code, .. }) => assert_eq!(code, "TOKEN_EXPIRED"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let typed = br#"{"__type": "com.amazon#AccessDeniedException", "error": "USER_CREDENTIALS_CHANGED", "message": "m"}"#;
+        assert!(matches!(
+            answer(403, None, typed),
+            Err(CallError::Denied { .. })
+        ));
+        assert!(matches!(
+            answer(429, Some("TooManyRequestsError".into()), b"{}"),
+            Err(CallError::Other(ResolveError::Throttled { .. }))
+        ));
+        assert!(matches!(
+            answer(503, None, b""),
+            Err(CallError::Other(ResolveError::Transient { .. }))
+        ));
+        match answer(
+            400,
+            Some("ValidationException".into()),
+            br#"{"error": "INVALID_REQUEST", "message": "bad"}"#,
+        ) {
+            Err(CallError::Other(ResolveError::Refused { code, message, .. })) => {
+                assert_eq!(
+                    (code.as_str(), message.as_str()),
+                    ("ValidationException", "bad")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -399,7 +399,7 @@ impl Signin {
 /// from `x-amzn-errortype`, else the body's `__type` or `code`, as botocore reads it; the
 /// model's `error` and `message`).
 fn answer(status: u16, error_type: Option<String>, bytes: &[u8]) -> Result<TokenOutput, CallError> {
-    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
     if (200..300).contains(&status) {
         return token_output(parsed.as_ref()).ok_or_else(|| {
             CallError::Other(ResolveError::Transient {

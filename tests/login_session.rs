@@ -700,3 +700,36 @@ fn credsync_login_on_another_device_takes_the_pasted_code() {
     assert_eq!(entry["clientId"], support::fake_aws::CROSS_DEVICE);
     assert_eq!(entry["refreshToken"], issued[0].refresh_issued.as_str());
 }
+
+#[test]
+fn a_login_session_is_the_source_of_a_role_chain() {
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    env.write_aws_config(&format!(
+        "[profile dev]\nlogin_session = {USER}\nregion = us-east-1\n\n\
+         [profile admin]\nrole_arn = arn:aws:iam::444455556666:role/Admin\nsource_profile = dev\n"
+    ));
+    env.write_config_toml("[[profiles]]\nsource = \"admin\"\n");
+    signed_in(&env, &fake, 2 * MIN);
+    sync(&env);
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1);
+    let calls = fake.assume_role_calls();
+    assert_eq!(calls.len(), 1);
+    // Signed with the session's renewed credentials.
+    assert_eq!(
+        calls[0].signed_by.as_deref(),
+        Some(issued[0].credentials.access_key_id.as_str())
+    );
+    let text = env.read_credentials();
+    let (creds, _) = ini_edit::read_managed(&text, "admin").expect("[admin] written");
+    assert_eq!(
+        creds.access_key_id.expose_secret(),
+        calls[0].served.access_key_id
+    );
+    assert!(text.contains("aws_account_id = 444455556666"), "{text}");
+    assert_eq!(
+        read_entry(&env)["refreshToken"],
+        issued[0].refresh_issued.as_str()
+    );
+}

@@ -733,3 +733,36 @@ fn a_login_session_is_the_source_of_a_role_chain() {
         issued[0].refresh_issued.as_str()
     );
 }
+
+#[test]
+fn the_daemon_renews_a_session_that_only_a_role_chain_uses_on_its_own_schedule() {
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    env.write_aws_config(&format!(
+        "[profile dev]\nlogin_session = {USER}\nregion = us-east-1\n\n\
+         [profile admin]\nrole_arn = arn:aws:iam::444455556666:role/Admin\nsource_profile = dev\n"
+    ));
+    env.write_config_toml("[[profiles]]\nsource = \"admin\"\n");
+    signed_in(&env, &fake, 2 * MIN);
+    // 90-second session credentials (the floor: a renewal a minute), one-hour role credentials.
+    fake.set_login_expires_in(90);
+    let daemon = env.daemon(std::iter::empty::<&str>());
+    daemon.expect_within(
+        "a second renewal of the session",
+        || fake.login_issued().len() >= 2,
+        Duration::from_secs(80),
+    );
+    // The role was not assumed again: the session is renewed for its own sake, so that the
+    // entry never reaches botocore's 5-minute threshold for the AWS CLI on the host.
+    assert_eq!(fake.assume_role_calls().len(), 1, "{}", daemon.logs());
+    let issued = fake.login_issued();
+    assert_eq!(
+        issued[1].refresh_used,
+        Some(issued[0].refresh_issued.clone())
+    );
+    daemon.expect_within(
+        "the renewal written to the entry",
+        || read_entry(&env)["refreshToken"] == issued[1].refresh_issued.as_str(),
+        WAIT,
+    );
+}

@@ -104,6 +104,9 @@ pub struct Engine {
     logins: BTreeMap<String, LoginSession>,
 }
 
+/// How long a failed renewal of a session only role chains use waits before the next try.
+const LOGIN_RETRY: Duration = Duration::from_secs(30);
+
 /// What the engine knows of one `aws login` session (its profiles' state is the machine's).
 #[derive(Debug, Clone)]
 struct LoginSession {
@@ -112,6 +115,9 @@ struct LoginSession {
     expires_at: Option<SystemTime>,
     /// The refresh token AWS Sign-In refused (its fingerprint), and when: not sent again.
     refused: Option<(String, SystemTime)>,
+    /// When to renew it next when no profile's own schedule does (a session that is only the
+    /// source of role chains, whose credentials last longer than its own).
+    renew_at: Option<SystemTime>,
 }
 
 impl LoginSession {
@@ -256,7 +262,34 @@ impl Engine {
 
     /// The earliest next refresh among all profiles and sso-session tokens.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        self.machine.next_deadline()
+        let logins = self.chained_logins().into_iter();
+        let renewals = logins.filter_map(|l| self.logins.get(&l.session)?.renew_at);
+        self.machine
+            .next_deadline()
+            .into_iter()
+            .chain(renewals)
+            .min()
+    }
+
+    /// The `aws login` sessions that only role chains use: no profile's schedule follows their
+    /// 15-minute credentials, so the engine renews them on their own.
+    fn chained_logins(&self) -> Vec<chain::LoginProfile> {
+        let plans = self
+            .profiles()
+            .iter()
+            .filter_map(|p| p.source().as_ref().ok());
+        let (mut chained, mut direct) = (Vec::new(), HashSet::new());
+        for plan in plans {
+            if let Some(login) = plan.login() {
+                if plan.hops.is_empty() {
+                    direct.insert(login.session.clone());
+                } else if !chained.iter().any(|c: &chain::LoginProfile| c == login) {
+                    chained.push(login.clone());
+                }
+            }
+        }
+        chained.retain(|l| !direct.contains(&l.session));
+        chained
     }
 
     /// One round: everything due now, and the write that follows. Retryable failures are
@@ -269,6 +302,15 @@ impl Engine {
             let identity = Identity::of_path(&sso_cache::path(&dir, &key));
             self.machine
                 .apply(now, Event::TokenCacheSeen { key, identity });
+        }
+        for login in self.chained_logins() {
+            let due = self.logins.get(&login.session).and_then(|s| s.renew_at);
+            if due.is_some_and(|t| t <= now)
+                && let Err(e) = self.login_credentials(&login, now).await
+            {
+                // Its profiles fail the same way at their next try, and say so.
+                tracing::debug!("login session {}: {e}", login.session);
+            }
         }
         let actions = self.machine.apply(now, Event::Tick);
         self.act(actions, attempts).await;
@@ -482,6 +524,7 @@ impl Engine {
                 login_command: command.clone(),
                 expires_at: None,
                 refused: None,
+                renew_at: None,
             });
         state.login_command = command.clone();
         let refused = state.refused.as_ref().map(|(print, _)| print.clone());
@@ -499,6 +542,14 @@ impl Engine {
             Ok(crate::signin::Renewal::Fresh { token, renewed }) => {
                 state.refused = None;
                 state.expires_at = Some(token.expires_at);
+                // As a profile's credentials of that lifetime would be (middle jitter).
+                let at = schedule::refresh_at(
+                    Some(now),
+                    token.expires_at,
+                    self.cfg.refresh.min_remaining,
+                    0.5,
+                );
+                state.renew_at = Some(schedule::not_sooner_than_the_floor(at, Some(now)));
                 if renewed {
                     tracing::info!(
                         "login session {}: renewed, credentials until {}",
@@ -514,6 +565,7 @@ impl Engine {
                 expires_at,
                 error,
             }) => {
+                state.renew_at = None;
                 if state.refused.as_ref().map(|(p, _)| p) != Some(&fingerprint) {
                     tracing::warn!("login session {}: {error}", login.session);
                     state.refused = Some((fingerprint, now));
@@ -525,6 +577,10 @@ impl Engine {
                 if matches!(e, ResolveError::LoginRequired { .. }) {
                     state.expires_at = None;
                     state.refused = None;
+                    state.renew_at = None;
+                } else {
+                    // Tried again with the profiles' backoff, or here in a while.
+                    state.renew_at = Some(now + LOGIN_RETRY);
                 }
                 Err(e)
             }

@@ -217,7 +217,11 @@ mod tests {
         );
         // An `aws login` cache moved out of ~/.aws.
         let moved = Env {
-            vars: [("AWS_LOGIN_CACHE_DIRECTORY".to_owned(), "/srv/login".to_owned())].into(),
+            vars: [(
+                "AWS_LOGIN_CACHE_DIRECTORY".to_owned(),
+                "/srv/login".to_owned(),
+            )]
+            .into(),
             ..env
         };
         assert!(

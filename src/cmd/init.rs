@@ -80,6 +80,16 @@ pub(crate) fn starting_config(
     let planner = chain::Planner::new(aws, credentials);
     for name in aws.profiles.keys() {
         match planner.plan(name) {
+            // Keys in the credentials file would win over login_session for every reader of
+            // the profile: an `aws login` profile's keys go to a section of another name.
+            Ok(plan) if plan.kind() == Kind::Login => {
+                managed += &format!(
+                    "[[profiles]]\nsource = {}   # aws login session\ntarget = {}   # not the \
+                     source: keys in the credentials file would win over login_session\n\n",
+                    toml_string(name),
+                    toml_string(&format!("{name}-keys"))
+                );
+            }
             Ok(plan) if matches!(plan.kind(), Kind::Sso | Kind::AssumeRole) => {
                 let how = match (&plan.base, plan.hops.last()) {
                     (_, Some(hop)) => format!("assume-role {}", hop.role_arn),
@@ -144,7 +154,8 @@ mod tests {
              [profile dev]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = R\n\
              [profile \"we\\\"ird\"]\nrole_arn = arn:aws:iam::2:role/A\nsource_profile = dev\n\
              [profile keys]\naws_access_key_id = A\naws_secret_access_key = B\n\
-             [profile odd]\nregion = x\n",
+             [profile odd]\nregion = x\n\
+             [profile me]\nlogin_session = arn:aws:iam::111122223333:user/me\n",
             Path::new("/h/.aws/config"),
         )
         .unwrap();
@@ -164,7 +175,13 @@ mod tests {
         let env = Env::default();
         let cfg = config::parse(&text, Path::new("/c.toml"), &env).unwrap();
         let sources: Vec<&str> = cfg.profiles.iter().map(|p| p.source.as_str()).collect();
-        assert_eq!(sources.len(), 2, "{text}");
+        assert_eq!(sources.len(), 3, "{text}");
         assert!(sources.contains(&"dev"));
+        let me = cfg
+            .profiles
+            .iter()
+            .find(|p| p.source == "me")
+            .expect("{text}");
+        assert_eq!(me.target, "me-keys");
     }
 }

@@ -533,7 +533,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// How long, after a refusal, the entry is watched for the AWS CLI's write of the token that
 /// won (botocore writes it right after its answer); and how often.
-const REREAD_FOR: Duration = Duration::from_secs(2);
+const REREAD_FOR: Duration = Duration::from_secs(5);
 const REREAD_EVERY: Duration = Duration::from_millis(100);
 
 /// Renews session `session`'s entry in `dir` unless it has more than [`RENEW_WITHIN`] left,

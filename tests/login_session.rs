@@ -503,8 +503,25 @@ for _ in sys.stdin:
 
 #[test]
 fn boto3_reads_credsyncs_entry_and_a_long_lived_client_follows_the_view() {
-    if python::python().is_none() {
+    let Some(py) = python::python() else {
         python::skip("login_session::boto3_reads_credsyncs_entry");
+        return;
+    };
+    // botocore's LoginProvider needs awscrt (boto3[crt]), which scripts/test installs.
+    let has_login_provider = std::process::Command::new(&py)
+        .args([
+            "-c",
+            "import awscrt\nfrom botocore.credentials import LoginProvider",
+        ])
+        .env_clear()
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_login_provider {
+        let why = format!(
+            "{} has no awscrt or no LoginProvider; run scripts/test",
+            py.display()
+        );
+        support::skip("login_session::boto3_reads_credsyncs_entry", &why);
         return;
     }
     let fake = FakeAws::new();

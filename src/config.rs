@@ -91,13 +91,7 @@ pub struct AwsFiles {
     pub sso_cache_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProfileEntry {
-    /// A profile in the AWS config file.
-    pub source: String,
-    /// The section written to the credentials file.
-    pub target: String,
-}
+pub use credsync_core::config::ProfileEntry;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteConfig {

@@ -1,17 +1,18 @@
 //! credsync keeps AWS credentials fresh on disk for programs that cannot refresh them.
 // Tests may read files any way they like; the code reads the user's files through `user_file`.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
+// The pure modules live in the core crate (crates/core); these are their old paths.
+pub use credsync_core::{chain, ini_edit, schedule, secret, state, timefmt};
+pub(crate) use credsync_core::{ini, token_policy};
+
 pub mod acl;
 pub mod astro_setup;
 pub mod aws_profile;
-pub mod chain;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
 pub mod engine;
-pub(crate) mod ini;
-pub mod ini_edit;
 pub mod logging;
 pub mod login;
 pub mod login_cache;
@@ -21,16 +22,11 @@ pub(crate) mod notify;
 pub mod platform;
 pub mod process;
 pub mod resolve;
-pub mod schedule;
-pub mod secret;
 pub mod service;
 pub mod signin;
 pub mod sso_cache;
-pub mod state;
 pub mod sts;
-pub mod timefmt;
 pub mod token;
-pub(crate) mod token_policy;
 pub mod uidmap;
 pub mod user_file;
 pub(crate) mod view;

@@ -23,65 +23,7 @@ use crate::config::Env;
 use crate::secret::{Credentials, ExposeSecret, SecretString};
 use crate::sso_cache::{self, CachedToken};
 
-/// Why a profile could not be resolved. Messages never contain a secret.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ResolveError {
-    /// The SSO session is over (no token, expired token, token refused): the user must log in.
-    #[error("login required: {reason}; run `{login_command}`")]
-    LoginRequired {
-        reason: String,
-        login_command: String,
-    },
-    /// The token cache file did not parse (the AWS CLI may be writing it right now), or
-    /// cannot be read (`reason` names the file).
-    #[error("{reason}; trying again shortly")]
-    TokenUnreadable { path: PathBuf, reason: String },
-    /// The profile cannot work as configured.
-    #[error("{0}")]
-    Config(String),
-    /// AWS asked us to slow down.
-    #[error("throttled by {service} ({code})")]
-    Throttled {
-        service: &'static str,
-        code: String,
-        retry_after: Option<Duration>,
-    },
-    /// A network error, a timeout or a 5xx: worth retrying with backoff.
-    #[error("{service} unreachable or failing: {message}")]
-    Transient {
-        service: &'static str,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// AWS refused the request (access denied, bad request): retrying will not help.
-    #[error("{service} refused the request ({code}): {message}")]
-    Refused {
-        service: &'static str,
-        code: String,
-        message: String,
-    },
-}
-
-impl ResolveError {
-    /// Whether trying again (after a backoff) can help.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ResolveError::Throttled { .. }
-                | ResolveError::Transient { .. }
-                | ResolveError::TokenUnreadable { .. }
-        )
-    }
-
-    /// The server's `Retry-After`, if it sent one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ResolveError::Throttled { retry_after, .. }
-            | ResolveError::Transient { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
+pub use credsync_core::resolve::ResolveError;
 
 /// The longest any one AWS call may take, unless the edge says otherwise.
 pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -656,16 +598,14 @@ pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
 // ---------------------------------------------------------------------------------------------
 // The base of a role chain that needs no network call (the planner, `chain`, knows no edge).
 
-impl Base {
-    /// The base credentials that need no network call: the static keys, or the environment's
-    /// (as `edge` holds it). `None` for SSO and `aws login`, which the caller resolves through
-    /// the SSO portal and AWS Sign-In.
-    pub fn local_credentials(&self, edge: &AwsEdge) -> Option<Result<Credentials, ResolveError>> {
-        match self {
-            Base::Sso(_) | Base::Login(_) => None,
-            Base::Static { credentials, .. } => Some(Ok(credentials.clone())),
-            Base::Environment => Some(environment_credentials_from(|k| edge.credential_var(k))),
-        }
+/// The base credentials of `base` that need no network call: the static keys, or the
+/// environment's (as `edge` holds it). `None` for SSO and `aws login`, which the caller resolves
+/// through the SSO portal and AWS Sign-In.
+pub fn local_credentials(base: &Base, edge: &AwsEdge) -> Option<Result<Credentials, ResolveError>> {
+    match base {
+        Base::Sso(_) | Base::Login(_) => None,
+        Base::Static { credentials, .. } => Some(Ok(credentials.clone())),
+        Base::Environment => Some(environment_credentials_from(|k| edge.credential_var(k))),
     }
 }
 

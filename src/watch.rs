@@ -44,7 +44,7 @@
 //! Errors at [`start`] are fatal and returned; errors while re-arming later (a directory that
 //! cannot be read, the inotify limit) are logged and retried at the next batch.
 
-use crate::write::{self, Identity};
+use crate::write::{self, Identity, IdentityOf};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -61,6 +61,7 @@ use crate::mounts::MountTable;
 
 /// How a file is replaced (a setting of credsync's config, so defined there).
 pub use crate::config::WriteMode;
+pub use credsync_core::write::{Identity, Outcome};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -77,14 +78,6 @@ impl Default for WriteOptions {
             new_file_mode: 0o600,
         }
     }
-}
-
-/// What [`update`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Written,
-    /// The edit returned the bytes already there (or `None`): nothing was touched.
-    Unchanged,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -504,32 +497,26 @@ fn ensure_dir(dir: &Path) -> Result<(), WriteError> {
     }
 }
 
-/// What identifies one version of a file: if any of it differs, someone wrote the file. Used
-/// here to notice a writer between read and rename, by the watcher to tell credsync's own
-/// writes from the user's, and by the engine to notice a new login in the token cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+/// [`Identity`] read from a file's metadata (the core's type knows no file system).
+pub trait IdentityOf: Sized {
+    /// The identity in `m`.
+    fn of(m: &fs::Metadata) -> Self;
+    /// The identity of the file at `path` (symlinks followed), `None` when it cannot be read.
+    fn of_path(path: &Path) -> Option<Self>;
 }
 
-impl Identity {
-    /// The identity in `m`.
-    pub(crate) fn of(m: &fs::Metadata) -> Self {
-        Identity {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
+impl IdentityOf for Identity {
+    fn of(m: &fs::Metadata) -> Self {
+        Identity::new(
+            m.dev(),
+            m.ino(),
+            m.len(),
+            (m.mtime(), m.mtime_nsec()),
+            (m.ctime(), m.ctime_nsec()),
+        )
     }
 
-    /// The identity of the file at `path` (symlinks followed), `None` when it cannot be read.
-    pub(crate) fn of_path(path: &Path) -> Option<Self> {
+    fn of_path(path: &Path) -> Option<Self> {
         fs::metadata(path).ok().map(|m| Identity::of(&m))
     }
 }

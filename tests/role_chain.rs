@@ -97,8 +97,7 @@ fn static_plan() -> Plan {
 
 fn static_base(plan: &Plan) -> Credentials {
     assert!(matches!(&plan.base, Base::Static { profile, .. } if profile == "base"));
-    plan.base
-        .local_credentials(&AwsEdge::only("http://127.0.0.1:9"))
+    credsync::resolve::local_credentials(&plan.base, &AwsEdge::only("http://127.0.0.1:9"))
         .unwrap()
         .unwrap()
 }

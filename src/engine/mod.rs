@@ -6,8 +6,7 @@
 //! refresh — per sso-session), write the credentials file once — feeding every outcome back
 //! as an event. The round ends with one [`Report`]; `status` is a view of the state.
 
-mod machine;
-mod report;
+use credsync_core::engine::{machine, report};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -28,7 +27,7 @@ use crate::sso_cache::{self, CachedToken};
 use crate::state::{DaemonInfo, Effective, STATUS_VERSION, Status};
 use crate::token;
 use crate::view;
-use crate::write::{self, Identity, WriteError, WriteOptions};
+use crate::write::{self, Identity, IdentityOf, WriteError, WriteOptions};
 
 pub use machine::{Action, Event, FetchOutcome, Fetched, ManagedProfile, TokenFacts};
 use machine::{Machine, Settings};
@@ -59,6 +58,11 @@ impl Clock for SystemClock {
     }
 }
 
+/// The random source of production: `fastrand`'s thread-local generator (seeded from the OS).
+pub(crate) fn system_random() -> Random {
+    Arc::new(fastrand::f64)
+}
+
 /// What the engine reaches outside itself through, injected so that tests can pin it: wall
 /// time, the random source of jitter and backoff, AWS, and the process environment (read once
 /// where the program started).
@@ -74,7 +78,7 @@ impl Seams {
     pub fn production(env: Env) -> Seams {
         Seams {
             clock: Arc::new(SystemClock),
-            random: schedule::system_random(),
+            random: system_random(),
             aws: AwsEdge::from_env(&env),
             env,
         }
@@ -475,7 +479,7 @@ impl Engine {
                         }
                     }
                 }
-                other => match other.local_credentials(&self.edge) {
+                other => match resolve::local_credentials(other, &self.edge) {
                     Some(Ok(c)) => BaseJob::Local(c),
                     Some(Err(e)) => {
                         results.push((i, Err(e)));

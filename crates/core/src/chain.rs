@@ -30,7 +30,7 @@
 //!
 //! The planner makes no call and knows no AWS edge: the STS calls that carry a plan out live in
 //! `sts`, and the base credentials that need none (static keys, the environment's) are read by
-//! `resolve` (`Base::local_credentials`).
+//! `credsync::resolve::local_credentials`, at the edge.
 
 use std::collections::BTreeMap;
 
@@ -96,10 +96,10 @@ impl LoginProfile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleHop {
     /// The profile that holds `role_arn`.
-    pub(crate) profile: String,
+    pub profile: String,
     pub role_arn: String,
     /// `role_session_name`, else `credsync-<profile>` (see [`default_session_name`]).
-    pub(crate) role_session_name: String,
+    pub role_session_name: String,
     pub external_id: Option<String>,
     /// `duration_seconds` (900..=43200); `None` lets STS pick (one hour).
     pub duration_seconds: Option<i32>,

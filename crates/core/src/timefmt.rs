@@ -9,7 +9,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 /// A duration as people say it: `45s`, `47m`, `2h05m`, `3d4h`.
-pub(crate) fn humane(d: Duration) -> String {
+pub fn humane(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
@@ -21,7 +21,7 @@ pub(crate) fn humane(d: Duration) -> String {
 
 /// Parses the timestamps AWS tools write: RFC 3339 with or without fractions, `Z`, `UTC` or a
 /// numeric offset (`+00:00`, `-0500`). Returns `None` for anything else.
-pub(crate) fn parse(s: &str) -> Option<SystemTime> {
+pub fn parse(s: &str) -> Option<SystemTime> {
     let s = s.trim();
     let (base, offset_secs) = split_offset(s)?;
     let base = base.replacen(' ', "T", 1);

@@ -87,7 +87,7 @@ pub struct ManagedSection<'a> {
 /// A section the user (or another tool) owns, which credsync was asked to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    pub(crate) section: String,
+    pub section: String,
     /// 1-based line of the section's header in the old text; `0` when the name itself cannot be
     /// written as a section header (see [`is_writable_name`]).
     pub(crate) line: usize,

@@ -15,9 +15,9 @@ pub struct Report {
     /// The profiles tried, in the configuration's order.
     pub profiles: Vec<ProfileReport>,
     /// The sso-session tokens refreshed, refused, or ending without a way to refresh them.
-    pub(crate) sessions: Vec<SessionReport>,
+    pub sessions: Vec<SessionReport>,
     /// The write that followed, when there was one: what it did, or why it failed.
-    pub(crate) write: Option<Result<write::Outcome, String>>,
+    pub write: Option<Result<write::Outcome, String>>,
 }
 
 /// One profile tried in a round.
@@ -117,7 +117,7 @@ impl Report {
     }
 
     /// Logs what happened to the sessions' tokens.
-    pub(crate) fn log_sessions(&self) {
+    pub fn log_sessions(&self) {
         for s in &self.sessions {
             s.log();
         }

@@ -45,9 +45,9 @@ pub struct DaemonInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effective {
     /// credsync's config file; `None` when it runs without one.
-    pub(crate) config_file: Option<String>,
+    pub config_file: Option<String>,
     /// The AWS config file it reads.
-    pub(crate) aws_config_file: String,
+    pub aws_config_file: String,
 }
 
 /// How a profile gets its credentials (what the planner decides, so defined there).
@@ -95,17 +95,17 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileStatus {
     /// The profile in the AWS config file.
-    pub(crate) source: String,
+    pub source: String,
     /// The section credsync writes.
-    pub(crate) target: String,
-    pub(crate) kind: Kind,
+    pub target: String,
+    pub kind: Kind,
     pub state: State,
     #[serde(with = "rfc3339::option", default)]
     pub expires_at: Option<SystemTime>,
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) last_refresh: Option<SystemTime>,
+    pub last_refresh: Option<SystemTime>,
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) next_refresh: Option<SystemTime>,
+    pub next_refresh: Option<SystemTime>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
 }
@@ -129,51 +129,51 @@ impl ProfileStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStatus {
     /// The sso-session name, or the start URL of a legacy profile.
-    pub(crate) name: String,
+    pub name: String,
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) token_expires_at: Option<SystemTime>,
+    pub token_expires_at: Option<SystemTime>,
     /// Whether credsync can refresh the token itself (refresh token and registration valid,
     /// and SSO-OIDC has not refused the refresh token).
-    pub(crate) refreshable: bool,
+    pub refreshable: bool,
     /// Why it cannot, when it cannot (absent from daemons older than schema 2).
     #[serde(default)]
-    pub(crate) not_refreshable: Option<NotRefreshable>,
+    pub not_refreshable: Option<NotRefreshable>,
     /// When SSO-OIDC refused to refresh this token, if it did.
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) refused_at: Option<SystemTime>,
+    pub refused_at: Option<SystemTime>,
     /// When the session ends unless the user signs in again: the token's expiry when it cannot
     /// be refreshed, else the client registration's expiry (the latest credsync can refresh
     /// until; Identity Center may end the session sooner, and the refresh is then refused).
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) ends_at: Option<SystemTime>,
+    pub ends_at: Option<SystemTime>,
     /// The latest expiry of the credentials on disk of this session's profiles: how long they
     /// (and the containers reading them) keep working without a new sign-in.
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) credentials_until: Option<SystemTime>,
+    pub credentials_until: Option<SystemTime>,
     /// The lifetime of the tokens SSO-OIDC issued to credsync for this session, once it has
     /// refreshed one (seconds in JSON).
     #[serde(with = "secs::option", default, rename = "token_lifetime_secs")]
-    pub(crate) token_lifetime: Option<Duration>,
+    pub token_lifetime: Option<Duration>,
     /// When credsync next refreshes the token, when it can.
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) next_token_refresh: Option<SystemTime>,
+    pub next_token_refresh: Option<SystemTime>,
     /// Since when the newest token is only in memory: its save to the cache file failed (a full
     /// disk, say), and credsync tries again. Tools reading the cache file see an older token.
     #[serde(with = "rfc3339::option", default)]
-    pub(crate) token_unsaved_since: Option<SystemTime>,
+    pub token_unsaved_since: Option<SystemTime>,
     /// Why that save failed.
     #[serde(default)]
-    pub(crate) token_unsaved_error: Option<String>,
+    pub token_unsaved_error: Option<String>,
     /// The command that logs in again.
-    pub(crate) login_command: String,
+    pub login_command: String,
     /// An `aws login` session (named by its user's ARN), not an SSO one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) aws_login: bool,
+    pub aws_login: bool,
 }
 
 impl SessionStatus {
     /// A session with no token known and nothing else: the fields a caller fills in.
-    pub(crate) fn new(name: &str, login_command: &str) -> SessionStatus {
+    pub fn new(name: &str, login_command: &str) -> SessionStatus {
         SessionStatus {
             name: name.to_owned(),
             token_expires_at: None,

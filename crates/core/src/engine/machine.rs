@@ -31,10 +31,10 @@ pub(crate) const LOGIN_RECHECK: Duration = Duration::from_secs(30);
 /// What the machine needs of the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub(crate) min_remaining: Duration,
-    pub(crate) token_refresh_before: Duration,
+    pub min_remaining: Duration,
+    pub token_refresh_before: Duration,
     /// The credentials file (named in conflict messages).
-    pub(crate) credentials_file: PathBuf,
+    pub credentials_file: PathBuf,
 }
 
 /// What a read of a session's token cache file showed (never the token itself).
@@ -47,7 +47,7 @@ pub struct TokenFacts {
 
 impl TokenFacts {
     /// The facts of `token` of a session (`legacy`: of a profile without sso-session).
-    pub(crate) fn of(token: &CachedToken, legacy: bool) -> TokenFacts {
+    pub fn of(token: &CachedToken, legacy: bool) -> TokenFacts {
         TokenFacts {
             expires_at: token.expires_at,
             shape: TokenShape::of(token, legacy),
@@ -140,10 +140,10 @@ pub enum Event {
 /// One profile's refresh outcome.
 #[derive(Debug)]
 pub struct Fetched {
-    pub(crate) index: usize,
-    pub(crate) outcome: FetchOutcome,
+    pub index: usize,
+    pub outcome: FetchOutcome,
     /// Its session's token cache file identity, measured after the fetch.
-    pub(crate) cache: Option<Identity>,
+    pub cache: Option<Identity>,
 }
 
 /// What the edge must do next.
@@ -191,7 +191,7 @@ pub struct ManagedProfile {
 
 impl ManagedProfile {
     /// A profile not tried yet, resolving as `source` says.
-    pub(crate) fn new(
+    pub fn new(
         entry: ProfileEntry,
         source: Result<Plan, ResolveError>,
         jitter: f64,
@@ -218,15 +218,15 @@ impl ManagedProfile {
         }
     }
 
-    pub(crate) fn entry(&self) -> &ProfileEntry {
+    pub fn entry(&self) -> &ProfileEntry {
         &self.entry
     }
 
-    pub(crate) fn source(&self) -> &Result<Plan, ResolveError> {
+    pub fn source(&self) -> &Result<Plan, ResolveError> {
         &self.source
     }
 
-    pub(super) fn credentials(&self) -> Option<&Credentials> {
+    pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
     }
 
@@ -235,7 +235,7 @@ impl ManagedProfile {
     }
 
     /// The view `status` shows.
-    pub(crate) fn status(&self) -> ProfileStatus {
+    pub fn status(&self) -> ProfileStatus {
         ProfileStatus {
             source: self.entry.source.clone(),
             target: self.entry.target.clone(),
@@ -346,7 +346,7 @@ impl Session {
 /// The state of every managed profile and sso-session, and of the round in progress. Only
 /// [`Machine::apply`] changes it (and [`Machine::take_report`], which hands the round's report
 /// over and starts the next one).
-pub(crate) struct Machine {
+pub struct Machine {
     profiles: Vec<ManagedProfile>,
     sessions: BTreeMap<String, Session>,
     /// Targets of profiles that left the config: their managed sections go at the next write.
@@ -362,11 +362,7 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    pub(crate) fn new(
-        profiles: Vec<ManagedProfile>,
-        settings: Settings,
-        random: Random,
-    ) -> Machine {
+    pub fn new(profiles: Vec<ManagedProfile>, settings: Settings, random: Random) -> Machine {
         let sessions = sessions_of(&profiles, &mut BTreeMap::new());
         Machine {
             profiles,
@@ -386,21 +382,21 @@ impl Machine {
     }
 
     /// The injected random source.
-    pub(crate) fn random(&self) -> Random {
+    pub fn random(&self) -> Random {
         self.random.clone()
     }
 
-    pub(crate) fn profiles(&self) -> &[ManagedProfile] {
+    pub fn profiles(&self) -> &[ManagedProfile] {
         &self.profiles
     }
 
     /// The targets of profiles that left the configuration, still to be removed from disk.
-    pub(crate) fn removed_targets(&self) -> Vec<&str> {
+    pub fn removed_targets(&self) -> Vec<&str> {
         self.removed_targets.iter().map(String::as_str).collect()
     }
 
     /// Applies `event` at `now`; returns what to do next.
-    pub(crate) fn apply(&mut self, now: SystemTime, event: Event) -> Vec<Action> {
+    pub fn apply(&mut self, now: SystemTime, event: Event) -> Vec<Action> {
         match event {
             Event::Started { credentials } => {
                 self.adopt(now, &credentials);
@@ -466,7 +462,7 @@ impl Machine {
     }
 
     /// Indices of the profiles named `name` (source or target; all when `None`).
-    pub(crate) fn named(&self, name: Option<&str>) -> Vec<usize> {
+    pub fn named(&self, name: Option<&str>) -> Vec<usize> {
         let hit = self
             .profiles
             .iter()
@@ -476,7 +472,7 @@ impl Machine {
     }
 
     /// Indices of the profiles due now (asked for, or planned and past their deadline).
-    pub(crate) fn due(&self, now: SystemTime) -> Vec<usize> {
+    pub fn due(&self, now: SystemTime) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
@@ -496,7 +492,7 @@ impl Machine {
 
     /// The sessions whose cache file a round must look at first: those of due profiles waiting
     /// for a login.
-    pub(crate) fn blocked_sessions(&self, now: SystemTime) -> Vec<String> {
+    pub fn blocked_sessions(&self, now: SystemTime) -> Vec<String> {
         let mut keys: Vec<String> = self
             .due(now)
             .into_iter()
@@ -510,7 +506,7 @@ impl Machine {
 
     /// The earliest next refresh among all profiles and sso-session tokens, and of the retry of
     /// a failed write.
-    pub(crate) fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<SystemTime> {
         let profiles = self.profiles.iter().filter_map(|p| p.next_refresh);
         let sessions = self.sessions.values().filter_map(Session::next_check);
         profiles.chain(sessions).chain(self.write_retry).min()
@@ -523,7 +519,7 @@ impl Machine {
 
     /// Profiles waiting for a login, or for a token cache file that did not read (which a token
     /// cache change wakes).
-    pub(crate) fn waiting_on_the_token_cache(&self) -> Vec<usize> {
+    pub fn waiting_on_the_token_cache(&self) -> Vec<usize> {
         (0..self.profiles.len())
             .filter(|&i| {
                 let p = &self.profiles[i];
@@ -535,7 +531,7 @@ impl Machine {
     }
 
     /// The sections to write: every profile's known credentials.
-    pub(crate) fn sections(&self) -> Vec<ManagedSection<'_>> {
+    pub fn sections(&self) -> Vec<ManagedSection<'_>> {
         let known = self.profiles.iter().filter_map(|p| {
             p.credentials.as_ref().map(|c| ManagedSection {
                 name: &p.entry.target,
@@ -546,14 +542,14 @@ impl Machine {
     }
 
     /// The keys of the sessions the profiles use, each with whether it is a legacy start URL's.
-    pub(crate) fn session_keys(&self) -> Vec<(String, bool)> {
+    pub fn session_keys(&self) -> Vec<(String, bool)> {
         let keys = self.sessions.iter().map(|(k, s)| (k.clone(), s.legacy));
         keys.collect()
     }
 
     /// `status`'s sso-sessions, from what was last read or refreshed, each with how long the
     /// credentials of its profiles last.
-    pub(crate) fn session_status(&self, now: SystemTime) -> Vec<SessionStatus> {
+    pub fn session_status(&self, now: SystemTime) -> Vec<SessionStatus> {
         // The latest expiry of each session's profiles, in one pass over the profiles.
         let mut until: HashMap<&str, SystemTime> = HashMap::new();
         for p in &self.profiles {
@@ -571,7 +567,7 @@ impl Machine {
     }
 
     /// What the round since the last call did; starts the next one.
-    pub(crate) fn take_report(&mut self) -> Report {
+    pub fn take_report(&mut self) -> Report {
         let mut report = std::mem::take(&mut self.round);
         for p in &mut report.profiles {
             let profile = &self.profiles[p.index];
@@ -1242,11 +1238,9 @@ mod tests {
         }])
     }
 
-    /// Some identity of a file that exists.
+    /// Some identity of a file.
     fn an_identity() -> Option<Identity> {
-        let id = Identity::of_path(Path::new(env!("CARGO_MANIFEST_DIR")));
-        assert!(id.is_some());
-        id
+        Some(Identity::new(1, 2, 3, (4, 5), (6, 7)))
     }
 
     #[test]

@@ -18,14 +18,14 @@
 
 /// One line of a text: `content` without its line ending, `full` with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Line<'a> {
-    pub(crate) content: &'a str,
+pub struct Line<'a> {
+    pub content: &'a str,
     pub(crate) full: &'a str,
 }
 
 /// Splits at `\n`, `\r\n` and lone `\r`, keeping each line's ending in `full`. A text that ends
 /// with a line break has no empty last line.
-pub(crate) fn split_lines(text: &str) -> Vec<Line<'_>> {
+pub fn split_lines(text: &str) -> Vec<Line<'_>> {
     let bytes = text.as_bytes();
     let mut lines = Vec::new();
     let mut start = 0;
@@ -59,7 +59,7 @@ pub(crate) fn split_lines(text: &str) -> Vec<Line<'_>> {
 
 /// What configparser makes of one line, given the lines before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Token<'a> {
+pub enum Token<'a> {
     /// Empty or whitespace only.
     Blank,
     /// A whole-line `#` or `;` comment.
@@ -78,8 +78,8 @@ pub(crate) enum Token<'a> {
 
 /// configparser's reading state: whether a section and an option are open, and the indent of
 /// the last line that was not a continuation.
-#[derive(Debug, Clone)]
-pub(crate) struct Lexer {
+#[derive(Debug, Clone, Default)]
+pub struct Lexer {
     section: bool,
     option: bool,
     indent_level: usize,
@@ -87,7 +87,7 @@ pub(crate) struct Lexer {
 
 impl Lexer {
     /// At the start of a file.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Lexer {
             section: false,
             option: false,
@@ -105,7 +105,7 @@ impl Lexer {
     }
 
     /// Classifies `line` (without its line ending) and moves on past it.
-    pub(crate) fn next<'a>(&mut self, line: &'a str) -> Token<'a> {
+    pub fn next<'a>(&mut self, line: &'a str) -> Token<'a> {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             return Token::Blank;

@@ -48,7 +48,7 @@ impl TokenShape {
 /// Why credsync cannot refresh a session's token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum NotRefreshable {
+pub enum NotRefreshable {
     /// No readable token in the cache: never signed in, or signed out.
     NoToken,
     /// A legacy `sso_start_url` profile (no sso-session): its token is never refreshed.
@@ -92,7 +92,7 @@ pub(crate) fn why_not(
 /// Why an `aws login` session cannot be renewed, or `None` when it can: `present`, its cache
 /// entry read (with every part a renewal needs); `refused`, AWS Sign-In refused the refresh
 /// token the entry holds.
-pub(crate) fn why_not_login(present: bool, refused: bool) -> Option<NotRefreshable> {
+pub fn why_not_login(present: bool, refused: bool) -> Option<NotRefreshable> {
     if !present {
         Some(NotRefreshable::NoToken)
     } else if refused {
@@ -104,20 +104,20 @@ pub(crate) fn why_not_login(present: bool, refused: bool) -> Option<NotRefreshab
 
 /// Whether `token` can be refreshed through SSO-OIDC at `now`, as botocore decides it (no
 /// legacy profile, no refusal known).
-pub(crate) fn can_refresh(token: &CachedToken, now: SystemTime) -> bool {
+pub fn can_refresh(token: &CachedToken, now: SystemTime) -> bool {
     why_not(Some(&TokenShape::of(token, false)), false, now).is_none()
 }
 
 /// Why `token` cannot be refreshed at `now`, in a sentence for an error (never a value), or
 /// `None` when it can.
-pub(crate) fn explain_token(token: &CachedToken, now: SystemTime) -> Option<String> {
+pub fn explain_token(token: &CachedToken, now: SystemTime) -> Option<String> {
     let shape = TokenShape::of(token, false);
     why_not(Some(&shape), false, now).map(|why| why.explain(&shape))
 }
 
 impl NotRefreshable {
     /// In a few words, for the status table and notifications.
-    pub(crate) fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             NotRefreshable::NoToken => "not signed in",
             NotRefreshable::Legacy => "a legacy sso_start_url profile cannot be refreshed",

@@ -43,11 +43,6 @@ pub trait Clock: Send + Sync {
 /// [`Clock`], so that tests can pin it.
 pub type Random = Arc<dyn Fn() -> f64 + Send + Sync>;
 
-/// The random source of production: `fastrand`'s thread-local generator.
-pub(crate) fn system_random() -> Random {
-    Arc::new(fastrand::f64)
-}
-
 /// `x` clamped to `[0, 1]`, NaN as 0: a factor `Duration::mul_f64` takes without panicking.
 fn unit(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }

@@ -2,7 +2,7 @@
 //! `botocore.configloader.raw_config_parse` builds it): lines split the way Python reads them and
 //! each classified as configparser does. Every reader of an AWS file uses it:
 //! [`crate::aws_profile`] (a parse), [`crate::ini_edit`] (a byte-preserving edit) and
-//! [`crate::view`] (the container view's `config`), so they cannot disagree about what a line is.
+//! `credsync::view` (the container view's `config`), so they cannot disagree about what a line is.
 //!
 //! - Lines end at `\n`, `\r\n` or a lone `\r` (Python's universal newlines).
 //! - Whole-line `#` and `;` comments only, leading whitespace allowed (`region = x # y` has the

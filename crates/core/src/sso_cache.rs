@@ -10,7 +10,7 @@
 //! every field this module does not know, as found.
 //!
 //! The AWS CLI v2 rewrites the file in place, so a reader can catch it half-written: a parse
-//! failure means "read again shortly" ([`Read::Unparsable`]), never "logged out". Parse errors
+//! failure means "read again shortly" (`credsync::sso_cache::Read::Unparsable`), never "logged out". Parse errors
 //! never quote the file's text, which holds the tokens.
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The engine's state machine: what credsync knows of each managed profile and sso-session
 //! (credentials, state, schedule, the token facts `status` shows), changed only by an
 //! [`Event`], each answered with the [`Action`]s to take. Pure: no file, network or clock
-//! access; `now` and the random source come in from the edge ([`super::Engine`]), which
+//! access; `now` and the random source come in from the edge (`credsync::engine::Engine`), which
 //! measures the world (reads files, calls AWS) and turns what it found into events.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use credsync::control::{self, Request, Response};
 use credsync::ini_edit::{self, ManagedSection};
-use credsync::state::{State, Status};
+use credsync::status::{State, Status};
 use support::fake_aws::FakeAws;
 use support::{Daemon, TestEnv, botocore_token_json};
 

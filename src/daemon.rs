@@ -17,7 +17,7 @@ use crate::engine::{Engine, ProfileReport, Report};
 use crate::notify::{Desktop, Notifier, Sender};
 use crate::process::SystemRunner;
 use crate::schedule;
-use crate::state::Status;
+use crate::status::Status;
 use crate::watch::{Change, WatchSpec};
 use crate::write;
 

@@ -28,7 +28,7 @@ use crate::notify::Desktop;
 use crate::platform::{self, Wsl};
 use crate::service::{self, Platform};
 use crate::sso_cache::{self, CachedToken};
-use crate::state::{State, Status};
+use crate::status::{State, Status};
 use crate::timefmt::humane;
 use crate::uidmap;
 
@@ -954,7 +954,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 /// The command that logs `p` in: the one its own error names (the daemon's error says `run
 /// `<command>``), else the only session's, else `credsync login --profile <source>`.
-fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
+fn login_command(status: &Status, p: &crate::status::ProfileStatus) -> String {
     let error = p.last_error.as_deref().unwrap_or_default();
     let named = status
         .sso_sessions
@@ -972,7 +972,7 @@ fn login_command(status: &Status, p: &crate::state::ProfileStatus) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::config::{self, Env};
-    use crate::state::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
+    use crate::status::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
     use std::path::PathBuf;
 
     /// The worst level among `checks` (`Ok` when empty).
@@ -1415,7 +1415,7 @@ pub(crate) mod tests {
         };
         let cfg = crate::config::defaults(&env);
         let status =
-            |profile: &str, creds: &str, effective: Option<crate::state::Effective>| Status {
+            |profile: &str, creds: &str, effective: Option<crate::status::Effective>| Status {
                 version: 1,
                 daemon: DaemonInfo {
                     pid: 1,
@@ -1430,7 +1430,7 @@ pub(crate) mod tests {
                 sso_sessions: vec![],
             };
         let eff = |config: Option<&str>, aws: &str| {
-            Some(crate::state::Effective {
+            Some(crate::status::Effective {
                 config_file: config.map(str::to_owned),
                 aws_config_file: aws.to_owned(),
             })

@@ -2,7 +2,7 @@
 // Tests may read files any way they like; the code reads the user's files through `user_file`.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 // The pure modules live in the core crate (crates/core); these are their old paths.
-pub use credsync_core::{chain, ini_edit, schedule, secret, state, timefmt};
+pub use credsync_core::{chain, ini_edit, schedule, secret, status, timefmt};
 pub(crate) use credsync_core::{ini, token_policy};
 
 pub mod acl;

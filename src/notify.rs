@@ -24,7 +24,7 @@ use crate::config::{Env, NotifyConfig};
 use crate::mounts::MountTable;
 use crate::platform::{Platform, Wsl};
 use crate::process::{RunError, Runner};
-use crate::state::SessionStatus;
+use crate::status::SessionStatus;
 use crate::timefmt::{humane, rfc3339};
 use crate::token_policy::NotRefreshable;
 

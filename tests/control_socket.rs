@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use credsync::control::{
     self, BindError, ClientError, Command, ControlHandle, Request, Response, ServeOptions,
 };
-use credsync::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, State, Status};
+use credsync::status::{DaemonInfo, ProfileStatus, STATUS_VERSION, State, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The longest any single answer may take before the test calls it blocked.

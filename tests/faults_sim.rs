@@ -20,7 +20,7 @@ use credsync::ini_edit;
 use credsync::resolve::{AwsEdge, ResolveError};
 use credsync::schedule::{self, Clock};
 use credsync::secret::ExposeSecret;
-use credsync::state::{ProfileStatus, State};
+use credsync::status::{ProfileStatus, State};
 use support::fake_aws::{FakeAws, Fault, Route};
 use support::{ManualClock, TestEnv, botocore_token_json};
 

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use credsync::engine::Engine;
 use credsync::ini_edit;
 use credsync::schedule::{self, Clock};
-use credsync::state::State;
+use credsync::status::State;
 use support::fake_aws::FakeAws;
 use support::{ManualClock, TestEnv, botocore_token_json};
 

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use credsync::ini_edit;
 use credsync::resolve::AwsEdge;
 use credsync::schedule::{self, Clock};
-use credsync::state::State;
+use credsync::status::State;
 use support::fake_aws::{FakeAws, Fault, Route};
 use support::{ManualClock, TestEnv, botocore_token_json};
 

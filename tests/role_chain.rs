@@ -16,7 +16,7 @@ use credsync::chain::{self, Base, Plan};
 use credsync::config::Env;
 use credsync::resolve::{self, AwsEdge, Proxy, ResolveError};
 use credsync::secret::{Credentials, ExposeSecret};
-use credsync::state::Kind;
+use credsync::status::Kind;
 use credsync::sts;
 
 use support::python::{self, MotoServer};

@@ -16,7 +16,7 @@ use credsync::chain;
 use credsync::config::{self, Config, ContainerEngine, Env};
 use credsync::control::{self, Request, Response};
 use credsync::doctor::project::{self, COMPOSE_FILE};
-use credsync::state::Kind as PlanKind;
+use credsync::status::Kind as PlanKind;
 use credsync::uidmap;
 use credsync::user_file::{self, Kind};
 use credsync::write::{self, WriteMode, WriteOptions};

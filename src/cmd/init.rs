@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use credsync::aws_profile::{self, AwsConfig};
 use credsync::chain::{self, Base};
 use credsync::config::{self, Env, toml_string};
-use credsync::state::Kind;
+use credsync::status::Kind;
 use credsync::user_file;
 use credsync::write::{self, WriteMode, WriteOptions};
 

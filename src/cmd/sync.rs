@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use credsync::engine::{Engine, Report};
-use credsync::state::State;
+use credsync::status::State;
 use credsync::timefmt;
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Status;
+use crate::status::Status;
 
 /// The protocol version this build speaks, in every request and reply.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -197,7 +197,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::state::{DaemonInfo, STATUS_VERSION};
+    use crate::status::{DaemonInfo, STATUS_VERSION};
 
     #[test]
     fn requests_round_trip_through_their_lines() {

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::client::{self, ClientError};
 use super::protocol::{MAX_REQUEST_LINE, Request, Response, parse_request};
-use crate::state::Status;
+use crate::status::Status;
 
 /// What the server needs from the daemon.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use crate::state::{Kind, Status};
+use crate::status::{Kind, Status};
 use crate::timefmt::humane;
 
 /// The longest last error shown in the table; `--json` has it whole.
@@ -162,7 +162,7 @@ fn write_rows(out: &mut String, rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State};
+    use crate::status::{DaemonInfo, ProfileStatus, STATUS_VERSION, SessionStatus, State};
     use crate::token_policy::NotRefreshable;
 
     const NOW: u64 = 1_795_964_400;

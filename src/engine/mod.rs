@@ -24,7 +24,7 @@ use crate::resolve::{self, AwsEdge, Clients, ResolveError};
 use crate::schedule::{self, Clock, Random, Wait};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
-use crate::state::{DaemonInfo, Effective, STATUS_VERSION, Status};
+use crate::status::{DaemonInfo, Effective, STATUS_VERSION, Status};
 use crate::token;
 use crate::view;
 use crate::write::{self, Identity, IdentityOf, WriteError, WriteOptions};
@@ -126,10 +126,10 @@ struct LoginSession {
 
 impl LoginSession {
     /// The session as `status` (and the notifications) show it, named `name`.
-    fn status(&self, name: &str) -> crate::state::SessionStatus {
+    fn status(&self, name: &str) -> crate::status::SessionStatus {
         let why =
             crate::token_policy::why_not_login(self.expires_at.is_some(), self.refused.is_some());
-        let mut s = crate::state::SessionStatus::new(name, &self.login_command);
+        let mut s = crate::status::SessionStatus::new(name, &self.login_command);
         s.token_expires_at = self.expires_at;
         s.refreshable = why.is_none();
         s.not_refreshable = why;
@@ -206,7 +206,7 @@ impl Engine {
         let credentials = read_credentials(&self.cfg.aws.credentials_file);
         let fresh = |m: &Machine| {
             let p = m.profiles().iter();
-            p.filter(|p| p.status().state == crate::state::State::Fresh)
+            p.filter(|p| p.status().state == crate::status::State::Fresh)
                 .count()
         };
         let before = fresh(&self.machine);

@@ -14,7 +14,7 @@ pub mod resolve;
 pub mod schedule;
 pub mod secret;
 pub mod sso_cache;
-pub mod state;
+pub mod status;
 pub mod timefmt;
 pub mod token_policy;
 pub mod write;

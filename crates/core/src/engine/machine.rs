@@ -15,7 +15,7 @@ use crate::resolve::ResolveError;
 use crate::schedule::{self, Random};
 use crate::secret::Credentials;
 use crate::sso_cache::CachedToken;
-use crate::state::{ProfileStatus, SessionStatus, State};
+use crate::status::{ProfileStatus, SessionStatus, State};
 use crate::token_policy::{self, NotRefreshable, TokenShape};
 use crate::write::{self, Identity};
 

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use crate::resolve::ResolveError;
-use crate::state::State;
+use crate::status::State;
 use crate::write;
 
 /// One round's report.

@@ -1243,6 +1243,8 @@ mod tests {
         Some(Identity::new(1, 2, 3, (4, 5), (6, 7)))
     }
 
+    mod rules;
+
     #[test]
     fn a_new_profile_is_fetched_at_the_first_tick_and_a_success_asks_for_one_write() {
         let mut m = machine(&["p0"], 0.0);

@@ -177,3 +177,119 @@ impl SessionReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    use super::*;
+
+    /// The events logged while it is the default subscriber: each as `LEVEL message`.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    struct Message(String);
+
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for &'static Lines {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            let line = format!("{} {}", event.metadata().level(), message.0);
+            self.0.lock().expect("not poisoned").push(line);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// What `f` logs.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        let lines: &'static Lines = Box::leak(Box::default());
+        tracing::subscriber::with_default(lines, f);
+        lines.0.lock().expect("not poisoned").clone()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn profile(source: &str, error: Option<&str>, repeated: bool) -> ProfileReport {
+        ProfileReport {
+            index: 0,
+            source: source.to_owned(),
+            target: source.to_owned(),
+            outcome: Ok(None),
+            state: State::Fresh,
+            expires_at: Some(at(3600)),
+            error: error.map(str::to_owned),
+            repeated,
+        }
+    }
+
+    #[test]
+    fn a_round_logs_a_success_a_new_failure_a_repeated_one_quietly_and_a_failed_write() {
+        let report = Report {
+            profiles: vec![
+                profile("ok", None, false),
+                profile("new", Some("denied"), false),
+                profile("old", Some("denied"), true),
+            ],
+            sessions: Vec::new(),
+            write: Some(Err("disk full".to_owned())),
+        };
+        assert_eq!(
+            logged(|| report.log_profiles()),
+            [
+                "INFO refreshed; expires 2027-01-15T09:00:00Z",
+                "WARN refresh failed: denied",
+                "DEBUG still failing: denied",
+                "ERROR disk full",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rounds_sessions_are_logged_each_at_its_level() {
+        let session = |outcome| SessionReport {
+            name: "corp".to_owned(),
+            outcome,
+        };
+        let report = Report {
+            profiles: Vec::new(),
+            sessions: vec![
+                session(SessionOutcome::Refreshed {
+                    expires_at: at(3600),
+                }),
+                session(SessionOutcome::NotSaved {
+                    error: "disk full".to_owned(),
+                }),
+                session(SessionOutcome::Saved),
+            ],
+            write: None,
+        };
+        let lines = logged(|| report.log_sessions());
+        let levels: Vec<&str> = lines.iter().filter_map(|l| l.split(' ').next()).collect();
+        assert_eq!(levels, ["INFO", "ERROR", "INFO"], "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("corp")), "{lines:?}");
+    }
+}

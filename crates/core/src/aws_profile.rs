@@ -1019,6 +1019,8 @@ region = x\nnote = one\n\ttwo\n",
 [profile web]\nrole_arn = arn\nweb_identity_token_file = /t\n\
 [profile proc]\ncredential_process = cat x\n\
 [profile keys]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s3cr3t\n\
+[profile idonly]\naws_access_key_id = AKIAEXAMPLE\n\
+[profile secretonly]\naws_secret_access_key = s3cr3t\n\
 [profile empty]\n\
 [profile regiononly]\nregion = x\noutput = json\n\
 [profile chained]\nrole_arn = arn\nsso_session = s\n";
@@ -1028,13 +1030,16 @@ region = x\nnote = one\n\ttwo\n",
             ("web", "a web-identity profile (web_identity_token_file)", 4),
             ("proc", "a credential_process profile", 7),
             ("keys", "a static-keys profile", 9),
-            ("empty", "empty", 12),
+            // Half a key pair is still a static-keys profile (botocore says which half lacks).
+            ("idonly", "a static-keys profile", 12),
+            ("secretonly", "a static-keys profile", 14),
+            ("empty", "empty", 16),
             (
                 "regiononly",
                 "a profile without credentials (it sets only output, region)",
-                13,
+                17,
             ),
-            ("chained", "an assume-role profile (role_arn)", 16),
+            ("chained", "an assume-role profile (role_arn)", 20),
         ] {
             match c.sso_profile(name).unwrap_err() {
                 ProfileError::Unsupported {

@@ -63,3 +63,46 @@ impl ResolveError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_network_errors_and_unreadable_tokens_are_retried_with_the_servers_wait() {
+        let wait = Some(Duration::from_secs(30));
+        let throttled = ResolveError::Throttled {
+            service: "SSO",
+            code: "TooManyRequestsException".to_owned(),
+            retry_after: wait,
+        };
+        let transient = ResolveError::Transient {
+            service: "STS",
+            message: "timeout".to_owned(),
+            retry_after: wait,
+        };
+        let unreadable = ResolveError::TokenUnreadable {
+            path: PathBuf::from("/h/.aws/sso/cache/x.json"),
+            reason: "half written".to_owned(),
+        };
+        for e in [&throttled, &transient] {
+            assert!(e.is_retryable(), "{e}");
+            assert_eq!(e.retry_after(), wait, "{e}");
+        }
+        assert!(unreadable.is_retryable());
+        assert_eq!(unreadable.retry_after(), None);
+        let refused = ResolveError::Refused {
+            service: "SSO",
+            code: "ForbiddenException".to_owned(),
+            message: "no".to_owned(),
+        };
+        let login = ResolveError::LoginRequired {
+            reason: "expired".to_owned(),
+            login_command: "credsync login".to_owned(),
+        };
+        for e in [refused, login, ResolveError::Config("bad".to_owned())] {
+            assert!(!e.is_retryable(), "{e}");
+            assert_eq!(e.retry_after(), None, "{e}");
+        }
+    }
+}

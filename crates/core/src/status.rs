@@ -259,3 +259,50 @@ pub(crate) mod rfc3339 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    const STATES: [State; 7] = [
+        State::Pending,
+        State::Fresh,
+        State::Degraded,
+        State::Expired,
+        State::LoginRequired,
+        State::Conflict,
+        State::Error,
+    ];
+
+    #[test]
+    fn a_state_reads_as_its_wire_name_and_only_fresh_is_healthy() {
+        for state in STATES {
+            let wire = serde_json::to_string(&state).expect("serialises");
+            assert_eq!(wire, format!("\"{}\"", state.as_str()));
+            assert_eq!(state.is_healthy(), state == State::Fresh, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn a_sessions_times_and_lifetime_survive_the_wire() {
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+        let mut s = SessionStatus::new("corp", "credsync login --sso-session corp");
+        s.token_expires_at = Some(at(3600));
+        s.token_lifetime = Some(Duration::from_secs(8 * 3600));
+        s.next_token_refresh = Some(at(1800));
+        let text = serde_json::to_string(&s).expect("serialises");
+        assert!(text.contains("\"token_lifetime_secs\":28800"), "{text}");
+        let back: SessionStatus = serde_json::from_str(&text).expect("deserialises");
+        assert_eq!(back, s);
+        let bare = SessionStatus::new("corp", "credsync login --sso-session corp");
+        let text = serde_json::to_string(&bare).expect("serialises");
+        assert_eq!(
+            serde_json::from_str::<SessionStatus>(&text).expect("reads"),
+            bare
+        );
+        let bad = text.replace("\"token_expires_at\":null", "\"token_expires_at\":\"soon\"");
+        assert!(bad != text && serde_json::from_str::<SessionStatus>(&bad).is_err());
+    }
+}

@@ -81,6 +81,9 @@ mod tests {
             "2026-11-29T15:00:00+00:00",
             "2026-11-29T16:00:00+01:00",
             "2026-11-29T10:00:00-0500",
+            // Offsets with minutes (India, Nepal): the minutes count too.
+            "2026-11-29T20:30:00+05:30",
+            "2026-11-29T20:45:00+0545",
             "2026-11-29 15:00:00Z",
         ] {
             let got = parse(s).unwrap_or_else(|| panic!("{s} did not parse"));

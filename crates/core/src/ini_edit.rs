@@ -806,6 +806,18 @@ mod tests {
     }
 
     #[test]
+    fn the_source_credentials_are_the_users_sections_not_credsyncs() {
+        let user = "[base]\naws_access_key_id = AKIAUSER\naws_secret_access_key = user-secret\n";
+        let text = write(user, "dev", &one()).text;
+        let path = std::path::Path::new("credentials");
+        let sources = source_credentials(&text, path).expect("parses");
+        assert_eq!(sources.keys().collect::<Vec<_>>(), ["base"]);
+        assert_eq!(sources["base"]["aws_access_key_id"], "AKIAUSER");
+        assert_eq!(sources["base"]["aws_secret_access_key"], "user-secret");
+        assert!(source_credentials("[base\n", path).is_err());
+    }
+
+    #[test]
     fn a_credentials_file_reads_as_ini_and_other_files_do_not() {
         for ok in [
             "",

@@ -58,6 +58,9 @@ pub fn prepare(engine: &mut Engine) {
             tracing::warn!(profile = %p.entry().source, "cannot be managed: {e}");
         }
     }
+    if let Some(note) = login_margin_note(engine) {
+        tracing::info!("{note}");
+    }
     let adopted = engine.start();
     if adopted > 0 {
         tracing::info!("{adopted} profile(s) still fresh on disk; no refresh needed yet");
@@ -65,6 +68,18 @@ pub fn prepare(engine: &mut Engine) {
     // Reading and planning the files allocated and freed about their size (megabytes for
     // thousands of profiles); a daemon that adopted everything runs no round that would trim.
     release_freed_memory();
+}
+
+/// When `[refresh] min_remaining` is below what an `aws login` session must keep and a managed
+/// profile uses one: the sentence that says the session's renewals keep more
+/// ([`schedule::login_raised_note`]).
+pub fn login_margin_note(engine: &Engine) -> Option<String> {
+    let uses_login = engine
+        .profiles()
+        .iter()
+        .any(|p| p.source().as_ref().is_ok_and(|s| s.login().is_some()));
+    let note = schedule::login_raised_note(engine.config().refresh.min_remaining);
+    note.filter(|_| uses_login)
 }
 
 /// Runs until `shutdown` completes. A round in flight when it does is finished first, write

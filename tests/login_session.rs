@@ -786,3 +786,39 @@ fn the_daemon_renews_a_session_that_only_a_role_chain_uses_on_its_own_schedule()
         WAIT,
     );
 }
+
+#[test]
+fn a_short_min_remaining_is_raised_for_a_login_session_and_said_once() {
+    let fake = FakeAws::new();
+    // Two minutes would put the renewal inside botocore's 5-minute threshold.
+    let env = setup(&fake, "[refresh]\nmin_remaining = \"2m\"\n");
+    signed_in(&env, &fake, 2 * MIN);
+    let daemon = env.daemon(std::iter::empty::<&str>());
+    let mut profile = Value::Null;
+    daemon.expect_within(
+        "the session renewed and the profile fresh",
+        || {
+            let o = env.run(["status", "--json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            profile = v["profiles"][0].clone();
+            profile["state"] == "fresh" && !fake.login_issued().is_empty()
+        },
+        WAIT,
+    );
+    let time = |k: &str| parse_botocore_time(profile[k].as_str().expect(k));
+    let left = time("expires_at")
+        .duration_since(time("next_refresh"))
+        .expect("the next renewal before the expiry");
+    // The next renewal leaves 7 minutes (5 of botocore's, 2 of margin) or more.
+    assert!(
+        left >= Duration::from_secs(7 * 60),
+        "renewed with {left:?} left: {profile}"
+    );
+    let logs = daemon.logs();
+    assert_eq!(
+        logs.matches("min_remaining = 2m is raised to 7m for aws login sessions")
+            .count(),
+        1,
+        "{logs}"
+    );
+}

@@ -547,11 +547,12 @@ impl Engine {
                 state.refused = None;
                 state.expires_at = Some(token.expires_at);
                 // As a profile's credentials of that lifetime would be (middle jitter).
-                let at = schedule::refresh_at(
+                let at = schedule::refresh_at_for(
                     Some(now),
                     token.expires_at,
                     self.cfg.refresh.min_remaining,
                     0.5,
+                    true,
                 );
                 state.renew_at = Some(schedule::not_sooner_than_the_floor(at, Some(now)));
                 if renewed {

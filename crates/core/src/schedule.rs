@@ -57,6 +57,61 @@ pub fn must_remain(lifetime: Option<Duration>, min_remaining: Duration) -> Durat
     }
 }
 
+/// When a reader of an `aws login` session renews it itself: botocore's
+/// `LoginCredentialFetcher` (AWS CLI v2, boto3) calls AWS Sign-In once the cache entry's
+/// credentials have less than this left (`_REFRESH_THRESHOLD = 5 * 60`). Its
+/// `RefreshableCredentials` look at the entry on every use (their advisory window, 15 minutes,
+/// is the credentials' whole life), so each reader would spend the rotating refresh token
+/// and they would lose the session to each other.
+pub const LOGIN_READER_REFRESH: Duration = Duration::from_secs(5 * 60);
+
+/// How far above [`LOGIN_READER_REFRESH`] credsync renews a login session at the latest: room
+/// for a slow answer and a few retries (5 s, 10 s, 20 s, 40 s of backoff) before any reader
+/// would start its own renewal.
+pub const LOGIN_MARGIN: Duration = Duration::from_secs(2 * 60);
+
+/// The least an `aws login` session's credentials keep on disk, whatever `min_remaining` says:
+/// [`LOGIN_READER_REFRESH`] plus [`LOGIN_MARGIN`] (the credentials last 15 minutes, so the
+/// default of half their life, 7½ minutes, is already above it).
+pub const LOGIN_MIN_REMAINING: Duration =
+    Duration::from_secs(LOGIN_READER_REFRESH.as_secs() + LOGIN_MARGIN.as_secs());
+
+/// Whether `min_remaining` is raised for `aws login` sessions ([`LOGIN_MIN_REMAINING`]): said
+/// once in the log, and by doctor.
+pub fn login_raises(min_remaining: Duration) -> bool {
+    min_remaining < LOGIN_MIN_REMAINING
+}
+
+/// When [`login_raises`]: what the daemon's log and doctor say of it.
+pub fn login_raised_note(min_remaining: Duration) -> Option<String> {
+    login_raises(min_remaining).then(|| {
+        format!(
+            "[refresh] min_remaining = {} is raised to {} for aws login sessions: their readers \
+             (botocore, the AWS CLI) renew the session themselves below {} left, and would race \
+             each other for its refresh token",
+            humantime::format_duration(min_remaining),
+            humantime::format_duration(LOGIN_MIN_REMAINING),
+            humantime::format_duration(LOGIN_READER_REFRESH)
+        )
+    })
+}
+
+/// [`must_remain`], and for the credentials of an `aws login` session (`login`) never less
+/// than [`LOGIN_MIN_REMAINING`], even when they are short: the one rule that keeps the
+/// session's renewal credsync's.
+pub fn must_remain_for(
+    lifetime: Option<Duration>,
+    min_remaining: Duration,
+    login: bool,
+) -> Duration {
+    let keep = must_remain(lifetime, min_remaining);
+    if login {
+        keep.max(LOGIN_MIN_REMAINING)
+    } else {
+        keep
+    }
+}
+
 /// The margin taken before the [`must_remain`] line, so that a refresh that takes a while
 /// (a slow network, a retry or two) still lands before it: a twentieth of the lifetime, at
 /// most a minute.
@@ -74,8 +129,20 @@ pub fn refresh_at(
     min_remaining: Duration,
     jitter: f64,
 ) -> SystemTime {
+    refresh_at_for(issued, expires, min_remaining, jitter, false)
+}
+
+/// [`refresh_at`], for an `aws login` session's credentials when `login`
+/// ([`must_remain_for`]).
+pub fn refresh_at_for(
+    issued: Option<SystemTime>,
+    expires: SystemTime,
+    min_remaining: Duration,
+    jitter: f64,
+    login: bool,
+) -> SystemTime {
     let lifetime = issued.and_then(|i| expires.duration_since(i).ok());
-    let keep = must_remain(lifetime, min_remaining).saturating_add(lead(lifetime));
+    let keep = must_remain_for(lifetime, min_remaining, login).saturating_add(lead(lifetime));
     let spread = lifetime
         .map(|l| (l / 40).mul_f64(unit(jitter)))
         .unwrap_or_default();
@@ -130,9 +197,20 @@ pub fn is_fresh(
     lifetime: Option<Duration>,
     min_remaining: Duration,
 ) -> bool {
+    is_fresh_for(now, expires, lifetime, min_remaining, false)
+}
+
+/// [`is_fresh`], for an `aws login` session's credentials when `login` ([`must_remain_for`]).
+pub fn is_fresh_for(
+    now: SystemTime,
+    expires: SystemTime,
+    lifetime: Option<Duration>,
+    min_remaining: Duration,
+    login: bool,
+) -> bool {
     expires
         .duration_since(now)
-        .is_ok_and(|left| left >= must_remain(lifetime, min_remaining))
+        .is_ok_and(|left| left >= must_remain_for(lifetime, min_remaining, login))
 }
 
 /// The wait before retry number `failures` (1 for the first retry): exponential from
@@ -228,6 +306,52 @@ mod tests {
         let at = refresh_at(Some(t(0)), t(3600), Duration::from_secs(20 * 60), 0.0);
         // 1 h credentials: 20 min must remain, 1 min lead.
         assert_eq!(at, t(3600 - 20 * 60 - 60));
+    }
+
+    #[test]
+    fn a_login_session_is_renewed_above_botocores_threshold_whatever_min_remaining_says() {
+        let life = Duration::from_secs(15 * 60);
+        let m = |x: u64| Duration::from_secs(x * 60);
+        for min_remaining in [
+            Duration::from_secs(1),
+            m(2),
+            m(5),
+            m(6),
+            m(7),
+            m(20),
+            m(720),
+        ] {
+            for jitter in [0.0, 0.5, 0.999] {
+                let at = refresh_at_for(Some(t(0)), t(0) + life, min_remaining, jitter, true);
+                let left = (t(0) + life).duration_since(at).unwrap();
+                // The whole margin above the reader's threshold, and the floor of the rule.
+                assert!(
+                    left >= LOGIN_READER_REFRESH + LOGIN_MARGIN,
+                    "{min_remaining:?}: renewed with {left:?} left"
+                );
+                // Never due before it even started (a renewal loop).
+                assert!(at > t(0), "{min_remaining:?}: due at once");
+            }
+            // Credentials found with less left (another program renewed them): the same floor.
+            let at = refresh_at_for(Some(t(0)), t(0) + m(10), min_remaining, 0.0, true);
+            assert!((t(0) + m(10)).duration_since(at).unwrap() >= LOGIN_MIN_REMAINING);
+            // On disk at start (lifetime unknown): fresh only with the setting or the floor
+            // left, whichever is more.
+            let expires = t(0) + min_remaining.max(LOGIN_MIN_REMAINING);
+            assert!(is_fresh_for(t(0), expires, None, min_remaining, true));
+            assert!(!is_fresh_for(t(1), expires, None, min_remaining, true));
+            assert_eq!(login_raises(min_remaining), min_remaining < m(7));
+        }
+        // Other profiles keep the setting as it is.
+        assert_eq!(must_remain_for(Some(life), m(2), false), m(2));
+        assert_eq!(must_remain_for(Some(life), m(2), true), LOGIN_MIN_REMAINING);
+        assert_eq!(
+            refresh_at_for(Some(t(0)), t(900), m(2), 0.0, false),
+            refresh_at(Some(t(0)), t(900), m(2), 0.0)
+        );
+        // The default (20 minutes) is half the 15-minute life, above the floor: not raised.
+        assert_eq!(must_remain_for(Some(life), m(20), true), life / 2);
+        assert!(!login_raises(m(20)));
     }
 
     #[test]

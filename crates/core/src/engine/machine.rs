@@ -678,10 +678,13 @@ impl Machine {
             let Some((creds, expires)) = file.read_managed(&p.entry.target) else {
                 continue;
             };
-            if schedule::is_fresh(now, expires, None, min) {
+            let login = is_login(p);
+            if schedule::is_fresh_for(now, expires, None, min, login) {
                 p.state = State::Fresh;
                 p.expires_at = Some(expires);
-                p.next_refresh = Some(schedule::refresh_at(None, expires, min, p.jitter));
+                p.next_refresh = Some(schedule::refresh_at_for(
+                    None, expires, min, p.jitter, login,
+                ));
                 p.credentials = Some(creds);
             }
         }
@@ -916,7 +919,8 @@ impl Machine {
                 p.last_refresh = Some(now);
                 p.last_error = None;
                 p.consecutive_failures = 0;
-                p.next_refresh = Some(next_after_success(now, expires, min, p.jitter));
+                let login = is_login(p);
+                p.next_refresh = Some(next_after_success(now, expires, min, p.jitter, login));
                 Ok(Some(expires))
             }
             Err(e) => {
@@ -1041,10 +1045,17 @@ fn next_after_success(
     expires: SystemTime,
     min: Duration,
     jitter: f64,
+    login: bool,
 ) -> SystemTime {
     // Credentials shorter than every margin would be due at once: never sooner than the floor.
-    let at = schedule::refresh_at(Some(now), expires, min, jitter);
+    let at = schedule::refresh_at_for(Some(now), expires, min, jitter, login);
     schedule::not_sooner_than_the_floor(at, Some(now))
+}
+
+/// Whether `p`'s credentials are an `aws login` session's own (renewed above botocore's
+/// threshold: [`schedule::must_remain_for`]).
+fn is_login(p: &ManagedProfile) -> bool {
+    p.source.as_ref().is_ok_and(|s| s.kind() == Kind::Login)
 }
 
 /// Records failure `e` of `p` at `now`: its state, and when it is looked at again.

@@ -15,12 +15,12 @@ pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::acl;
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
-use crate::chain::{self, Base, ChainError};
+use crate::chain::{self, Base, ChainError, LoginProfile};
 use crate::config::{Config, ConfigError, NotifyConfig};
 use crate::ini_edit;
 use crate::mounts::MountTable;
@@ -160,12 +160,18 @@ pub fn check_aws_config(parsed: &Result<AwsConfig, ProfileError>, path: &Path) -
 /// What reading one sso-session's token cache found (`Err`: the file could not be read).
 pub(crate) type TokenRead = Result<sso_cache::Read, String>;
 
-/// Each managed profile's plan and, once per sso-session, its token.
+/// What reading one `aws login` session's cache entry found: the entry's path, and what was
+/// there (`Err`: the file could not be read).
+pub(crate) type LoginRead = (PathBuf, Result<crate::login_cache::Read, String>);
+
+/// Each managed profile's plan and, once per sso-session, its token; once per `aws login`
+/// session, its cache entry (`login` reads it).
 pub fn check_profiles(
     cfg: &Config,
     aws: &AwsConfig,
     credentials_text: &str,
     token: &dyn Fn(&SsoProfile) -> TokenRead,
+    login: &dyn Fn(&LoginProfile) -> LoginRead,
     now: SystemTime,
 ) -> Vec<Check> {
     let path = &cfg.aws.credentials_file;
@@ -182,6 +188,7 @@ pub fn check_profiles(
         }
     };
     let mut seen_sessions = BTreeSet::new();
+    let mut seen_logins = BTreeSet::new();
     let planner = chain::Planner::new(aws, &credentials);
     for entry in &cfg.profiles {
         let name = format!("profile {} -> [{}]", entry.source, entry.target);
@@ -224,8 +231,78 @@ pub fn check_profiles(
         {
             out.push(check_token(sso, &token(sso), now));
         }
+        if let Some(l) = plan.login()
+            && seen_logins.insert(l.session.clone())
+        {
+            out.push(check_login_entry(l, &login(l), now));
+        }
+    }
+    if let Some(note) = crate::schedule::login_raised_note(cfg.refresh.min_remaining)
+        && !seen_logins.is_empty()
+    {
+        out.push(Check::warn(
+            note,
+            format!(
+                "nothing breaks: to make this the plan rather than a correction, set \
+                 min_remaining = \"{}\" or more under [refresh] in credsync's config",
+                humantime::format_duration(crate::schedule::LOGIN_MIN_REMAINING)
+            ),
+        ));
     }
     out
+}
+
+/// One `aws login` session's cache entry: there, with what a renewal needs (a refresh token and
+/// a DPoP key that loads), and how long its credentials last. Names the file, never a value.
+pub(crate) fn check_login_entry(login: &LoginProfile, read: &LoginRead, now: SystemTime) -> Check {
+    use crate::login_cache::{ParseError, Read};
+    use crate::secret::ExposeSecret;
+    let who = format!("aws login session {}", login.session);
+    let (path, read) = read;
+    let file = path.display();
+    let sign_in = format!("run `{}`", login.login_command());
+    let cannot_renew = |why: String| {
+        Check::fail(
+            format!("{who}: {why} in its cache entry {file}, so it cannot be renewed"),
+            format!("sign in again: {sign_in}"),
+        )
+    };
+    match read {
+        Err(e) => Check::fail(
+            format!("{who}: cannot read its cache entry {file}: {e}"),
+            format!("make {file} readable by this user (it is yours, mode 600), or {sign_in}"),
+        ),
+        Ok(Read::Missing) => Check::fail(
+            format!("{who}: not signed in (no cache entry at {file})"),
+            sign_in,
+        ),
+        Ok(Read::Unparsable(ParseError::Missing(field @ ("refreshToken" | "dpopKey")))) => {
+            cannot_renew(format!("no {field}"))
+        }
+        Ok(Read::Unparsable(e)) => Check::warn(
+            format!("{who}: its cache entry {file} does not parse ({e})"),
+            format!(
+                "run `credsync doctor` again in a moment (the AWS CLI may be writing it); if it \
+                 stays, remove {file} and {sign_in}"
+            ),
+        ),
+        Ok(Read::Token(t)) => match crate::signin::DpopKey::from_pem(t.dpop_key.expose_secret()) {
+            Err(e) => cannot_renew(e.replacen("the dpopKey", "a dpopKey that does not load:", 1)),
+            Ok(_) => match t.expires_at.duration_since(now) {
+                Ok(left) if !left.is_zero() => Check::ok(format!(
+                    "{who}: credentials valid for {}, renewable",
+                    humane(left)
+                )),
+                _ => Check::warn(
+                    format!(
+                        "{who}: its credentials have expired; credsync renews them with the \
+                         refresh token unless the session has ended"
+                    ),
+                    "start the daemon (`credsync service install`) or run `credsync sync`",
+                ),
+            },
+        },
+    }
 }
 
 /// One sso-session's token: present, expired, refreshable.
@@ -821,6 +898,18 @@ pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check>
 pub fn check_sessions(status: &Status, before: std::time::Duration) -> Vec<Check> {
     let mut out = Vec::new();
     for s in &status.sso_sessions {
+        if s.aws_login
+            && s.not_refreshable == Some(crate::token_policy::NotRefreshable::RefreshRefused)
+        {
+            out.push(Check::fail(
+                format!(
+                    "aws login session {}: ended (AWS Sign-In refused its refresh token), so \
+                     its profiles are login_required",
+                    s.name
+                ),
+                format!("sign in again: run `{}`", s.login_command),
+            ));
+        }
         if let Some(lifetime) = s.token_lifetime
             && crate::schedule::token_shorter_than_lead(Some(lifetime), before)
         {
@@ -1030,6 +1119,7 @@ pub(crate) mod tests {
                 assert_eq!(sso.cache_key(), "corp");
                 token(t0() + 2 * HOUR, true)
             },
+            &|_| unreachable!(),
             t0(),
         );
         assert_eq!(asked.get(), 1, "one token read per sso-session");
@@ -1060,6 +1150,7 @@ pub(crate) mod tests {
                 &aws,
                 creds,
                 &|_| unreachable!(),
+                &|_| unreachable!(),
                 t0()
             )),
             Level::Fail
@@ -1071,10 +1162,231 @@ pub(crate) mod tests {
                 &aws,
                 creds,
                 &|_| unreachable!(),
+                &|_| unreachable!(),
                 t0()
             )),
             Level::Ok
         );
+    }
+
+    /// A login cache entry as `aws login` writes it, with `drop` left out.
+    fn login_entry(expires: SystemTime, drop: &str) -> String {
+        let (_, pem) = crate::signin::DpopKey::generate().unwrap();
+        let mut v = serde_json::json!({
+            "accessToken": {
+                "accessKeyId": "ASIASECRETKEYID",
+                "secretAccessKey": "secret-access-key-value",
+                "sessionToken": "session-token-value",
+                "accountId": "111122223333",
+                "expiresAt": crate::timefmt::rfc3339(expires),
+            },
+            "tokenType": "aws_sigv4",
+            "clientId": "arn:aws:signin:::devtools/same-device",
+            "refreshToken": "refresh-token-value",
+            "idToken": "id-token-value",
+            "dpopKey": pem,
+        });
+        v.as_object_mut().unwrap().remove(drop);
+        v.to_string()
+    }
+
+    #[test]
+    fn login_sessions_cache_entries_are_checked_and_never_shown() {
+        let aws = crate::aws_profile::parse(
+            "[profile me]\nlogin_session = arn:aws:iam::111122223333:user/me\n\n\
+             [profile admin]\nrole_arn = arn:aws:iam::444455556666:role/A\nsource_profile = me\n",
+            Path::new("/h/.aws/config"),
+        )
+        .unwrap();
+        let c = cfg(
+            "[[profiles]]\nsource = \"me\"\ntarget = \"me-keys\"\n[[profiles]]\nsource = \"admin\"\n",
+        );
+        let path = PathBuf::from("/h/.aws/login/cache/e.json");
+        let entry = |text: Option<&str>| -> LoginRead {
+            let read = match text {
+                None => crate::login_cache::Read::Missing,
+                Some(t) => match crate::login_cache::parse(t.as_bytes()) {
+                    Ok(t) => crate::login_cache::Read::Token(Box::new(t)),
+                    Err(e) => crate::login_cache::Read::Unparsable(e),
+                },
+            };
+            (path.clone(), Ok(read))
+        };
+        let run = |read: &dyn Fn() -> LoginRead| {
+            let asked = std::cell::Cell::new(0);
+            let checks = check_profiles(
+                &c,
+                &aws,
+                "",
+                &|_| unreachable!(),
+                &|l| {
+                    asked.set(asked.get() + 1);
+                    assert_eq!(l.session, "arn:aws:iam::111122223333:user/me");
+                    read()
+                },
+                t0(),
+            );
+            assert_eq!(asked.get(), 1, "one entry read per session");
+            let text = render(&checks);
+            for secret in [
+                "SECRETKEYID",
+                "secret-access",
+                "session-token",
+                "refresh-token",
+                "id-token",
+                "PRIVATE KEY",
+            ] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            (worst(&checks), text)
+        };
+        let who = "aws login session arn:aws:iam::111122223333:user/me";
+        let good = login_entry(t0() + 10 * 60 * Duration::from_secs(1), "");
+        let (level, text) = run(&|| entry(Some(&good)));
+        assert_eq!(level, Level::Ok, "{text}");
+        assert!(
+            text.contains(&format!("{who}: credentials valid for 10m, renewable")),
+            "{text}"
+        );
+
+        let (level, text) = run(&|| entry(None));
+        assert_eq!(level, Level::Fail);
+        assert!(
+            text.contains("not signed in (no cache entry at /h/.aws/login/cache/e.json)"),
+            "{text}"
+        );
+        assert!(text.contains("run `aws login --profile me`"), "{text}");
+
+        for field in ["refreshToken", "dpopKey"] {
+            let text_of = login_entry(t0() + HOUR, field);
+            let (level, text) = run(&|| entry(Some(&text_of)));
+            assert_eq!(level, Level::Fail);
+            assert!(
+                text.contains(&format!("no {field} in its cache entry /h/.aws/login/cache/e.json, so it cannot be renewed")),
+                "{text}"
+            );
+            assert!(
+                text.contains("sign in again: run `aws login --profile me`"),
+                "{text}"
+            );
+        }
+        let bad_key = good.replace(
+            // The entry is JSON: its line breaks are `\\n`.
+            "-----BEGIN EC PRIVATE KEY-----\\n",
+            "-----BEGIN EC PRIVATE KEY-----\\nAAAA",
+        );
+        let (level, text) = run(&|| entry(Some(&bad_key)));
+        assert_eq!(level, Level::Fail, "{text}");
+        assert!(text.contains("a dpopKey that does not load"), "{text}");
+
+        let (level, text) = run(&|| entry(Some("{\"accessToken\": {")));
+        assert_eq!(level, Level::Warn);
+        assert!(
+            text.contains("its cache entry /h/.aws/login/cache/e.json does not parse"),
+            "{text}"
+        );
+        assert!(
+            text.contains("remove /h/.aws/login/cache/e.json and run `aws login --profile me`"),
+            "{text}"
+        );
+
+        let (level, text) = run(&|| (path.clone(), Err("Permission denied (os error 13)".into())));
+        assert_eq!(level, Level::Fail);
+        assert!(
+            text.contains(
+                "cannot read its cache entry /h/.aws/login/cache/e.json: Permission denied"
+            ),
+            "{text}"
+        );
+
+        let expired = login_entry(t0() - HOUR, "");
+        let (level, text) = run(&|| entry(Some(&expired)));
+        assert_eq!(level, Level::Warn);
+        assert!(text.contains("its credentials have expired"), "{text}");
+    }
+
+    #[test]
+    fn a_short_min_remaining_raised_for_login_sessions_is_said() {
+        let aws = crate::aws_profile::parse(
+            "[profile me]\nlogin_session = arn:aws:iam::111122223333:user/me\n",
+            Path::new("/h/.aws/config"),
+        )
+        .unwrap();
+        let fresh = login_entry(t0() + HOUR, "");
+        let read = |_: &LoginProfile| -> LoginRead {
+            let t = crate::login_cache::parse(fresh.as_bytes()).unwrap();
+            (
+                PathBuf::from("/e.json"),
+                Ok(crate::login_cache::Read::Token(Box::new(t))),
+            )
+        };
+        let profiles = "[[profiles]]\nsource = \"me\"\ntarget = \"me-keys\"\n";
+        let short = cfg(&format!("{profiles}[refresh]\nmin_remaining = \"3m\"\n"));
+        let text = render(&check_profiles(
+            &short,
+            &aws,
+            "",
+            &|_| unreachable!(),
+            &read,
+            t0(),
+        ));
+        assert!(
+            text.contains("min_remaining = 3m is raised to 7m for aws login sessions"),
+            "{text}"
+        );
+        let default = cfg(profiles);
+        let text = render(&check_profiles(
+            &default,
+            &aws,
+            "",
+            &|_| unreachable!(),
+            &read,
+            t0(),
+        ));
+        assert!(!text.contains("raised"), "{text}");
+        // Without a login profile, nothing is raised, nothing said.
+        let sso = crate::aws_profile::parse(AWS, Path::new("/h/.aws/config")).unwrap();
+        let c = cfg("[[profiles]]\nsource = \"dev\"\n[refresh]\nmin_remaining = \"3m\"\n");
+        let text = render(&check_profiles(
+            &c,
+            &sso,
+            "",
+            &|_| token(t0() + HOUR, true),
+            &|_| unreachable!(),
+            t0(),
+        ));
+        assert!(!text.contains("raised"), "{text}");
+    }
+
+    #[test]
+    fn an_ended_login_session_is_login_required_with_its_command() {
+        let mut s = SessionStatus::new(
+            "arn:aws:iam::111122223333:user/me",
+            "aws login --profile me",
+        );
+        s.aws_login = true;
+        s.not_refreshable = Some(crate::token_policy::NotRefreshable::RefreshRefused);
+        let mut status: Status = serde_json::from_value(serde_json::json!({
+            "version": 2,
+            "daemon": {"pid": 1, "version": "x", "started_at": "2026-11-29T10:00:00Z",
+                       "config": "c", "credentials_file": "f"},
+            "profiles": [],
+            "sso_sessions": [],
+        }))
+        .unwrap();
+        status.sso_sessions = vec![s.clone()];
+        let checks = check_sessions(&status, HOUR);
+        assert_eq!(worst(&checks), Level::Fail);
+        let text = render(&checks);
+        assert!(text.contains("aws login session arn:aws:iam::111122223333:user/me: ended (AWS Sign-In refused its refresh token), so its profiles are login_required"), "{text}");
+        assert!(
+            text.contains("sign in again: run `aws login --profile me`"),
+            "{text}"
+        );
+        // A session that can be renewed: nothing to say.
+        s.not_refreshable = None;
+        status.sso_sessions = vec![s];
+        assert!(check_sessions(&status, HOUR).is_empty());
     }
 
     #[test]

@@ -86,6 +86,12 @@ fn setup_checks(cfg: &Config, env: &Env) -> Vec<Check> {
             aws,
             &credentials,
             &|sso| sso_cache::read(cache_dir, sso.cache_key()).map_err(|e| e.to_string()),
+            &|login| {
+                let dir = credsync::login_cache::dir(env);
+                let read = credsync::login_cache::read(&dir, &login.session);
+                let path = credsync::login_cache::path(&dir, &login.session);
+                (path, read.map_err(|e| e.to_string()))
+            },
             now,
         ));
     }

@@ -464,3 +464,54 @@ fn setup_in_a_directory_that_is_no_astro_project_names_it_and_changes_nothing() 
     );
     assert_eq!(checksums(&[env.home()]), before);
 }
+
+#[test]
+fn setup_offers_an_aws_login_profile_whose_keys_the_containers_read_through_the_view() {
+    use crate::login_session::{USER, signed_in};
+    let fake = FakeAws::new();
+    let (env, project) = setup_env(&fake);
+    env.write_aws_config(&format!(
+        "{AWS_CONFIG}\n[profile me]\nlogin_session = {USER}\nregion = us-east-1\n"
+    ));
+    signed_in(&env, &fake, std::time::Duration::from_secs(120));
+
+    // A candidate beside the SSO profile, its keys in their own section.
+    let o = setup(&env, &project, &[]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(
+            "several profiles could serve the project (dev, me-keys (aws login profile me)): \
+             pass --profile"
+        ),
+        "{t}"
+    );
+
+    // Chosen: credsync manages it into [me-keys], the containers read that through the view.
+    let o = setup(&env, &project, &["--profile", "me"]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let config = fs::read_to_string(env.config_toml_path()).unwrap();
+    assert!(
+        config.contains("[[profiles]]\nsource = \"me\"\ntarget = \"me-keys\"\n"),
+        "{config}"
+    );
+    let dotenv = fs::read_to_string(project.join(".env")).unwrap();
+    assert!(dotenv.ends_with("AWS_PROFILE=me-keys\n"), "{dotenv}");
+    assert!(t.contains("me -> [me-keys]: fresh"), "{t}");
+    assert!(t.contains(" 0 failed, "), "{t}");
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    let view = fs::read_to_string(env.aws_dir().join("credsync/me-keys.json")).unwrap();
+    assert!(
+        view.contains(&issued[0].credentials.access_key_id),
+        "{view}"
+    );
+    assert!(!t.contains(&issued[0].refresh_issued), "a secret in:\n{t}");
+
+    // Again: nothing to change.
+    let o = setup(&env, &project, &["--dry-run"]);
+    let t = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("nothing to change"), "{t}");
+}

@@ -5,6 +5,7 @@
 //! daemon when one runs, and ends with `doctor --project`'s verdict. `--dry-run` prints the
 //! diffs and writes nothing.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -291,7 +292,9 @@ fn choose_profile(
         }
         let aws = aws_profile::load(&cfg.aws.config_file).map_err(|e| e.to_string())?;
         if aws.profiles.contains_key(p) {
-            return Ok(want((p.clone(), p.clone()), false));
+            let creds = source_credentials(cfg);
+            let planner = chain::Planner::new(&aws, &creds);
+            return Ok(want((p.clone(), target_of(&planner, p)), false));
         }
         return Err(format!(
             "--profile {p}: no such profile in credsync's config or in {}",
@@ -302,25 +305,25 @@ fn choose_profile(
         (managed, true)
     } else {
         let aws = aws_profile::load(&cfg.aws.config_file).map_err(|e| e.to_string())?;
-        let creds_text =
-            user_file::read_text_or_empty(&cfg.aws.credentials_file, Kind::Credentials);
-        let creds = credsync::ini_edit::source_credentials(&creds_text, &cfg.aws.credentials_file)
-            .unwrap_or_default();
+        let creds = source_credentials(cfg);
         let planner = chain::Planner::new(&aws, &creds);
         let found: Vec<(String, String)> = aws
             .profiles
             .keys()
             .filter(|n| {
-                planner
-                    .plan(n)
-                    .is_ok_and(|p| matches!(p.kind(), PlanKind::Sso | PlanKind::AssumeRole))
+                planner.plan(n).is_ok_and(|p| {
+                    matches!(
+                        p.kind(),
+                        PlanKind::Sso | PlanKind::AssumeRole | PlanKind::Login
+                    )
+                })
             })
-            .map(|n| (n.clone(), n.clone()))
+            .map(|n| (n.clone(), target_of(&planner, n)))
             .collect();
         if found.is_empty() {
             return Err(format!(
-                "{} has no SSO or role profile for credsync to keep fresh; add one (`aws \
-                 configure sso`), or pass --profile",
+                "{} has no SSO, role or aws login profile for credsync to keep fresh; add one \
+                 (`aws configure sso`, `aws login`), or pass --profile",
                 cfg.aws.config_file.display()
             ));
         }
@@ -330,14 +333,23 @@ fn choose_profile(
     let chosen = dotenv
         .map(astro_setup::dotenv_map)
         .and_then(|e| e.get("AWS_PROFILE").cloned())
-        .and_then(|p| candidates.iter().find(|(_, t)| *t == p).cloned());
+        .and_then(|p| candidates.iter().find(|(s, t)| *t == p || *s == p).cloned());
     if let Some(c) = chosen {
         return Ok(want(c, is_managed));
     }
     if candidates.len() == 1 {
         return Ok(want(candidates[0].clone(), is_managed));
     }
-    let names: Vec<&str> = candidates.iter().map(|(_, t)| t.as_str()).collect();
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|(s, t)| {
+            if s == t {
+                t.clone()
+            } else {
+                format!("{t} (aws login profile {s})")
+            }
+        })
+        .collect();
     if !std::io::stdin().is_terminal() {
         return Err(format!(
             "several profiles could serve the project ({}): pass --profile",
@@ -362,6 +374,22 @@ fn choose_profile(
         .filter(|n| (1..=candidates.len()).contains(n))
         .ok_or_else(|| format!("{:?} is not one of 1 to {}", line.trim(), candidates.len()))?;
     Ok(want(candidates[pick - 1].clone(), is_managed))
+}
+
+/// The source credentials of `cfg`'s credentials file (its static keys, which plans start
+/// from), without credsync's managed sections.
+fn source_credentials(cfg: &Config) -> BTreeMap<String, BTreeMap<String, String>> {
+    let text = user_file::read_text_or_empty(&cfg.aws.credentials_file, Kind::Credentials);
+    credsync::ini_edit::source_credentials(&text, &cfg.aws.credentials_file).unwrap_or_default()
+}
+
+/// The section credsync writes profile `name`'s keys to: its own name, or
+/// [`super::init::login_target`] for an `aws login` profile, as `credsync init` writes it.
+fn target_of(planner: &chain::Planner, name: &str) -> String {
+    match planner.plan(name) {
+        Ok(p) if p.kind() == PlanKind::Login => super::init::login_target(name),
+        _ => name.to_owned(),
+    }
 }
 
 /// Prints the diffs (dry run) or writes the files, then syncs, reloads and runs doctor.

@@ -68,6 +68,12 @@ pub(crate) fn run(explicit: Option<&Path>) -> ExitCode {
     }
 }
 
+/// The section an `aws login` profile's keys go to: `<name>-keys`, not the profile's own name
+/// (keys in the credentials file would win over `login_session` for every reader of it).
+pub(crate) fn login_target(name: &str) -> String {
+    format!("{name}-keys")
+}
+
 /// The starting config for `aws` (the credentials map without credsync's managed sections):
 /// every profile that resolves through SSO or an assumed role as a `[[profiles]]` entry, the
 /// others as commented hints with the reason.
@@ -87,7 +93,7 @@ pub(crate) fn starting_config(
                     "[[profiles]]\nsource = {}   # aws login session\ntarget = {}   # not the \
                      source: keys in the credentials file would win over login_session\n\n",
                     toml_string(name),
-                    toml_string(&format!("{name}-keys"))
+                    toml_string(&login_target(name))
                 );
             }
             Ok(plan) if matches!(plan.kind(), Kind::Sso | Kind::AssumeRole) => {

@@ -312,6 +312,56 @@ fn doctor_with_an_expired_token_gives_the_login_command() {
 }
 
 #[test]
+fn doctor_checks_an_aws_login_sessions_cache_entry_where_aws_login_writes_it() {
+    use crate::login_session::{USER, entry_path, setup, signed_in};
+    let fake = FakeAws::new();
+    let env = setup(&fake, "");
+    let who = format!("aws login session {USER}");
+    // Not signed in: the command that signs in.
+    let t = text(&env.run(["doctor"]));
+    let entry = entry_path(&env);
+    assert!(
+        t.contains(&format!(
+            "fail  {who}: not signed in (no cache entry at {})",
+            entry.display()
+        )),
+        "{t}"
+    );
+    assert!(t.contains("fix: run `aws login --profile dev`"), "{t}");
+    // Signed in: valid and renewable; no secret of the entry shown.
+    signed_in(&env, &fake, 10 * Duration::from_secs(60));
+    let t = text(&env.run(["doctor"]));
+    assert!(
+        t.contains(&format!("ok    {who}: credentials valid for ")),
+        "{t}"
+    );
+    let json = fs::read_to_string(&entry).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for secret in ["refreshToken", "dpopKey"] {
+        let value = v[secret].as_str().unwrap();
+        assert!(!t.contains(value), "the {secret} in:\n{t}");
+    }
+    // An entry without its refresh token: sign in again.
+    let mut broken = v.clone();
+    broken.as_object_mut().unwrap().remove("refreshToken");
+    fs::write(&entry, broken.to_string()).unwrap();
+    let o = env.run(["doctor"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "fail  {who}: no refreshToken in its cache entry {}, so it cannot be renewed",
+            entry.display()
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("fix: sign in again: run `aws login --profile dev`"),
+        "{t}"
+    );
+}
+
+#[test]
 fn doctor_reports_a_config_that_does_not_load() {
     let env = TestEnv::new();
     env.write_config_toml("[refresh]\nmin_remaining = \"soon\"\n");

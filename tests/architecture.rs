@@ -3,7 +3,7 @@
 //! standard library's I/O, process, environment or clock names: std is always there, so only a
 //! scan can see those. The state machine, its report, the schedule, the token policy, the
 //! formats, the planner and the status types live there; what they need comes in as arguments
-//! and events.
+//! and events. The state machine has one way in that changes it: `apply`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -351,4 +351,48 @@ fn the_scan_finds_io_in_code_and_leaves_comments_and_tests_alone() {
             == 1
     );
     assert!(io_uses("pub fn pure(a: u8) -> u8 { a + 1 }").is_empty());
+}
+
+/// The names of the functions other modules may call (`pub`, `pub(crate)`, `pub(super)`) that
+/// take `&mut self`, in the code of `text` (a function's signature may span lines).
+fn mutating_entries(text: &str) -> Vec<String> {
+    let code: Vec<&str> = code_lines(text).into_iter().map(|(_, l)| l).collect();
+    let code = code.join("\n");
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("fn ") {
+        let before = code[..at].trim_end();
+        let visible = ["pub", "pub(crate)", "pub(super)"]
+            .iter()
+            .any(|v| before.ends_with(v));
+        let signature = &code[at..];
+        let signature = &signature[..signature.find('{').unwrap_or(signature.len())];
+        if visible && signature.contains("&mut self") {
+            let name = signature["fn ".len()..]
+                .split(['(', '<'])
+                .next()
+                .unwrap_or("");
+            found.push(name.trim().to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn the_state_machine_changes_only_through_apply() {
+    let file = core_dir().join("src/engine/machine.rs");
+    let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+    assert_eq!(
+        mutating_entries(&text),
+        ["apply"],
+        "the machine has another way in than `apply` (docs/architecture.md says it has not)"
+    );
+}
+
+#[test]
+fn the_entry_scan_finds_visible_mutating_functions_only() {
+    let text = "impl M {\n    pub fn apply(\n        &mut self,\n        e: u8,\n    ) {}\n    \
+                pub(crate) fn peek(&self) -> u8 { 0 }\n    fn inner(&mut self) {}\n    \
+                pub(super) fn poke<T>(&mut self, t: T) {}\n}\n\
+                #[cfg(test)]\nmod tests {\n    pub fn helper(&mut self) {}\n}\n";
+    assert_eq!(mutating_entries(text), ["apply", "poke"]);
 }

@@ -317,8 +317,7 @@ impl Engine {
             }
         }
         let actions = self.machine.apply(now, Event::Tick);
-        self.act(actions, attempts).await;
-        let report = self.machine.take_report();
+        let report = self.act(actions, attempts).await;
         report.log_sessions();
         report
     }
@@ -342,23 +341,31 @@ impl Engine {
         let actions = self
             .machine
             .apply(now, Event::CredentialsFileChanged { text });
-        self.act(actions, 1).await;
-        self.machine.take_report()
+        self.act(actions, 1).await
     }
 
-    /// Does what the machine asked, feeding each outcome back, until it asks for nothing more.
-    async fn act(&mut self, actions: Vec<Action>, attempts: u32) {
+    /// Does what the machine asked, feeding each outcome back, until it asks for nothing more;
+    /// then ends the round, which the machine answers with the round's report.
+    async fn act(&mut self, actions: Vec<Action>, attempts: u32) -> Report {
         let mut queue = VecDeque::from(actions);
-        while let Some(action) = queue.pop_front() {
-            let event = match action {
+        let mut ended = false;
+        loop {
+            let event = match queue.pop_front() {
+                Some(Action::Report(report)) => return *report,
                 // Each refresh feeds its outcome back itself (`TokenRead`, `TokenRefreshed`,
                 // `TokenSaved`), as the fetch's token reads do: nothing more to apply here.
-                Action::RefreshTokens(keys) => {
+                Some(Action::RefreshTokens(keys)) => {
                     self.refresh_tokens(&keys).await;
                     continue;
                 }
-                Action::Fetch(which) => Event::Fetched(self.fetch(&which, attempts).await),
-                Action::Write => self.write(attempts).await,
+                Some(Action::Fetch(which)) => Event::Fetched(self.fetch(&which, attempts).await),
+                Some(Action::Write) => self.write(attempts).await,
+                None if !ended => {
+                    ended = true;
+                    Event::RoundEnded
+                }
+                // The machine answers `RoundEnded` with the report; an empty one otherwise.
+                None => return Report::default(),
             };
             let now = self.clock.now();
             queue.extend(self.machine.apply(now, event));

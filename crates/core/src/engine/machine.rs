@@ -135,6 +135,9 @@ pub enum Event {
     },
     /// The credentials file changed; its text as read now.
     CredentialsFileChanged { text: String },
+    /// The edge has done everything the round's events asked for: answered with
+    /// [`Action::Report`], what the round did, and the next round starts.
+    RoundEnded,
 }
 
 /// One profile's refresh outcome.
@@ -147,7 +150,7 @@ pub struct Fetched {
 }
 
 /// What the edge must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Refresh these sso-sessions' tokens (no role credentials are fetched).
     RefreshTokens(Vec<String>),
@@ -155,6 +158,8 @@ pub enum Action {
     Fetch(Vec<usize>),
     /// Write the credentials file (and the container view) from the machine's sections.
     Write,
+    /// The round has ended (the answer to [`Event::RoundEnded`]): log and hand over its report.
+    Report(Box<Report>),
 }
 
 /// While a profile needs a login: the token cache file as it was then. No network call is
@@ -344,8 +349,8 @@ impl Session {
 }
 
 /// The state of every managed profile and sso-session, and of the round in progress. Only
-/// [`Machine::apply`] changes it (and [`Machine::take_report`], which hands the round's report
-/// over and starts the next one).
+/// [`Machine::apply`] changes it; the round's report comes out of it too, as the answer to
+/// [`Event::RoundEnded`].
 pub struct Machine {
     profiles: Vec<ManagedProfile>,
     sessions: BTreeMap<String, Session>,
@@ -458,6 +463,7 @@ impl Machine {
                 Vec::new()
             }
             Event::CredentialsFileChanged { text } => self.credentials_file_changed(now, &text),
+            Event::RoundEnded => vec![Action::Report(Box::new(self.end_round()))],
         }
     }
 
@@ -566,8 +572,9 @@ impl Machine {
         view.collect()
     }
 
-    /// What the round since the last call did; starts the next one.
-    pub fn take_report(&mut self) -> Report {
+    /// What the round since the last one ended did, each profile tried with the state the
+    /// round left it in (write included); starts the next one.
+    fn end_round(&mut self) -> Report {
         let mut report = std::mem::take(&mut self.round);
         for p in &mut report.profiles {
             let profile = &self.profiles[p.index];
@@ -1250,6 +1257,14 @@ mod tests {
     }
 
     /// Some identity of a file.
+    /// Ends the round: the machine answers with its report, and nothing else.
+    fn end_round(m: &mut Machine) -> Report {
+        match m.apply(t(0), Event::RoundEnded).as_slice() {
+            [Action::Report(report)] => (**report).clone(),
+            other => panic!("a round ends with its report alone, not {other:?}"),
+        }
+    }
+
     fn an_identity() -> Option<Identity> {
         Some(Identity::new(1, 2, 3, (4, 5), (6, 7)))
     }
@@ -1282,7 +1297,7 @@ mod tests {
         let s = m.profiles()[0].status();
         assert_eq!(s.state, State::LoginRequired);
         assert_eq!(s.next_refresh, Some(t(0) + LOGIN_RECHECK));
-        m.take_report();
+        end_round(&mut m);
 
         // Due again; the edge finds the cache file as it was: no fetch, the failure stands.
         let later = t(0) + LOGIN_RECHECK;
@@ -1297,7 +1312,7 @@ mod tests {
         assert_eq!(s.state, State::LoginRequired);
         assert_eq!(s.consecutive_failures, 2);
         assert_eq!(s.next_refresh, Some(later + LOGIN_RECHECK));
-        let report = m.take_report();
+        let report = end_round(&mut m);
         assert_eq!(report.profiles.len(), 1);
         assert!(matches!(
             report.profiles[0].outcome,
@@ -1375,7 +1390,7 @@ mod tests {
             result: Err("cannot write /home/u/.aws/credentials: disk full".to_owned()),
         };
         assert_eq!(m.apply(t(0), failed), vec![]);
-        let report = m.take_report();
+        let report = end_round(&mut m);
         assert_eq!(
             report.write_error(),
             Some("cannot write /home/u/.aws/credentials: disk full")
@@ -1538,13 +1553,33 @@ mod tests {
             tried(1, Ok(creds(t(0) + 2 * HOUR))),
         ];
         m.apply(t(0), Event::Fetched(outcomes));
-        let report = m.take_report();
+        let report = end_round(&mut m);
         let seen: Vec<(usize, Option<SystemTime>)> = report
             .profiles
             .iter()
             .map(|r| (r.index, r.outcome.clone().ok().flatten()))
             .collect();
         assert_eq!(seen, [(0, Some(t(0) + HOUR)), (1, Some(t(0) + 2 * HOUR))]);
+    }
+
+    #[test]
+    fn a_round_ends_with_its_report_and_the_next_round_starts_with_nothing_in_it() {
+        let mut m = machine(&["p0"], 0.0);
+        m.apply(t(0), Event::Tick);
+        m.apply(t(0), fetched(0, Ok(creds(t(0) + HOUR)), None));
+        let written = Event::Written {
+            conflicts: Vec::new(),
+            result: Ok(write::Outcome::Written),
+        };
+        m.apply(t(0), written);
+        let first = end_round(&mut m);
+        assert_eq!(first.profiles.len(), 1);
+        assert_eq!(first.write, Some(Ok(write::Outcome::Written)));
+        assert_eq!(
+            end_round(&mut m),
+            Report::default(),
+            "nothing happened since"
+        );
     }
 
     #[test]
@@ -1644,7 +1679,7 @@ mod tests {
         };
         m.apply(retry, event);
         assert_eq!(m.next_deadline(), Some(due + 8 * HOUR - BEFORE));
-        let report = m.take_report();
+        let report = end_round(&mut m);
         let outcomes: Vec<&SessionOutcome> = report.sessions.iter().map(|s| &s.outcome).collect();
         assert!(
             matches!(outcomes[..], [
@@ -1673,13 +1708,13 @@ mod tests {
             !read_token(&mut m, t(0), token.clone()),
             "no refresh is asked for"
         );
-        assert!(m.take_report().sessions.is_empty());
+        assert!(end_round(&mut m).sessions.is_empty());
         let late = t(0) + HOUR - BEFORE;
         assert!(
             !read_token(&mut m, late, token.clone()),
             "no refresh is asked for"
         );
-        let report = m.take_report();
+        let report = end_round(&mut m);
         assert_eq!(
             report.sessions,
             vec![SessionReport {
@@ -1735,7 +1770,7 @@ mod tests {
         assert_eq!(status.not_refreshable, Some(NotRefreshable::RefreshRefused));
         assert_eq!(status.refused_at, Some(due));
         assert_eq!(status.ends_at, Some(t(0) + HOUR));
-        let report = m.take_report();
+        let report = end_round(&mut m);
         assert!(
             matches!(
                 &report.sessions[..],

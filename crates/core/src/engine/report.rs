@@ -10,7 +10,7 @@ use crate::status::State;
 use crate::write;
 
 /// One round's report.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Report {
     /// The profiles tried, in the configuration's order.
     pub profiles: Vec<ProfileReport>,
@@ -21,7 +21,7 @@ pub struct Report {
 }
 
 /// One profile tried in a round.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProfileReport {
     /// Its position in the configuration.
     pub index: usize,

@@ -140,15 +140,15 @@ fn a_failure_is_recorded_by_kind_and_looked_at_again_by_kind() {
 fn a_repeated_failure_is_marked_repeated_in_the_report() {
     let mut m = machine(&["p0"], 0.0);
     m.apply(t(0), fetched(0, Err(login_required()), None));
-    assert!(!m.take_report().profiles[0].repeated, "the first time");
+    assert!(!end_round(&mut m).profiles[0].repeated, "the first time");
     m.apply(t(10), fetched(0, Err(login_required()), None));
     assert!(
-        m.take_report().profiles[0].repeated,
+        end_round(&mut m).profiles[0].repeated,
         "the same failure again"
     );
     let other = ResolveError::Config("bad".to_owned());
     m.apply(t(20), fetched(0, Err(other), None));
-    assert!(!m.take_report().profiles[0].repeated, "another failure");
+    assert!(!end_round(&mut m).profiles[0].repeated, "another failure");
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn a_failed_refresh_of_an_expired_token_schedules_nothing_and_says_so() {
         m.apply(at, event);
         assert_eq!(m.session_status(at)[0].next_token_refresh, None);
     }
-    let report = m.take_report();
+    let report = end_round(&mut m);
     let outcomes: Vec<&SessionOutcome> = report.sessions.iter().map(|s| &s.outcome).collect();
     assert!(
         matches!(
@@ -293,7 +293,7 @@ fn a_failed_refresh_of_an_expired_token_schedules_nothing_and_says_so() {
         };
         m.apply(at, event);
     }
-    let report = m.take_report();
+    let report = end_round(&mut m);
     let repeated: Vec<bool> = report
         .sessions
         .iter()
@@ -321,7 +321,7 @@ fn a_short_token_lifetime_is_said_once() {
             result: Ok(facts(at + short, registered)),
         };
         m.apply(at, event);
-        let report = m.take_report();
+        let report = end_round(&mut m);
         let said = report
             .sessions
             .iter()
@@ -363,7 +363,7 @@ fn a_failed_save_is_tried_again_with_backoff_and_said_when_it_starts_changes_and
     saved(&mut m, t(200), Ok(()));
     assert_eq!(m.next_deadline(), None);
     assert_eq!(m.session_status(t(200))[0].token_unsaved_since, None);
-    let report = m.take_report();
+    let report = end_round(&mut m);
     let outcomes: Vec<&SessionOutcome> = report.sessions.iter().map(|s| &s.outcome).collect();
     assert!(
         matches!(outcomes[..], [
@@ -384,7 +384,7 @@ fn a_failed_write_degrades_only_the_profiles_it_should_have_written() {
         result: Ok(write::Outcome::Written),
     };
     m.apply(t(0), ok);
-    m.take_report();
+    end_round(&mut m);
     // The next round fetches p1 only, and its write fails: p0's credentials are on disk.
     m.apply(t(10), fetched(1, Ok(creds(t(10) + HOUR)), None));
     let failed = Event::Written {

@@ -3,7 +3,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 // The pure modules live in the core crate (crates/core); these are their old paths.
 pub use credsync_core::{chain, ini_edit, schedule, secret, status, timefmt};
-pub(crate) use credsync_core::{ini, token_policy};
+pub(crate) use credsync_core::{ini, notice, token_policy};
 
 pub mod acl;
 pub mod astro_setup;

@@ -2,8 +2,9 @@
 //! no crate that does I/O, directly or through another crate. Its source uses none of the
 //! standard library's I/O, process, environment or clock names: std is always there, so only a
 //! scan can see those. The state machine, its report, the schedule, the token policy, the
-//! formats, the planner and the status types live there; what they need comes in as arguments
-//! and events. The state machine has one way in that changes it: `apply`.
+//! formats, the planner, the status types and the notification decision live there; what they
+//! need comes in as arguments and events. The state machine has one way in that changes it:
+//! `apply`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,15 +1,16 @@
 //! credsync's pure core: the AWS file formats, the planner, the state machine and its report,
-//! the schedule, the token policy and the status types. Everything here is a function of its
-//! arguments and events: it reads no file, opens no socket, starts no program, calls no AWS SDK,
-//! runs no async runtime and looks at no clock. `Cargo.toml` keeps it so (no dependency that
-//! does I/O), and the `credsync` crate is the edge that does the I/O and re-exports these
-//! modules under their old paths.
+//! the schedule, the token policy, the status types and the notification decision. Everything
+//! here is a function of its arguments and events: it reads no file, opens no socket, starts no
+//! program, calls no AWS SDK, runs no async runtime and looks at no clock. `Cargo.toml` keeps it
+//! so (no dependency that does I/O), and the `credsync` crate is the edge that does the I/O and
+//! re-exports these modules under their old paths.
 pub mod aws_profile;
 pub mod chain;
 pub mod config;
 pub mod engine;
 pub mod ini;
 pub mod ini_edit;
+pub mod notice;
 pub mod resolve;
 pub mod schedule;
 pub mod secret;

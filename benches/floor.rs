@@ -30,8 +30,8 @@ async fn main() {
     // credsync's HTTPS client (hyper, rustls on ring); link-time optimisation leaves nothing
     // else of credsync in this binary.
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(credsync::resolve::https_client(
-            credsync::resolve::Proxy::FromEnvironment,
+        .http_client(credsync::aws::https_client(
+            credsync::aws::Proxy::FromEnvironment,
         ))
         .region(aws_config::Region::new("us-east-1"))
         .no_credentials()

@@ -7,6 +7,7 @@ pub(crate) use credsync_core::{ini, notice, token_policy};
 
 pub mod acl;
 pub mod astro_setup;
+pub mod aws;
 pub mod aws_profile;
 pub mod config;
 pub mod control;
@@ -21,7 +22,6 @@ pub mod mounts;
 pub(crate) mod notify;
 pub mod platform;
 pub mod process;
-pub mod resolve;
 pub mod service;
 pub mod signin;
 pub mod sso_cache;

@@ -31,8 +31,8 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::aws::{AwsEdge, Proxy, ResolveError};
 use crate::login_cache::{self, LoginToken, Read};
-use crate::resolve::{AwsEdge, Proxy, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::lock::SessionLock;
 use crate::write::{Outcome, WriteError};

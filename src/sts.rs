@@ -2,7 +2,7 @@
 //! ([`assume_chain`]), the network side of the plans `chain` makes.
 //!
 //! Each hop is a SigV4-signed AssumeRole with the source credentials. Its errors are classified
-//! by `resolve::classify`: auth errors are [`ResolveError::Refused`] (retrying will not help),
+//! by `aws::classify`: auth errors are [`ResolveError::Refused`] (retrying will not help),
 //! throttling [`ResolveError::Throttled`], 5xx, network errors and malformed answers
 //! [`ResolveError::Transient`]. The SDK does not reject a cut-short AssumeRole answer (it returns
 //! empty fields and a 1970 expiration), so every answer is checked here.
@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 
+use crate::aws::{Reading, ResolveError};
 use crate::chain::RoleHop;
-use crate::resolve::{Reading, ResolveError};
 use crate::secret::{Credentials, ExposeSecret, SecretString};
 
 /// The service name in errors.
@@ -137,7 +137,7 @@ fn classify_sts_error(
     hop: &RoleHop,
     source: &Credentials,
 ) -> ResolveError {
-    crate::resolve::classify(STS, err, |e, code, _status| {
+    crate::aws::classify(STS, err, |e, code, _status| {
         // SignatureDoesNotMatch messages can quote the canonical request (with the session
         // token); any other message is scrubbed of the source's secrets all the same.
         let message = if code == "SignatureDoesNotMatch" {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::{CreateTokenError, CreateTokenOutput};
 
-use crate::resolve::{self, Reading, ResolveError};
+use crate::aws::{self, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::lock::{LockError, SessionLock};
 use crate::sso_cache::{self, CachedToken};
@@ -273,7 +273,7 @@ pub(crate) async fn refresh_and_replace(
 }
 
 fn classify_oidc_error(err: SdkError<CreateTokenError>, login_command: &str) -> ResolveError {
-    resolve::classify(SERVICE, err, |e, code, status| match e {
+    aws::classify(SERVICE, err, |e, code, status| match e {
         CreateTokenError::InvalidGrantException(_)
         | CreateTokenError::ExpiredTokenException(_)
         | CreateTokenError::InvalidClientException(_)

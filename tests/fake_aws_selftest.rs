@@ -27,9 +27,7 @@ fn rt() -> tokio::runtime::Runtime {
 /// An SDK config aimed at the fake: no credentials, fast retries, up to 3 attempts.
 async fn sdk_config(fake: &FakeAws) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(credsync::resolve::https_client(
-            credsync::resolve::Proxy::Direct,
-        ))
+        .http_client(credsync::aws::https_client(credsync::aws::Proxy::Direct))
         .region(Region::new("us-east-1"))
         .no_credentials()
         .endpoint_url(fake.url())
@@ -536,9 +534,7 @@ fn delay_answers_late_and_hang_never_answers() {
 
         fake.set_fault(Route::Any, Some(Fault::Hang(Duration::from_secs(600))));
         let cfg = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(credsync::resolve::https_client(
-                credsync::resolve::Proxy::Direct,
-            ))
+            .http_client(credsync::aws::https_client(credsync::aws::Proxy::Direct))
             .region(Region::new("us-east-1"))
             .no_credentials()
             .endpoint_url(fake.url())
@@ -928,9 +924,7 @@ fn moto_server_answers_sts_assume_role_for_the_sdk() {
     };
     rt().block_on(async {
         let cfg = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(credsync::resolve::https_client(
-                credsync::resolve::Proxy::Direct,
-            ))
+            .http_client(credsync::aws::https_client(credsync::aws::Proxy::Direct))
             .region(Region::new("us-east-1"))
             .no_credentials()
             .endpoint_url(moto.url())

@@ -14,10 +14,10 @@ use crate::support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use credsync::aws::{AwsEdge, ResolveError};
 use credsync::config::{self, Env};
 use credsync::engine::{Engine, Seams};
 use credsync::ini_edit;
-use credsync::resolve::{AwsEdge, ResolveError};
 use credsync::schedule::{self, Clock};
 use credsync::secret::ExposeSecret;
 use credsync::status::{ProfileStatus, State};

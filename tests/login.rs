@@ -421,7 +421,7 @@ fn two_logins_and_a_daemon_sign_in_once() {
 
 #[test]
 fn the_daemons_refresh_waits_for_a_sign_in_in_progress() {
-    use credsync::resolve::{AwsEdge, Clients, ResolveError};
+    use credsync::aws::{AwsEdge, Clients, ResolveError};
     let fake = FakeAws::new();
     let env = TestEnv::with_fake(&fake);
     fake.add_refresh_token("fake-refresh-old", "fake-client-old");

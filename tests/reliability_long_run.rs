@@ -13,8 +13,8 @@ use crate::support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use credsync::aws::AwsEdge;
 use credsync::ini_edit;
-use credsync::resolve::AwsEdge;
 use credsync::schedule::{self, Clock};
 use credsync::status::State;
 use support::fake_aws::{FakeAws, Fault, Route};

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use credsync::aws::{self, AwsEdge, Proxy, ResolveError};
 use credsync::aws_profile::{self, AwsConfig, SsoProfile};
 use credsync::chain::{self, Base, Plan};
 use credsync::config::Env;
-use credsync::resolve::{self, AwsEdge, Proxy, ResolveError};
 use credsync::secret::{Credentials, ExposeSecret};
 use credsync::status::Kind;
 use credsync::sts;
@@ -64,8 +64,8 @@ impl SdkEnv {
         }
     }
 
-    fn clients(&self) -> resolve::Clients {
-        resolve::Clients::new(self.edge.clone())
+    fn clients(&self) -> aws::Clients {
+        aws::Clients::new(self.edge.clone())
     }
 }
 
@@ -97,7 +97,7 @@ fn static_plan() -> Plan {
 
 fn static_base(plan: &Plan) -> Credentials {
     assert!(matches!(&plan.base, Base::Static { profile, .. } if profile == "base"));
-    credsync::resolve::local_credentials(&plan.base, &AwsEdge::only("http://127.0.0.1:9"))
+    credsync::aws::local_credentials(&plan.base, &AwsEdge::only("http://127.0.0.1:9"))
         .unwrap()
         .unwrap()
 }
@@ -112,9 +112,7 @@ async fn run_chain(
     plan: &Plan,
     base: Credentials,
 ) -> Result<Credentials, ResolveError> {
-    let sts = resolve::Clients::new(edge.clone())
-        .sts(plan.sts_region())
-        .await;
+    let sts = aws::Clients::new(edge.clone()).sts(plan.sts_region()).await;
     sts::assume_chain(&sts, &plan.hops, base, SystemTime::now()).await
 }
 
@@ -211,9 +209,9 @@ fn sso_chain_against_the_fake_yields_the_last_roles_credentials() {
 
     let got = block_on(async {
         let now = SystemTime::now();
-        let token = resolve::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
+        let token = aws::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
         let client = env.clients().sso(&sso.sso_region).await;
-        let base = resolve::sso_role_credentials(&client, &sso, &token)
+        let base = aws::sso_role_credentials(&client, &sso, &token)
             .await
             .unwrap();
         run_chain(&env.edge, &plan, base).await
@@ -363,7 +361,7 @@ fn moto(test: &str) -> Option<MotoServer> {
 /// Who moto says `creds` are (GetCallerIdentity), e.g.
 /// `arn:aws:sts::333333333333:assumed-role/B/credsync-b`.
 async fn moto_caller_arn(moto: &AwsEdge, creds: &Credentials) -> String {
-    let sts = resolve::Clients::new(moto.clone()).sts("us-east-1").await;
+    let sts = aws::Clients::new(moto.clone()).sts("us-east-1").await;
     let signing = aws_sdk_sts::config::Credentials::new(
         s(&creds.access_key_id),
         s(&creds.secret_access_key),
@@ -429,15 +427,13 @@ fn sso_chain_against_moto() {
     let (plan, sso) = logged_in_sso_chain(&fake, &env);
     let (got, caller_a, caller_b) = block_on(async {
         let now = SystemTime::now();
-        let token = resolve::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
+        let token = aws::read_token(&env.home.sso_cache_dir(), &sso, now).unwrap();
         let client = env.clients().sso(&sso.sso_region).await;
-        let base = resolve::sso_role_credentials(&client, &sso, &token)
+        let base = aws::sso_role_credentials(&client, &sso, &token)
             .await
             .unwrap();
         let moto = AwsEdge::only(&moto.url());
-        let sts = resolve::Clients::new(moto.clone())
-            .sts(plan.sts_region())
-            .await;
+        let sts = aws::Clients::new(moto.clone()).sts(plan.sts_region()).await;
         let a = sts::assume_role(&sts, &plan.hops[0], &base, now)
             .await
             .unwrap();

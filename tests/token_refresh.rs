@@ -11,7 +11,7 @@ use std::fs;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use credsync::resolve::{AwsEdge, Clients, ResolveError};
+use credsync::aws::{AwsEdge, Clients, ResolveError};
 use credsync::secret::ExposeSecret;
 use credsync::sso_cache::{self, CachedToken};
 use credsync::token;

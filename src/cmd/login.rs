@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use credsync::aws::{AwsEdge, Clients};
 use credsync::config::{self, Config, Env};
 use credsync::login::aws_login::{self, AwsLoginOutcome, AwsLoginTarget};
 use credsync::login::opener::Opener;
@@ -13,7 +14,6 @@ use credsync::login::registration::Grant;
 use credsync::login::{self, LoginOutcome, Options, SignInTarget};
 use credsync::platform::Wsl;
 use credsync::process::SystemRunner;
-use credsync::resolve::{AwsEdge, Clients};
 use credsync::timefmt;
 
 use super::{EXIT_DEGRADED, EXIT_OK, EXIT_USAGE};

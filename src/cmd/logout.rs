@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use credsync::aws::Clients;
 use credsync::login::{self, LoggedOut};
-use credsync::resolve::Clients;
 
 use super::{EXIT_DEGRADED, EXIT_OK};
 

@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::aws::{self, AwsEdge, Clients, ResolveError};
 use crate::aws_profile::{self, AwsConfig, ProfileError, SsoProfile};
 use crate::chain::{self, Base};
 use crate::config::{Config, Env, Origin};
 use crate::ini_edit;
-use crate::resolve::{self, AwsEdge, Clients, ResolveError};
 use crate::schedule::{self, Clock, Random, Wait};
 use crate::secret::Credentials;
 use crate::sso_cache::{self, CachedToken};
@@ -486,7 +486,7 @@ impl Engine {
                         }
                     }
                 }
-                other => match resolve::local_credentials(other, &self.edge) {
+                other => match aws::local_credentials(other, &self.edge) {
                     Some(Ok(c)) => BaseJob::Local(c),
                     Some(Err(e)) => {
                         results.push((i, Err(e)));
@@ -615,7 +615,7 @@ impl Engine {
                 _ => {
                     let token = None;
                     self.machine.apply(now, Event::TokenRead { key, token });
-                    return resolve::read_token(&dir, sso, now);
+                    return aws::read_token(&dir, sso, now);
                 }
             },
         };
@@ -653,9 +653,9 @@ impl Engine {
         }
         // The token in memory, not yet on disk, is the one in force (the file's may be spent).
         if self.unsaved.contains_key(&key) {
-            return resolve::usable_token(token, sso, now);
+            return aws::usable_token(token, sso, now);
         }
-        resolve::read_token(&dir, sso, now)
+        aws::read_token(&dir, sso, now)
     }
 
     /// A refreshed token: noted as written when it reached the cache file, else kept in memory
@@ -991,7 +991,7 @@ async fn resolve_job(
     let creds = match base {
         BaseJob::Sso(client, job) => {
             let (sso, token) = *job;
-            resolve::sso_role_credentials(&client, &sso, &token).await
+            aws::sso_role_credentials(&client, &sso, &token).await
         }
         BaseJob::Local(c) => Ok(c),
     };

@@ -29,9 +29,9 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_ssooidc::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssooidc::operation::create_token::CreateTokenOutput;
 
+use crate::aws::{self, Clients, Reading, ResolveError};
 use crate::aws_profile::{AwsConfig, ProfileError};
 use crate::process::Runner;
-use crate::resolve::{self, Clients, Reading, ResolveError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::sso_cache::{self, CachedToken};
 use crate::timefmt;
@@ -313,7 +313,7 @@ pub(crate) fn aws_error<E: ProvideErrorMetadata>(
 ) -> LoginError {
     LoginError::Aws {
         step,
-        source: resolve::classify(SERVICE, err, |_, code, status| {
+        source: aws::classify(SERVICE, err, |_, code, status| {
             Reading::ByStatus(format!("{step} failed with HTTP {status} ({code})"))
         }),
     }
@@ -649,7 +649,7 @@ async fn sign_out_locked(
         {
             Ok(_) => revoked = true,
             Err(e) => {
-                let e = resolve::classify("SSO portal", e, |_, code, status| {
+                let e = aws::classify("SSO portal", e, |_, code, status| {
                     Reading::ByStatus(format!("Logout failed with HTTP {status} ({code})"))
                 });
                 say(&format!(

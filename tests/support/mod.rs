@@ -595,7 +595,7 @@ pub fn in_process_engine(
 ) -> credsync::engine::Engine {
     in_process_engine_with(
         env,
-        credsync::resolve::AwsEdge::only(&fake.url()),
+        credsync::aws::AwsEdge::only(&fake.url()),
         config_toml,
         clock,
     )
@@ -604,7 +604,7 @@ pub fn in_process_engine(
 /// [`in_process_engine`] reaching AWS through `edge`.
 pub fn in_process_engine_with(
     env: &TestEnv,
-    edge: credsync::resolve::AwsEdge,
+    edge: credsync::aws::AwsEdge,
     config_toml: &str,
     clock: std::sync::Arc<dyn credsync::schedule::Clock>,
 ) -> credsync::engine::Engine {

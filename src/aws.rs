@@ -1,6 +1,8 @@
-//! Resolving one profile to credentials: SSO role credentials through the SSO portal's
-//! GetRoleCredentials, with the token from the cache. Role chains are planned by `chain` and
-//! assumed by `sts`, which build their clients from the same [`AwsEdge`].
+//! The AWS edge: the SDK clients, built from one [`AwsEdge`], and resolving one profile to
+//! credentials: SSO role credentials through the SSO portal's GetRoleCredentials, with the token
+//! from the cache. Role chains are planned by `chain` and assumed by `sts`, which build their
+//! clients from the same [`AwsEdge`]. What resolving can fail with is the core's
+//! [`ResolveError`], re-exported here.
 //!
 //! SDK clients are built from the `SdkConfig` that `aws-config` loads, so the SDK's endpoint
 //! variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SSO`, ...) and `endpoint_url` profile keys

@@ -363,6 +363,25 @@ mod tests {
     }
 
     #[test]
+    fn at_the_second_of_its_end_a_token_has_ended_and_so_have_credentials_ending_then() {
+        let mut notifier = Notifier::new();
+        let mut s = no_refresh_token("corp", NOW);
+        s.credentials_until = Some(at(NOW));
+        let n = notifier.observe(&[s], BEFORE, at(NOW));
+        assert_eq!(events(&n), [("corp", SessionEvent::Ended)]);
+        assert!(
+            n[0].body.contains("ended 2026-11-29T15:00:00Z (0s ago)"),
+            "{}",
+            n[0].body
+        );
+        assert!(
+            n[0].body.contains("The credentials on disk have expired."),
+            "{}",
+            n[0].body
+        );
+    }
+
+    #[test]
     fn a_new_sign_in_starts_over() {
         let mut notifier = Notifier::new();
         assert_eq!(

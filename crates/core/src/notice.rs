@@ -345,40 +345,27 @@ mod tests {
 
     #[test]
     fn first_seen_expired_says_it_ended() {
-        let mut notifier = Notifier::new();
-        let mut s = no_refresh_token("corp", NOW - 3600);
-        s.credentials_until = Some(at(NOW - 60));
-        let n = notifier.observe(&[s], BEFORE, at(NOW));
-        assert_eq!(events(&n), [("corp", SessionEvent::Ended)]);
-        assert!(
-            n[0].body.contains("ended 2026-11-29T14:00:00Z (1h00m ago)"),
-            "{}",
-            n[0].body
-        );
-        assert!(
-            n[0].body.contains("The credentials on disk have expired."),
-            "{}",
-            n[0].body
-        );
-    }
-
-    #[test]
-    fn at_the_second_of_its_end_a_token_has_ended_and_so_have_credentials_ending_then() {
-        let mut notifier = Notifier::new();
-        let mut s = no_refresh_token("corp", NOW);
-        s.credentials_until = Some(at(NOW));
-        let n = notifier.observe(&[s], BEFORE, at(NOW));
-        assert_eq!(events(&n), [("corp", SessionEvent::Ended)]);
-        assert!(
-            n[0].body.contains("ended 2026-11-29T15:00:00Z (0s ago)"),
-            "{}",
-            n[0].body
-        );
-        assert!(
-            n[0].body.contains("The credentials on disk have expired."),
-            "{}",
-            n[0].body
-        );
+        // An hour after its end, and at the very second of it (credentials ending then too).
+        for (expires, credentials_until, ended) in [
+            (
+                NOW - 3600,
+                NOW - 60,
+                "ended 2026-11-29T14:00:00Z (1h00m ago)",
+            ),
+            (NOW, NOW, "ended 2026-11-29T15:00:00Z (0s ago)"),
+        ] {
+            let mut notifier = Notifier::new();
+            let mut s = no_refresh_token("corp", expires);
+            s.credentials_until = Some(at(credentials_until));
+            let n = notifier.observe(&[s], BEFORE, at(NOW));
+            assert_eq!(events(&n), [("corp", SessionEvent::Ended)]);
+            let body = &n[0].body;
+            assert!(body.contains(ended), "{body}");
+            assert!(
+                body.contains("The credentials on disk have expired."),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -601,4 +601,21 @@ fn a_reload_keeps_credentials_only_when_the_plan_is_the_same() {
         !reload_keeps_credentials(with_hop(arn), with_hop("arn:aws:iam::111111111111:role/b")),
         "another role"
     );
+    let login = |session: &str| {
+        Ok(Plan {
+            base: Base::Login(crate::chain::LoginProfile {
+                profile: "dev".to_owned(),
+                session: session.to_owned(),
+                region: Some("us-east-1".to_owned()),
+            }),
+            hops: Vec::new(),
+        })
+    };
+    let user = "arn:aws:iam::111111111111:user/u";
+    assert!(reload_keeps_credentials(login(user), login(user)));
+    assert!(
+        !reload_keeps_credentials(login(user), login("arn:aws:iam::111111111111:user/v")),
+        "another signed-in user"
+    );
+    assert!(!reload_keeps_credentials(login(user), env()));
 }

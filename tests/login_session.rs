@@ -721,8 +721,9 @@ fn credsync_login_on_another_device_takes_the_pasted_code() {
     assert_eq!(entry["refreshToken"], issued[0].refresh_issued.as_str());
 }
 
-#[test]
-fn a_login_session_is_the_source_of_a_role_chain() {
+/// `[profile admin]` assumes a role with the credentials of login profile `dev`, signed in with
+/// 2 minutes left; credsync manages `admin`.
+fn a_role_chain_on_a_signed_in_session() -> (FakeAws, TestEnv) {
     let fake = FakeAws::new();
     let env = setup(&fake, "");
     env.write_aws_config(&format!(
@@ -731,6 +732,12 @@ fn a_login_session_is_the_source_of_a_role_chain() {
     ));
     env.write_config_toml("[[profiles]]\nsource = \"admin\"\n");
     signed_in(&env, &fake, 2 * MIN);
+    (fake, env)
+}
+
+#[test]
+fn a_login_session_is_the_source_of_a_role_chain() {
+    let (fake, env) = a_role_chain_on_a_signed_in_session();
     sync(&env);
     let issued = fake.login_issued();
     assert_eq!(issued.len(), 1);
@@ -756,14 +763,7 @@ fn a_login_session_is_the_source_of_a_role_chain() {
 
 #[test]
 fn the_daemon_renews_a_session_that_only_a_role_chain_uses_on_its_own_schedule() {
-    let fake = FakeAws::new();
-    let env = setup(&fake, "");
-    env.write_aws_config(&format!(
-        "[profile dev]\nlogin_session = {USER}\nregion = us-east-1\n\n\
-         [profile admin]\nrole_arn = arn:aws:iam::444455556666:role/Admin\nsource_profile = dev\n"
-    ));
-    env.write_config_toml("[[profiles]]\nsource = \"admin\"\n");
-    signed_in(&env, &fake, 2 * MIN);
+    let (fake, env) = a_role_chain_on_a_signed_in_session();
     // 90-second session credentials (the floor: a renewal a minute), one-hour role credentials.
     fake.set_login_expires_in(90);
     let daemon = env.daemon(std::iter::empty::<&str>());

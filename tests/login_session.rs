@@ -8,9 +8,11 @@
 use crate::support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use credsync::ini_edit;
+use credsync::schedule::Clock as _;
 use credsync::secret::ExposeSecret;
 use credsync::signin::DpopKey;
 use serde_json::{Value, json};
@@ -761,29 +763,37 @@ fn a_login_session_is_the_source_of_a_role_chain() {
     );
 }
 
+/// The engine as the daemon runs it, on a `ManualClock` (the fake on the same time): 90-second
+/// session credentials make the floor (a renewal a minute) the schedule, without waiting it out.
 #[test]
 fn the_daemon_renews_a_session_that_only_a_role_chain_uses_on_its_own_schedule() {
     let (fake, env) = a_role_chain_on_a_signed_in_session();
-    // 90-second session credentials (the floor: a renewal a minute), one-hour role credentials.
+    // 90-second session credentials, one-hour role credentials.
     fake.set_login_expires_in(90);
-    let daemon = env.daemon(std::iter::empty::<&str>());
-    daemon.expect_within(
-        "a second renewal of the session",
-        || fake.login_issued().len() >= 2,
-        Duration::from_secs(80),
-    );
+    let clock = support::ManualClock::new(SystemTime::now());
+    let toml = "[[profiles]]\nsource = \"admin\"\n";
+    let mut engine = support::in_process_engine(&env, &fake, toml, Arc::new(clock.clone()));
+    engine.start();
+    let rt = support::runtime();
+    let end = clock.now() + Duration::from_secs(150);
+    while clock.now() < end && fake.login_issued().len() < 2 {
+        fake.set_clock_to(clock.now());
+        rt.block_on(engine.round(1));
+        let wait = credsync::schedule::sleep_for(clock.now(), engine.next_deadline());
+        clock.advance(wait.max(Duration::from_millis(5)));
+    }
+    let issued = fake.login_issued();
+    assert!(issued.len() >= 2, "renewals in 150 s: {}", issued.len());
     // The role was not assumed again: the session is renewed for its own sake, so that the
     // entry never reaches botocore's 5-minute threshold for the AWS CLI on the host.
-    assert_eq!(fake.assume_role_calls().len(), 1, "{}", daemon.logs());
-    let issued = fake.login_issued();
+    assert_eq!(fake.assume_role_calls().len(), 1);
     assert_eq!(
         issued[1].refresh_used,
         Some(issued[0].refresh_issued.clone())
     );
-    daemon.expect_within(
-        "the renewal written to the entry",
-        || read_entry(&env)["refreshToken"] == issued[1].refresh_issued.as_str(),
-        WAIT,
+    assert_eq!(
+        read_entry(&env)["refreshToken"],
+        issued[1].refresh_issued.as_str()
     );
 }
 

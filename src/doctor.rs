@@ -14,7 +14,6 @@ pub mod live;
 pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -32,73 +31,7 @@ use crate::status::{State, Status};
 use crate::timefmt::humane;
 use crate::uidmap;
 
-/// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Ok => "ok",
-            Level::Warn => "warn",
-            Level::Fail => "fail",
-        })
-    }
-}
-
-/// One line of the report: what was found and, unless it is fine, how to fix it (possibly
-/// several lines to paste).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub level: Level,
-    pub(crate) what: String,
-    pub(crate) fix: Option<String>,
-}
-
-impl Check {
-    pub fn ok(what: impl Into<String>) -> Check {
-        Check {
-            level: Level::Ok,
-            what: what.into(),
-            fix: None,
-        }
-    }
-
-    pub fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            level: Level::Warn,
-            what: what.into(),
-            fix: Some(fix.into()),
-        }
-    }
-
-    pub fn fail(what: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            level: Level::Fail,
-            what: what.into(),
-            fix: Some(fix.into()),
-        }
-    }
-}
-
-/// The report: `ok   what`, and under a warn or fail its fix, indented.
-pub fn render(checks: &[Check]) -> String {
-    let mut out = String::new();
-    for c in checks {
-        out.push_str(&format!("{:<4}  {}\n", c.level.to_string(), c.what));
-        if let Some(fix) = &c.fix {
-            for (i, line) in fix.lines().enumerate() {
-                let lead = if i == 0 { "fix: " } else { "     " };
-                out.push_str(&format!("      {lead}{line}\n"));
-            }
-        }
-    }
-    out
-}
+pub use credsync_core::doctor::{Check, Level, render};
 
 // ---------------------------------------------------------------------------------------------
 // credsync's config and the AWS config.
@@ -1921,15 +1854,6 @@ pub(crate) mod tests {
         ] {
             assert_instruction(c.fix.as_deref().unwrap_or_default());
         }
-    }
-
-    #[test]
-    fn render_indents_fixes() {
-        let text = render(&[Check::ok("a"), Check::fail("b", "one\n  - two")]);
-        assert_eq!(
-            text,
-            "ok    a\nfail  b\n      fix: one\n             - two\n"
-        );
     }
 
     // -----------------------------------------------------------------------------------------

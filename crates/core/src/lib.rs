@@ -8,6 +8,7 @@
 pub mod aws_profile;
 pub mod chain;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 pub mod ini;
 pub mod ini_edit;

@@ -15,7 +15,7 @@ pub mod project;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::acl;
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
@@ -26,12 +26,11 @@ use crate::mounts::MountTable;
 use crate::notify::Desktop;
 use crate::platform::{self, Wsl};
 use crate::service::{self, Platform};
-use crate::sso_cache::{self, CachedToken};
 use crate::status::{State, Status};
 use crate::timefmt::humane;
 use crate::uidmap;
 
-pub use credsync_core::doctor::{Check, Level, render};
+pub use credsync_core::doctor::{Check, Level, TokenRead, check_aws_config, check_token, render};
 
 // ---------------------------------------------------------------------------------------------
 // credsync's config and the AWS config.
@@ -67,31 +66,6 @@ pub fn check_config(loaded: &Result<Config, ConfigError>) -> Vec<Check> {
         )],
     }
 }
-
-/// Whether the AWS config file parses as botocore would read it.
-pub fn check_aws_config(parsed: &Result<AwsConfig, ProfileError>, path: &Path) -> Check {
-    match parsed {
-        Ok(aws) if aws.profiles.is_empty() => Check::warn(
-            format!("AWS config {}: no profiles", path.display()),
-            "set up a profile with `aws configure sso` (or write one by hand)",
-        ),
-        Ok(aws) => Check::ok(format!(
-            "AWS config {}: {} profile{}, {} sso-session{}",
-            path.display(),
-            aws.profiles.len(),
-            if aws.profiles.len() == 1 { "" } else { "s" },
-            aws.sso_sessions.len(),
-            if aws.sso_sessions.len() == 1 { "" } else { "s" },
-        )),
-        Err(e) => Check::fail(
-            format!("AWS config does not parse: {e}"),
-            "fix the line named: botocore refuses the whole file too, so every AWS tool fails",
-        ),
-    }
-}
-
-/// What reading one sso-session's token cache found (`Err`: the file could not be read).
-pub(crate) type TokenRead = Result<sso_cache::Read, String>;
 
 /// What reading one `aws login` session's cache entry found: the entry's path, and what was
 /// there (`Err`: the file could not be read).
@@ -235,58 +209,6 @@ pub(crate) fn check_login_entry(login: &LoginProfile, read: &LoginRead, now: Sys
                 ),
             },
         },
-    }
-}
-
-/// One sso-session's token: present, expired, refreshable.
-pub(crate) fn check_token(sso: &SsoProfile, read: &TokenRead, now: SystemTime) -> Check {
-    let who = match &sso.session {
-        Some(s) => format!("SSO token of sso-session {s}"),
-        None => format!("SSO token of {}", sso.start_url),
-    };
-    let login = format!("run `{}`", sso.login_command());
-    match read {
-        Err(e) => Check::fail(format!("{who}: cannot read the token cache: {e}"), login),
-        Ok(sso_cache::Read::Missing) => Check::fail(format!("{who}: not logged in"), login),
-        Ok(sso_cache::Read::Unparsable(e)) => Check::warn(
-            format!("{who}: the cache file does not parse ({e})"),
-            format!(
-                "run `credsync doctor` again in a moment (the AWS CLI may be writing it); if it \
-                 stays, {login}"
-            ),
-        ),
-        Ok(sso_cache::Read::Token(t)) => token_state(&who, t, &login, now),
-    }
-}
-
-fn token_state(who: &str, t: &CachedToken, login: &str, now: SystemTime) -> Check {
-    let refreshable = crate::token_policy::can_refresh(t, now);
-    if t.is_expired(now) {
-        if refreshable {
-            Check::warn(
-                format!(
-                    "{who}: expired, refreshable (credsync refreshes it with its refresh token)"
-                ),
-                "start the daemon (`credsync service install`) or run `credsync sync`",
-            )
-        } else {
-            Check::fail(format!("{who}: expired and cannot be refreshed"), login)
-        }
-    } else {
-        let left = t.expires_at.duration_since(now).unwrap_or_default();
-        if refreshable {
-            Check::ok(format!("{who}: valid for {}, refreshable", humane(left)))
-        } else {
-            let c = Check::ok(format!(
-                "{who}: valid for {}; not refreshable, so log in again before then",
-                humane(left)
-            ));
-            if left < Duration::from_secs(3600) {
-                Check::warn(c.what, login)
-            } else {
-                c
-            }
-        }
     }
 }
 
@@ -994,8 +916,10 @@ fn login_command(status: &Status, p: &crate::status::ProfileStatus) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::config::{self, Env};
+    use crate::sso_cache;
     use crate::status::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
     use std::path::PathBuf;
+    use std::time::Duration;
 
     /// The worst level among `checks` (`Ok` when empty).
     pub(crate) fn worst(checks: &[Check]) -> Level {
@@ -1320,39 +1244,6 @@ pub(crate) mod tests {
         s.not_refreshable = None;
         status.sso_sessions = vec![s];
         assert!(check_sessions(&status, HOUR).is_empty());
-    }
-
-    #[test]
-    fn token_states() {
-        let sso = crate::aws_profile::parse(AWS, Path::new("/c"))
-            .unwrap()
-            .sso_profile("dev")
-            .unwrap();
-        let c = check_token(&sso, &token(t0() - HOUR, false), t0());
-        assert_eq!(c.level, Level::Fail);
-        assert_eq!(
-            c.fix.as_deref(),
-            Some("run `credsync login --sso-session corp`")
-        );
-        let c = check_token(&sso, &token(t0() - HOUR, true), t0());
-        assert_eq!(c.level, Level::Warn);
-        assert!(c.what.contains("expired, refreshable"));
-        let c = check_token(&sso, &Ok(sso_cache::Read::Missing), t0());
-        assert_eq!(
-            (c.level, c.what.contains("not logged in")),
-            (Level::Fail, true)
-        );
-        let c = check_token(
-            &sso,
-            &token(t0() + 10 * 60 * Duration::from_secs(1), false),
-            t0(),
-        );
-        assert_eq!(c.level, Level::Warn, "about to expire and not refreshable");
-        let c = check_token(&sso, &token(t0() + 8 * HOUR, false), t0());
-        assert_eq!(c.level, Level::Ok);
-        let bad = sso_cache::parse(b"{\"accessToken\":").unwrap_err();
-        let c = check_token(&sso, &Ok(sso_cache::Read::Unparsable(bad)), t0());
-        assert_eq!(c.level, Level::Warn);
     }
 
     #[test]

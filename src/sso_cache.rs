@@ -18,16 +18,6 @@ pub fn file_name(key: &str) -> String {
     format!("{:x}.json", Sha1::digest(key.as_bytes()))
 }
 
-/// What reading a cache file found.
-#[derive(Debug)]
-pub enum Read {
-    /// No file: the user has not logged in.
-    Missing,
-    /// The file did not parse; it may be half-written. Try again shortly.
-    Unparsable(ParseError),
-    Token(CachedToken),
-}
-
 /// Reads `<dir>/<file_name(key)>` (through [`crate::user_file`]).
 pub fn read(dir: &Path, key: &str) -> Result<Read, crate::user_file::UserFileError> {
     let kind = crate::user_file::Kind::TokenCache;

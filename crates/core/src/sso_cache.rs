@@ -68,6 +68,16 @@ impl fmt::Debug for CachedToken {
     }
 }
 
+/// What reading a cache file found (the edge reads it).
+#[derive(Debug)]
+pub enum Read {
+    /// No file: the user has not logged in.
+    Missing,
+    /// The file did not parse; it may be half-written. Try again shortly.
+    Unparsable(ParseError),
+    Token(CachedToken),
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     /// Not JSON, or cut short: the AWS CLI writes the file in place, so read again shortly.

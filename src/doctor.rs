@@ -26,11 +26,13 @@ use crate::mounts::MountTable;
 use crate::notify::Desktop;
 use crate::platform::{self, Wsl};
 use crate::service::{self, Platform};
-use crate::status::{State, Status};
+use crate::status::Status;
 use crate::timefmt::humane;
 use crate::uidmap;
 
-pub use credsync_core::doctor::{Check, Level, TokenRead, check_aws_config, check_token, render};
+pub use credsync_core::doctor::{
+    Check, Level, TokenRead, check_aws_config, check_daemon, check_sessions, check_token, render,
+};
 
 // ---------------------------------------------------------------------------------------------
 // credsync's config and the AWS config.
@@ -685,123 +687,6 @@ pub fn check_sandbox(platform: Platform, text: Option<&str>, restricted: bool) -
     })
 }
 
-/// Whether the daemon answered on `socket`, its pid and how many profiles are fresh.
-pub fn check_daemon(socket: &Path, reply: &Result<Status, String>) -> Vec<Check> {
-    let status = match reply {
-        Ok(s) => s,
-        Err(e) => {
-            return vec![Check::fail(
-                format!("daemon: not reachable on {}: {e}", socket.display()),
-                "run `credsync service install` (or `credsync daemon` in a terminal)",
-            )];
-        }
-    };
-    let fresh = status
-        .profiles
-        .iter()
-        .filter(|p| p.state == State::Fresh)
-        .count();
-    let mut out = vec![Check::ok(format!(
-        "daemon: running (pid {}, version {}), {fresh} of {} profile{} fresh",
-        status.daemon.pid,
-        status.daemon.version,
-        status.profiles.len(),
-        if status.profiles.len() == 1 { "" } else { "s" }
-    ))];
-    for p in status.profiles.iter().filter(|p| p.state != State::Fresh) {
-        let what = format!(
-            "daemon: {} -> [{}] is {}{}",
-            p.source,
-            p.target,
-            p.state.as_str(),
-            p.last_error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        );
-        let fix = match p.state {
-            State::LoginRequired => format!("run `{}`", login_command(status, p)),
-            State::Conflict => format!(
-                "remove or rename section [{}] of the credentials file (credsync did not create \
-                 it), or give the profile another target in credsync's config",
-                p.target
-            ),
-            State::Pending => {
-                "wait a few seconds for the first refresh, then run `credsync doctor` again"
-                    .to_owned()
-            }
-            _ => "fix what the error above names, then run `credsync refresh` (`credsync \
-                  status` shows the profile's last error)"
-                .to_owned(),
-        };
-        let level_fail = matches!(
-            p.state,
-            State::LoginRequired | State::Expired | State::Error
-        );
-        out.push(if level_fail {
-            Check::fail(what, fix)
-        } else {
-            Check::warn(what, fix)
-        });
-    }
-    out
-}
-
-/// What the daemon says of its sso-sessions' tokens that a user should know: tokens shorter
-/// than `before` (`token_refresh_before`) allows, which are refreshed at half their life
-/// instead; and a token that is only in memory because its save to the cache file failed.
-pub fn check_sessions(status: &Status, before: std::time::Duration) -> Vec<Check> {
-    let mut out = Vec::new();
-    for s in &status.sso_sessions {
-        if s.aws_login
-            && s.not_refreshable == Some(crate::token_policy::NotRefreshable::RefreshRefused)
-        {
-            out.push(Check::fail(
-                format!(
-                    "aws login session {}: ended (AWS Sign-In refused its refresh token), so \
-                     its profiles are login_required",
-                    s.name
-                ),
-                format!("sign in again: run `{}`", s.login_command),
-            ));
-        }
-        if let Some(lifetime) = s.token_lifetime
-            && crate::schedule::token_shorter_than_lead(Some(lifetime), before)
-        {
-            let lead = crate::schedule::token_lead(Some(lifetime), before);
-            out.push(Check::warn(
-                format!(
-                    "SSO session {}: its tokens last {}, less than twice token_refresh_before \
-                     ({}), so credsync refreshes each {} before it expires (half its life)",
-                    s.name,
-                    humantime::format_duration(lifetime),
-                    humantime::format_duration(before),
-                    humantime::format_duration(lead)
-                ),
-                format!(
-                    "nothing breaks: to make this the plan rather than a fallback, set \
-                     token_refresh_before = \"{}\" or less under [refresh] in credsync's config",
-                    humantime::format_duration(lead)
-                ),
-            ));
-        }
-        if let (Some(since), Some(error)) = (s.token_unsaved_since, &s.token_unsaved_error) {
-            out.push(Check::fail(
-                format!(
-                    "SSO session {}: the newest token is only in the daemon's memory since {} \
-                     ({error}); the token cache file holds an older one, whose refresh token may \
-                     be spent",
-                    s.name,
-                    crate::timefmt::rfc3339(since)
-                ),
-                "free space (or fix what the error names) where the SSO token cache is; the \
-                 daemon saves the token as soon as it can — do not stop it before that",
-            ));
-        }
-    }
-    out
-}
-
 /// Whether the running daemon acts on what `credsync` in this shell would: the same config
 /// file, AWS config file, credentials file and profiles. A service installed from another
 /// environment (another `AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`)
@@ -896,28 +781,12 @@ fn same_path(a: &Path, b: &Path) -> bool {
         )
 }
 
-/// The command that logs `p` in: the one its own error names (the daemon's error says `run
-/// `<command>``), else the only session's, else `credsync login --profile <source>`.
-fn login_command(status: &Status, p: &crate::status::ProfileStatus) -> String {
-    let error = p.last_error.as_deref().unwrap_or_default();
-    let named = status
-        .sso_sessions
-        .iter()
-        .map(|s| s.login_command.as_str())
-        .find(|c| error.contains(&format!("`{c}`")));
-    match (named, status.sso_sessions.as_slice()) {
-        (Some(c), _) => c.to_owned(),
-        (None, [only]) => only.login_command.clone(),
-        (None, _) => format!("credsync login --profile {}", p.source),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::config::{self, Env};
     use crate::sso_cache;
-    use crate::status::{DaemonInfo, Kind, ProfileStatus, SessionStatus};
+    use crate::status::{DaemonInfo, ProfileStatus, SessionStatus, State};
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -1469,78 +1338,6 @@ pub(crate) mod tests {
         );
         assert!(!drive(true, true).has_posix_permissions());
         assert!(linux_file().has_posix_permissions());
-    }
-
-    #[test]
-    fn daemon_reply() {
-        let mut p1 = ProfileStatus::new("dev", "dev");
-        p1.state = State::Fresh;
-        p1.kind = Kind::Sso;
-        let mut p2 = ProfileStatus::new("ops", "ops");
-        p2.state = State::LoginRequired;
-        let status = Status {
-            version: 1,
-            daemon: DaemonInfo {
-                pid: 4242,
-                version: "0.1.0".into(),
-                started_at: t0(),
-                config: "c".into(),
-                credentials_file: "f".into(),
-                effective: None,
-                reload_error: None,
-            },
-            profiles: vec![p1, p2],
-            sso_sessions: vec![SessionStatus::new(
-                "corp",
-                "credsync login --sso-session corp",
-            )],
-        };
-        let c = check_daemon(Path::new("/s"), &Ok(status));
-        assert!(c[0].what.contains("pid 4242") && c[0].what.contains("1 of 2 profiles fresh"));
-        assert_eq!(c[1].level, Level::Fail);
-        assert_eq!(
-            c[1].fix.as_deref(),
-            Some("run `credsync login --sso-session corp`")
-        );
-        let c = check_daemon(Path::new("/s"), &Err("no answer".into()));
-        assert_eq!(c[0].level, Level::Fail);
-        assert!(
-            c[0].fix
-                .as_deref()
-                .unwrap()
-                .contains("credsync service install")
-        );
-    }
-
-    #[test]
-    fn short_tokens_and_a_token_not_on_disk_are_said() {
-        let mut status: Status = serde_json::from_value(serde_json::json!({
-            "version": 2,
-            "daemon": {"pid": 1, "version": "x", "started_at": "2026-11-29T10:00:00Z",
-                       "config": "c", "credentials_file": "f"},
-            "profiles": [],
-            "sso_sessions": [{"name": "corp", "refreshable": true,
-                              "login_command": "credsync login --sso-session corp",
-                              "token_lifetime_secs": 1200}],
-        }))
-        .unwrap();
-        let before = std::time::Duration::from_secs(30 * 60);
-        let c = check_sessions(&status, before);
-        assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!(c[0].level, Level::Warn);
-        assert!(
-            c[0].what.contains("last 20m") && c[0].what.contains("each 10m"),
-            "{c:?}"
-        );
-        // Hour-long tokens under the default: nothing to say.
-        status.sso_sessions[0].token_lifetime = Some(std::time::Duration::from_secs(3600));
-        assert!(check_sessions(&status, before).is_empty());
-        status.sso_sessions[0].token_unsaved_since = Some(t0());
-        status.sso_sessions[0].token_unsaved_error = Some("No space left on device".into());
-        let c = check_sessions(&status, before);
-        assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!(c[0].level, Level::Fail);
-        assert!(c[0].what.contains("only in the daemon's memory"), "{c:?}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::status::Status;
 use crate::timefmt::humane;
 use crate::uidmap;
 
+pub(crate) use credsync_core::doctor::long_lived_sections;
 pub use credsync_core::doctor::{
     Check, Level, TokenRead, check_aws_config, check_daemon, check_sessions, check_token, render,
 };
@@ -368,22 +369,6 @@ pub fn check_credentials_file(path: &Path, facts: &FileFacts, container_uid: Opt
 // ---------------------------------------------------------------------------------------------
 // What the containers can read on the host: the credentials file's long-lived keys, and which
 // host account the container uid is.
-
-/// The sections of a credentials file's `text` that hold long-lived IAM user keys
-/// (`aws_access_key_id = AKIA…`) and that credsync does not manage.
-pub(crate) fn long_lived_sections(text: &str) -> Vec<String> {
-    let Ok(sections) = ini_edit::source_credentials(text, Path::new("credentials")) else {
-        return Vec::new();
-    };
-    sections
-        .into_iter()
-        .filter(|(_, keys)| {
-            keys.get("aws_access_key_id")
-                .is_some_and(|k| k.trim().starts_with("AKIA"))
-        })
-        .map(|(name, _)| name)
-        .collect()
-}
 
 /// Warns when uid `uid` (the containers' user, as a host uid; `who` says which) can read the
 /// credentials file at `path` (its `file` and `dir` permissions, ACL included) while `text`

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::aws_profile::{AwsConfig, ProfileError, SsoProfile};
+use crate::ini_edit;
 use crate::sso_cache::{self, CachedToken};
 use crate::status::{ProfileStatus, State, Status};
 use crate::timefmt::humane;
@@ -289,6 +290,22 @@ fn login_command(status: &Status, p: &ProfileStatus) -> String {
         (None, [only]) => only.login_command.clone(),
         (None, _) => format!("credsync login --profile {}", p.source),
     }
+}
+
+/// The sections of a credentials file's `text` that hold long-lived IAM user keys
+/// (`aws_access_key_id = AKIA…`) and that credsync does not manage.
+pub fn long_lived_sections(text: &str) -> Vec<String> {
+    let Ok(sections) = ini_edit::source_credentials(text, Path::new("credentials")) else {
+        return Vec::new();
+    };
+    sections
+        .into_iter()
+        .filter(|(_, keys)| {
+            keys.get("aws_access_key_id")
+                .is_some_and(|k| k.trim().starts_with("AKIA"))
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! `credsync doctor`: each check of the setup as a pure function from what was read (text,
 //! file facts, a daemon reply, `now`) to [`Check`]s, so tests feed them byte literals. The
-//! binary's `cmd/doctor.rs` gathers the inputs and prints the result.
+//! binary's `cmd/doctor.rs` gathers the inputs and prints the result. The rows ([`Check`],
+//! [`Level`], [`render`]) and the checks whose inputs are the core's types (the AWS config,
+//! a token as read, the daemon's reply) are `credsync_core::doctor`, re-exported here; this
+//! module keeps what reads the disk ([`FileFacts::of`]) and the checks of edge types.
 //!
 //! Plain doctor checks credsync's config, the AWS config, each managed profile (its plan and,
 //! for SSO, its token), the credentials file's permissions, the user service and the daemon;

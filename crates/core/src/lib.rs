@@ -1,10 +1,10 @@
 //! credsync's pure core: the AWS file formats (the AWS config, the credentials file, the SSO
 //! and `aws login` caches), the planner, the state machine and its report, the schedule, the
-//! token policy, the status types and the notification decision. Everything here is a function
-//! of its arguments and events: it reads no file, opens no socket, starts no program, calls no
-//! AWS SDK, runs no async runtime and looks at no clock. `Cargo.toml` keeps it so (no
-//! dependency that does I/O), and the `credsync` crate is the edge that does the I/O and
-//! re-exports these modules under their old paths.
+//! token policy, the status types, the notification decision and doctor's rows and pure checks.
+//! Everything here is a function of its arguments and events: it reads no file, opens no
+//! socket, starts no program, calls no AWS SDK, runs no async runtime and looks at no clock.
+//! `Cargo.toml` keeps it so (no dependency that does I/O), and the `credsync` crate is the edge
+//! that does the I/O and re-exports these modules under their old paths.
 pub mod aws_profile;
 pub mod chain;
 pub mod config;

@@ -85,6 +85,18 @@ pub fn signed_in_with(env: &TestEnv, fake: &FakeAws, left: Duration, refresh: &s
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// What the fake issued, after checking there are `n` issues (`n` >= 2) and the last one spent
+/// the refresh token the one before it issued (the session did not fork).
+fn renewals_in_a_chain(fake: &FakeAws, n: usize) -> Vec<support::fake_aws::LoginIssued> {
+    let issued = fake.login_issued();
+    assert_eq!(issued.len(), n, "{issued:?}");
+    assert_eq!(
+        issued[n - 1].refresh_used,
+        Some(issued[n - 2].refresh_issued.clone())
+    );
+    issued
+}
+
 /// The keys of section `dev-keys` of the credentials file.
 fn written_key(env: &TestEnv) -> String {
     let text = env.read_credentials();
@@ -317,12 +329,7 @@ fn the_aws_cli_reads_and_refreshes_what_credsync_renewed_and_credsync_renews_wha
     // key credsync wrote, and writes its entry.
     sync(&env);
     let key = cli_key(&env, &fake);
-    let issued = fake.login_issued();
-    assert_eq!(issued.len(), 2, "{issued:?}");
-    assert_eq!(
-        issued[1].refresh_used,
-        Some(issued[0].refresh_issued.clone())
-    );
+    let issued = renewals_in_a_chain(&fake, 2);
     assert_eq!(key, issued[1].credentials.access_key_id);
     assert_eq!(
         read_entry(&env)["refreshToken"],
@@ -332,12 +339,7 @@ fn the_aws_cli_reads_and_refreshes_what_credsync_renewed_and_credsync_renews_wha
     // credsync renews the entry the AWS CLI wrote.
     fake.set_login_expires_in(900);
     sync(&env);
-    let issued = fake.login_issued();
-    assert_eq!(issued.len(), 3, "{issued:?}");
-    assert_eq!(
-        issued[2].refresh_used,
-        Some(issued[1].refresh_issued.clone())
-    );
+    let issued = renewals_in_a_chain(&fake, 3);
     assert_eq!(written_key(&env), issued[2].credentials.access_key_id);
 
     // Fifteen minutes left: the AWS CLI takes credsync's credentials as they are.
@@ -388,12 +390,7 @@ fn credsync_renews_the_session_aws_login_signed_in() {
 
     fake.set_login_expires_in(900);
     sync(&env);
-    let issued = fake.login_issued();
-    assert_eq!(issued.len(), 2, "{issued:?}");
-    assert_eq!(
-        issued[1].refresh_used,
-        Some(issued[0].refresh_issued.clone())
-    );
+    let issued = renewals_in_a_chain(&fake, 2);
     assert_eq!(
         read_entry(&env)["refreshToken"],
         issued[1].refresh_issued.as_str()
@@ -643,12 +640,7 @@ fn credsync_login_signs_in_as_aws_login_does_and_then_renews() {
     let (code, out) = crate::login::login(&env, &["login", "--profile", "dev", "--fresh"]);
     assert_eq!(code, Some(0), "{out}");
     sync(&env);
-    let issued = fake.login_issued();
-    assert_eq!(issued.len(), 3, "{issued:?}");
-    assert_eq!(
-        issued[2].refresh_used,
-        Some(issued[1].refresh_issued.clone())
-    );
+    let issued = renewals_in_a_chain(&fake, 3);
     assert_eq!(written_key(&env), issued[2].credentials.access_key_id);
     assert_eq!(fake.login_bad_proofs(), 0);
 }
